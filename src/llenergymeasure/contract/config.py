@@ -1,0 +1,328 @@
+"""ExperimentConfig: one experiment, exactly as the container will run it.
+
+Units are in field names (`_s`, `_tokens`, `_c`) or descriptions. Defaults are the measured
+method's defaults; a backend section left out is filled with that backend's defaults so the
+recorded config is always the complete one that ran.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "tensorrt")
+Backend = Literal["pytorch", "vllm", "tensorrt"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """Base of every contract model: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+# --- prompt sources -------------------------------------------------------------------------
+
+
+class FixedLength(Strict):
+    distribution: Literal["fixed"] = "fixed"
+    tokens: PositiveInt = Field(128, description="Input length of every prompt, in tokens.")
+
+
+class UniformLength(Strict):
+    distribution: Literal["uniform"]
+    min: PositiveInt = Field(description="Shortest input, in tokens.")
+    max: PositiveInt = Field(description="Longest input, in tokens.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformLength:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class NormalLength(Strict):
+    distribution: Literal["normal"]
+    mean: PositiveInt = Field(description="Mean input length, in tokens.")
+    std: NonNegativeFloat = Field(description="Standard deviation, in tokens.")
+    min: PositiveInt = Field(1, description="Draws are clipped to at least this, in tokens.")
+    max: PositiveInt | None = Field(None, description="Draws are clipped to at most this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalLength:
+        if self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+InputLength = Annotated[
+    FixedLength | UniformLength | NormalLength, Field(discriminator="distribution")
+]
+
+
+class SyntheticPrompts(Strict):
+    """Seeded prompts made exact in tokens of the model's own tokenizer."""
+
+    source: Literal["synthetic"] = "synthetic"
+    seed: int = 0
+    input_length: InputLength = Field(default_factory=FixedLength)
+
+
+class JsonlPrompts(Strict):
+    """One JSON object per line; `field` holds the prompt text."""
+
+    source: Literal["jsonl"]
+    path: str = Field(min_length=1, description="Path as seen inside the container.")
+    field: str = "prompt"
+
+
+class HFDatasetPrompts(Strict):
+    source: Literal["hf_dataset"]
+    name: str = Field(min_length=1)
+    config_name: str | None = None
+    split: str = "train"
+    field: str = "text"
+
+
+PromptSource = Annotated[
+    SyntheticPrompts | JsonlPrompts | HFDatasetPrompts, Field(discriminator="source")
+]
+
+
+# --- method -----------------------------------------------------------------------------------
+
+
+class Decoding(Strict):
+    """Greedy when temperature is 0 (the default); sampling otherwise."""
+
+    temperature: NonNegativeFloat = 0.0
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 disables top-k filtering.")
+    repetition_penalty: float = Field(1.0, gt=0)
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @model_validator(mode="after")
+    def _sampling_knobs_need_sampling(self) -> Decoding:
+        if self.greedy and (self.top_p != 1.0 or self.top_k != 0):
+            raise ValueError(
+                "top_p/top_k have no effect under greedy decoding (temperature 0); "
+                "set temperature > 0 or leave them at their defaults"
+            )
+        return self
+
+
+class Warmup(Strict):
+    enabled: bool = True
+    min_batches: PositiveInt = Field(3, description="Batches always run before checking CV.")
+    max_batches: PositiveInt = Field(30, description="Cap: stop warming up after this many.")
+    cv_window: int = Field(3, ge=2, description="Trailing batches whose latency CV is checked.")
+    cv_bound: float = Field(
+        0.05, gt=0, lt=1, description="Warm when latency coefficient of variation is below this."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Warmup:
+        if self.min_batches > self.max_batches:
+            raise ValueError(
+                f"min_batches ({self.min_batches}) must not exceed max_batches ({self.max_batches})"
+            )
+        return self
+
+
+class Baseline(Strict):
+    enabled: bool = True
+    duration_s: float = Field(
+        30.0, gt=0, description="Idle power reading with the model loaded, in seconds."
+    )
+
+
+# --- backend sections -----------------------------------------------------------------------
+
+
+class PyTorchConfig(Strict):
+    batch_size: PositiveInt = 1
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
+        None, description="None keeps transformers' default for the model."
+    )
+    torch_compile: bool = False
+    torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    load_in_8bit: bool = False
+    load_in_4bit: bool = False
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    use_cache: bool = True
+
+    @model_validator(mode="after")
+    def _one_quantisation(self) -> PyTorchConfig:
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("load_in_8bit and load_in_4bit are mutually exclusive")
+        return self
+
+
+VLLMQuantization = Literal[
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "fp8",
+    "bitsandbytes",
+    "compressed-tensors",
+    "marlin",
+    "gguf",
+]
+
+
+class VLLMConfig(Strict):
+    max_num_seqs: PositiveInt = 256
+    max_num_batched_tokens: PositiveInt | None = None
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enforce_eager: bool = False
+    tensor_parallel_size: PositiveInt = 1
+    pipeline_parallel_size: PositiveInt = 1
+    quantization: VLLMQuantization | None = None
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    enable_prefix_caching: bool = False
+    enable_chunked_prefill: bool | None = Field(None, description="None keeps vLLM's default.")
+    max_model_len: PositiveInt | None = None
+    block_size: PositiveInt | None = None
+
+    @property
+    def gpus_needed(self) -> int:
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+
+TensorRTQuantization = Literal[
+    "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo", "nvfp4"
+]
+
+
+class TensorRTConfig(Strict):
+    engine: Literal["pytorch", "tensorrt"] = Field(
+        "pytorch", description="TensorRT-LLM's PyTorch flow or a compiled TensorRT engine."
+    )
+    max_batch_size: PositiveInt = 8
+    max_num_tokens: PositiveInt | None = None
+    max_seq_len: PositiveInt | None = None
+    tp_size: PositiveInt = 1
+    pp_size: PositiveInt = 1
+    quantization: TensorRTQuantization | None = None
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    kv_cache_free_gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
+
+    @property
+    def gpus_needed(self) -> int:
+        return self.tp_size * self.pp_size
+
+
+# --- the experiment -------------------------------------------------------------------------
+
+
+class ExperimentConfig(Strict):
+    """One experiment. The host hashes it; the container runs it."""
+
+    model: str = Field(min_length=1, description="Hub id or a local folder.")
+    revision: str | None = Field(None, description="Hub revision (commit, tag or branch).")
+    backend: Backend = "pytorch"
+    precision: Precision = Precision.bf16
+    prompts: PromptSource = Field(default_factory=SyntheticPrompts)
+    n_prompts: PositiveInt = 100
+    max_input_tokens: PositiveInt = Field(
+        2048, description="Longer prompts are truncated to this many tokens."
+    )
+    max_new_tokens: PositiveInt = 128
+    fixed_output_length: bool = Field(
+        True, description="Ignore EOS so every backend generates exactly max_new_tokens."
+    )
+    decoding: Decoding = Field(default_factory=Decoding)
+    warmup: Warmup = Field(default_factory=Warmup)
+    baseline: Baseline = Field(default_factory=Baseline)
+    min_window_s: NonNegativeFloat = Field(
+        10.0, description="The measured window repeats the prompt set until this has passed."
+    )
+    gpu_count: int = Field(1, ge=0, description="GPUs given to the container; 0 runs on CPU.")
+    pytorch: PyTorchConfig | None = None
+    vllm: VLLMConfig | None = None
+    tensorrt: TensorRTConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_section(self) -> ExperimentConfig:
+        for name in BACKENDS:
+            if name != self.backend and getattr(self, name) is not None:
+                raise ValueError(
+                    f"a '{name}:' section was given but backend is '{self.backend}'; "
+                    f"remove it or set backend: {name}"
+                )
+        if getattr(self, self.backend) is None:
+            # Fill in the defaults so the recorded config is the one that ran.
+            object.__setattr__(self, self.backend, _SECTIONS[self.backend]())
+        return self
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ExperimentConfig:
+        if isinstance(self.prompts, SyntheticPrompts):
+            length = self.prompts.input_length
+            longest = {
+                "fixed": getattr(length, "tokens", None),
+                "uniform": getattr(length, "max", None),
+                "normal": getattr(length, "max", None),
+            }[length.distribution]
+            if longest is not None and longest > self.max_input_tokens:
+                raise ValueError(
+                    f"synthetic prompts of up to {longest} tokens exceed "
+                    f"max_input_tokens ({self.max_input_tokens})"
+                )
+        if self.backend == "vllm":
+            assert self.vllm is not None
+            if self.vllm.gpus_needed != self.gpu_count:
+                raise ValueError(
+                    f"vllm.tensor_parallel_size x pipeline_parallel_size "
+                    f"({self.vllm.gpus_needed}) must equal gpu_count ({self.gpu_count})"
+                )
+            if self.vllm.max_model_len is not None and (
+                self.vllm.max_model_len < self.max_input_tokens + self.max_new_tokens
+            ):
+                raise ValueError(
+                    f"vllm.max_model_len ({self.vllm.max_model_len}) is shorter than "
+                    f"max_input_tokens + max_new_tokens "
+                    f"({self.max_input_tokens + self.max_new_tokens})"
+                )
+        if self.backend == "tensorrt":
+            assert self.tensorrt is not None
+            if self.tensorrt.gpus_needed != self.gpu_count:
+                raise ValueError(
+                    f"tensorrt.tp_size x pp_size ({self.tensorrt.gpus_needed}) must equal "
+                    f"gpu_count ({self.gpu_count})"
+                )
+        if self.backend in ("vllm", "tensorrt") and self.gpu_count == 0:
+            raise ValueError(f"backend '{self.backend}' needs gpu_count >= 1")
+        if self.backend == "pytorch":
+            assert self.pytorch is not None
+            if (self.pytorch.load_in_8bit or self.pytorch.load_in_4bit) and self.gpu_count == 0:
+                raise ValueError("bitsandbytes quantisation (load_in_8bit/4bit) needs a GPU")
+        return self
+
+    @property
+    def backend_section(self) -> PyTorchConfig | VLLMConfig | TensorRTConfig:
+        section = getattr(self, self.backend)
+        assert section is not None
+        return section
+
+
+_SECTIONS: dict[str, type[Strict]] = {
+    "pytorch": PyTorchConfig,
+    "vllm": VLLMConfig,
+    "tensorrt": TensorRTConfig,
+}

@@ -1,0 +1,294 @@
+"""ExperimentResult: everything one experiment measured, written once as `result.json`.
+
+Rules every field follows:
+- the unit is in the name (`_s`, `_ms`, `_j`, `_w`, `_mb`, `_c`, `_mhz`, `_pct`) or stated;
+- a figure that cannot be measured everywhere is nullable, and a `*_reason` sibling says why it
+  is null; a validator enforces that exactly one of the two is set;
+- every measured figure names the method that produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from llenergymeasure.contract.config import ExperimentConfig, Strict
+from llenergymeasure.contract.run import RunContext
+
+RESULT_SCHEMA_VERSION = 1
+
+
+def _require_value_or_reason(model: Strict, *names: str) -> None:
+    """Exactly one of `name` and `name_reason` is set, for each name."""
+    for name in names:
+        value = getattr(model, name)
+        reason = getattr(model, f"{name}_reason")
+        if (value is None) == (reason is None):
+            state = "both set" if value is not None else "both null"
+            raise ValueError(
+                f"{name} and {name}_reason are {state}: a null figure needs a reason, "
+                "a measured one must not have one"
+            )
+
+
+class Percentiles(Strict):
+    """Summary of a distribution of per-request or per-token samples (unit given by the field)."""
+
+    n: int = Field(ge=1, description="Number of samples.")
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Percentiles:
+        if not (self.min <= self.p50 <= self.p90 <= self.p99 <= self.max):
+            raise ValueError("percentiles must satisfy min <= p50 <= p90 <= p99 <= max")
+        return self
+
+
+class GpuInfo(Strict):
+    index: int
+    name: str
+    uuid: str
+    memory_total_mb: float
+    power_limit_w: float | None
+    persistence_mode: bool | None
+
+
+class Environment(Strict):
+    llem_version: str
+    python_version: str
+    os: str
+    cpu_model: str
+    cpu_count: int
+    hostname: str
+    container_id: str | None = Field(None, description="Container's short id (its hostname).")
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    driver_version: str | None
+    cuda_version: str | None = Field(description="CUDA runtime the engine was built with.")
+    torch_version: str | None
+    transformers_version: str | None
+    backend_engine: str = Field(description="Engine that generated, e.g. 'transformers'.")
+    backend_engine_version: str | None
+    device: Literal["cuda", "cpu"]
+
+
+class Timings(Strict):
+    load_s: float = Field(ge=0, description="Model (or engine) load, wall clock.")
+    tokenisation_s: float = Field(ge=0, description="Pre-tokenising the prompt set.")
+    baseline_s: float = Field(ge=0, description="Idle-power reading; 0 when disabled.")
+    warmup_s: float = Field(ge=0)
+    warmup_batches: int = Field(ge=0)
+    warmup_converged: bool = Field(
+        description="Latency CV fell below the bound before the cap was reached."
+    )
+    warmup_final_cv: float | None = Field(description="Latency CV of the last warmup window.")
+    window_s: float = Field(gt=0, description="Measured window, CUDA-synchronised at both edges.")
+    total_s: float = Field(ge=0, description="Runner start to result written.")
+
+
+class TokenCounts(Strict):
+    requests: int = Field(ge=1, description="Requests generated in the measured window.")
+    passes: int = Field(ge=1, description="Times the prompt set was run to fill min_window_s.")
+    input_tokens: int = Field(ge=0, description="Prompt tokens in the window, padding excluded.")
+    output_tokens: int = Field(
+        ge=0, description="Tokens actually generated in the window, padding excluded."
+    )
+    batches: int = Field(ge=1)
+
+
+class Throughput(Strict):
+    output_tokens_per_s: float
+    total_tokens_per_s: float = Field(description="(input + output) tokens per second.")
+    requests_per_s: float
+
+
+class Latency(Strict):
+    request_ms: Percentiles = Field(description="End-to-end latency per request, ms.")
+    ttft_ms: Percentiles | None = Field(description="Time to first token per request, ms.")
+    ttft_ms_reason: str | None = None
+    itl_ms: Percentiles | None = Field(description="Inter-token latency, ms.")
+    itl_ms_reason: str | None = None
+    method: str = Field(description="How per-token times were taken.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> Latency:
+        _require_value_or_reason(self, "ttft_ms", "itl_ms")
+        return self
+
+
+GpuEnergySource = Literal["nvml_energy_counter", "nvml_power_integral", "unavailable"]
+CpuEnergySource = Literal["rapl", "unavailable"]
+
+
+class Energy(Strict):
+    """Energy over the measured window. GPU figures are summed over the container's GPUs."""
+
+    gpu_source: GpuEnergySource
+    cpu_source: CpuEnergySource
+    gpu_j: float | None = Field(description="Raw GPU energy in the window, J.")
+    gpu_j_reason: str | None = None
+    per_gpu_j: list[float] | None = Field(None, description="Raw energy per GPU, J.")
+    cpu_package_j: float | None = Field(description="RAPL CPU package energy, J.")
+    cpu_package_j_reason: str | None = None
+    dram_j: float | None = Field(description="RAPL DRAM energy, J.")
+    dram_j_reason: str | None = None
+    baseline_gpu_w: float | None = Field(
+        description="Idle GPU power with the model and CUDA context loaded, W."
+    )
+    baseline_gpu_w_reason: str | None = None
+    baseline_cpu_w: float | None = Field(description="Idle CPU package (+DRAM) power, W.")
+    baseline_cpu_w_reason: str | None = None
+    gpu_adjusted_j: float | None = Field(
+        description="gpu_j minus baseline_gpu_w x window_s: energy attributable to the work, J."
+    )
+    gpu_adjusted_j_reason: str | None = None
+    total_j: float | None = Field(
+        description="gpu_j + cpu_package_j + dram_j over the parts measured (see total_parts)."
+    )
+    total_j_reason: str | None = None
+    total_parts: list[Literal["gpu", "cpu_package", "dram"]] = Field(default_factory=list)
+    j_per_output_token: float | None = Field(description="gpu_j / output_tokens.")
+    j_per_output_token_reason: str | None = None
+    adjusted_j_per_output_token: float | None = Field(description="gpu_adjusted_j / output_tokens.")
+    adjusted_j_per_output_token_reason: str | None = None
+    output_tokens_per_j: float | None = Field(description="output_tokens / gpu_j.")
+    output_tokens_per_j_reason: str | None = None
+    mean_gpu_power_w: float | None = Field(description="gpu_j / window_s, W.")
+    mean_gpu_power_w_reason: str | None = None
+    peak_gpu_power_w: float | None = Field(description="Highest sampled GPU power, W.")
+    peak_gpu_power_w_reason: str | None = None
+    load_gpu_j: float | None = Field(description="GPU energy while loading the model, J.")
+    load_gpu_j_reason: str | None = None
+    sample_interval_ms: float | None = Field(None, description="Power sampler period, ms.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> Energy:
+        _require_value_or_reason(
+            self,
+            "gpu_j",
+            "cpu_package_j",
+            "dram_j",
+            "baseline_gpu_w",
+            "baseline_cpu_w",
+            "gpu_adjusted_j",
+            "total_j",
+            "j_per_output_token",
+            "adjusted_j_per_output_token",
+            "output_tokens_per_j",
+            "mean_gpu_power_w",
+            "peak_gpu_power_w",
+            "load_gpu_j",
+        )
+        if (self.gpu_source == "unavailable") != (self.gpu_j is None):
+            raise ValueError("gpu_source is 'unavailable' exactly when gpu_j is null")
+        return self
+
+
+class Memory(Strict):
+    peak_allocated_mb: float | None = Field(description="torch.cuda.max_memory_allocated, MB.")
+    peak_allocated_mb_reason: str | None = None
+    peak_reserved_mb: float | None = Field(description="torch.cuda.max_memory_reserved, MB.")
+    peak_reserved_mb_reason: str | None = None
+    nvml_peak_used_mb: float | None = Field(description="Highest NVML memory-used sample, MB.")
+    nvml_peak_used_mb_reason: str | None = None
+    process_peak_rss_mb: float = Field(description="Peak resident memory of the runner, MB.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> Memory:
+        _require_value_or_reason(self, "peak_allocated_mb", "peak_reserved_mb", "nvml_peak_used_mb")
+        return self
+
+
+class GpuTelemetry(Strict):
+    """Summary of the sampler's timeline over the measured window (all GPUs)."""
+
+    utilisation_mean_pct: float | None
+    utilisation_mean_pct_reason: str | None = None
+    temperature_start_c: float | None
+    temperature_start_c_reason: str | None = None
+    temperature_end_c: float | None
+    temperature_end_c_reason: str | None = None
+    temperature_max_c: float | None
+    temperature_max_c_reason: str | None = None
+    sm_clock_mean_mhz: float | None
+    sm_clock_mean_mhz_reason: str | None = None
+    throttle_reasons: list[str] = Field(
+        default_factory=list, description="NVML clock-throttle reasons seen during the window."
+    )
+    samples: int = Field(ge=0)
+    timeseries_file: str | None = Field(description="Work-folder file with the samples.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> GpuTelemetry:
+        _require_value_or_reason(
+            self,
+            "utilisation_mean_pct",
+            "temperature_start_c",
+            "temperature_end_c",
+            "temperature_max_c",
+            "sm_clock_mean_mhz",
+        )
+        return self
+
+
+class Flops(Strict):
+    parameters: int = Field(ge=0, description="Model parameters counted from the weights.")
+    total: float | None = Field(description="Estimated floating-point operations in the window.")
+    total_reason: str | None = None
+    per_output_token: float | None
+    per_output_token_reason: str | None = None
+    method: str = Field(description="How the estimate was made.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> Flops:
+        _require_value_or_reason(self, "total", "per_output_token")
+        return self
+
+
+WarningCode = Literal[
+    "window_too_short",
+    "temperature_drift",
+    "throttling",
+    "other_gpu_processes",
+    "persistence_mode_off",
+    "energy_unavailable",
+    "warmup_not_converged",
+    "baseline_disabled",
+]
+
+
+class QualityWarning(Strict):
+    code: WarningCode
+    message: str
+
+
+class ExperimentResult(Strict):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    context: RunContext
+    config: ExperimentConfig
+    started_at: str = Field(description="UTC, ISO 8601.")
+    finished_at: str = Field(description="UTC, ISO 8601.")
+    environment: Environment
+    timings: Timings
+    tokens: TokenCounts
+    throughput: Throughput
+    latency: Latency
+    energy: Energy
+    memory: Memory
+    telemetry: GpuTelemetry
+    flops: Flops
+    warnings: list[QualityWarning] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_version(self) -> ExperimentResult:
+        if self.schema_version != RESULT_SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema_version {self.schema_version} is not the supported "
+                f"{RESULT_SCHEMA_VERSION}"
+            )
+        return self

@@ -1,0 +1,37 @@
+"""What the host writes to `config.json`: the experiment plus the context it runs in."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from llenergymeasure.contract.config import ExperimentConfig, Strict
+
+REQUEST_SCHEMA_VERSION = 1
+
+
+class RunContext(Strict):
+    """Who and where: filled by the host before the container starts."""
+
+    study_id: str = Field(description="Unique id of the study run (its folder name).")
+    study_name: str
+    run_id: str = Field(description="Work-folder name: <index>_<config-hash8>_c<cycle>.")
+    run_index: int = Field(ge=0, description="Position of the run in the study's order.")
+    config_hash: str = Field(description="Canonical SHA-256 of the ExperimentConfig.")
+    cycle: int = Field(ge=0)
+    image_ref: str | None = Field(None, description="Image as named in the study.")
+    image_id: str | None = Field(None, description="Immutable image ID (sha256:...).")
+    image_digest: str | None = Field(
+        None, description="Repo digest (name@sha256:...); null for a locally built image."
+    )
+    gpu_indices: list[int] = Field(
+        default_factory=list, description="Host GPU indices given to the container."
+    )
+    offline: bool = False
+
+
+class RunRequest(Strict):
+    """The whole of `config.json`."""
+
+    schema_version: int = REQUEST_SCHEMA_VERSION
+    config: ExperimentConfig
+    context: RunContext

@@ -1,0 +1,118 @@
+"""The work folder shared by host and container: file names, records and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from llenergymeasure.contract.config import Strict
+
+CONTAINER_WORKDIR = "/llem/work"
+CONFIG_FILE = "config.json"
+PROGRESS_FILE = "progress.jsonl"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+CONTAINER_LOG_FILE = "container.log"
+TIMESERIES_FILE = "timeseries.parquet"
+
+TRACEBACK_CAP_BYTES = 8 * 1024
+
+
+def run_dir_name(run_index: int, config_hash: str, cycle: int) -> str:
+    """`<NNNN>_<config-hash8>_c<cycle>`: sorts in run order, names the config and the cycle."""
+    return f"{run_index:04d}_{config_hash[:8]}_c{cycle}"
+
+
+ProgressKind = Literal[
+    "started", "model_loaded", "baseline_done", "warmup_done", "batch", "finished"
+]
+
+
+class ProgressEvent(Strict):
+    """One line of `progress.jsonl`."""
+
+    event: ProgressKind
+    t: float = Field(default_factory=time.time, description="Unix time, s.")
+    i: int | None = Field(None, description="Batch number (1-based) for 'batch' events.")
+    n: int | None = Field(None, description="Batches in this pass for 'batch' events.")
+    detail: str | None = None
+
+
+class ErrorReport(Strict):
+    """The whole of `error.json`."""
+
+    type: str
+    message: str
+    traceback: str = Field("", max_length=TRACEBACK_CAP_BYTES)
+
+    @classmethod
+    def capped(cls, type_: str, message: str, traceback: str) -> ErrorReport:
+        """Keep the end of a long traceback: the frames nearest the failure matter most."""
+        encoded = traceback.encode()
+        if len(encoded) > TRACEBACK_CAP_BYTES:
+            marker = "...[truncated]\n"
+            keep = TRACEBACK_CAP_BYTES - len(marker)
+            traceback = marker + encoded[-keep:].decode(errors="ignore")
+        return cls(type=type_, message=message, traceback=traceback)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, fsync it, rename, fsync the folder.
+
+    A reader sees the old file or the whole new one, never a part, even across a power cut.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:
+    if isinstance(data, BaseModel):
+        text = data.model_dump_json(indent=2)
+    else:
+        text = json.dumps(data, indent=2, sort_keys=True)
+    atomic_write_text(path, text + "\n")
+
+
+def append_jsonl(path: Path, record: BaseModel) -> None:
+    """Append one line; a single write() of a short line keeps concurrent readers whole."""
+    line = record.model_dump_json(exclude_none=True) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+
+
+def read_progress(path: Path) -> list[ProgressEvent]:
+    """Parse `progress.jsonl`, ignoring a last line still being written."""
+    events: list[ProgressEvent] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return events
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            events.append(ProgressEvent.model_validate_json(line))
+        except ValueError:
+            continue
+    return events

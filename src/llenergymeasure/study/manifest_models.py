@@ -1,0 +1,59 @@
+"""Records of the study manifest: one per run plus the study's own state.
+
+The journal that stores them (append-only, fsync'd) lives in `study/manifest.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["pending", "running", "completed", "failed", "interrupted"]
+Outcome = Literal[
+    "completed",  # exit 0 with a valid result.json
+    "failed",  # error.json written, or an invalid/missing result
+    "killed_timeout",  # SIGKILL after experiment_timeout_s
+    "killed_stall",  # SIGKILL after stall_timeout_s without a progress event
+    "killed_oom",  # exit 137 with State.OOMKilled
+    "crashed",  # any other exit: code and last log lines recorded
+    "interrupted",  # stopped by Ctrl+C / SIGTERM
+]
+StudyStatus = Literal["running", "completed", "interrupted", "failed"]
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    run_index: int
+    config_hash: str
+    cycle: int
+    backend: str
+    status: RunStatus = "pending"
+    outcome: Outcome | None = None
+    attempts: int = Field(0, description="Times a container was started for this run.")
+    image_ref: str | None = None
+    image_id: str | None = None
+    image_digest: str | None = None
+    container_id: str | None = None
+    started_at: str | None = Field(None, description="UTC, ISO 8601.")
+    finished_at: str | None = Field(None, description="UTC, ISO 8601.")
+    duration_s: float | None = None
+    exit_code: int | None = None
+    error_type: str | None = None
+    error: str | None = None
+    log_tail: str | None = Field(None, description="Last lines of container.log on a crash.")
+    result_path: str | None = Field(None, description="result.json, relative to the study dir.")
+
+
+class StudyRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    study_id: str
+    study_name: str
+    design_hash: str
+    created_at: str
+    status: StudyStatus = "running"
+    llem_version: str
+    runs: dict[str, RunRecord] = Field(default_factory=dict, description="run_id -> record.")
