@@ -1,0 +1,63 @@
+"""The `llem` command: one typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from llenergymeasure import __version__
+from llenergymeasure.errors import UserError
+
+app = typer.Typer(
+    name="llem",
+    help=(
+        "Measure the energy (J/token), throughput and latency of LLM inference over a study "
+        "of configurations, each experiment in a fresh container.\n\n"
+        "Start with `llem plan study.yaml` to see what a study would run."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """llenergymeasure."""
+
+
+def main() -> None:
+    """Entry point: a UserError becomes one message on stderr and exit 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except UserError as error:
+        stderr.print(f"[bold red]error:[/] {escape(error.message)}")
+        if error.hint:
+            stderr.print(f"  [bold]fix:[/] {escape(error.hint)}")
+        sys.exit(error.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
