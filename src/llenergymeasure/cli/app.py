@@ -10,6 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from llenergymeasure import __version__
+from llenergymeasure.cli.config_cmd import config_app
+from llenergymeasure.cli.images import images_app
+from llenergymeasure.cli.plan import plan_command
+from llenergymeasure.cli.results import results_app
+from llenergymeasure.cli.run import run
+from llenergymeasure.cli.status import status
 from llenergymeasure.errors import UserError
 
 app = typer.Typer(
@@ -25,6 +31,13 @@ app = typer.Typer(
 )
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app.command("plan")(plan_command)
+app.add_typer(config_app, name="config")
+app.add_typer(results_app, name="results")
+app.command("run")(run)
+app.command("status")(status)
+app.add_typer(images_app, name="images")
 
 
 def _version(value: bool) -> None:

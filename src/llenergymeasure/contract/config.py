@@ -274,11 +274,7 @@ class ExperimentConfig(Strict):
     def _cross_checks(self) -> ExperimentConfig:
         if isinstance(self.prompts, SyntheticPrompts):
             length = self.prompts.input_length
-            longest = {
-                "fixed": getattr(length, "tokens", None),
-                "uniform": getattr(length, "max", None),
-                "normal": getattr(length, "max", None),
-            }[length.distribution]
+            longest = length.tokens if isinstance(length, FixedLength) else length.max
             if longest is not None and longest > self.max_input_tokens:
                 raise ValueError(
                     f"synthetic prompts of up to {longest} tokens exceed "
@@ -286,10 +282,12 @@ class ExperimentConfig(Strict):
                 )
         if self.backend == "vllm":
             assert self.vllm is not None
-            if self.vllm.gpus_needed != self.gpu_count:
+            # gpu_count 0 is vLLM's CPU build (one process: TP = PP = 1).
+            if self.vllm.gpus_needed != max(self.gpu_count, 1):
                 raise ValueError(
                     f"vllm.tensor_parallel_size x pipeline_parallel_size "
                     f"({self.vllm.gpus_needed}) must equal gpu_count ({self.gpu_count})"
+                    + (" (1 on CPU, gpu_count 0)" if self.gpu_count == 0 else "")
                 )
             if self.vllm.max_model_len is not None and (
                 self.vllm.max_model_len < self.max_input_tokens + self.max_new_tokens
@@ -306,8 +304,8 @@ class ExperimentConfig(Strict):
                     f"tensorrt.tp_size x pp_size ({self.tensorrt.gpus_needed}) must equal "
                     f"gpu_count ({self.gpu_count})"
                 )
-        if self.backend in ("vllm", "tensorrt") and self.gpu_count == 0:
-            raise ValueError(f"backend '{self.backend}' needs gpu_count >= 1")
+        if self.backend == "tensorrt" and self.gpu_count == 0:
+            raise ValueError("backend 'tensorrt' needs gpu_count >= 1")
         if self.backend == "pytorch":
             assert self.pytorch is not None
             if (self.pytorch.load_in_8bit or self.pytorch.load_in_4bit) and self.gpu_count == 0:

@@ -1,0 +1,109 @@
+"""The interface every inference engine adapter implements, so the protocol never changes.
+
+The protocol owns timing, energy and repetition; an adapter only loads, tokenises, and generates
+one batch of pre-tokenised prompts, reporting what it generated and when each token appeared.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llenergymeasure.contract.config import ExperimentConfig
+
+Device = Literal["cuda", "cpu"]
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    """What one `generate` call produced, one entry per request, in the batch's order.
+
+    `token_times_s[r][k]` is when request r's (k+1)-th generated token existed on the host, in
+    seconds after the batch started; its length equals `output_tokens[r]`, or is 0 for every
+    request when the engine cannot time tokens (then `token_times_reason` says why).
+    """
+
+    output_tokens: list[int]
+    request_latency_s: list[float]
+    token_times_s: list[list[float]]
+    token_times_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Peak device memory since the last reset, MB; None with a reason where not measurable."""
+
+    peak_allocated_mb: float | None
+    peak_reserved_mb: float | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the FLOPs estimate needs; counted from the loaded weights and config."""
+
+    parameters: int
+    matmul_parameters: int  # all but an untied input embedding, which is a lookup
+    layers: int
+    attention_dim: int  # heads x head size: the width of QK^T and AV per layer
+
+
+class BackendAdapter(ABC):
+    """One engine. Created unloaded; `load` is timed and metered by the protocol."""
+
+    name: str
+    # How token times are taken, for the result's latency.method; None: the PyTorch streamer's.
+    latency_method: str | None = None
+
+    @abstractmethod
+    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
+        """Load model and tokenizer for `config`; raises on a bad model or option."""
+
+    @abstractmethod
+    def engine(self) -> tuple[str, str | None]:
+        """(engine name, version), e.g. ('transformers', '5.0.0')."""
+
+    @abstractmethod
+    def device(self) -> Device: ...
+
+    @abstractmethod
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]: ...
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str: ...
+
+    @abstractmethod
+    def special_token_ids(self) -> set[int]:
+        """Ids that synthetic prompts must not contain (BOS, EOS, pad, unknown...)."""
+
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abstractmethod
+    def prepare(self, batch: list[list[int]]) -> Any:
+        """Turn a batch of token-id lists into the engine's input (on the device), untimed."""
+
+    @abstractmethod
+    def generate(self, prepared: Any) -> BatchOutput:
+        """Generate for one prepared batch; returns once every token is on the host."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Block until the device has finished all queued work (no-op on CPU)."""
+
+    @abstractmethod
+    def reset_peak_memory(self) -> None: ...
+
+    @abstractmethod
+    def memory_stats(self) -> MemoryStats: ...
+
+    @abstractmethod
+    def model_shape(self) -> ModelShape: ...
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        """torch/transformers/CUDA versions where the engine has them."""
+        return {"torch": None, "transformers": None, "cuda": None}
+
+    def close(self) -> None:  # noqa: B027 - most engines need nothing here
+        """Release the engine (processes, device memory)."""

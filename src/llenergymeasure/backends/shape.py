@@ -1,0 +1,37 @@
+"""ModelShape for engines that keep their weights out of reach (vLLM workers, TensorRT engines).
+
+The model is instantiated from its config on PyTorch's `meta` device: every parameter exists with
+its shape and no memory, so the count is that of the checkpoint's architecture (for a quantised
+checkpoint, the logical, unpacked parameters, which is what a FLOPs estimate wants).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llenergymeasure.backends.base import ModelShape
+
+
+def shape_from_config(model: str, *, revision: str | None, local_files_only: bool) -> ModelShape:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs: dict = {"local_files_only": local_files_only or Path(model).is_dir()}
+    if revision and not Path(model).is_dir():
+        kwargs["revision"] = revision
+    config = AutoConfig.from_pretrained(model, **kwargs)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for p in skeleton.parameters())
+    embedding = skeleton.get_input_embeddings().weight
+    head = skeleton.get_output_embeddings()
+    tied = head is not None and head.weight is embedding
+    text = config.get_text_config()
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    return ModelShape(
+        parameters=params,
+        matmul_parameters=params if tied else params - embedding.numel(),
+        layers=text.num_hidden_layers,
+        attention_dim=heads * head_dim,
+    )

@@ -1,0 +1,217 @@
+"""TensorRT-LLM backend: `tensorrt_llm`'s LLM API, PyTorch flow or compiled TensorRT engine.
+
+`tensorrt.engine: pytorch` loads the checkpoint with TensorRT-LLM's PyTorch flow (no build).
+`tensorrt.engine: tensorrt` compiles a TensorRT engine from the checkpoint (quantising as the
+`tensorrt:` section says) once, saves it under the engine cache (`tensorrt_args.ENGINE_CACHE_DIR`,
+a host folder mounted by the orchestrator) in a folder keyed by every build input, and loads it
+from there on every later run. The build is timed apart from the load (`build_s`, logged to the
+container log).
+
+Per-token times: each request of a batch is submitted with `generate_async(streaming=True)` and
+the host clock is read as each streamed chunk arrives in the event loop; a chunk carrying several
+tokens gives them the same time.
+
+`tensorrt_llm` is imported inside `load`; without it the runner fails naming the image to use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.backends.base import (
+    BackendAdapter,
+    BatchOutput,
+    Device,
+    MemoryStats,
+    ModelShape,
+)
+from llenergymeasure.backends.registry import BackendUnavailable
+from llenergymeasure.backends.shape import shape_from_config
+from llenergymeasure.backends.tensorrt_args import (
+    ENGINE_CACHE_DIR,
+    TENSORRT_IMAGE,
+    build_config,
+    check_supported,
+    engine_cache_key,
+    kv_cache_config,
+    llm_kwargs,
+    quant_config,
+    sampling_kwargs,
+)
+from llenergymeasure.contract.config import ExperimentConfig
+
+BUILD_RECORD = "llem-build.json"  # written last: its presence marks a complete cached engine
+
+
+def import_tensorrt_llm() -> Any:
+    try:
+        import tensorrt_llm
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"backend 'tensorrt' needs the tensorrt_llm package, which this runner lacks "
+            f"({exc}); run it in the {TENSORRT_IMAGE} image: "
+            f"`images: {{tensorrt: {TENSORRT_IMAGE}:<version>}}` in the study"
+        ) from exc
+    return tensorrt_llm
+
+
+async def _stream_batch(
+    llm: Any, prompts: list[list[int]], params: Any, start: float
+) -> tuple[list[list[float]], list[float], list[int]]:
+    async def one(ids: list[int]) -> tuple[list[float], float, int]:
+        times: list[float] = []
+        n = 0
+        async for chunk in llm.generate_async(ids, params, streaming=True):
+            now = time.perf_counter() - start
+            total = len(chunk.outputs[0].token_ids)
+            times.extend([now] * (total - n))
+            n = total
+        return times, time.perf_counter() - start, n
+
+    results = await asyncio.gather(*(one(ids) for ids in prompts))
+    return [r[0] for r in results], [r[1] for r in results], [r[2] for r in results]
+
+
+class TensorRTBackend(BackendAdapter):
+    name = "tensorrt"
+    latency_method = (
+        "host perf_counter as each streamed chunk of generate_async(streaming=True) arrives; "
+        "TTFT = first token since the batch was submitted, ITL = gaps between a request's "
+        "consecutive tokens, request = until that request's stream ended (in-flight batching)"
+    )
+
+    def __init__(self) -> None:
+        self._trt: Any = None
+        self._llm: Any = None
+        self._params: Any = None
+        self._config: ExperimentConfig | None = None
+        self._offline = False
+        self.build_s: float | None = None  # None: no engine was built by this run
+        self.engine_dir: Path | None = None
+
+    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
+        trt = import_tensorrt_llm()
+        check_supported(config)
+        self._trt, self._config, self._offline = trt, config, offline
+        from tensorrt_llm.llmapi import KvCacheConfig
+
+        kwargs = llm_kwargs(config, config.model, offline=offline)
+        kwargs["kv_cache_config"] = KvCacheConfig(**kv_cache_config(config))
+        assert config.tensorrt is not None
+        if config.tensorrt.engine == "pytorch":
+            self._llm = trt.LLM(**kwargs)
+        else:
+            self._llm = self._load_engine(config, kwargs)
+        self._params = trt.SamplingParams(**sampling_kwargs(config))
+
+    def _load_engine(self, config: ExperimentConfig, kwargs: dict[str, Any]) -> Any:
+        """Load the cached engine for these build inputs, building and caching it first if new."""
+        from tensorrt_llm._tensorrt_engine import LLM as EngineLLM
+        from tensorrt_llm.llmapi import BuildConfig, QuantAlgo, QuantConfig
+
+        root = Path(os.environ.get("LLEM_ENGINE_CACHE", ENGINE_CACHE_DIR))
+        self.engine_dir = root / engine_cache_key(config, self._trt.__version__)
+        if (self.engine_dir / BUILD_RECORD).is_file():
+            return EngineLLM(**{**kwargs, "model": str(self.engine_dir)})
+        extra: dict[str, Any] = {"build_config": BuildConfig(**build_config(config))}
+        quant = quant_config(config)
+        if quant is not None:
+            extra["quant_config"] = QuantConfig(
+                **{field: getattr(QuantAlgo, name) for field, name in quant.items()}
+            )
+        start = time.perf_counter()
+        llm = EngineLLM(**kwargs, **extra)
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.engine_dir.name}.", dir=root))
+        llm.save(str(staging))
+        self.build_s = time.perf_counter() - start
+        record = {"build_s": self.build_s, "engine_version": self._trt.__version__}
+        (staging / BUILD_RECORD).write_text(json.dumps(record))
+        try:
+            staging.rename(self.engine_dir)
+        except OSError:  # another run cached the same engine meanwhile: keep theirs
+            shutil.rmtree(staging, ignore_errors=True)
+        print(
+            f"llem: built TensorRT engine in {self.build_s:.1f} s, cached at {self.engine_dir}",
+            file=sys.stderr,
+        )
+        return llm
+
+    def engine(self) -> tuple[str, str | None]:
+        return "tensorrt_llm", getattr(self._trt, "__version__", None)
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        import torch
+        import transformers
+
+        return {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "cuda": torch.version.cuda,
+        }
+
+    def device(self) -> Device:
+        return "cuda"
+
+    @property
+    def _tokenizer(self) -> Any:
+        return self._llm.tokenizer
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
+
+    def special_token_ids(self) -> set[int]:
+        return set(self._tokenizer.all_special_ids)
+
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    def prepare(self, batch: list[list[int]]) -> Any:
+        return [list(ids) for ids in batch]
+
+    def generate(self, prepared: Any) -> BatchOutput:
+        start = time.perf_counter()
+        times, latency, counts = asyncio.run(
+            _stream_batch(self._llm, prepared, self._params, start)
+        )
+        return BatchOutput(output_tokens=counts, request_latency_s=latency, token_times_s=times)
+
+    def synchronize(self) -> None:
+        import torch
+
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    def reset_peak_memory(self) -> None:
+        return None
+
+    def memory_stats(self) -> MemoryStats:
+        reason = (
+            "TensorRT-LLM runs the model in its executor's worker processes and allocates "
+            "outside torch's caching allocator; see nvml_peak_used_mb"
+        )
+        return MemoryStats(None, None, reason)
+
+    def model_shape(self) -> ModelShape:
+        assert self._config is not None
+        return shape_from_config(
+            self._config.model,
+            revision=self._config.revision,
+            local_files_only=self._offline or Path(self._config.model).is_dir(),
+        )
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None and hasattr(llm, "shutdown"):
+            llm.shutdown()

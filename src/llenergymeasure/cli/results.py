@@ -1,0 +1,292 @@
+"""`llem results`: show, export, compare, plot and report a study's results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from llenergymeasure.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The results modules (pandas, matplotlib) are imported inside each command: importing them
+# here would add most of a second to every `llem` start.
+
+results_app = typer.Typer(
+    help="Show, export, compare, plot and report a study's results.", no_args_is_help=True
+)
+console = Console(highlight=False, soft_wrap=False)
+
+StudyDir = Annotated[Path, typer.Argument(help="The study folder: <output_dir>/<study_id>.")]
+# (metric, column title) of the `show` table.
+SHOW_METRICS = (
+    ("energy.j_per_output_token", "J/out-token"),
+    ("throughput.output_tokens_per_s", "tok/s"),
+    ("latency.ttft_ms.p50", "TTFT p50 ms"),
+    ("latency.itl_ms.p50", "ITL p50 ms"),
+)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _num(value: Any) -> str:
+    return f"{float(value):.4g}"
+
+
+def _jsonable(value: Any) -> Any:
+    if _missing(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalars
+    return value
+
+
+@results_app.command("show")
+def show(
+    study_dir: StudyDir,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            help="j_per_token, tok_per_s, ttft_p50, itl_p50, failures, config, or any summary.csv "
+            "column; prefix '-' for descending.",
+        ),
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter", help="key=value on backend, model, config_hash or a swept key; repeatable."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs."""
+    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.query import apply_filters, apply_sort
+    from llenergymeasure.results.tables import METRICS_BY_COLUMN, summary_frame
+
+    study = load_study(study_dir)
+    require_results(study)
+    summary = summary_frame(study)
+    summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
+    swept = [key for key in study.swept_keys if key not in ("backend", "model")]
+    if as_json:
+        rows = [
+            {
+                "config_index": int(row["config_index"]),
+                "config_hash": row["config_hash"],
+                "backend": row["backend"],
+                "model": row["model"],
+                "swept": {key: _jsonable(row[key]) for key in swept},
+                "runs_planned": int(row["runs_planned"]),
+                "runs_completed": int(row["runs_completed"]),
+                "runs_failed": int(row["runs_failed"]),
+                "cv_flagged": bool(row["cv_flagged"]),
+                "metrics": {
+                    metric: {
+                        "unit": METRICS_BY_COLUMN[metric].unit,
+                        **{
+                            stat: _jsonable(row[f"{metric}.{stat}"])
+                            for stat in ("n", "mean", "std", "ci95_low", "ci95_high", "cv_pct")
+                        },
+                        "na_reason": _jsonable(row[f"{metric}.na_reason"]),
+                    }
+                    for metric, _ in SHOW_METRICS
+                },
+            }
+            for _, row in summary.iterrows()
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        title=f"{study.manifest.study_name} ({study.manifest.study_id})",
+        caption="mean ± half-width of the 95 % bootstrap CI over cycles; n/a: see footnotes",
+    )
+    for column in ["#", "backend", "model", *swept]:
+        table.add_column(escape(column))
+    for _, title in SHOW_METRICS:
+        table.add_column(title, justify="right")
+    table.add_column("ok/planned", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("CV>5%")
+    reasons: list[str] = []
+    for _, row in summary.iterrows():
+        cells = [str(int(row["config_index"])), str(row["backend"]), str(row["model"])]
+        cells += ["" if _missing(row[key]) else escape(str(row[key])) for key in swept]
+        for metric, _ in SHOW_METRICS:
+            cells.append(_metric_text(row, metric, reasons))
+        cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
+        failed = int(row["runs_failed"])
+        cells.append(f"[red]{failed}[/]" if failed else "0")
+        cells.append(f"[red]{escape(row['high_cv_metrics'])}[/]" if row["cv_flagged"] else "")
+        table.add_row(*cells)
+    console.print(table)
+    if summary.empty:
+        console.print("no configuration matches the filters")
+    for number, reason in enumerate(reasons, 1):
+        console.print(f"[yellow]n/a[{number}][/]: {escape(reason)}")
+
+
+def _metric_text(row: pd.Series, metric: str, reasons: list[str]) -> str:
+    mean = row[f"{metric}.mean"]
+    if _missing(mean):
+        reason = row[f"{metric}.na_reason"] or "not reported"
+        if reason not in reasons:
+            reasons.append(reason)
+        return f"[yellow]n/a[{reasons.index(reason) + 1}][/]"
+    low, high = row[f"{metric}.ci95_low"], row[f"{metric}.ci95_high"]
+    if _missing(low):
+        return f"{_num(mean)} (n=1)"
+    return f"{_num(mean)} ± {_num((high - low) / 2)}"
+
+
+@results_app.command("export")
+def export(
+    study_dir: StudyDir,
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File to write (default: <study_dir>/results.<format>)."
+        ),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="Export one row per configuration instead of one per run."),
+    ] = False,
+) -> None:
+    """Write the per-run (or per-configuration) table as CSV, Parquet or JSON."""
+    from llenergymeasure.results.export import EXPORT_FORMATS, write_frame
+    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.tables import runs_frame, summary_frame
+
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    study = load_study(study_dir)
+    require_results(study)
+    runs = runs_frame(study)
+    frame = summary_frame(study, runs) if summary else runs
+    stem = "summary" if summary else "results"
+    path = output if output is not None else study_dir / f"{stem}.{fmt}"
+    if not path.parent.is_dir():
+        raise UserError(f"--output {path}: folder {path.parent} does not exist")
+    write_frame(frame, path, fmt)  # type: ignore[arg-type]
+    console.print(f"wrote {escape(str(path))} ({len(frame)} rows)")
+
+
+@results_app.command("write")
+def write(study_dir: StudyDir) -> None:
+    """(Re)write results.parquet, results.csv and summary.csv in the study folder."""
+    from llenergymeasure.results.export import write_study_outputs
+
+    for path in write_study_outputs(study_dir):
+        console.print(f"wrote {escape(str(path))}")
+
+
+@results_app.command("compare")
+def compare(
+    study_a: Annotated[Path, typer.Argument(help="Study A (the reference).")],
+    study_b: Annotated[Path, typer.Argument(help="Study B.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Pair configurations by config hash; ratios B/A of key metrics with 95 % CIs."""
+    from llenergymeasure.results.compare import compare_studies
+    from llenergymeasure.results.load import load_study, require_results
+
+    a, b = load_study(study_a), load_study(study_b)
+    require_results(a)
+    require_results(b)
+    comparison = compare_studies(a, b)
+    if as_json:
+        typer.echo(json.dumps(comparison.as_dict(), indent=2))
+        return
+    table = Table(
+        title=f"B/A: {comparison.study_b} / {comparison.study_a}",
+        caption="ratio = mean(B) / mean(A); CI: 95 % bootstrap, cycles resampled per study",
+    )
+    for column in ("config", "backend", "swept", "metric", "A mean", "B mean", "B/A", "95 % CI"):
+        table.add_column(column, justify="right" if "mean" in column or "/" in column else "left")
+    for ref, metrics in comparison.pairs:
+        swept = ", ".join(f"{k}={v}" for k, v in ref.swept.items())
+        for i, m in enumerate(metrics):
+            first = i == 0
+            table.add_row(
+                ref.config_hash[:8] if first else "",
+                ref.backend if first else "",
+                escape(swept) if first else "",
+                f"{m.metric} ({m.unit})",
+                "n/a" if m.a_mean is None else f"{_num(m.a_mean)} (n={m.a_n})",
+                "n/a" if m.b_mean is None else f"{_num(m.b_mean)} (n={m.b_n})",
+                "n/a" if m.ratio is None else f"{m.ratio:.3f}",
+                ""
+                if m.ratio_ci95_low is None
+                else f"{m.ratio_ci95_low:.3f}-{m.ratio_ci95_high:.3f}",
+                end_section=i == len(metrics) - 1,
+            )
+    console.print(table)
+    for label, refs in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
+        for ref in refs:
+            swept = ", ".join(f"{k}={v}" for k, v in ref.swept.items())
+            console.print(f"{label}: {ref.config_hash[:8]} {ref.backend} {escape(swept)}")
+
+
+@results_app.command("plot")
+def plot(
+    study_dir: StudyDir,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the PNG and SVG files (default: <study>/plots)."
+        ),
+    ] = None,
+    run: str | None = typer.Option(
+        None, "--run", help="Run id whose power/temperature timeline to plot."
+    ),
+) -> None:
+    """Pareto plot, one plot per swept dimension and a run's timeline, as PNG and SVG."""
+    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.plots import save, study_plots
+    from llenergymeasure.results.tables import runs_frame, summary_frame
+
+    study = load_study(study_dir)
+    require_results(study)
+    runs = runs_frame(study)
+    folder = output if output is not None else study_dir / "plots"
+    for item in study_plots(study, runs, summary_frame(study, runs), run):
+        paths = save(item, folder)
+        if paths:
+            console.print(f"wrote {', '.join(escape(str(p)) for p in paths)}")
+        else:
+            console.print(f"[yellow]skipped[/] {escape(item.title)}: {escape(item.reason or '')}")
+
+
+@results_app.command("report")
+def report(
+    study_dir: StudyDir,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="HTML file to write (default: <study_dir>/report.html)."
+        ),
+    ] = None,
+    run: str | None = typer.Option(
+        None, "--run", help="Run id whose power/temperature timeline to include."
+    ),
+) -> None:
+    """One self-contained HTML file: tables, plots, environment, images, failures."""
+    from llenergymeasure.results.report import write_report
+
+    if output is not None and not output.parent.is_dir():
+        raise UserError(f"--output {output}: folder {output.parent} does not exist")
+    path = write_report(study_dir, output, run)
+    console.print(f"wrote {escape(str(path))}")

@@ -1,0 +1,129 @@
+"""YAML reading that keeps where every key and list item is, for file:line messages."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from llenergymeasure.errors import UserError
+
+
+def join(prefix: str, key: str | int) -> str:
+    """Display path: `a.b`, `a[2]`, `a[2].b`."""
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else key
+
+
+def parent(path: str) -> str | None:
+    """`a.b[2]` -> `a.b` -> `a` -> `` -> None."""
+    if not path:
+        return None
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+@dataclass
+class SourceMap:
+    """Line (1-based) of each display path in one YAML file."""
+
+    file: str
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line(self, path: str) -> int | None:
+        """Line of `path`, else of its nearest enclosing key."""
+        probe: str | None = path
+        while probe is not None:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = parent(probe)
+        return None
+
+    def where(self, path: str) -> str:
+        """`file:line` for `path` (just `file` when no line is known)."""
+        line = self.line(path)
+        return f"{self.file}:{line}" if line is not None else self.file
+
+
+def read_yaml(path: Path, display: str | None = None) -> tuple[Any, SourceMap]:
+    """Parse a YAML file into plain dicts/lists/scalars and the line of every key."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{shown}: is a folder, not a study file") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{shown}: not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise UserError(f"{shown}: cannot read ({error.strerror})") from None
+    return parse_yaml(text, shown)
+
+
+def parse_yaml(text: str, shown: str) -> tuple[Any, SourceMap]:
+    """Parse YAML text; `shown` names it in messages."""
+    try:
+        document = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        problem = error.problem or error.context or "invalid YAML"
+        raise UserError(f"{where}: YAML syntax error: {_one_line(problem)}") from None
+    except YAMLError as error:
+        raise UserError(f"{shown}: YAML error: {_one_line(str(error))}") from None
+    except RecursionError:
+        raise UserError(f"{shown}: YAML nested too deeply") from None
+    source = SourceMap(shown)
+    return _plain(document, "", source, 1), source
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _plain(node: Any, path: str, source: SourceMap, line: int) -> Any:
+    """ruamel's round-trip types to plain Python, recording lines on the way."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key in node:
+            key_line = node.lc.key(key)[0] + 1
+            if not isinstance(key, str):
+                raise UserError(
+                    f"{source.file}:{key_line}: {join(path, str(key)) or key}: keys must be "
+                    f"names, not {type(key).__name__} ({key!r})",
+                    hint="quote the key or fix the indentation",
+                )
+            child = join(path, key)
+            source.lines.setdefault(child, key_line)
+            out[key] = _plain(node[key], child, source, key_line)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, item in enumerate(node):
+            child = join(path, index)
+            item_line = node.lc.item(index)[0] + 1
+            source.lines.setdefault(child, item_line)
+            items.append(_plain(item, child, source, item_line))
+        return items
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, (datetime.date, datetime.datetime)):
+        return node.isoformat()
+    where = f"{source.file}:{line}"
+    raise UserError(
+        f"{where}: {path or '(document)'}: unsupported YAML value {type(node).__name__}",
+        hint="use plain mappings, lists, strings, numbers and booleans (no tags)",
+    )

@@ -1,0 +1,171 @@
+"""StudyConfig: a study file once read — experiment defaults, sweep, experiments list, execution.
+
+The experiment-level parts (`base_defaults`, `defaults`, `sweep`, `experiments`) stay plain data
+here; `llenergymeasure.study.expand` turns them into validated ExperimentConfigs. The loader
+(`config/loader.py`) fills the source text and the line map used for file:line messages.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from llenergymeasure import __version__
+from llenergymeasure.config.merge import flatten_sweep
+from llenergymeasure.config.source import SourceMap
+from llenergymeasure.contract.config import BACKENDS, Backend
+
+CycleOrder = Literal["sequential", "interleaved", "shuffled"]
+
+# A derived experiment timeout is this multiple of the run's wall-time estimate, plus the slack
+# below for what the estimate cannot see (a first model download, a cold image layer cache).
+TIMEOUT_ESTIMATE_FACTOR = 3.0
+TIMEOUT_SLACK_S = 900.0
+
+
+def default_images() -> dict[str, str]:
+    """The project's own image for each backend, tagged with this version."""
+    return {backend: f"llenergymeasure/{backend}:{__version__}" for backend in BACKENDS}
+
+
+class ExecutionConfig(BaseModel):
+    """How the study runs: cycles, order, gaps, timeouts, GPUs. Not part of the design hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_cycles: int = Field(1, ge=1, description="Times every configuration is run.")
+    cycle_order: CycleOrder = Field(
+        "interleaved",
+        description=(
+            "sequential: all cycles of a configuration back to back (A A B B); "
+            "interleaved: one pass over all configurations per cycle (A B A B); "
+            "shuffled: each cycle in its own seeded random order."
+        ),
+    )
+    shuffle_seed: int = Field(0, description="Seed of the shuffled order; same seed, same order.")
+    gap_between_experiments_s: float = Field(
+        30.0, ge=0, description="Idle wait between two experiments, s."
+    )
+    gap_between_cycles_s: float = Field(
+        60.0, ge=0, description="Idle wait between two cycles (instead of the experiment gap), s."
+    )
+    cooldown_to_temp_c: float | None = Field(
+        None,
+        gt=0,
+        description="After the gap, also wait until the GPU is at or below this temperature, °C.",
+    )
+    experiment_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Kill an experiment after this long, s; derived from its estimate when unset.",
+    )
+    stall_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="Kill an experiment silent (no progress event) this long, s.",
+    )
+    max_runs_without_confirmation: int = Field(
+        100, ge=1, description="Above this many runs `llem run` asks for --yes."
+    )
+    gpu_ids: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="Host GPU indices the study may use; a run with gpu_count N takes the first N.",
+    )
+
+    @field_validator("gpu_ids")
+    @classmethod
+    def _distinct_indices(cls, value: list[int]) -> list[int]:
+        if any(index < 0 for index in value):
+            raise ValueError("GPU indices are 0 or more")
+        if len(set(value)) != len(value):
+            raise ValueError("GPU indices must be distinct")
+        return value
+
+    def timeout_for(self, estimated_run_s: float) -> float:
+        """The experiment timeout, s: the configured one, else derived from the run's estimate.
+
+        Derived as TIMEOUT_ESTIMATE_FACTOR x estimate + TIMEOUT_SLACK_S, so a run slower than
+        guessed is not killed, while a hung one still is.
+        """
+        if self.experiment_timeout_s is not None:
+            return self.experiment_timeout_s
+        return math.ceil(TIMEOUT_ESTIMATE_FACTOR * estimated_run_s + TIMEOUT_SLACK_S)
+
+
+class StudyConfig(BaseModel):
+    """A whole study. Build it with `load_study(path)`; `expand(study)` gives the runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Study name; the study folder starts with it.")
+    output_dir: str = Field("llem-results", min_length=1, description="Where study folders go.")
+    offline: bool = Field(
+        False, description="Containers get no network: models must be in the local cache."
+    )
+    images: dict[Backend, str] = Field(
+        default_factory=default_images, description="Image reference per backend."
+    )
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    base: str | None = Field(None, description="Base file as written, relative to the study file.")
+    base_defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Experiment defaults read from the base file."
+    )
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="The study file's top-level experiment keys."
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Dotted key -> values; the grid is their product."
+    )
+    experiments: list[dict[str, Any]] = Field(
+        default_factory=list, description="Explicit experiments, each merged over the defaults."
+    )
+    source_path: Path | None = Field(None, exclude=True, description="The study file.")
+    source_text: str | None = Field(None, exclude=True, description="Its text, as read.")
+    base_path: Path | None = Field(None, exclude=True, description="The base file, if any.")
+    base_text: str | None = Field(None, exclude=True)
+
+    _source_map: SourceMap | None = PrivateAttr(None)
+    _base_source_map: SourceMap | None = PrivateAttr(None)
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images_over_defaults(cls, value: Any) -> Any:
+        # Naming one backend's image keeps the defaults of the others.
+        if isinstance(value, dict):
+            return {**default_images(), **value}
+        return value
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _normalise_sweep(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return flatten_sweep(value)
+        return value
+
+    @model_validator(mode="after")
+    def _non_empty_dimensions(self) -> StudyConfig:
+        for key, values in self.sweep.items():
+            if not values:
+                raise ValueError(f"sweep.{key} is an empty list: give at least one value")
+        return self
+
+    @property
+    def source_map(self) -> SourceMap | None:
+        """Lines of the study file's keys, when it was read from a file."""
+        return self._source_map
+
+    @property
+    def base_source_map(self) -> SourceMap | None:
+        return self._base_source_map
+
+    def attach_sources(self, study_map: SourceMap, base_map: SourceMap | None) -> None:
+        """Called by the loader: keep the line maps for file:line messages during expansion."""
+        self._source_map = study_map
+        self._base_source_map = base_map
+
+    def image_for(self, backend: str) -> str:
+        return self.images[backend]  # type: ignore[index]

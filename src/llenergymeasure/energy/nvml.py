@@ -1,0 +1,199 @@
+"""NVML access (pynvml from `nvidia-ml-py`), imported guarded: CPU images may lack the library."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# NVML clock-event ("throttle") reason bits, as documented in nvml.h.
+THROTTLE_BITS: dict[int, str] = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+# Reasons that mean the work ran slower than the clocks allowed (idle and settings do not).
+PERFORMANCE_THROTTLES = frozenset(
+    {
+        "sw_power_cap",
+        "hw_slowdown",
+        "sw_thermal_slowdown",
+        "hw_thermal_slowdown",
+        "hw_power_brake_slowdown",
+    }
+)
+
+
+def throttle_names(bitmask: int) -> list[str]:
+    return [name for bit, name in THROTTLE_BITS.items() if bitmask & bit]
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """One sampler reading of one GPU; None where the GPU does not report that quantity."""
+
+    power_w: float | None
+    temperature_c: float | None
+    sm_clock_mhz: float | None
+    utilisation_pct: float | None
+    memory_used_mb: float | None
+    throttle_bitmask: int | None
+
+
+@dataclass(frozen=True)
+class GpuStatic:
+    index: int
+    name: str
+    uuid: str
+    memory_total_mb: float
+    power_limit_w: float | None
+    persistence_mode: bool | None
+
+
+def _visible_indices(count: int) -> list[int]:
+    """NVML indices of the GPUs CUDA sees, in CUDA order (CUDA_VISIBLE_DEVICES may reorder)."""
+    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if raw is None or raw.strip() in ("", "all"):
+        return list(range(count))
+    indices = []
+    for item in raw.split(","):
+        item = item.strip()
+        if item.isdigit() and int(item) < count:
+            indices.append(int(item))
+        else:
+            return list(range(count))  # UUID or MIG forms: NVML sees only granted GPUs anyway
+    return indices
+
+
+class Nvml:
+    """The GPUs this experiment uses (the first `gpu_count` visible to CUDA)."""
+
+    def __init__(self, pynvml: Any, handles: list[tuple[int, Any]]) -> None:
+        self._nvml = pynvml
+        self._handles = handles
+        self._instant_power = self._probe_instant_power()
+
+    @classmethod
+    def open(cls, gpu_count: int) -> tuple[Nvml | None, str | None]:
+        """(Nvml, None) or (None, reason it cannot be used)."""
+        if gpu_count == 0:
+            return None, "gpu_count is 0: the experiment ran on CPU"
+        try:
+            import pynvml
+        except ImportError:
+            return None, "pynvml (nvidia-ml-py) is not installed in this image"
+        try:
+            pynvml.nvmlInit()
+            count = pynvml.nvmlDeviceGetCount()
+        except Exception as exc:
+            return None, f"NVML could not be initialised: {exc}"
+        indices = _visible_indices(count)[:gpu_count]
+        if len(indices) < gpu_count:
+            return None, f"gpu_count is {gpu_count} but NVML sees {count} GPU(s)"
+        handles = [(i, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in indices]
+        return cls(pynvml, handles), None
+
+    def _probe_instant_power(self) -> bool:
+        """Ampere+ report a 1 s average via GetPowerUsage; the instant field is the truer sample."""
+        try:
+            return self._instant_field(self._handles[0][1]) is not None
+        except Exception:
+            return False
+
+    def _instant_field(self, handle: Any) -> float | None:
+        nv = self._nvml
+        (value,) = nv.nvmlDeviceGetFieldValues(handle, [nv.NVML_FI_DEV_POWER_INSTANT])
+        if value.nvmlReturn != nv.NVML_SUCCESS:
+            return None
+        return float(value.value.uiVal) / 1000.0
+
+    @property
+    def count(self) -> int:
+        return len(self._handles)
+
+    @property
+    def power_method(self) -> str:
+        return "NVML_FI_DEV_POWER_INSTANT" if self._instant_power else "nvmlDeviceGetPowerUsage"
+
+    def driver_version(self) -> str | None:
+        return _try(lambda: str(self._nvml.nvmlSystemGetDriverVersion()))
+
+    def static_info(self) -> list[GpuStatic]:
+        nv = self._nvml
+        out = []
+        for index, h in self._handles:
+            limit = _try(lambda h=h: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0)
+            persistence = _try(lambda h=h: nv.nvmlDeviceGetPersistenceMode(h) == 1)
+            out.append(
+                GpuStatic(
+                    index=index,
+                    name=str(nv.nvmlDeviceGetName(h)),
+                    uuid=str(nv.nvmlDeviceGetUUID(h)),
+                    memory_total_mb=nv.nvmlDeviceGetMemoryInfo(h).total / 2**20,
+                    power_limit_w=limit,
+                    persistence_mode=persistence,
+                )
+            )
+        return out
+
+    def energy_counters_mj(self) -> list[float] | None:
+        """Total-energy counters (mJ since driver load), one per GPU; None if any lacks one."""
+        try:
+            return [
+                float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for _, h in self._handles
+            ]
+        except Exception:
+            return None
+
+    def sample(self) -> list[GpuSample]:
+        nv = self._nvml
+        out = []
+        for _, h in self._handles:
+            if self._instant_power:
+                power = _try(lambda h=h: self._instant_field(h))
+            else:
+                power = _try(lambda h=h: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)
+            out.append(
+                GpuSample(
+                    power_w=power,
+                    temperature_c=_try(
+                        lambda h=h: float(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+                    ),
+                    sm_clock_mhz=_try(
+                        lambda h=h: float(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
+                    ),
+                    utilisation_pct=_try(
+                        lambda h=h: float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
+                    ),
+                    memory_used_mb=_try(lambda h=h: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
+                    throttle_bitmask=_try(
+                        lambda h=h: int(nv.nvmlDeviceGetCurrentClocksEventReasons(h))
+                    ),
+                )
+            )
+        return out
+
+    def compute_process_counts(self) -> list[int]:
+        """Compute processes on each GPU (this runner's own included once it holds a context)."""
+        counts = []
+        for _, h in self._handles:
+            procs = _try(lambda h=h: self._nvml.nvmlDeviceGetComputeRunningProcesses(h))
+            counts.append(len(procs) if procs is not None else 0)
+        return counts
+
+    def close(self) -> None:
+        _try(self._nvml.nvmlShutdown)
+
+
+def _try(read: Any) -> Any:
+    """One NVML query; None where the GPU or driver does not support it."""
+    try:
+        return read()
+    except Exception:
+        return None

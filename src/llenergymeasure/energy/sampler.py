@@ -1,0 +1,107 @@
+"""A background thread sampling every GPU at a fixed period: the timeline and the fallback
+integral when the total-energy counter is missing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.energy.nvml import GpuSample, throttle_names
+
+DEFAULT_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Row:
+    t_s: float  # time.perf_counter(), the protocol's clock
+    unix_s: float
+    phase: str
+    gpu: int
+    sample: GpuSample
+
+
+class PowerSampler:
+    """Calls `read()` every `interval_s` on a daemon thread, tagging rows with the current phase."""
+
+    def __init__(
+        self,
+        read: Callable[[], Sequence[GpuSample]],
+        gpu_indices: Sequence[int],
+        interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
+        self._read = read
+        self._gpus = list(gpu_indices)
+        self.interval_s = interval_s
+        self.phase = "idle"
+        self.rows: list[Row] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="llem-power-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._take()
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join(timeout=2 * self.interval_s + 1)
+        self._take()
+
+    def set_phase(self, phase: str) -> None:
+        """Mark the boundary with a sample of its own, so each phase's integral is bracketed."""
+        self._take()
+        self.phase = phase
+        self._take()
+
+    def _run(self) -> None:
+        next_at = time.perf_counter() + self.interval_s
+        while not self._stop.wait(max(0.0, next_at - time.perf_counter())):
+            self._take()
+            next_at += self.interval_s
+
+    def _take(self) -> None:
+        t, unix = time.perf_counter(), time.time()
+        phase = self.phase
+        for gpu, sample in zip(self._gpus, self._read(), strict=True):
+            self.rows.append(Row(t, unix, phase, gpu, sample))
+
+    def series(self, gpu: int, start_s: float, end_s: float) -> list[Row]:
+        """This GPU's rows from the last one at or before start_s to the first at or after end_s."""
+        rows = [r for r in self.rows if r.gpu == gpu]
+        before = [r for r in rows if r.t_s <= start_s]
+        after = [r for r in rows if r.t_s >= end_s]
+        inside = [r for r in rows if start_s < r.t_s < end_s]
+        return before[-1:] + inside + after[:1]
+
+
+def write_parquet(rows: Sequence[Row], path: Path) -> None:
+    """One row per GPU per sample; units in column names."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "t_s": pa.array([r.t_s for r in rows], pa.float64()),
+            "unix_s": pa.array([r.unix_s for r in rows], pa.float64()),
+            "phase": pa.array([r.phase for r in rows], pa.string()),
+            "gpu": pa.array([r.gpu for r in rows], pa.int32()),
+            "power_w": pa.array([r.sample.power_w for r in rows], pa.float64()),
+            "temperature_c": pa.array([r.sample.temperature_c for r in rows], pa.float64()),
+            "sm_clock_mhz": pa.array([r.sample.sm_clock_mhz for r in rows], pa.float64()),
+            "utilisation_pct": pa.array([r.sample.utilisation_pct for r in rows], pa.float64()),
+            "memory_used_mb": pa.array([r.sample.memory_used_mb for r in rows], pa.float64()),
+            "throttle_reasons": pa.array(
+                [
+                    ",".join(throttle_names(r.sample.throttle_bitmask))
+                    if r.sample.throttle_bitmask is not None
+                    else None
+                    for r in rows
+                ],
+                pa.string(),
+            ),
+        }
+    )
+    pq.write_table(table, path)

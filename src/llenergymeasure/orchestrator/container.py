@@ -1,0 +1,245 @@
+"""One container's whole life: create, start, stream logs, watch, kill, inspect, remove.
+
+The container is always removed, also when `start` fails half-way (the engine keeps a Created
+container after an APIError such as a missing GPU driver). docker-py's `wait(timeout=...)`
+raises requests' ConnectionError rather than a timeout, so waiting happens in a thread without
+a timeout and the watch loop enforces the deadlines itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest
+
+from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, CONTAINER_WORKDIR, PROGRESS_FILE
+from llenergymeasure.orchestrator.stop import StopState
+
+GRACE_S = 2.0
+POLL_S = 0.05
+OWNER_PID_LABEL = "llem.owner_pid"
+OWNER_HOST_LABEL = "llem.owner_host"
+STUDY_LABEL = "llem.study"
+RUN_LABEL = "llem.run"
+
+
+@dataclass
+class ContainerSpec:
+    image_id: str
+    name: str
+    labels: dict[str, str]
+    workdir: Path
+    mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # host path -> bind spec
+    environment: dict[str, str] = field(default_factory=dict)
+    gpu_indices: list[int] = field(default_factory=list)
+    network_none: bool = False
+    shm_size: str | None = None
+    mem_limit: str | None = None
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+
+    def create_kwargs(self) -> dict[str, Any]:
+        volumes = {str(self.workdir): {"bind": CONTAINER_WORKDIR, "mode": "rw"}, **self.mounts}
+        kwargs: dict[str, Any] = {
+            "name": self.name,
+            "labels": self.labels,
+            "user": f"{os.getuid()}:{os.getgid()}",
+            "security_opt": ["no-new-privileges"],
+            "cap_drop": ["ALL"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1g"},
+            "volumes": volumes,
+            "environment": {"HOME": "/tmp", **self.environment},
+            "working_dir": CONTAINER_WORKDIR,
+            "detach": True,
+        }
+        if self.gpu_indices:
+            kwargs["device_requests"] = [
+                DeviceRequest(device_ids=[str(i) for i in self.gpu_indices], capabilities=[["gpu"]])
+            ]
+        if self.network_none:
+            kwargs["network_mode"] = "none"
+        if self.shm_size:
+            kwargs["shm_size"] = self.shm_size
+        if self.mem_limit:
+            # Swap equal to the limit: no swap, so going past it is an OOM kill, not a slowdown.
+            kwargs["mem_limit"] = self.mem_limit
+            kwargs["memswap_limit"] = self.mem_limit
+        if self.command is not None:
+            kwargs["command"] = self.command
+        if self.entrypoint is not None:
+            kwargs["entrypoint"] = self.entrypoint
+        return kwargs
+
+
+@dataclass
+class ContainerExit:
+    container_id: str | None
+    exit_code: int | None
+    oom_killed: bool
+    killed_for: str | None  # "timeout", "stall", "interrupt" or None
+    started_at: float
+    finished_at: float
+    engine_error: str | None = None  # the engine failed us (create/start refused, daemon gone)
+
+
+OnProgress = Callable[[], None]
+
+
+def run_container(
+    client: docker.DockerClient,
+    spec: ContainerSpec,
+    timeout_s: float | None,
+    stall_timeout_s: float | None,
+    stop: StopState,
+    on_tick: OnProgress | None = None,
+    on_created: Callable[[str], None] | None = None,
+) -> ContainerExit:
+    started = time.time()
+    container = None
+    try:
+        try:
+            container = client.containers.create(spec.image_id, **spec.create_kwargs())
+            if on_created is not None:
+                on_created(container.id)
+            container.start()
+        except docker.errors.DockerException as error:
+            return ContainerExit(
+                container.id if container else None,
+                None,
+                False,
+                None,
+                started,
+                time.time(),
+                engine_error=_one_line(error),
+            )
+        return _watch(container, spec, timeout_s, stall_timeout_s, stop, on_tick, started)
+    finally:
+        _remove(client, container, spec.name)
+
+
+def _watch(
+    container: Any,
+    spec: ContainerSpec,
+    timeout_s: float | None,
+    stall_timeout_s: float | None,
+    stop: StopState,
+    on_tick: OnProgress | None,
+    started: float,
+) -> ContainerExit:
+    logs = threading.Thread(target=_stream_logs, args=(container, spec.workdir), daemon=True)
+    logs.start()
+    waited: dict[str, Any] = {}
+    done = threading.Event()
+
+    def _wait() -> None:
+        try:
+            waited["status"] = container.wait()
+        except Exception as error:  # the engine went away: reported as an engine error
+            waited["error"] = _one_line(error)
+        done.set()
+
+    threading.Thread(target=_wait, daemon=True).start()
+    progress = spec.workdir / PROGRESS_FILE
+    last_size = -1
+    last_progress = started
+    killed_for: str | None = None
+    sigterm_at: float | None = None
+    while not done.wait(POLL_S):
+        now = time.time()
+        size = progress.stat().st_size if progress.exists() else 0
+        if size != last_size:
+            last_size, last_progress = size, now
+        if on_tick is not None:
+            on_tick()
+        if stop.immediate and killed_for != "interrupt!":
+            killed_for = "interrupt!"
+            _kill(container, signal.SIGKILL)
+        elif stop.requested and sigterm_at is None and killed_for is None:
+            killed_for, sigterm_at = "interrupt", now
+            _kill(container, signal.SIGTERM)
+        elif sigterm_at is not None and now - sigterm_at > GRACE_S and killed_for == "interrupt":
+            killed_for = "interrupt!"
+            _kill(container, signal.SIGKILL)
+        elif killed_for is None and timeout_s is not None and now - started > timeout_s:
+            killed_for = "timeout"
+            _kill(container, signal.SIGKILL)
+        elif (
+            killed_for is None
+            and stall_timeout_s is not None
+            and now - last_progress > (stall_timeout_s)
+        ):
+            killed_for = "stall"
+            _kill(container, signal.SIGKILL)
+    finished = time.time()
+    logs.join(timeout=5)
+    if "error" in waited:
+        return ContainerExit(
+            container.id, None, False, _reason(killed_for), started, finished, waited["error"]
+        )
+    exit_code = int(waited["status"].get("StatusCode", -1))
+    try:
+        container.reload()
+        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+    except docker.errors.DockerException:
+        oom = False
+    return ContainerExit(container.id, exit_code, oom, _reason(killed_for), started, finished)
+
+
+def _reason(killed_for: str | None) -> str | None:
+    return "interrupt" if killed_for in ("interrupt", "interrupt!") else killed_for
+
+
+def _kill(container: Any, sig: signal.Signals) -> None:
+    with contextlib.suppress(docker.errors.DockerException):  # gone: the wait thread sees it
+        container.kill(signal=int(sig))
+
+
+def _stream_logs(container: Any, workdir: Path) -> None:
+    try:
+        with open(workdir / CONTAINER_LOG_FILE, "ab") as handle:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                handle.write(chunk)
+                handle.flush()
+    except Exception:
+        return  # the engine dropped the stream; what arrived is on disk
+
+
+def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
+    try:
+        if container is not None:
+            container.remove(force=True)
+        else:
+            # create may have left a container behind before failing: find it by its name.
+            client.api.remove_container(name, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.DockerException:
+        pass  # engine unreachable: orphan cleanup removes it on the next run
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def tail_lines(path: Path, n: int = 20, max_bytes: int = 4000) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-n:])

@@ -1,0 +1,65 @@
+"""The Docker engine as the host sees it: connection, image resolution, GPU runtime check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+from llenergymeasure.errors import UserError
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    ref: str
+    id: str
+    digest: str | None  # repo digest (name@sha256:...); None for a locally built image
+
+
+def connect() -> docker.DockerClient:
+    """A client whose engine answers, or a UserError naming the fix."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise UserError(
+            f"the Docker engine is not reachable ({str(error).splitlines()[0][:160]})",
+            hint="start it (e.g. `sudo systemctl start docker`, or `dockerd &`) and make sure "
+            "you may use its socket; DOCKER_HOST selects another engine",
+        ) from None
+    return client
+
+
+def resolve_image(client: docker.DockerClient, ref: str, backend: str) -> ResolvedImage:
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        hint = (
+            "build it: `llem images build cpu`"
+            if ref.startswith("llenergymeasure/cpu")
+            else f"pull or build it (`docker pull {ref}`), or name another image under "
+            f"`images: {{{backend}: ...}}` in the study"
+        )
+        raise UserError(
+            f"image {ref!r} for backend {backend!r} is not present", hint=hint
+        ) from None
+    except docker.errors.DockerException as error:
+        raise UserError(f"cannot inspect image {ref!r}: {error}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    return ResolvedImage(ref=ref, id=image.id, digest=digests[0] if digests else None)
+
+
+def require_nvidia_runtime(client: docker.DockerClient) -> None:
+    """GPUs are granted through device requests; the engine needs the NVIDIA runtime/CDI."""
+    info = client.info()
+    runtimes = set((info.get("Runtimes") or {}).keys())
+    cdi = any("nvidia" in spec for spec in (info.get("CDISpecDirs") or []))
+    if "nvidia" not in runtimes and not cdi:
+        raise UserError(
+            "the study asks for GPUs but the Docker engine has no NVIDIA runtime "
+            f"(runtimes: {', '.join(sorted(runtimes)) or 'none'})",
+            hint="install the NVIDIA Container Toolkit and run "
+            "`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd; "
+            "or set gpu_count: 0",
+        )

@@ -1,0 +1,100 @@
+"""The study folder: where one `llem run` keeps everything it planned, ran and measured.
+
+```
+<output_dir>/<study_id>/                 study_id = <name>_<UTC YYYYmmddTHHMMSS>_<design_hash8>
+  study.yaml                             the study file, verbatim
+  <base file name>                       the study's `base:` file, verbatim, when it has one
+  plan.json                              list of PlannedRun (JSON), written atomically at start
+  manifest.jsonl                         the journal of run states (study/manifest.py)
+  experiments/<run_id>/                  one work folder per run, run_id = <NNNN>_<hash8>_c<cycle>
+    config.json                          RunRequest, written by the host before the container
+    progress.jsonl                       events appended by the container
+    result.json | error.json             written by the container (atomically)
+    container.log                        the container's stdout/stderr, streamed by the host
+    timeseries.parquet                   samples of the measured window, by the container
+```
+
+The work folder is mounted read-write at `/llem/work` (contract.workdir.CONTAINER_WORKDIR).
+`<name>` keeps letters, digits, `.`, `_` and `-` of the study's name; other characters become `-`.
+`llem run --resume` picks the newest folder of the same name and design hash that has a plan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.study.models import PlannedRun
+
+STUDY_FILE = "study.yaml"
+PLAN_FILE = "plan.json"
+EXPERIMENTS_DIR = "experiments"
+_STAMP = "%Y%m%dT%H%M%S"
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name).strip("-") or "study"
+
+
+def study_id_for(name: str, design_hash: str, now: datetime) -> str:
+    return f"{safe_name(name)}_{now.astimezone(timezone.utc).strftime(_STAMP)}_{design_hash[:8]}"
+
+
+def create_study_dir(
+    output_dir: Path,
+    name: str,
+    design_hash: str,
+    study_file: Path | None,
+    base_file: Path | None,
+) -> Path:
+    """Make a new, uniquely named study folder with verbatim copies of the study's files."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        study_dir = output_dir / study_id_for(name, design_hash, datetime.now(timezone.utc))
+        try:
+            study_dir.mkdir()
+            break
+        except FileExistsError:
+            time.sleep(0.2)  # the id has one-second resolution; the next second is free
+    (study_dir / EXPERIMENTS_DIR).mkdir()
+    if study_file is not None:
+        shutil.copyfile(study_file, study_dir / STUDY_FILE)
+    if base_file is not None:
+        shutil.copyfile(base_file, study_dir / base_file.name)
+    return study_dir
+
+
+def find_resumable(output_dir: Path, name: str, design_hash: str) -> Path | None:
+    """The newest study folder of this name and design hash that got as far as its plan."""
+    if not output_dir.is_dir():
+        return None
+    pattern = re.compile(
+        rf"^{re.escape(safe_name(name))}_(\d{{8}}T\d{{6}})_{re.escape(design_hash[:8])}$"
+    )
+    found = [
+        (match.group(1), path)
+        for path in output_dir.iterdir()
+        if (match := pattern.match(path.name)) and (path / PLAN_FILE).is_file()
+    ]
+    return max(found)[1] if found else None
+
+
+def write_plan(study_dir: Path, runs: list[PlannedRun]) -> None:
+    atomic_write_text(
+        study_dir / PLAN_FILE,
+        json.dumps([run.model_dump(mode="json") for run in runs], indent=1) + "\n",
+    )
+
+
+def load_plan(study_dir: Path) -> list[PlannedRun]:
+    raw = json.loads((study_dir / PLAN_FILE).read_text(encoding="utf-8"))
+    return [PlannedRun.model_validate(item) for item in raw]
+
+
+def work_dir(study_dir: Path, run_id: str) -> Path:
+    return study_dir / EXPERIMENTS_DIR / run_id

@@ -1,0 +1,124 @@
+"""What one planned run becomes on the host: its `config.json` and its container's settings.
+
+Local model folders: a run whose `model` names an existing folder on the host (absolute, `~/...`,
+or relative to the study file's folder) gets that folder mounted read-only at
+`/llem/models/<hash8>-<folder name>`, and its `config.json` names that in-container path. The
+plan and manifest keep the host path as written. Anything else is a hub id.
+
+The Hugging Face cache (`$HF_HOME`, else `~/.cache/huggingface`) is mounted at `/llem/hf-cache`
+(read-only when the study is offline, read-write otherwise so downloads persist). Secrets such
+as HF_TOKEN pass through the environment only; they are never written to any file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.contract.run import RunContext, RunRequest
+from llenergymeasure.orchestrator.container import (
+    OWNER_HOST_LABEL,
+    OWNER_PID_LABEL,
+    RUN_LABEL,
+    STUDY_LABEL,
+    ContainerSpec,
+)
+from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.study.models import PlannedRun
+
+CONTAINER_MODELS = "/llem/models"
+CONTAINER_HF_CACHE = "/llem/hf-cache"
+# Passed from the host environment when set; nothing else from it reaches the container.
+ENV_ALLOWLIST: dict[str, tuple[str, ...]] = {
+    "*": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"),
+    "vllm": ("VLLM_LOGGING_LEVEL", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1"),
+    "tensorrt": ("TLLM_LOG_LEVEL",),
+}
+SHM_SIZE = {"pytorch": "1g", "vllm": "16g", "tensorrt": "16g"}
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    study_id: str
+    study_name: str
+    study_file_dir: Path
+    offline: bool
+    gpu_ids: list[int]
+    mem_limit: str | None = None
+
+
+def gpus_for(run: PlannedRun, gpu_ids: list[int]) -> list[int]:
+    """A run with gpu_count N takes the first N of the study's GPUs."""
+    return list(gpu_ids[: run.config.gpu_count])
+
+
+def local_model_dir(model: str, study_file_dir: Path) -> Path | None:
+    candidate = Path(model).expanduser()
+    if not candidate.is_absolute():
+        candidate = study_file_dir / candidate
+    return candidate.resolve() if candidate.is_dir() else None
+
+
+def hf_cache_dir() -> Path:
+    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+
+
+def build(
+    run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path
+) -> tuple[RunRequest, ContainerSpec]:
+    config = run.config
+    mounts: dict[str, dict[str, str]] = {}
+    local = local_model_dir(config.model, ctx.study_file_dir)
+    if local is not None:
+        digest = hashlib.sha256(str(local).encode()).hexdigest()[:8]
+        inside = f"{CONTAINER_MODELS}/{digest}-{local.name}"
+        mounts[str(local)] = {"bind": inside, "mode": "ro"}
+        config = config.model_copy(update={"model": inside})
+    environment = {"HF_HOME": CONTAINER_HF_CACHE, "PYTHONUNBUFFERED": "1"}
+    cache = hf_cache_dir()
+    if not ctx.offline:
+        cache.mkdir(parents=True, exist_ok=True)
+    if cache.is_dir():
+        mounts[str(cache)] = {"bind": CONTAINER_HF_CACHE, "mode": "ro" if ctx.offline else "rw"}
+    if ctx.offline:
+        environment.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    for name in ENV_ALLOWLIST["*"] + ENV_ALLOWLIST.get(config.backend, ()):
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    gpus = gpus_for(run, ctx.gpu_ids)
+    request = RunRequest(
+        config=config,
+        context=RunContext(
+            study_id=ctx.study_id,
+            study_name=ctx.study_name,
+            run_id=run.run_id,
+            run_index=run.run_index,
+            config_hash=run.config_hash,
+            cycle=run.cycle,
+            image_ref=image.ref,
+            image_id=image.id,
+            image_digest=image.digest,
+            gpu_indices=gpus,
+            offline=ctx.offline,
+        ),
+    )
+    spec = ContainerSpec(
+        image_id=image.id,
+        name=f"llem-{os.getpid()}-{ctx.study_id[-8:]}-{run.run_id}",
+        labels={
+            STUDY_LABEL: ctx.study_id,
+            RUN_LABEL: run.run_id,
+            OWNER_PID_LABEL: str(os.getpid()),
+            OWNER_HOST_LABEL: os.uname().nodename,
+        },
+        workdir=workdir,
+        mounts=mounts,
+        environment=environment,
+        gpu_indices=gpus,
+        network_none=ctx.offline,
+        shm_size=SHM_SIZE.get(config.backend),
+        mem_limit=ctx.mem_limit,
+    )
+    return request, spec

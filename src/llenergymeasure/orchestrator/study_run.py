@@ -1,0 +1,406 @@
+"""The study loop behind `llem run`: pre-flight, then per run work folder -> container -> outcome
+-> manifest -> gap, with resume, orphan cleanup, GPU locks and signal handling.
+
+Pre-flight order (nothing is written until all pass): plan; GPU locks (before the engine and
+runtime checks, so a busy GPU is named even where the NVIDIA runtime is missing); engine
+reachable; every image resolved to its ID and digest; NVIDIA runtime when GPUs are requested;
+the confirmation cap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from llenergymeasure import __version__
+from llenergymeasure.config.loader import load_study
+from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.workdir import CONFIG_FILE, CONTAINER_LOG_FILE, atomic_write_json
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.container import run_container, tail_lines
+from llenergymeasure.orchestrator.cooldown import wait_for_temperature
+from llenergymeasure.orchestrator.display import Display, result_summary
+from llenergymeasure.orchestrator.engine import (
+    ResolvedImage,
+    connect,
+    require_nvidia_runtime,
+    resolve_image,
+)
+from llenergymeasure.orchestrator.locks import GpuLocks
+from llenergymeasure.orchestrator.orphans import remove_orphans
+from llenergymeasure.orchestrator.outcome import classify
+from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState, handle_signals
+from llenergymeasure.study.estimate import estimate_run
+from llenergymeasure.study.expand import Plan, expand
+from llenergymeasure.study.hashing import design_hash
+from llenergymeasure.study.manifest import Manifest, manifest_path
+from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
+from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.order import gap_before
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class RunOptions:
+    resume: bool = False
+    retry_failed: bool = False
+    yes: bool = False
+    mem_limit: str | None = None
+    gpu_lock_dir: Path | None = None
+
+
+@dataclass
+class Preflight:
+    study: StudyConfig
+    plan: Plan
+    design_hash: str
+    images: dict[str, ResolvedImage] = field(default_factory=dict)
+    gpu_indices: list[int] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def preflight(
+    study_path: Path, options: RunOptions, locks: GpuLocks | None = None
+) -> tuple[Preflight, docker.DockerClient, GpuLocks]:
+    study = load_study(study_path)
+    plan = expand(study)
+    if not plan.runs:
+        raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
+    gpu_ids = study.execution.gpu_ids
+    needed: set[int] = set()
+    for run in plan.runs:
+        if run.config.gpu_count > len(gpu_ids):
+            raise UserError(
+                f"run {run.run_id} needs {run.config.gpu_count} GPUs but execution.gpu_ids "
+                f"lists {len(gpu_ids)}",
+                hint="list more GPU indices under execution.gpu_ids",
+            )
+        needed.update(run_spec.gpus_for(run, gpu_ids))
+    held = locks or GpuLocks(sorted(needed), study.name, options.gpu_lock_dir)
+    held.acquire()
+    try:
+        client = connect()
+        images = {
+            backend: resolve_image(client, study.image_for(backend), backend)
+            for backend in sorted({run.config.backend for run in plan.runs})
+        }
+        if needed:
+            require_nvidia_runtime(client)
+        cap = study.execution.max_runs_without_confirmation
+        if len(plan.runs) > cap and not options.yes:
+            if not sys.stdin.isatty():
+                raise UserError(
+                    f"the study plans {len(plan.runs)} runs, above the {cap} that run "
+                    "without confirmation",
+                    hint="pass --yes (or raise execution.max_runs_without_confirmation)",
+                )
+            answer = input(f"{len(plan.runs)} runs planned (cap {cap}). Run them? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise UserError("not confirmed; nothing was run")
+    except BaseException:
+        held.release()
+        raise
+    pre = Preflight(study, plan, design_hash(study), images, sorted(needed))
+    return pre, client, held
+
+
+def open_study(pre: Preflight, study_path: Path, options: RunOptions, say: Display) -> Manifest:
+    """A new study folder, or with --resume the newest one of the same design."""
+    study = pre.study
+    # Absolute: the work folders are bind-mounted, and the engine takes absolute paths only.
+    output_dir = (study_path.parent / Path(study.output_dir).expanduser()).resolve()
+    study_dir = (
+        layout.find_resumable(output_dir, study.name, pre.design_hash) if options.resume else None
+    )
+    if options.resume and study_dir is None:
+        say.note("nothing to resume for this design: starting a new study folder")
+    if study_dir is None:
+        study_dir = layout.create_study_dir(
+            output_dir, study.name, pre.design_hash, study.source_path, study.base_path
+        )
+        layout.write_plan(study_dir, pre.plan.runs)
+    plan = layout.load_plan(study_dir)
+    if manifest_path(study_dir).exists():
+        manifest = Manifest.open(study_dir)
+    else:
+        record = StudyRecord(
+            study_id=study_dir.name,
+            study_name=study.name,
+            design_hash=pre.design_hash,
+            created_at=now_iso(),
+            llem_version=__version__,
+        )
+        manifest = Manifest.create(study_dir, record)
+    missing = [_pending(run) for run in plan if run.run_id not in manifest.record.runs]
+    if missing:  # a kill while the journal was being started
+        manifest.add_runs(missing)
+    if manifest.record.status != "running":
+        manifest.set_status("running")
+    pre.plan = Plan(configs=pre.plan.configs, runs=plan, skipped=pre.plan.skipped)
+    return manifest
+
+
+def _pending(run: PlannedRun) -> RunRecord:
+    return RunRecord(
+        run_id=run.run_id,
+        run_index=run.run_index,
+        config_hash=run.config_hash,
+        cycle=run.cycle,
+        backend=run.config.backend,
+    )
+
+
+def runs_to_do(manifest: Manifest, plan: list[PlannedRun], retry_failed: bool) -> list[PlannedRun]:
+    """Completed runs never repeat; running/interrupted/pending run; failed only on request."""
+    todo = []
+    for run in plan:
+        status = manifest.record.runs[run.run_id].status
+        if status == "completed" or (status == "failed" and not retry_failed):
+            continue
+        todo.append(run)
+    return todo
+
+
+def run_study(study_path: Path, options: RunOptions, display: Display | None = None) -> int:
+    """Run (or resume) a study; returns the exit code: 0 all completed, 1 some failed, 130
+    interrupted. Problems a user can fix raise UserError."""
+    say = display or Display()
+    pre, client, locks = preflight(study_path, options)
+    try:
+        removed = remove_orphans(client)
+        if removed:
+            say.note(f"removed {removed} container(s) left by a llem process that no longer runs")
+        manifest = open_study(pre, study_path, options, say)
+        with manifest, handle_signals(StopState()) as stop:
+            return _loop(pre, manifest, client, options, stop, say, study_path)
+    finally:
+        locks.release()
+
+
+def _loop(
+    pre: Preflight,
+    manifest: Manifest,
+    client: docker.DockerClient,
+    options: RunOptions,
+    stop: StopState,
+    say: Display,
+    study_path: Path,
+) -> int:
+    study, plan = pre.study, pre.plan.runs
+    study_dir = manifest.path.parent
+    todo = runs_to_do(manifest, plan, options.retry_failed)
+    done = len(plan) - len(todo)
+    say.note(f"study {study_dir} : {len(todo)} of {len(plan)} runs to do")
+    for backend, image in pre.images.items():
+        say.note(
+            f"  image {backend}: {image.ref} {image.id} digest {image.digest or 'none (local)'}"
+        )
+    ctx = run_spec.StudyContext(
+        study_id=manifest.record.study_id,
+        study_name=study.name,
+        study_file_dir=study_path.resolve().parent,
+        offline=study.offline,
+        gpu_ids=study.execution.gpu_ids,
+        mem_limit=options.mem_limit,
+    )
+    say.start(len(plan), done)
+    previous: PlannedRun | None = None
+    try:
+        for position, run in enumerate(todo, start=done + 1):
+            if previous is not None and _wait_gap(previous, run, pre, stop, say):
+                manifest.set_status("interrupted")
+                say.note("interrupted during a gap; resume with `llem run --resume`")
+                return EXIT_INTERRUPTED
+            previous = run
+            record = _execute(run, position, len(plan), pre, ctx, manifest, client, stop, say)
+            if record.status == "interrupted":
+                manifest.set_status("interrupted")
+                say.note(f"interrupted; resume with `llem run {study_path} --resume`")
+                return EXIT_INTERRUPTED
+    finally:
+        say.stop()
+    failed = [r for r in manifest.record.runs.values() if r.status != "completed"]
+    manifest.set_status("failed" if failed else "completed")
+    say.note(
+        f"done: {len(plan) - len(failed)} completed, {len(failed)} failed; results in {study_dir}"
+    )
+    return 1 if failed else 0
+
+
+def _wait_gap(
+    previous: PlannedRun, run: PlannedRun, pre: Preflight, stop: StopState, say: Display
+) -> bool:
+    """Wait the gap (and cool-down); True when a stop came meanwhile."""
+    execution = pre.study.execution
+    seconds = gap_before(previous, run, execution)
+    if seconds > 0:
+        reason = "between cycles" if previous.cycle != run.cycle else "between experiments"
+        say.gap(seconds, reason)
+        if _gap_sleep(seconds, stop):
+            return True
+    target = execution.cooldown_to_temp_c
+    gpus = run_spec.gpus_for(run, execution.gpu_ids)
+    if target is not None and gpus:
+        return wait_for_temperature(gpus, target, stop, say.note)
+    return stop.requested
+
+
+def _gap_sleep(seconds: float, stop: StopState) -> bool:
+    """Sleep; in a TTY, Enter skips the rest. True when stopped."""
+    deadline = time.monotonic() + seconds
+    interactive = sys.stdin.isatty()
+    while (left := deadline - time.monotonic()) > 0:
+        if interactive:
+            import select
+
+            ready, _, _ = select.select([sys.stdin], [], [], min(left, 0.2))
+            if ready:
+                sys.stdin.readline()
+                return stop.requested
+            if stop.requested:
+                return True
+        elif stop.sleep(min(left, 0.2)):
+            return True
+    return stop.requested
+
+
+def _execute(
+    run: PlannedRun,
+    position: int,
+    total: int,
+    pre: Preflight,
+    ctx: run_spec.StudyContext,
+    manifest: Manifest,
+    client: docker.DockerClient,
+    stop: StopState,
+    say: Display,
+) -> RunRecord:
+    study_dir = manifest.path.parent
+    workdir = layout.work_dir(study_dir, run.run_id)
+    if workdir.exists():  # an earlier attempt: start clean so no stale file is mistaken
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    image = pre.images[run.config.backend]
+    request, spec = run_spec.build(run, ctx, image, workdir)
+    atomic_write_json(workdir / CONFIG_FILE, request)
+    execution = pre.study.execution
+    timeout_s = execution.timeout_for(estimate_run(run.config).total_s)
+    previous = manifest.record.runs[run.run_id]
+    manifest.update_run(
+        run.run_id,
+        status="running",
+        outcome=None,
+        attempts=previous.attempts + 1,
+        image_ref=image.ref,
+        image_id=image.id,
+        image_digest=image.digest,
+        container_id=None,
+        started_at=now_iso(),
+        finished_at=None,
+        duration_s=None,
+        exit_code=None,
+        error_type=None,
+        error=None,
+        log_tail=None,
+        result_path=None,
+    )
+    say.run_started(run, position, total, workdir)
+    exit_ = run_container(
+        client, spec, timeout_s, execution.stall_timeout_s, stop, on_tick=say.tick
+    )
+    common = {
+        "container_id": exit_.container_id,
+        "finished_at": now_iso(),
+        "duration_s": round(exit_.finished_at - exit_.started_at, 3),
+        "exit_code": exit_.exit_code,
+    }
+    if exit_.engine_error is not None and exit_.killed_for != "interrupt":
+        return _engine_failure(run, manifest, client, exit_.engine_error, common, say)
+    verdict = classify(
+        workdir,
+        exit_.exit_code,
+        exit_.oom_killed,
+        exit_.killed_for,
+        timeout_s,
+        execution.stall_timeout_s,
+    )
+    log_tail = (
+        tail_lines(workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
+        if verdict.status != "completed"
+        else None
+    )
+    record = manifest.update_run(
+        run.run_id,
+        status=verdict.status,
+        outcome=verdict.outcome,
+        error_type=verdict.error_type,
+        error=verdict.error,
+        log_tail=log_tail or None,
+        result_path=(
+            str((workdir / "result.json").relative_to(study_dir))
+            if verdict.status == "completed"
+            else None
+        ),
+        **common,
+    )
+    summary = result_summary(verdict.result) if verdict.result else f"{verdict.error or ''}"
+    say.run_finished(record, summary)
+    return record
+
+
+def _engine_failure(
+    run: PlannedRun,
+    manifest: Manifest,
+    client: docker.DockerClient,
+    message: str,
+    common: dict[str, object],
+    say: Display,
+) -> RunRecord:
+    """The engine refused or vanished. Gone: stop the study, resumable. Refused: a failed run."""
+    try:
+        client.ping()
+        alive = True
+    except (docker.errors.DockerException, OSError):
+        alive = False
+    if alive:
+        record = manifest.update_run(
+            run.run_id,
+            status="failed",
+            outcome="crashed",
+            error_type="EngineError",
+            error=f"the Docker engine refused the container: {message}",
+            **common,
+        )
+        say.run_finished(record, record.error or "")
+        return record
+    manifest.update_run(
+        run.run_id,
+        status="interrupted",
+        outcome="interrupted",
+        error_type="EngineGone",
+        error=f"the Docker engine stopped answering: {message}",
+        **common,
+    )
+    manifest.set_status("failed")
+    say.stop()
+    raise UserError(
+        f"the Docker engine stopped answering during run {run.run_id} ({message}); "
+        f"{_completed(manifest)} runs completed are kept in {manifest.path.parent}",
+        hint="start the engine again, then `llem run STUDY.yaml --resume` finishes the study",
+    )
+
+
+def _completed(manifest: Manifest) -> int:
+    return sum(r.status == "completed" for r in manifest.record.runs.values())

@@ -1,0 +1,120 @@
+"""Two studies side by side: configurations paired by config hash, ratios B/A with CIs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llenergymeasure.results.load import RunData, StudyData
+from llenergymeasure.results.stats import ratio_of_means, summarise
+from llenergymeasure.results.tables import METRICS_BY_COLUMN
+
+COMPARE_METRICS = (
+    "energy.j_per_output_token",
+    "throughput.output_tokens_per_s",
+    "latency.ttft_ms.p50",
+    "latency.itl_ms.p50",
+)
+
+
+@dataclass(frozen=True)
+class MetricRatio:
+    metric: str
+    unit: str
+    a_n: int
+    a_mean: float | None
+    b_n: int
+    b_mean: float | None
+    ratio: float | None  # mean(B) / mean(A), unitless
+    ratio_ci95_low: float | None
+    ratio_ci95_high: float | None
+
+
+@dataclass(frozen=True)
+class ConfigRef:
+    config_hash: str
+    backend: str
+    model: str
+    swept: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    study_a: str
+    study_b: str
+    pairs: list[tuple[ConfigRef, list[MetricRatio]]] = field(default_factory=list)
+    only_a: list[ConfigRef] = field(default_factory=list)
+    only_b: list[ConfigRef] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "study_a": self.study_a,
+            "study_b": self.study_b,
+            "ratio": "mean(B) / mean(A) with a 95 % bootstrap CI (cycles resampled per study)",
+            "pairs": [
+                {**asdict(ref), "metrics": [asdict(m) for m in metrics]}
+                for ref, metrics in self.pairs
+            ],
+            "only_in_a": [asdict(ref) for ref in self.only_a],
+            "only_in_b": [asdict(ref) for ref in self.only_b],
+        }
+
+
+def _by_hash(study: StudyData) -> dict[str, list[RunData]]:
+    groups: dict[str, list[RunData]] = {}
+    for run in study.runs:
+        groups.setdefault(run.planned.config_hash, []).append(run)
+    return groups
+
+
+def _ref(runs: list[RunData]) -> ConfigRef:
+    planned = runs[0].planned
+    return ConfigRef(
+        planned.config_hash, planned.config.backend, planned.config.model, planned.swept
+    )
+
+
+def _values(runs: list[RunData], metric: str) -> list[float | None]:
+    """A metric's readings from the completed runs (a dotted path into ExperimentResult)."""
+    values: list[float | None] = []
+    for run in runs:
+        if run.result is None:
+            continue
+        node: Any = run.result
+        for part in metric.split("."):
+            node = getattr(node, part, None) if node is not None else None
+        values.append(node)
+    return values
+
+
+def compare_studies(a: StudyData, b: StudyData) -> Comparison:
+    groups_a, groups_b = _by_hash(a), _by_hash(b)
+    comparison = Comparison(a.manifest.study_id, b.manifest.study_id)
+    for digest, runs_a in groups_a.items():
+        if digest not in groups_b:
+            comparison.only_a.append(_ref(runs_a))
+            continue
+        runs_b = groups_b[digest]
+        ratios = []
+        for metric in COMPARE_METRICS:
+            va, vb = _values(runs_a, metric), _values(runs_b, metric)
+            sa, sb = summarise(va), summarise(vb)
+            ratio = ratio_of_means(va, vb)
+            ratios.append(
+                MetricRatio(
+                    metric=metric,
+                    unit=METRICS_BY_COLUMN[metric].unit,
+                    a_n=sa.n,
+                    a_mean=sa.mean,
+                    b_n=sb.n,
+                    b_mean=sb.mean,
+                    ratio=ratio.ratio,
+                    ratio_ci95_low=ratio.ci_low,
+                    ratio_ci95_high=ratio.ci_high,
+                )
+            )
+        comparison.pairs.append((_ref(runs_a), ratios))
+    comparison.only_b.extend(
+        _ref(runs) for digest, runs in groups_b.items() if digest not in groups_a
+    )
+    return comparison

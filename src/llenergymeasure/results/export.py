@@ -1,0 +1,69 @@
+"""Files a study leaves: results.parquet, results.csv, summary.csv; and on-demand exports."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.results.load import load_study
+from llenergymeasure.results.tables import runs_frame, summary_frame
+
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+SUMMARY_CSV = "summary.csv"
+
+ExportFormat = Literal["csv", "parquet", "json"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet", "json")
+
+
+def write_study_outputs(study_dir: Path) -> list[Path]:
+    """Write results.parquet, results.csv and summary.csv into the study folder.
+
+    Safe to call at any time (at study end, or again later): failed and pending runs are rows
+    too, so a study with no completed run still gets its tables. Returns the paths written.
+    """
+    study_dir = Path(study_dir)
+    study = load_study(study_dir)
+    runs = runs_frame(study)
+    summary = summary_frame(study, runs)
+    written = [
+        write_frame(runs, study_dir / RESULTS_PARQUET, "parquet"),
+        write_frame(runs, study_dir / RESULTS_CSV, "csv"),
+        write_frame(summary, study_dir / SUMMARY_CSV, "csv"),
+    ]
+    return written
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> Path:
+    """Write atomically: a reader sees the old file or the whole new one."""
+    path = Path(path)
+    if fmt == "parquet":
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            _parquet_safe(frame).to_parquet(tmp, index=False, engine="pyarrow")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+    if fmt == "csv":
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        atomic_write_text(path, buffer.getvalue())
+    else:
+        atomic_write_text(path, frame.to_json(orient="records", indent=2, double_precision=15))
+    return path
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column: a swept key whose values mix types becomes text."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object and pd.api.types.infer_dtype(out[column]).startswith(
+            "mixed"
+        ):
+            out[column] = out[column].map(lambda v: None if pd.isna(v) else str(v))
+    return out

@@ -1,0 +1,120 @@
+"""One run as one flat row: ids, swept values, every metric with its unit in the column name.
+
+Metric columns are `<section>.<field>` of ExperimentResult (`energy.j_per_output_token`,
+`latency.ttft_ms.p50`); the contract puts units in field names, so the columns carry them.
+A null figure keeps its `<section>.<field>_reason` column so "n/a" can always say why.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from llenergymeasure.contract.result import ExperimentResult, Percentiles
+from llenergymeasure.results.load import RunData
+
+METRIC_SECTIONS = (
+    "timings",
+    "tokens",
+    "throughput",
+    "latency",
+    "energy",
+    "memory",
+    "telemetry",
+    "flops",
+)
+PERCENTILE_STATS = tuple(Percentiles.model_fields)
+ID_COLUMNS = (
+    "study_id",
+    "run_id",
+    "run_index",
+    "config_index",
+    "config_hash",
+    "cycle",
+    "backend",
+    "model",
+    "outcome",
+    "error",
+    "image_ref",
+    "image_id",
+    "image_digest",
+)
+
+
+def cell(value: Any) -> Any:
+    """A value as a table cell: scalars as they are, anything nested as compact JSON."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return value
+
+
+def run_row(run: RunData, study_id: str) -> dict[str, Any]:
+    """The row of one planned run; metric columns are present only when it has a result."""
+    planned, record, result = run.planned, run.record, run.result
+    context = result.context if result is not None else None
+    row: dict[str, Any] = {
+        "study_id": study_id,
+        "run_id": planned.run_id,
+        "run_index": planned.run_index,
+        "config_index": planned.config_index,
+        "config_hash": planned.config_hash,
+        "cycle": planned.cycle,
+        "backend": planned.config.backend,
+        "model": planned.config.model,
+        "outcome": run.outcome,
+        "error": run.error,
+        "image_ref": _first(record and record.image_ref, context and context.image_ref),
+        "image_id": _first(record and record.image_id, context and context.image_id),
+        "image_digest": _first(record and record.image_digest, context and context.image_digest),
+    }
+    for key, value in planned.swept.items():
+        row.setdefault(key, cell(value))
+    if result is not None:
+        row.update(metric_columns(result))
+    return row
+
+
+def metric_columns(result: ExperimentResult) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "warnings": ",".join(warning.code for warning in result.warnings),
+    }
+    env = result.environment
+    columns.update(
+        {
+            "environment.device": env.device,
+            "environment.gpus": ";".join(gpu.name for gpu in env.gpus),
+            "environment.backend_engine": env.backend_engine,
+            "environment.backend_engine_version": env.backend_engine_version,
+            "environment.driver_version": env.driver_version,
+            "environment.hostname": env.hostname,
+        }
+    )
+    for section in METRIC_SECTIONS:
+        model = getattr(result, section)
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            key = f"{section}.{name}"
+            if _is_percentiles(field.annotation):
+                for stat in PERCENTILE_STATS:
+                    columns[f"{key}.{stat}"] = getattr(value, stat) if value is not None else None
+            elif isinstance(value, list):
+                columns[key] = ";".join(str(item) for item in value)
+            else:
+                columns[key] = value
+    return columns
+
+
+def _is_percentiles(annotation: Any) -> bool:
+    if annotation is Percentiles:
+        return True
+    return Percentiles in getattr(annotation, "__args__", ())
+
+
+def _first(*values: str | None) -> str | None:
+    return next((value for value in values if value), None)

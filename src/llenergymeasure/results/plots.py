@@ -1,0 +1,302 @@
+"""Plots of a study (matplotlib's object API: no pyplot state, no display needed).
+
+Each builder returns a Figure, or None with the reason it cannot be drawn (e.g. energy not
+measured on a CPU-only machine): a missing figure is said, never drawn from zeros.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from llenergymeasure.errors import UserError
+from llenergymeasure.results.load import RunData, StudyData
+from llenergymeasure.results.tables import na_reason
+
+J_TOKEN = "energy.j_per_output_token"
+TOK_S = "throughput.output_tokens_per_s"
+BACKEND_COLOURS = {"pytorch": "#1f77b4", "vllm": "#ff7f0e", "tensorrt": "#2ca02c"}
+FORMATS = ("png", "svg")
+PNG_DPI = 120
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A drawn figure, or the reason there is none."""
+
+    name: str
+    title: str
+    figure: Figure | None
+    reason: str | None = None
+
+
+def _colour(backend: str) -> str:
+    return BACKEND_COLOURS.get(backend, "#7f7f7f")
+
+
+def _errors(frame: pd.DataFrame, metric: str) -> list[list[float]]:
+    """Asymmetric error bars from the CI columns; 0 where a CI is missing (one cycle)."""
+    mean = frame[f"{metric}.mean"]
+    low = (mean - frame[f"{metric}.ci95_low"]).fillna(0).clip(lower=0)
+    high = (frame[f"{metric}.ci95_high"] - mean).fillna(0).clip(lower=0)
+    return [low.tolist(), high.tolist()]
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Configurations no other beats on both throughput (higher) and J/token (lower)."""
+    ordered = points.sort_values([f"{TOK_S}.mean", f"{J_TOKEN}.mean"], ascending=[False, True])
+    best = math.inf
+    keep = []
+    for index, row in ordered.iterrows():
+        if row[f"{J_TOKEN}.mean"] < best:
+            best = row[f"{J_TOKEN}.mean"]
+            keep.append(index)
+    return ordered.loc[keep].sort_values(f"{TOK_S}.mean")
+
+
+def pareto_plot(summary: pd.DataFrame, runs: pd.DataFrame) -> Plot:
+    title = "Energy per output token vs throughput"
+    points = summary.dropna(subset=[f"{J_TOKEN}.mean", f"{TOK_S}.mean"])
+    if points.empty:
+        return Plot(
+            "pareto", title, None, f"energy per token not measured: {na_reason(runs, J_TOKEN)}"
+        )
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    for backend, group in points.groupby("backend", sort=True):
+        ax.errorbar(
+            group[f"{TOK_S}.mean"],
+            group[f"{J_TOKEN}.mean"],
+            xerr=_errors(group, TOK_S),
+            yerr=_errors(group, J_TOKEN),
+            fmt="o",
+            markersize=7,
+            capsize=3,
+            color=_colour(str(backend)),
+            label=str(backend),
+        )
+    front = pareto_front(points)
+    ax.plot(
+        front[f"{TOK_S}.mean"],
+        front[f"{J_TOKEN}.mean"],
+        "--o",
+        color="black",
+        markerfacecolor="none",
+        markersize=14,
+        linewidth=1.2,
+        label="Pareto front",
+        zorder=0,
+    )
+    for _, row in points.iterrows():
+        ax.annotate(
+            f"#{int(row['config_index'])}",
+            (row[f"{TOK_S}.mean"], row[f"{J_TOKEN}.mean"]),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=9,
+        )
+    ax.set_xlabel("Output throughput (tokens/s)")
+    ax.set_ylabel("GPU energy per output token (J/token)")
+    ax.set_title(f"{title}\n(mean over cycles, bars = 95 % bootstrap CI; lower right is better)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="backend")
+    return Plot("pareto", title, fig)
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return all(pd.api.types.is_number(v) and not pd.api.types.is_bool(v) for v in values.dropna())
+
+
+def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: list[str]) -> Plot:
+    """J/token and throughput along one swept dimension; one line per value of the others."""
+    title = f"Energy per token and throughput along {key}"
+    others = [k for k in swept_keys if k != key]
+    numeric = _is_numeric(summary[key])
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    panels = (
+        (J_TOKEN, "GPU energy per output token (J/token)"),
+        (TOK_S, "Output throughput (tokens/s)"),
+    )
+    groups = summary.groupby(others, sort=True, dropna=False) if others else [((), summary)]
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        measured = summary.dropna(subset=[f"{metric}.mean"])
+        if measured.empty:
+            ax.text(
+                0.5,
+                0.5,
+                "n/a\n" + textwrap.fill(na_reason(runs, metric), 50),
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=10,
+            )
+            ax.set_axis_off()
+            continue
+        categories = [str(v) for v in summary[key].drop_duplicates()]
+        for values, group in groups:
+            group = group.dropna(subset=[f"{metric}.mean"])
+            if group.empty:
+                continue
+            group = group.sort_values(key) if numeric else group
+            x = group[key] if numeric else [categories.index(str(v)) for v in group[key]]
+            values = values if isinstance(values, tuple) else (values,)
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True)) or None
+            ax.errorbar(
+                x,
+                group[f"{metric}.mean"],
+                yerr=_errors(group, metric),
+                marker="o",
+                capsize=3,
+                label=name,
+            )
+        if not numeric:
+            ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right")
+        elif all(float(v).is_integer() for v in summary[key].dropna()):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(key)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        if others:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{title} (mean over cycles, bars = 95 % bootstrap CI)")
+    return Plot(f"sweep_{_slug(key)}", title, fig)
+
+
+# Column names the timeline understands; the sampler's file may hold any subset of them.
+TIME_COLUMNS = ("t_s", "time_s", "elapsed_s", "timestamp_s", "t")
+GPU_COLUMNS = ("gpu", "gpu_index", "index")
+
+
+def timeline_plot(timeseries: Path | None, run_id: str) -> Plot:
+    """Power and temperature over the measured window of one run, per GPU."""
+    title = f"Power and temperature of run {run_id}"
+    if timeseries is None or not Path(timeseries).is_file():
+        return Plot("timeline", title, None, "the run left no timeseries.parquet")
+    frame = pd.read_parquet(timeseries).reset_index(drop=True)
+    time = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    if time is None or frame.empty:
+        return Plot("timeline", title, None, "timeseries.parquet has no samples with a time column")
+    power = [c for c in frame.columns if re.search(r"power.*_w$", c)]
+    temperature = [c for c in frame.columns if re.search(r"temp.*_c$", c)]
+    if not power and not temperature:
+        return Plot(
+            "timeline", title, None, "timeseries.parquet has no power or temperature column"
+        )
+    t = frame[time] - frame[time].min()
+    gpu = next((c for c in GPU_COLUMNS if c in frame.columns), None)
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    twin = ax.twinx() if power and temperature else None
+    power_ax, temp_ax = ax, twin or ax
+    series = frame.groupby(gpu, sort=True) if gpu else [(None, frame)]
+    colours = itertools.cycle(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])
+    for index, part in series:
+        # One colour per GPU: power solid, temperature dashed.
+        colour = next(colours)
+        suffix = f" GPU {index}" if index is not None else ""
+        part_t = t.loc[part.index]
+        for column in power:
+            power_ax.plot(part_t, part[column], color=colour, label=f"{column}{suffix} (W)")
+        for column in temperature:
+            temp_ax.plot(part_t, part[column], "--", color=colour, label=f"{column}{suffix} (°C)")
+    if "phase" in frame.columns:
+        _shade_phases(ax, t, frame["phase"])
+    ax.set_xlabel("Time since first sample (s)")
+    if power:
+        power_ax.set_ylabel("Power (W)")
+    if temperature:
+        temp_ax.set_ylabel("Temperature (°C)")
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=min(len(labels), 4))
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title, pad=14)
+    return Plot("timeline", title, fig)
+
+
+PHASE_SHADES = ("#e8e8e8", "#dbe9f6", "#fde7d4", "#dff2df", "#f3e0f0")
+
+
+def _shade_phases(ax: Axes, t: pd.Series, phase: pd.Series) -> None:
+    """Shade and name each phase (load, baseline, warmup, window...) the sampler tagged."""
+    ordered = pd.DataFrame({"t": t, "phase": phase}).sort_values("t", kind="stable")
+    segment = (ordered["phase"] != ordered["phase"].shift()).cumsum()
+    shades: dict[str, str] = {}
+    for _, part in ordered.groupby(segment, sort=False):
+        name = str(part["phase"].iloc[0])
+        shade = shades.setdefault(name, PHASE_SHADES[len(shades) % len(PHASE_SHADES)])
+        start, end = float(part["t"].min()), float(part["t"].max())
+        ax.axvspan(start, end, color=shade, alpha=0.6, zorder=0, linewidth=0)
+        ax.text(
+            (start + end) / 2,
+            1.0,
+            name,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+
+
+def render(figure: Figure, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=PNG_DPI)
+    return buffer.getvalue()
+
+
+def save(plot: Plot, folder: Path) -> list[Path]:
+    """Write the figure as PNG and SVG; nothing when there is no figure."""
+    if plot.figure is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        path = folder / f"{plot.name}.{fmt}"
+        path.write_bytes(render(plot.figure, fmt))
+        paths.append(path)
+    return paths
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def pick_run(study: StudyData, run_id: str | None) -> RunData | None:
+    """The named run, or else the first completed run with a timeline, or else the first one."""
+    if run_id is not None:
+        for run in study.runs:
+            if run.planned.run_id == run_id:
+                return run
+        raise UserError(
+            f"--run {run_id!r}: no such run in {study.study_dir}",
+            hint="run ids are the folder names under experiments/",
+        )
+    completed = study.completed
+    with_timeline = [run for run in completed if run.timeseries_path is not None]
+    return (with_timeline or completed or [None])[0]
+
+
+def study_plots(
+    study: StudyData, runs: pd.DataFrame, summary: pd.DataFrame, run_id: str | None = None
+) -> list[Plot]:
+    """The Pareto plot, one sweep plot per swept dimension, and one run's timeline."""
+    plots = [pareto_plot(summary, runs)]
+    plots += [sweep_plot(summary, runs, key, study.swept_keys) for key in study.swept_keys]
+    run = pick_run(study, run_id)
+    if run is not None:
+        plots.append(timeline_plot(run.timeseries_path, run.planned.run_id))
+    return plots

@@ -1,0 +1,134 @@
+"""The two tables a study yields: one row per run, and one row per configuration over cycles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from llenergymeasure.results.flatten import ID_COLUMNS, cell, run_row
+from llenergymeasure.results.load import StudyData
+from llenergymeasure.results.stats import CV_FLAG_PCT, summarise
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    unit: str
+
+
+# The figures summarised over cycles: energy first, then speed, latency, memory, heat.
+KEY_METRICS: tuple[Metric, ...] = (
+    Metric("energy.j_per_output_token", "GPU energy per output token", "J/token"),
+    Metric("energy.adjusted_j_per_output_token", "Baseline-adjusted J per output token", "J/token"),
+    Metric("energy.output_tokens_per_j", "Output tokens per joule", "token/J"),
+    Metric("energy.gpu_j", "GPU energy in the window", "J"),
+    Metric("energy.total_j", "GPU+CPU+DRAM energy in the window", "J"),
+    Metric("energy.mean_gpu_power_w", "Mean GPU power", "W"),
+    Metric("throughput.output_tokens_per_s", "Output throughput", "token/s"),
+    Metric("throughput.requests_per_s", "Request throughput", "request/s"),
+    Metric("latency.request_ms.p50", "Request latency p50", "ms"),
+    Metric("latency.ttft_ms.p50", "Time to first token p50", "ms"),
+    Metric("latency.ttft_ms.p99", "Time to first token p99", "ms"),
+    Metric("latency.itl_ms.p50", "Inter-token latency p50", "ms"),
+    Metric("latency.itl_ms.p99", "Inter-token latency p99", "ms"),
+    Metric("memory.peak_allocated_mb", "Peak allocated memory", "MB"),
+    Metric("telemetry.temperature_max_c", "Highest GPU temperature", "°C"),
+)
+METRICS_BY_COLUMN = {metric.column: metric for metric in KEY_METRICS}
+# A configuration is flagged when one of these varies by more than CV_FLAG_PCT over cycles.
+CV_FLAG_METRICS = (
+    "energy.j_per_output_token",
+    "throughput.output_tokens_per_s",
+    "latency.ttft_ms.p50",
+    "latency.itl_ms.p50",
+)
+STAT_SUFFIXES = ("n", "mean", "std", "ci95_low", "ci95_high", "cv_pct", "na_reason")
+NOT_FAILED = ("completed", "pending", "running")
+
+
+def runs_frame(study: StudyData) -> pd.DataFrame:
+    """One row per planned run, failed and pending ones included (metrics empty there)."""
+    rows = [run_row(run, study.manifest.study_id) for run in study.runs]
+    frame = pd.DataFrame(rows)
+    first = [*ID_COLUMNS, *(key for key in study.swept_keys if key not in ID_COLUMNS)]
+    ordered = [column for column in first if column in frame.columns]
+    return frame[ordered + [column for column in frame.columns if column not in ordered]]
+
+
+def reason_column(metric: str) -> str:
+    """The column saying why a metric is null: `latency.ttft_ms.p50` -> `latency.ttft_ms_reason`."""
+    parts = metric.split(".")
+    if len(parts) == 3:
+        return f"{parts[0]}.{parts[1]}_reason"
+    return f"{metric}_reason"
+
+
+def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
+    """Why a metric has no reading in these runs (the runners' own reasons, de-duplicated)."""
+    completed = runs[runs["outcome"] == "completed"]
+    if completed.empty:
+        return "no completed run"
+    column = reason_column(metric)
+    if column not in completed.columns:
+        return "not reported"
+    reasons = sorted({str(r) for r in completed[column].dropna() if str(r)})
+    return "; ".join(reasons) if reasons else "not reported"
+
+
+def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per configuration: counts, then n/mean/std/CI/CV for each key metric."""
+    runs = runs_frame(study) if runs is None else runs
+    swept_by_config: dict[int, dict[str, Any]] = {}
+    for run in study.runs:
+        swept_by_config.setdefault(run.planned.config_index, run.planned.swept)
+    rows = []
+    for config_index, group in runs.groupby("config_index", sort=True):
+        first = group.iloc[0]
+        row: dict[str, Any] = {
+            "config_index": int(config_index),
+            "config_hash": first["config_hash"],
+            "backend": first["backend"],
+            "model": first["model"],
+        }
+        for key, value in swept_by_config[int(config_index)].items():
+            row.setdefault(key, cell(value))
+        outcomes = group["outcome"]
+        row["runs_planned"] = len(group)
+        row["runs_completed"] = int((outcomes == "completed").sum())
+        row["runs_failed"] = int((~outcomes.isin(NOT_FAILED)).sum())
+        row.update(metric_summaries(group))
+        flagged = [
+            metric
+            for metric in CV_FLAG_METRICS
+            if row[f"{metric}.cv_pct"] is not None and row[f"{metric}.cv_pct"] > CV_FLAG_PCT
+        ]
+        row["cv_flagged"] = bool(flagged)
+        row["high_cv_metrics"] = ",".join(flagged)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
+    """`<metric>.<stat>` columns for one group of runs; CI columns are the 95 % bootstrap CI."""
+    out: dict[str, Any] = {}
+    completed = group[group["outcome"] == "completed"]
+    for metric in KEY_METRICS:
+        values = completed[metric.column].tolist() if metric.column in completed.columns else []
+        summary = summarise(values)
+        out.update(
+            {
+                f"{metric.column}.n": summary.n,
+                f"{metric.column}.mean": summary.mean,
+                f"{metric.column}.std": summary.std,
+                f"{metric.column}.ci95_low": summary.ci_low,
+                f"{metric.column}.ci95_high": summary.ci_high,
+                f"{metric.column}.cv_pct": summary.cv_pct,
+                f"{metric.column}.na_reason": (
+                    na_reason(group, metric.column) if summary.n == 0 else None
+                ),
+            }
+        )
+    return out

@@ -1,0 +1,129 @@
+"""`llem-runner WORKDIR`: run one experiment inside its container.
+
+Exit 0 with `result.json`, or exit 1 with `error.json` (also for an invalid `config.json` and on
+SIGTERM, which gives type "Interrupted" and an exit within about a second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from llenergymeasure.contract.run import RunRequest
+from llenergymeasure.contract.workdir import (
+    CONFIG_FILE,
+    CONTAINER_WORKDIR,
+    ERROR_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    TIMESERIES_FILE,
+    ErrorReport,
+    ProgressEvent,
+    append_jsonl,
+    atomic_write_json,
+)
+
+# If the main thread is stuck inside native code when SIGTERM arrives, leave anyway after this.
+INTERRUPT_GRACE_S = 1.0
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT: the host is stopping this experiment."""
+
+
+class InvalidConfig(Exception):
+    """config.json is missing or does not validate."""
+
+
+class Runner:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.done = threading.Event()  # set once result.json or error.json is written
+
+    def emit(self, event: ProgressEvent) -> None:
+        append_jsonl(self.workdir / PROGRESS_FILE, event)
+
+    def fail(self, report: ErrorReport) -> None:
+        if self.done.is_set():
+            return
+        self.done.set()
+        atomic_write_json(self.workdir / ERROR_FILE, report)
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.done.is_set():
+            return
+        name = signal.Signals(signum).name
+        self.fail(ErrorReport.capped("Interrupted", f"received {name}", ""))
+        watchdog = threading.Timer(INTERRUPT_GRACE_S, os._exit, args=(1,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise Interrupted(name)
+
+    def load_request(self) -> RunRequest:
+        path = self.workdir / CONFIG_FILE
+        try:
+            return RunRequest.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InvalidConfig(f"{path} does not exist") from exc
+        except ValidationError as exc:
+            raise InvalidConfig(f"{path} is not a valid run request:\n{exc}") from exc
+
+    def run(self) -> int:
+        t0 = time.perf_counter()
+        self.emit(ProgressEvent(event="started"))
+        # Imported here so a bad config or missing engine is still reported through error.json.
+        from llenergymeasure.backends.registry import get_backend
+        from llenergymeasure.energy.sampler import write_parquet
+        from llenergymeasure.runner_entry.protocol import Instruments, run_protocol, utc_now
+        from llenergymeasure.runner_entry.report import build_result
+
+        started_at = utc_now()
+        request = self.load_request()
+        backend = get_backend(request.config.backend)
+        instruments = Instruments.open(request.config.gpu_count)
+        try:
+            recording = run_protocol(
+                request, backend, instruments, self.emit, started_at=started_at, t0=t0
+            )
+            if instruments.sampler is not None:
+                instruments.sampler.stop()
+                write_parquet(instruments.sampler.rows, self.workdir / TIMESERIES_FILE)
+            result = build_result(recording, backend, instruments, instruments.sampler is not None)
+        finally:
+            instruments.close()
+            backend.close()
+        if self.done.is_set():
+            return 1
+        atomic_write_json(self.workdir / RESULT_FILE, result)
+        self.done.set()
+        self.emit(ProgressEvent(event="finished"))
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llem-runner", description=__doc__)
+    parser.add_argument("workdir", nargs="?", default=CONTAINER_WORKDIR, type=Path)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    runner = Runner(args.workdir)
+    signal.signal(signal.SIGTERM, runner.on_signal)
+    signal.signal(signal.SIGINT, runner.on_signal)
+    try:
+        return runner.run()
+    except Interrupted:
+        return 1
+    except InvalidConfig as exc:
+        runner.fail(ErrorReport.capped("InvalidConfig", str(exc), ""))
+        return 1
+    except BaseException as exc:  # every failure must leave error.json behind
+        runner.fail(ErrorReport.capped(type(exc).__name__, str(exc), traceback.format_exc()))
+        return 1

@@ -1,0 +1,266 @@
+"""Turn a Recording into the ExperimentResult: energy, telemetry, memory, warnings."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections import defaultdict
+
+from llenergymeasure.backends.base import BackendAdapter
+from llenergymeasure.contract.result import (
+    Energy,
+    ExperimentResult,
+    GpuTelemetry,
+    Memory,
+    QualityWarning,
+    Throughput,
+    Timings,
+    TokenCounts,
+)
+from llenergymeasure.contract.workdir import TIMESERIES_FILE
+from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
+from llenergymeasure.energy.nvml import PERFORMANCE_THROTTLES, throttle_names
+from llenergymeasure.energy.sampler import Row
+from llenergymeasure.runner_entry.environment import environment
+from llenergymeasure.runner_entry.metrics import flops, latency
+from llenergymeasure.runner_entry.protocol import Instruments, Recording, utc_now
+
+TEMPERATURE_DRIFT_C = 10.0
+
+
+def _ratio(num: float | None, den: float | None, why: str) -> tuple[float | None, str | None]:
+    if num is None or den is None or den == 0:
+        return None, why
+    return num / den, None
+
+
+def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Instruments) -> Energy:
+    w = rec.window
+    gpu_j = w.gpu_j
+    gpu_why = w.gpu_reason or "GPU energy was not measured"
+    base_gpu_w = base_cpu_w = None
+    base_gpu_why = base_cpu_why = "baseline disabled in the config"
+    if rec.baseline is not None:
+        b = rec.baseline
+        if b.gpu_j is not None:
+            base_gpu_w, base_gpu_why = baseline_power_w(b.gpu_j, b.duration_s), None
+        else:
+            base_gpu_why = b.gpu_reason or "baseline GPU energy was not measured"
+        if b.cpu_package_j is not None:
+            cpu = b.cpu_package_j + (b.dram_j or 0.0)
+            base_cpu_w, base_cpu_why = baseline_power_w(cpu, b.duration_s), None
+        else:
+            base_cpu_why = b.cpu_package_reason
+    adjusted = adjusted_why = None
+    if gpu_j is not None and base_gpu_w is not None:
+        adjusted = adjusted_energy_j(gpu_j, base_gpu_w, w.duration_s)
+    else:
+        adjusted_why = gpu_why if gpu_j is None else base_gpu_why
+    parts = {"gpu": gpu_j, "cpu_package": w.cpu_package_j, "dram": w.dram_j}
+    measured = [name for name, value in parts.items() if value is not None]
+    total = sum(v for v in parts.values() if v is not None) if measured else None
+    no_tokens = "no output tokens were generated"
+    jpt, jpt_why = _ratio(gpu_j, output_tokens or None, gpu_why if gpu_j is None else no_tokens)
+    ajpt, ajpt_why = _ratio(adjusted, output_tokens or None, adjusted_why or no_tokens)
+    tpj, tpj_why = _ratio(float(output_tokens), gpu_j or None, gpu_why)
+    mean_w, mean_why = _ratio(gpu_j, w.duration_s, gpu_why)
+    peak = _peak_sum(window_rows, "power_w")
+    return Energy(
+        gpu_source=w.gpu_source,
+        cpu_source="rapl" if w.cpu_package_j is not None else "unavailable",
+        gpu_j=gpu_j,
+        gpu_j_reason=None if gpu_j is not None else gpu_why,
+        per_gpu_j=w.per_gpu_j,
+        cpu_package_j=w.cpu_package_j,
+        cpu_package_j_reason=w.cpu_package_reason,
+        dram_j=w.dram_j,
+        dram_j_reason=w.dram_reason,
+        baseline_gpu_w=base_gpu_w,
+        baseline_gpu_w_reason=base_gpu_why,
+        baseline_cpu_w=base_cpu_w,
+        baseline_cpu_w_reason=base_cpu_why,
+        gpu_adjusted_j=adjusted,
+        gpu_adjusted_j_reason=adjusted_why,
+        total_j=total,
+        total_j_reason=None if measured else "no energy source was readable",
+        total_parts=measured,  # type: ignore[arg-type]
+        j_per_output_token=jpt,
+        j_per_output_token_reason=jpt_why,
+        adjusted_j_per_output_token=ajpt,
+        adjusted_j_per_output_token_reason=ajpt_why,
+        output_tokens_per_j=tpj,
+        output_tokens_per_j_reason=tpj_why,
+        mean_gpu_power_w=mean_w,
+        mean_gpu_power_w_reason=mean_why,
+        peak_gpu_power_w=peak,
+        peak_gpu_power_w_reason=None if peak is not None else (ins.nvml_reason or "no samples"),
+        load_gpu_j=rec.load.gpu_j,
+        load_gpu_j_reason=None if rec.load.gpu_j is not None else rec.load.gpu_reason,
+        sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
+    )
+
+
+def _peak_sum(rows: list[Row], attr: str) -> float | None:
+    """Highest value of `attr` summed over GPUs at one sampling instant."""
+    totals: dict[float, float] = defaultdict(float)
+    for r in rows:
+        value = getattr(r.sample, attr)
+        if value is not None:
+            totals[r.t_s] += value
+    return max(totals.values()) if totals else None
+
+
+def _values(rows: list[Row], attr: str) -> list[float]:
+    return [v for r in rows if (v := getattr(r.sample, attr)) is not None]
+
+
+def telemetry(rows: list[Row], reason: str | None, written: bool) -> GpuTelemetry:
+    why = reason or "the GPU does not report this"
+    util = _values(rows, "utilisation_pct")
+    clock = _values(rows, "sm_clock_mhz")
+    temps = _values(rows, "temperature_c")
+    by_gpu: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.sample.temperature_c is not None:
+            by_gpu[r.gpu].append(r.sample.temperature_c)
+    seen: set[str] = set()
+    for r in rows:
+        if r.sample.throttle_bitmask is not None:
+            seen.update(throttle_names(r.sample.throttle_bitmask))
+    return GpuTelemetry(
+        utilisation_mean_pct=statistics.fmean(util) if util else None,
+        utilisation_mean_pct_reason=None if util else why,
+        temperature_start_c=max(t[0] for t in by_gpu.values()) if by_gpu else None,
+        temperature_start_c_reason=None if by_gpu else why,
+        temperature_end_c=max(t[-1] for t in by_gpu.values()) if by_gpu else None,
+        temperature_end_c_reason=None if by_gpu else why,
+        temperature_max_c=max(temps) if temps else None,
+        temperature_max_c_reason=None if temps else why,
+        sm_clock_mean_mhz=statistics.fmean(clock) if clock else None,
+        sm_clock_mean_mhz_reason=None if clock else why,
+        throttle_reasons=sorted(seen),
+        samples=len(rows),
+        timeseries_file=TIMESERIES_FILE if written else None,
+    )
+
+
+def warnings(
+    rec: Recording, e: Energy, rows: list[Row], ins: Instruments, window_s: float
+) -> list[QualityWarning]:
+    config = rec.request.config
+    out: list[QualityWarning] = []
+
+    def warn(code: str, message: str) -> None:
+        out.append(QualityWarning(code=code, message=message))  # type: ignore[arg-type]
+
+    if window_s < config.min_window_s:
+        warn("window_too_short", f"window {window_s:.2f} s < min_window_s {config.min_window_s}")
+    by_gpu: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.sample.temperature_c is not None:
+            by_gpu[r.gpu].append(r.sample.temperature_c)
+    for gpu, temps in by_gpu.items():
+        if temps[-1] - temps[0] > TEMPERATURE_DRIFT_C:
+            warn(
+                "temperature_drift",
+                f"GPU {gpu} warmed from {temps[0]:.0f} C to {temps[-1]:.0f} C in the window",
+            )
+    throttled = sorted(
+        {
+            name
+            for r in rows
+            if r.sample.throttle_bitmask is not None
+            for name in throttle_names(r.sample.throttle_bitmask)
+            if name in PERFORMANCE_THROTTLES
+        }
+    )
+    if throttled:
+        warn("throttling", f"clocks were limited during the window: {', '.join(throttled)}")
+    crowded = [n for n in rec.gpu_process_counts if n > 1]
+    if crowded:
+        warn(
+            "other_gpu_processes",
+            f"{max(crowded) - 1} other compute process(es) shared a GPU during the window",
+        )
+    if ins.nvml is not None:
+        off = [g.index for g in ins.nvml.static_info() if g.persistence_mode is False]
+        if off:
+            warn("persistence_mode_off", f"persistence mode is off on GPU(s) {off}")
+    if e.gpu_j is None:
+        warn("energy_unavailable", f"GPU energy not measured: {e.gpu_j_reason}")
+    if config.warmup.enabled and not rec.warmup_converged:
+        warn(
+            "warmup_not_converged",
+            f"latency CV {rec.warmup_final_cv} still above {config.warmup.cv_bound} after "
+            f"{len(rec.warmup_latencies_s)} warmup batches",
+        )
+    if not config.baseline.enabled:
+        warn("baseline_disabled", "no idle baseline: adjusted energy cannot be computed")
+    return out
+
+
+def build_result(
+    rec: Recording, backend: BackendAdapter, ins: Instruments, timeseries_written: bool
+) -> ExperimentResult:
+    window_s = rec.window.duration_s
+    requests = [
+        (i, o)
+        for ins_, out in zip(rec.inputs, rec.outputs, strict=True)
+        for i, o in zip(ins_, out.output_tokens, strict=True)
+    ]
+    input_tokens = sum(i for i, _ in requests)
+    output_tokens = sum(o for _, o in requests)
+    rows = [r for r in ins.sampler.rows if r.phase == "window"] if ins.sampler else []
+    e = energy(rec, output_tokens, rows, ins)
+    memory = rec.memory
+    assert memory is not None and rec.shape is not None
+    nvml_peak = _peak_sum(rows, "memory_used_mb")
+    baseline_s = rec.baseline.duration_s if rec.baseline is not None else 0.0
+    return ExperimentResult(
+        context=rec.request.context,
+        config=rec.request.config,
+        started_at=rec.started_at,
+        finished_at=utc_now(),
+        environment=environment(backend, ins.nvml),
+        timings=Timings(
+            load_s=rec.load.duration_s,
+            tokenisation_s=rec.tokenisation_s,
+            baseline_s=baseline_s,
+            warmup_s=rec.warmup_s,
+            warmup_batches=len(rec.warmup_latencies_s),
+            warmup_converged=rec.warmup_converged,
+            warmup_final_cv=rec.warmup_final_cv,
+            window_s=window_s,
+            total_s=time.perf_counter() - rec.t0,
+        ),
+        tokens=TokenCounts(
+            requests=len(requests),
+            passes=rec.passes,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            batches=len(rec.outputs),
+        ),
+        throughput=Throughput(
+            output_tokens_per_s=output_tokens / window_s,
+            total_tokens_per_s=(input_tokens + output_tokens) / window_s,
+            requests_per_s=len(requests) / window_s,
+        ),
+        latency=latency(rec.outputs, backend.latency_method),
+        energy=e,
+        memory=Memory(
+            peak_allocated_mb=memory.peak_allocated_mb,
+            peak_allocated_mb_reason=memory.reason if memory.peak_allocated_mb is None else None,
+            peak_reserved_mb=memory.peak_reserved_mb,
+            peak_reserved_mb_reason=memory.reason if memory.peak_reserved_mb is None else None,
+            nvml_peak_used_mb=nvml_peak,
+            nvml_peak_used_mb_reason=(
+                None if nvml_peak is not None else (ins.nvml_reason or "no memory samples")
+            ),
+            # ru_maxrss is in KiB on Linux.
+            process_peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        ),
+        telemetry=telemetry(rows, ins.nvml_reason, timeseries_written),
+        flops=flops(rec.shape, requests),
+        warnings=warnings(rec, e, rows, ins, window_s),
+    )

@@ -1,0 +1,110 @@
+"""Wall-time estimate of a study, before anything has run: guesses, stated as such.
+
+Per run: container start + model load (a per-backend guess), the idle baseline (configured),
+warmup (min_batches batches), and the measured window (the prompt set at a guessed per-sequence
+decode rate, repeated until min_window_s). Plus the configured gaps between runs. A first model
+download and a TensorRT engine build on first use are not included: they depend on the network
+and the model, which the plan cannot know.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.study.expand import Plan
+from llenergymeasure.study.order import gap_before
+
+# Guesses, not measurements: container start plus loading a ~1-8 B model from the local cache, s.
+STARTUP_GUESS_S = {"pytorch": 45.0, "vllm": 90.0, "tensorrt": 120.0}
+# Guessed time of one decode step of a batch, s (~30 tokens/s per sequence on a GPU).
+DECODE_STEP_GUESS_S = {"gpu": 0.033, "cpu": 0.25}
+
+
+def _concurrency(config: ExperimentConfig) -> int:
+    """Sequences decoded together: the batch size, or the engine's cap on running sequences."""
+    section = config.backend_section
+    cap = {
+        "pytorch": getattr(section, "batch_size", 1),
+        "vllm": getattr(section, "max_num_seqs", 1),
+        "tensorrt": getattr(section, "max_batch_size", 1),
+    }[config.backend]
+    return max(1, min(cap, config.n_prompts))
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """Guessed duration of one run, by phase, s."""
+
+    startup_s: float
+    baseline_s: float
+    warmup_s: float
+    measured_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.startup_s + self.baseline_s + self.warmup_s + self.measured_s
+
+
+def estimate_run(config: ExperimentConfig) -> RunEstimate:
+    """Guessed duration of one run of `config` (see the module docstring for the method)."""
+    step_s = DECODE_STEP_GUESS_S["gpu" if config.gpu_count > 0 else "cpu"]
+    batch_s = config.max_new_tokens * step_s
+    batches = math.ceil(config.n_prompts / _concurrency(config))
+    pass_s = batches * batch_s
+    passes = max(1, math.ceil(config.min_window_s / pass_s)) if pass_s > 0 else 1
+    warmup = config.warmup.min_batches * batch_s if config.warmup.enabled else 0.0
+    baseline = config.baseline.duration_s if config.baseline.enabled else 0.0
+    return RunEstimate(
+        startup_s=STARTUP_GUESS_S[config.backend],
+        baseline_s=baseline,
+        warmup_s=warmup,
+        measured_s=passes * pass_s,
+    )
+
+
+@dataclass(frozen=True)
+class WallTimeEstimate:
+    """Guessed wall time of a whole study, by phase, s (summed over runs)."""
+
+    n_runs: int
+    startup_s: float
+    baseline_s: float
+    warmup_s: float
+    measured_s: float
+    gaps_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.startup_s + self.baseline_s + self.warmup_s + self.measured_s + self.gaps_s
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {
+            "n_runs": self.n_runs,
+            "startup_s": self.startup_s,
+            "baseline_s": self.baseline_s,
+            "warmup_s": self.warmup_s,
+            "measured_s": self.measured_s,
+            "gaps_s": self.gaps_s,
+            "total_s": self.total_s,
+            "method": "guess: per-backend start/load + configured baseline + guessed decode "
+            "rate + configured gaps; excludes model downloads and engine builds",
+        }
+
+
+def estimate_wall_time(plan: Plan, execution: ExecutionConfig) -> WallTimeEstimate:
+    """Sum of `estimate_run` over the plan's runs plus the gaps `gap_before` puts between them."""
+    per_config = [estimate_run(planned.config) for planned in plan.configs]
+    startup = baseline = warmup = measured = gaps = 0.0
+    previous = None
+    for run in plan.runs:
+        estimate = per_config[run.config_index]
+        startup += estimate.startup_s
+        baseline += estimate.baseline_s
+        warmup += estimate.warmup_s
+        measured += estimate.measured_s
+        gaps += gap_before(previous, run, execution)
+        previous = run
+    return WallTimeEstimate(len(plan.runs), startup, baseline, warmup, measured, gaps)

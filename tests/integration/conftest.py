@@ -1,0 +1,137 @@
+"""Fixtures for tests against a real Docker engine: the fault image, study files, `llem` runs.
+
+The engine must be running (scripts/test starts one). Without one these tests skip, unless
+LLEM_REQUIRE_DOCKER=1 (set by scripts/test and CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from ruamel.yaml import YAML
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+from results_fixtures import Figures, make_result
+
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.run import RunContext
+
+FAULT_IMAGE = "llem-test/fault:latest"
+CPU_IMAGE = "llenergymeasure/cpu:latest"
+LLEM = str(Path(sys.executable).parent / "llem")
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    try:
+        engine = docker.from_env()
+        engine.ping()
+    except docker.errors.DockerException as error:
+        if os.environ.get("LLEM_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"Docker engine required but not reachable: {error}")
+        pytest.skip(f"no Docker engine: {error}")
+    return engine
+
+
+def base_image(client: docker.DockerClient) -> str:
+    """A python3 base without a registry: the slim image if present, else the offline base."""
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag == "python:3.11-slim" or tag.startswith("llenergymeasure/base-offline:"):
+                return tag
+    pytest.fail("no python3 base image: run `llem images build cpu` first")
+
+
+def _template_result() -> str:
+    config = ExperimentConfig(model="template", gpu_count=0)
+    context = RunContext(
+        study_id="t",
+        study_name="t",
+        run_id="0000_00000000_c0",
+        run_index=0,
+        config_hash="0" * 64,
+        cycle=0,
+    )
+    return make_result(context, config, Figures(tokens_per_s=100.0)).model_dump_json()
+
+
+@pytest.fixture(scope="session")
+def fault_image(client: docker.DockerClient) -> str:
+    dockerfile = (
+        f"FROM {base_image(client)}\n"
+        "COPY fault.py result-template.json /fault/\n"
+        'ENTRYPOINT ["python3", "/fault/fault.py"]\n'
+    )
+    files = {
+        "Dockerfile": dockerfile.encode(),
+        "fault.py": (Path(__file__).parent / "fault_image" / "fault.py").read_bytes(),
+        "result-template.json": _template_result().encode(),
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    client.images.build(fileobj=buffer, custom_context=True, tag=FAULT_IMAGE, rm=True)
+    return FAULT_IMAGE
+
+
+def write_study(
+    folder: Path,
+    models: list[str],
+    image: str = FAULT_IMAGE,
+    name: str = "t",
+    execution: dict[str, Any] | None = None,
+    **top: Any,
+) -> Path:
+    study: dict[str, Any] = {
+        "name": name,
+        "output_dir": "out",
+        "offline": True,
+        "images": {"pytorch": image},
+        "gpu_count": 0,
+        "precision": "fp32",
+        "execution": {
+            "gap_between_experiments_s": 0,
+            "gap_between_cycles_s": 0,
+            "experiment_timeout_s": 60,
+            "stall_timeout_s": 60,
+            **(execution or {}),
+        },
+        **top,
+    }
+    if len(models) == 1:
+        study["model"] = models[0]
+    else:
+        study["experiments"] = [{"model": model} for model in models]
+    path = folder / "study.yaml"
+    with open(path, "w") as handle:
+        YAML().dump(study, handle)
+    return path
+
+
+def llem(*args: str, cwd: Path, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LLEM, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def study_dirs(folder: Path) -> list[Path]:
+    out = folder / "out"
+    return sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,123 @@
+"""vLLM: config -> engine/sampling arguments, and per-token times from engine steps (no vllm)."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import pytest
+
+from llenergymeasure.backends.registry import BackendUnavailable, get_backend
+from llenergymeasure.backends.vllm import collect_step_times
+from llenergymeasure.backends.vllm_args import VLLM_CONTAINER_ENV, engine_kwargs, sampling_kwargs
+from llenergymeasure.contract.config import ExperimentConfig
+
+
+def _config(**fields) -> ExperimentConfig:
+    return ExperimentConfig(model="org/model", backend="vllm", **fields)
+
+
+def test_engine_arguments_follow_the_experiment_and_section() -> None:
+    config = _config(
+        precision="fp16",
+        gpu_count=2,
+        revision="abc123",
+        decoding={"seed": 11},
+        vllm={
+            "tensor_parallel_size": 2,
+            "max_num_seqs": 64,
+            "gpu_memory_utilization": 0.8,
+            "quantization": "fp8",
+            "max_model_len": 4096,
+            "enable_chunked_prefill": False,
+        },
+    )
+    kwargs = engine_kwargs(config, "/llem/models/x", offline=False)
+    assert kwargs["model"] == kwargs["tokenizer"] == "/llem/models/x"
+    assert kwargs["dtype"] == "float16"
+    assert kwargs["seed"] == 11
+    assert kwargs["tensor_parallel_size"] == 2
+    assert kwargs["pipeline_parallel_size"] == 1
+    assert kwargs["max_num_seqs"] == 64
+    assert kwargs["gpu_memory_utilization"] == 0.8
+    assert kwargs["quantization"] == "fp8"
+    assert kwargs["max_model_len"] == 4096
+    assert kwargs["enable_chunked_prefill"] is False
+    assert kwargs["revision"] == kwargs["tokenizer_revision"] == "abc123"
+
+
+def test_unset_options_keep_vllm_defaults_and_offline_drops_revision() -> None:
+    kwargs = engine_kwargs(_config(gpu_count=1, revision="abc"), "m", offline=True)
+    for key in ("max_num_batched_tokens", "quantization", "enable_chunked_prefill"):
+        assert key not in kwargs
+    assert "max_model_len" not in kwargs and "block_size" not in kwargs
+    assert "revision" not in kwargs
+    assert kwargs["dtype"] == "bfloat16"
+
+
+def test_cpu_vllm_is_one_process() -> None:
+    assert engine_kwargs(_config(gpu_count=0), "m", offline=True)["tensor_parallel_size"] == 1
+    with pytest.raises(ValueError, match="1 on CPU"):
+        _config(gpu_count=0, vllm={"tensor_parallel_size": 2})
+    with pytest.raises(ValueError, match="must equal gpu_count"):
+        _config(gpu_count=2, vllm={"tensor_parallel_size": 1})
+
+
+def test_fixed_output_length_and_greedy() -> None:
+    kwargs = sampling_kwargs(_config(gpu_count=1, max_new_tokens=32))
+    assert kwargs["max_tokens"] == kwargs["min_tokens"] == 32
+    assert kwargs["ignore_eos"] is True
+    assert kwargs["temperature"] == 0.0
+    assert "top_p" not in kwargs and "top_k" not in kwargs
+    assert kwargs["detokenize"] is False
+
+
+def test_sampling_and_free_length() -> None:
+    config = _config(
+        gpu_count=1,
+        fixed_output_length=False,
+        decoding={"temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.1},
+    )
+    kwargs = sampling_kwargs(config)
+    assert "ignore_eos" not in kwargs and "min_tokens" not in kwargs
+    assert (kwargs["temperature"], kwargs["top_p"], kwargs["top_k"]) == (0.7, 0.9, 40)
+    assert kwargs["repetition_penalty"] == 1.1
+
+
+def test_container_environment_spawns_workers_and_runs_the_core_in_process() -> None:
+    assert VLLM_CONTAINER_ENV["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
+    assert VLLM_CONTAINER_ENV["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+
+
+def _out(rid: str, n: int, finished: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        request_id=rid, finished=finished, outputs=[SimpleNamespace(token_ids=list(range(n)))]
+    )
+
+
+def test_step_times_per_request_under_continuous_batching() -> None:
+    # Step k returns at t = k (fake clock). "a" gets 1 token per step and ends at step 3;
+    # "b" waits a step, then gets 2 tokens at once (speculative), ends at step 4; "x" is foreign.
+    steps = iter(
+        [
+            [_out("a", 1, False), _out("x", 1, False)],
+            [_out("a", 2, False), _out("b", 1, False)],
+            [_out("a", 3, True), _out("b", 3, False)],
+            [_out("b", 4, True)],
+        ]
+    )
+    ticks = iter([1.0, 2.0, 3.0, 4.0])
+    times, finished, counts = collect_step_times(
+        lambda: next(steps), {"a", "b"}, 0.0, clock=lambda: next(ticks)
+    )
+    assert times == {"a": [1.0, 2.0, 3.0], "b": [2.0, 3.0, 3.0, 4.0]}
+    assert finished == {"a": 3.0, "b": 4.0}
+    assert counts == {"a": 3, "b": 4}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+def test_missing_vllm_names_both_images() -> None:
+    with pytest.raises(
+        BackendUnavailable, match=r"llenergymeasure/vllm .*llenergymeasure/vllm-cpu"
+    ):
+        get_backend("vllm").load(_config(gpu_count=1), offline=True)

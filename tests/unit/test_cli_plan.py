@@ -1,0 +1,120 @@
+"""`llem plan`, `llem config validate`, `llem --version` through the real entry point."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from llenergymeasure import __version__
+from llenergymeasure.cli.app import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def llem(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.object(sys, "argv", ["llem", *args]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+EXPECTED = {
+    "single-backend-sweep.yaml": (6, 3, 18),
+    "mixed-backends.yaml": (14, 2, 28),
+    "experiments-list.yaml": (6, 2, 12),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_example_plans(name: str) -> None:
+    code, out, err = llem("plan", str(ROOT / "examples" / name), "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert (plan["n_configs"], plan["n_cycles"], plan["n_runs"]) == EXPECTED[name]
+    assert plan["skipped"] == []
+    assert len({run["run_id"] for run in plan["runs"]}) == plan["n_runs"]
+
+
+def test_every_example_file_is_covered_or_plans() -> None:
+    for path in EXAMPLES:
+        code, _, err = llem("config", "validate", str(path))
+        assert code == 0, (path, err)
+
+
+def test_mixed_example_scopes_dimensions_per_backend() -> None:
+    _, out, _ = llem("plan", str(ROOT / "examples" / "mixed-backends.yaml"), "--json")
+    plan = json.loads(out)
+    backends = [c["config"]["backend"] for c in plan["configs"]]
+    assert backends.count("pytorch") == 6 and backends.count("vllm") == 4
+    assert set(plan["images"]) == {"pytorch", "vllm", "tensorrt"}
+    assert plan["estimated_wall_time"]["total_s"] > 0
+
+
+def test_plan_table_names_totals_images_estimate_and_skips(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "model: m\ndecoding: {top_p: 0.9}\n"
+        "sweep:\n  decoding.temperature: [0, 0.7]\n  max_new_tokens: [8, 16]\n"
+        "execution: {n_cycles: 3}\n"
+    )
+    code, out, err = llem("plan", str(study))
+    assert code == 0, err
+    assert "2 configurations x 3 cycles = 6 runs" in out
+    assert "llenergymeasure/pytorch:" in out
+    assert "Estimated wall time" in out
+    assert "Skipped 2 invalid combinations" in out
+    assert "decoding.temperature=0" in out
+
+
+def test_large_plan_shows_summary_and_first_rows(tmp_path: Path) -> None:
+    study = tmp_path / "big.yaml"
+    study.write_text(
+        "model: m\nsweep:\n  n_prompts: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+        "  max_new_tokens: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+        "execution: {n_cycles: 10}\n"
+    )
+    code, out, _ = llem("plan", str(study), "--rows", "5")
+    assert code == 0
+    assert "100 configurations x 10 cycles = 1000 runs" in out
+    assert "995 more runs" in out
+    assert "ask for --yes" in out
+    assert len(out.splitlines()) < 40
+
+
+def test_config_validate_reports_counts(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("model: m\nsweep: {n_prompts: [1, 2]}\n")
+    code, out, _ = llem("config", "validate", str(study))
+    assert code == 0
+    assert "2 configurations x 1 cycles = 2 runs" in out
+
+
+def test_config_validate_error_is_one_message(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("model: m\nmax_new_tokns: 3\n")
+    code, _, err = llem("config", "validate", str(study))
+    assert code == 2
+    assert err.startswith(f"error: {study}:2: max_new_tokns: unknown key")
+    assert "Traceback" not in err
+
+
+def test_version_and_help() -> None:
+    code, out, _ = llem("--version")
+    assert code == 0 and out.strip() == f"llem {__version__}"
+    code, out, _ = llem("plan", "--help")
+    assert code == 0 and "--json" in out

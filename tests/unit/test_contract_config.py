@@ -1,0 +1,101 @@
+"""ExperimentConfig: defaults, strictness, backend sections, cross-field checks, round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from llenergymeasure.contract import ExperimentConfig, RunContext, RunRequest
+
+
+def make(**fields: Any) -> ExperimentConfig:
+    return ExperimentConfig.model_validate({"model": "m", **fields})
+
+
+def test_defaults_fill_the_backend_section() -> None:
+    config = make()
+    assert config.backend == "pytorch"
+    assert config.pytorch is not None and config.pytorch.batch_size == 1
+    assert config.vllm is None and config.tensorrt is None
+    assert config.fixed_output_length is True
+    assert config.decoding.greedy
+    assert make(backend="vllm").vllm is not None
+
+
+def test_unknown_keys_are_rejected_at_every_level() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        make(max_new_token=3)
+    with pytest.raises(ValidationError):
+        make(pytorch={"batchsize": 2})
+
+
+def test_section_must_match_backend() -> None:
+    with pytest.raises(ValidationError, match="backend is 'pytorch'"):
+        make(vllm={"max_num_seqs": 8})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"backend": "vllm", "gpu_count": 2}, "must equal gpu_count"),
+        ({"backend": "tensorrt", "tensorrt": {"tp_size": 2}}, "must equal gpu_count"),
+        ({"backend": "vllm", "gpu_count": 0, "vllm": {"tensor_parallel_size": 0}}, "greater"),
+        (
+            {
+                "backend": "vllm",
+                "vllm": {"max_model_len": 100},
+                "max_input_tokens": 90,
+                "prompts": {
+                    "source": "synthetic",
+                    "input_length": {"distribution": "fixed", "tokens": 64},
+                },
+            },
+            "max_model_len",
+        ),
+        ({"gpu_count": 0, "pytorch": {"load_in_4bit": True}}, "needs a GPU"),
+        ({"pytorch": {"load_in_4bit": True, "load_in_8bit": True}}, "mutually exclusive"),
+        ({"decoding": {"top_p": 0.5}}, "greedy"),
+        (
+            {
+                "prompts": {
+                    "source": "synthetic",
+                    "input_length": {"distribution": "fixed", "tokens": 4096},
+                }
+            },
+            "exceed",
+        ),
+        ({"warmup": {"min_batches": 5, "max_batches": 2}}, "must not exceed"),
+    ],
+)
+def test_cross_field_checks_say_what_is_wrong(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make(**fields)
+
+
+def test_json_round_trip_is_identity() -> None:
+    config = make(
+        backend="vllm",
+        precision="fp16",
+        prompts={"source": "jsonl", "path": "/data/p.jsonl"},
+        decoding={"temperature": 0.7, "top_p": 0.9},
+        vllm={"max_num_seqs": 64, "quantization": "awq"},
+    )
+    again = ExperimentConfig.model_validate_json(config.model_dump_json())
+    assert again == config
+
+
+def test_run_request_wraps_config_and_context() -> None:
+    context = RunContext(
+        study_id="s_1",
+        study_name="s",
+        run_id="0000_abcdef12_c0",
+        run_index=0,
+        config_hash="abcdef12" * 8,
+        cycle=0,
+    )
+    request = RunRequest(config=make(), context=context)
+    again = RunRequest.model_validate_json(request.model_dump_json())
+    assert again == request
+    assert again.schema_version >= 1

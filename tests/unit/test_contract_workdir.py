@@ -1,0 +1,67 @@
+"""Work-folder helpers: atomic writes, progress lines, capped tracebacks, folder names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.contract.workdir import (
+    TRACEBACK_CAP_BYTES,
+    ErrorReport,
+    ProgressEvent,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    read_progress,
+    run_dir_name,
+)
+
+
+def test_run_dir_name_sorts_and_names() -> None:
+    assert run_dir_name(7, "0123456789abcdef", 2) == "0007_01234567_c2"
+    names = [run_dir_name(i, "ff" * 32, 0) for i in (2, 10, 1)]
+    assert sorted(names) == [names[2], names[0], names[1]]
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    atomic_write_json(target, {"b": 1, "a": [1, 2]})
+    atomic_write_json(target, {"c": 3})
+    assert json.loads(target.read_text()) == {"c": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    atomic_write_text(target, "old")
+
+    class Boom:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError):
+        atomic_write_text(target, Boom())  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_progress_lines_round_trip_and_partial_last_line_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "progress.jsonl"
+    append_jsonl(path, ProgressEvent(event="started"))
+    append_jsonl(path, ProgressEvent(event="batch", i=1, n=4))
+    with open(path, "a") as handle:
+        handle.write('{"event": "batch", "i": 2')  # a writer caught mid-line
+    events = read_progress(path)
+    assert [e.event for e in events] == ["started", "batch"]
+    assert (events[1].i, events[1].n) == (1, 4)
+    assert read_progress(tmp_path / "absent.jsonl") == []
+
+
+def test_error_report_keeps_the_end_of_a_long_traceback() -> None:
+    long = "frame\n" * 5000 + "the real cause"
+    report = ErrorReport.capped("RuntimeError", "failed", long)
+    assert len(report.traceback.encode()) <= TRACEBACK_CAP_BYTES
+    assert report.traceback.endswith("the real cause")
+    assert report.traceback.startswith("...[truncated]")

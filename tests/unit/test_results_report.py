@@ -1,0 +1,92 @@
+"""Plots and the HTML report: what they contain, and how they say what could not be drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from results_fixtures import NO_ENERGY, OOM, cpu_study, standard_study
+
+from llenergymeasure.results.load import load_study
+from llenergymeasure.results.plots import pareto_front, timeline_plot
+from llenergymeasure.results.report import build_report
+
+
+def test_pareto_front_keeps_only_undominated_configurations() -> None:
+    points = pd.DataFrame(
+        {
+            "config_index": [0, 1, 2, 3, 4],
+            "throughput.output_tokens_per_s.mean": [100.0, 200.0, 150.0, 300.0, 250.0],
+            "energy.j_per_output_token.mean": [0.5, 0.3, 0.6, 0.4, 0.2],
+        }
+    )
+    # 2 is beaten by 1; 0 by 1; 1 by 4; 3 has the highest throughput; 4 the lowest energy.
+    assert pareto_front(points)["config_index"].tolist() == [4, 3]
+
+
+def _timeseries(path: Path, **columns: object) -> Path:
+    pd.DataFrame(columns).to_parquet(path)
+    return path
+
+
+def test_timeline_draws_per_gpu_power_and_temperature(tmp_path: Path) -> None:
+    t = np.arange(0.0, 5.0, 0.5)
+    path = _timeseries(
+        tmp_path / "ts.parquet",
+        t_s=np.concatenate([t, t]),
+        gpu=[0] * len(t) + [1] * len(t),
+        phase=(["baseline"] * 4 + ["window"] * (len(t) - 4)) * 2,
+        power_w=np.linspace(100, 300, 2 * len(t)),
+        temperature_c=np.linspace(40, 60, 2 * len(t)),
+    )
+    plot = timeline_plot(path, "0000_abc_c0")
+    assert plot.figure is not None
+    power_ax, temp_ax = plot.figure.axes
+    assert power_ax.get_ylabel() == "Power (W)" and temp_ax.get_ylabel() == "Temperature (°C)"
+    assert len(power_ax.lines) == 2 and len(temp_ax.lines) == 2
+    assert [text.get_text() for text in power_ax.texts] == ["baseline", "window"]
+
+
+def test_timeline_is_tolerant_of_missing_file_and_columns(tmp_path: Path) -> None:
+    assert timeline_plot(None, "r").reason == "the run left no timeseries.parquet"
+    no_time = _timeseries(tmp_path / "a.parquet", power_w=[1.0, 2.0])
+    assert "no samples with a time column" in (timeline_plot(no_time, "r").reason or "")
+    no_power = _timeseries(tmp_path / "b.parquet", t_s=[0.0, 1.0], sm_clock_mhz=[1.0, 2.0])
+    assert "no power or temperature" in (timeline_plot(no_power, "r").reason or "")
+    only_power = _timeseries(tmp_path / "c.parquet", t_s=[0.0, 1.0], power_w=[100.0, 120.0])
+    plot = timeline_plot(only_power, "r")
+    assert plot.figure is not None and len(plot.figure.axes) == 1
+
+
+SECTIONS = ("overview", "configurations", "plots", "failures", "warnings", "images")
+SECTIONS += ("environment", "study-file")
+
+
+def test_report_has_every_section_and_no_external_resource(tmp_path: Path) -> None:
+    html = build_report(load_study(standard_study(tmp_path)))
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html
+    assert html.count("data:image/png;base64,") == 2  # Pareto and one sweep plot
+    assert "no timeseries.parquet" in html  # the timeline says why it is missing
+    assert OOM in html
+    assert "llem/pytorch@sha256:" in html
+    assert "name: test-study" in html
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+
+
+def test_report_marks_unmeasured_figures_na_with_the_reason(tmp_path: Path) -> None:
+    html = build_report(load_study(cpu_study(tmp_path)))
+    assert f'title="{NO_ENERGY}">n/a' in html
+    assert '<section id="notes">' in html and NO_ENERGY in html
+    assert "energy per token not measured" in html  # the Pareto plot is not drawn from zeros
+    assert ">0 <span" not in html
+
+
+@pytest.mark.parametrize("text", ["<b>bold</b>", "a & b"])
+def test_report_escapes_the_study_file(tmp_path: Path, text: str) -> None:
+    study_dir = standard_study(tmp_path)
+    (study_dir / "study.yaml").write_text(f"name: {text}\n", encoding="utf-8")
+    html = build_report(load_study(study_dir))
+    assert text not in html.split('<section id="study-file">')[1]
