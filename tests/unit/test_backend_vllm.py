@@ -9,8 +9,9 @@ import pytest
 
 from llenergymeasure.backends.registry import BackendUnavailable, get_backend
 from llenergymeasure.backends.vllm import collect_step_times
-from llenergymeasure.backends.vllm_args import VLLM_CONTAINER_ENV, engine_kwargs, sampling_kwargs
+from llenergymeasure.backends.vllm_args import engine_kwargs, sampling_kwargs
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.container import VLLM_ENV
 
 
 def _config(**fields) -> ExperimentConfig:
@@ -85,8 +86,8 @@ def test_sampling_and_free_length() -> None:
 
 
 def test_container_environment_spawns_workers_and_runs_the_core_in_process() -> None:
-    assert VLLM_CONTAINER_ENV["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
-    assert VLLM_CONTAINER_ENV["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert VLLM_ENV["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
+    assert VLLM_ENV["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
 
 
 def _out(rid: str, n: int, finished: bool) -> SimpleNamespace:

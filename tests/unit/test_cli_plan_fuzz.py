@@ -37,7 +37,13 @@ POSITIVE_INT_FIELDS = ["n_prompts", "max_new_tokens", "max_input_tokens"]
 names = st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=20)
 
 
+# Strings pydantic's lax mode reads as booleans: valid for `offline`, so not malformed.
+BOOLEAN_WORDS = {"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", "yes"}
+
+
 def _not_a_number(text: str) -> bool:
+    if text.strip().lower() in BOOLEAN_WORDS:
+        return False
     try:
         float(text)
     except ValueError:

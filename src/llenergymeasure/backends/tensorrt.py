@@ -2,7 +2,7 @@
 
 `tensorrt.engine: pytorch` loads the checkpoint with TensorRT-LLM's PyTorch flow (no build).
 `tensorrt.engine: tensorrt` compiles a TensorRT engine from the checkpoint (quantising as the
-`tensorrt:` section says) once, saves it under the engine cache (`tensorrt_args.ENGINE_CACHE_DIR`,
+`tensorrt:` section says) once, saves it under the engine cache (`ENGINE_CACHE_DIR`,
 a host folder mounted by the orchestrator) in a folder keyed by every build input, and loads it
 from there on every later run. The build is timed apart from the load (`build_s`, logged to the
 container log).
@@ -36,7 +36,6 @@ from llenergymeasure.backends.base import (
 from llenergymeasure.backends.registry import BackendUnavailable
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.tensorrt_args import (
-    ENGINE_CACHE_DIR,
     TENSORRT_IMAGE,
     build_config,
     check_supported,
@@ -47,6 +46,7 @@ from llenergymeasure.backends.tensorrt_args import (
     sampling_kwargs,
 )
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.container import ENGINE_CACHE_DIR
 
 BUILD_RECORD = "llem-build.json"  # written last: its presence marks a complete cached engine
 

@@ -3,7 +3,7 @@
 A batch is submitted as requests to the engine (`LLMEngine.add_request`) and the engine is
 stepped until none is left. Each step returns the requests that gained tokens; the host clock
 read when the step returns is when those tokens exist on the host (with V1 multiprocessing off,
-see `vllm_args.VLLM_CONTAINER_ENV`, the step runs the model in this process). That gives every
+see `contract.container.VLLM_ENV`, the step runs the model in this process). That gives every
 request its own TTFT and inter-token times, and its own latency (when it finished), under
 vLLM's continuous batching — unlike `LLM.generate`, which only returns at the end.
 
@@ -30,17 +30,17 @@ from llenergymeasure.backends.base import (
 from llenergymeasure.backends.registry import BackendUnavailable
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.vllm_args import (
-    VLLM_CONTAINER_ENV,
     VLLM_CPU_IMAGE,
     VLLM_IMAGE,
     engine_kwargs,
     sampling_kwargs,
 )
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.container import VLLM_ENV
 
 
 def import_vllm() -> Any:
-    for name, value in VLLM_CONTAINER_ENV.items():
+    for name, value in VLLM_ENV.items():
         os.environ.setdefault(name, value)
     try:
         import vllm

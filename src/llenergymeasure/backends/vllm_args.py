@@ -16,21 +16,6 @@ VLLM_CPU_IMAGE = "llenergymeasure/vllm-cpu"
 
 VLLM_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
 
-# The environment every vLLM container runs with (the orchestrator sets it; the adapter sets the
-# same values as defaults when run directly). Why each:
-# - spawn: worker processes must not fork a parent that may have touched CUDA (NVML sampling
-#   threads, torch); forked CUDA state breaks tensor-parallel workers.
-# - V1 multiprocessing off: the engine core runs in the runner's process, so a step returns
-#   exactly when its tokens exist (token timestamps are not delayed by an IPC hop) and SIGTERM
-#   stops one process. Tensor-parallel workers are still separate processes.
-# - no usage statistics: containers may be offline, and a study must not phone home.
-VLLM_CONTAINER_ENV: dict[str, str] = {
-    "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-}
-
 
 def engine_kwargs(config: ExperimentConfig, model: str, *, offline: bool) -> dict[str, Any]:
     """Arguments of `vllm.LLM` for this experiment; `model` is the path or hub id to load."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -56,21 +55,14 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: a UserError becomes one message on stderr and exit 2, never a traceback."""
+    """Entry point: a UserError becomes one message on stderr and exit 2, never a traceback.
+
+    Standalone mode lets typer report usage errors (exit 2) and apply `typer.Exit` codes.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as error:
         stderr.print(f"[bold red]error:[/] {escape(error.message)}")
         if error.hint:
             stderr.print(f"  [bold]fix:[/] {escape(error.hint)}")
         sys.exit(error.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        stderr.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)

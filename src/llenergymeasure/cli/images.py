@@ -1,27 +1,117 @@
-"""`llem images build cpu`: build the project's CPU image (offline when no registry answers)."""
+"""`llem images build|list|lock`: the project's images and the study's image lock."""
 
 from __future__ import annotations
 
-import typer
+from datetime import datetime, timezone
+from pathlib import Path
 
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from llenergymeasure import __version__
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.image_build import build_cpu_image
 
-images_app = typer.Typer(help="Build the project's images.", no_args_is_help=True)
+images_app = typer.Typer(help="Build, list and lock the project's images.", no_args_is_help=True)
+
+TARGETS = ("cpu", "vllm-cpu", "pytorch", "vllm", "tensorrt")
+TARGETS_ARG = typer.Argument(
+    None, help="Images to build: " + ", ".join(TARGETS) + ". Default: cpu."
+)
+STUDY_FILE = typer.Argument(..., help="The study file (YAML).")
 
 
 @images_app.command("build")
 def build(
-    target: str = typer.Argument(..., help="Which image: cpu."),
+    targets: list[str] = TARGETS_ARG,
     base: str | None = typer.Option(
-        None, "--base", help="Base image with python3 (default: python:3.11-slim, else offline)."
+        None,
+        "--base",
+        help="Base image instead of the default (CPU images: one with python3; GPU images: the "
+        "pinned upstream image in images/<backend>/Dockerfile).",
     ),
-    force: bool = typer.Option(False, "--force", help="Rebuild even when the inputs match."),
+    force: bool = typer.Option(False, "--force", help="cpu: rebuild even when the inputs match."),
 ) -> None:
-    """Build an image; skipped when one with the same inputs exists."""
-    if target != "cpu":
+    """Build images; the cpu image is skipped when one with the same inputs exists."""
+    from llenergymeasure.orchestrator.backend_images import (
+        GPU_BACKENDS,
+        VLLM_CPU,
+        build_gpu_image,
+        build_vllm_cpu_image,
+    )
+
+    chosen = list(dict.fromkeys(targets or ["cpu"]))
+    unknown = [t for t in chosen if t not in TARGETS]
+    if unknown:
         raise UserError(
-            f"no build for {target!r} here",
-            hint="`llem images build cpu`; GPU images are built with compose/ on a GPU host",
+            f"no image named {', '.join(map(repr, unknown))}", hint=f"one of {', '.join(TARGETS)}"
         )
-    build_cpu_image(base=base, say=typer.echo, force=force)
+    for target in chosen:
+        typer.echo(f"== {target}")
+        if target == "cpu":
+            build_cpu_image(base=base, say=typer.echo, force=force)
+        elif target == VLLM_CPU:
+            build_vllm_cpu_image(base, typer.echo)
+        elif target in GPU_BACKENDS:
+            build_gpu_image(target, base, typer.echo)
+
+
+@images_app.command("list")
+def list_images() -> None:
+    """The project's images: backend, tag, ID, repo digest, size and engine version."""
+    from llenergymeasure.orchestrator.engine import connect
+    from llenergymeasure.orchestrator.image_inventory import project_images
+
+    rows = project_images(connect())
+    if not rows:
+        typer.echo("no llenergymeasure/* images; build one with `llem images build`")
+        return
+    table = Table("backend", "tag", "image ID", "repo digest", "size MB", "engine", "created")
+    for row in rows:
+        table.add_row(
+            row.backend or "",
+            escape(row.tag),
+            row.image_id.removeprefix("sha256:")[:12],
+            escape(row.repo_digest or "none (local build)"),
+            f"{row.size_mb:.0f}",
+            escape(f"{row.engine or ''} {row.engine_version or ''}".strip()),
+            row.created,
+        )
+    Console(highlight=False).print(table)
+
+
+@images_app.command("lock")
+def lock(
+    study_file: Path = STUDY_FILE,
+) -> None:
+    """Write <study>.lock.yaml: backend -> image ID, repo digest and engine version."""
+    from llenergymeasure.config.loader import load_study
+    from llenergymeasure.orchestrator.engine import connect
+    from llenergymeasure.orchestrator.image_inventory import describe
+    from llenergymeasure.orchestrator.image_lock import StudyLock, lock_path_for, write_lock
+    from llenergymeasure.study.expand import expand
+
+    if not study_file.is_file():
+        raise UserError(f"{study_file}: no such file", hint="give the path of a study YAML file")
+    study = load_study(study_file)
+    backends = sorted({run.config.backend for run in expand(study).runs})
+    client = connect()
+    images = {backend: describe(client, study.image_for(backend), backend) for backend in backends}
+    path = write_lock(
+        lock_path_for(study_file),
+        StudyLock(
+            study_name=study.name,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            llem_version=__version__,
+            images=images,
+        ),
+    )
+    for backend, image in images.items():
+        typer.echo(
+            f"{backend}: {image.ref} {image.image_id[:19]} "
+            f"{image.repo_digest or 'no repo digest (local build)'} "
+            f"{image.engine or ''} {image.engine_version or ''}".rstrip()
+        )
+    typer.echo(f"wrote {path}")

@@ -24,6 +24,11 @@ def run(
         False, "--retry-failed", help="With --resume, also run failed runs again."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run above the confirmation cap."),
+    locked: bool = typer.Option(
+        False,
+        "--locked",
+        help="Refuse to start unless every image matches <study>.lock.yaml (llem images lock).",
+    ),
     memory: str | None = typer.Option(
         None,
         "--memory",
@@ -36,6 +41,11 @@ def run(
         raise UserError(f"{study_file}: no such file", hint="give the path of a study YAML file")
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
+    if locked:
+        from llenergymeasure.orchestrator.engine import connect
+        from llenergymeasure.orchestrator.image_inventory import check_study_locked
+
+        typer.echo(f"images match {check_study_locked(study_file, connect())}")
     code = run_study(
         study_file, RunOptions(resume=resume, retry_failed=retry_failed, yes=yes, mem_limit=memory)
     )

@@ -17,6 +17,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from llenergymeasure.contract.container import (
+    BACKEND_ENV,
+    ENGINE_CACHE_DIR,
+    HF_CACHE_DIR,
+    MODELS_DIR,
+)
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.orchestrator.container import (
     OWNER_HOST_LABEL,
@@ -28,8 +34,6 @@ from llenergymeasure.orchestrator.container import (
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.study.models import PlannedRun
 
-CONTAINER_MODELS = "/llem/models"
-CONTAINER_HF_CACHE = "/llem/hf-cache"
 # Passed from the host environment when set; nothing else from it reaches the container.
 ENV_ALLOWLIST: dict[str, tuple[str, ...]] = {
     "*": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"),
@@ -65,6 +69,12 @@ def hf_cache_dir() -> Path:
     return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
 
 
+def engine_cache_dir() -> Path:
+    """Host folder of compiled TensorRT engines ($LLEM_ENGINE_CACHE, else ~/.cache/...)."""
+    default = Path.home() / ".cache" / "llenergymeasure" / "tensorrt-engines"
+    return Path(os.environ.get("LLEM_ENGINE_CACHE") or default)
+
+
 def build(
     run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path
 ) -> tuple[RunRequest, ContainerSpec]:
@@ -73,17 +83,22 @@ def build(
     local = local_model_dir(config.model, ctx.study_file_dir)
     if local is not None:
         digest = hashlib.sha256(str(local).encode()).hexdigest()[:8]
-        inside = f"{CONTAINER_MODELS}/{digest}-{local.name}"
+        inside = f"{MODELS_DIR}/{digest}-{local.name}"
         mounts[str(local)] = {"bind": inside, "mode": "ro"}
         config = config.model_copy(update={"model": inside})
-    environment = {"HF_HOME": CONTAINER_HF_CACHE, "PYTHONUNBUFFERED": "1"}
+    environment = {"HF_HOME": HF_CACHE_DIR, "PYTHONUNBUFFERED": "1"}
     cache = hf_cache_dir()
     if not ctx.offline:
         cache.mkdir(parents=True, exist_ok=True)
     if cache.is_dir():
-        mounts[str(cache)] = {"bind": CONTAINER_HF_CACHE, "mode": "ro" if ctx.offline else "rw"}
+        mounts[str(cache)] = {"bind": HF_CACHE_DIR, "mode": "ro" if ctx.offline else "rw"}
     if ctx.offline:
         environment.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    environment.update(BACKEND_ENV[config.backend])
+    if config.backend == "tensorrt":
+        engines = engine_cache_dir()
+        engines.mkdir(parents=True, exist_ok=True)
+        mounts[str(engines)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     for name in ENV_ALLOWLIST["*"] + ENV_ALLOWLIST.get(config.backend, ()):
         if name in os.environ:
             environment[name] = os.environ[name]

