@@ -44,6 +44,7 @@ from llenergymeasure.study.models import PlannedRun
 OUTPUT_TOKENS = 1000
 REQUESTS = 10
 NO_ENERGY = "no NVIDIA GPU in the container; energy cannot be read"
+NO_BUILD = "backend 'pytorch' loads the weights directly; it compiles no engine"
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
             peak_gpu_power_w_reason=NO_ENERGY,
             load_gpu_j=None,
             load_gpu_j_reason=NO_ENERGY,
+            engine_build_gpu_j=None,
+            engine_build_gpu_j_reason=NO_BUILD,
         )
         device = "cpu"
         gpus: list[GpuInfo] = []
@@ -127,6 +130,8 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
             mean_gpu_power_w=gpu_j / window_s,
             peak_gpu_power_w=gpu_j / window_s * 1.2,
             load_gpu_j=100.0,
+            engine_build_gpu_j=None,
+            engine_build_gpu_j_reason=NO_BUILD,
             sample_interval_ms=100.0,
         )
         device = "cuda"
@@ -164,6 +169,8 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
             device=device,
         ),
         timings=Timings(
+            engine_build_s=None,
+            engine_build_s_reason=NO_BUILD,
             load_s=2.0,
             tokenisation_s=0.1,
             baseline_s=0.0,

@@ -9,7 +9,12 @@ import pytest
 
 from llenergymeasure.backends.registry import BackendUnavailable, get_backend
 from llenergymeasure.backends.vllm import collect_step_times
-from llenergymeasure.backends.vllm_args import engine_kwargs, sampling_kwargs
+from llenergymeasure.backends.vllm_args import (
+    KVShape,
+    cpu_kv_cache_bytes,
+    engine_kwargs,
+    sampling_kwargs,
+)
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import VLLM_ENV
 
@@ -57,11 +62,48 @@ def test_unset_options_keep_vllm_defaults_and_offline_drops_revision() -> None:
 
 
 def test_cpu_vllm_is_one_process() -> None:
-    assert engine_kwargs(_config(gpu_count=0), "m", offline=True)["tensor_parallel_size"] == 1
+    kwargs = engine_kwargs(_config(gpu_count=0), "m", offline=True, cpu_kv_bytes=2**20)
+    assert kwargs["tensor_parallel_size"] == 1
     with pytest.raises(ValueError, match="1 on CPU"):
         _config(gpu_count=0, vllm={"tensor_parallel_size": 2})
     with pytest.raises(ValueError, match="must equal gpu_count"):
         _config(gpu_count=2, vllm={"tensor_parallel_size": 1})
+
+
+SHAPE = KVShape(layers=2, kv_heads=2, head_dim=64)  # 2 x 2 x 2 x 64 x 4 = 2048 B/token in fp32
+
+
+def test_cpu_kv_cache_holds_every_concurrent_sequence_at_full_length() -> None:
+    config = _config(
+        gpu_count=0,
+        precision="fp32",
+        n_prompts=4,
+        max_input_tokens=32,
+        max_new_tokens=8,
+        prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 16}},
+        vllm={"max_num_seqs": 256},
+    )
+    # 4 sequences (n_prompts < max_num_seqs) of 40 tokens, each rounded up to one 256-token block
+    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=2**40) == 4 * 256 * 2048
+    two = config.model_copy(update={"vllm": config.vllm.model_copy(update={"max_num_seqs": 2})})
+    assert cpu_kv_cache_bytes(two, SHAPE, available_bytes=2**40) == 2 * 256 * 2048
+
+
+def test_cpu_kv_cache_is_capped_by_available_memory() -> None:
+    config = _config(gpu_count=0, precision="bf16", vllm={"gpu_memory_utilization": 0.5})
+    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=10_000) == 5_000
+
+
+def test_cpu_engine_arguments_size_the_kv_cache_not_the_memory_fraction() -> None:
+    config = _config(gpu_count=0, max_input_tokens=200, max_new_tokens=20)
+    kwargs = engine_kwargs(config, "m", offline=True, cpu_kv_bytes=12345)
+    assert kwargs["kv_cache_memory_bytes"] == 12345
+    assert kwargs["max_model_len"] == 220
+    assert "gpu_memory_utilization" not in kwargs
+    with pytest.raises(ValueError, match="cpu_kv_bytes"):
+        engine_kwargs(config, "m", offline=True)
+    gpu = engine_kwargs(_config(gpu_count=1), "m", offline=True)
+    assert "kv_cache_memory_bytes" not in gpu and gpu["gpu_memory_utilization"] == 0.9
 
 
 def test_fixed_output_length_and_greedy() -> None:

@@ -56,6 +56,13 @@ class BackendAdapter(ABC):
     # How token times are taken, for the result's latency.method; None: the PyTorch streamer's.
     latency_method: str | None = None
 
+    def build_skipped(self, config: ExperimentConfig) -> str | None:
+        """Why no engine build runs before `load` for `config`; None when `build` must run."""
+        return f"backend '{self.name}' loads the weights directly; it compiles no engine"
+
+    def build(self, config: ExperimentConfig, *, offline: bool) -> None:  # noqa: B027
+        """Compile and cache the engine `load` will use; timed and metered apart from `load`."""
+
     @abstractmethod
     def load(self, config: ExperimentConfig, *, offline: bool) -> None:
         """Load model and tokenizer for `config`; raises on a bad model or option."""

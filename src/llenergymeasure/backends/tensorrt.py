@@ -4,8 +4,8 @@
 `tensorrt.engine: tensorrt` compiles a TensorRT engine from the checkpoint (quantising as the
 `tensorrt:` section says) once, saves it under the engine cache (`ENGINE_CACHE_DIR`,
 a host folder mounted by the orchestrator) in a folder keyed by every build input, and loads it
-from there on every later run. The build is timed apart from the load (`build_s`, logged to the
-container log).
+from there on every later run. The build is its own metered step before the load, so the result
+reports its time and energy apart (`timings.engine_build_s`, `energy.engine_build_gpu_j`).
 
 Per-token times: each request of a batch is submitted with `generate_async(streaming=True)` and
 the host clock is read as each streamed chunk arrives in the event loop; a chunk carrying several
@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,8 +93,53 @@ class TensorRTBackend(BackendAdapter):
         self._params: Any = None
         self._config: ExperimentConfig | None = None
         self._offline = False
-        self.build_s: float | None = None  # None: no engine was built by this run
-        self.engine_dir: Path | None = None
+
+    def _engine_dir(self, config: ExperimentConfig) -> Path:
+        root = Path(os.environ.get("LLEM_ENGINE_CACHE", ENGINE_CACHE_DIR))
+        return root / engine_cache_key(config, self._trt.__version__)
+
+    def build_skipped(self, config: ExperimentConfig) -> str | None:
+        assert config.tensorrt is not None
+        if config.tensorrt.engine == "pytorch":
+            return "TensorRT-LLM's PyTorch flow runs the checkpoint; it compiles no engine"
+        self._trt = import_tensorrt_llm()
+        check_supported(config)
+        engine_dir = self._engine_dir(config)
+        if (engine_dir / BUILD_RECORD).is_file():
+            return f"engine reused from the cache ({engine_dir.name}), built by an earlier run"
+        return None
+
+    def build(self, config: ExperimentConfig, *, offline: bool) -> None:
+        """Compile the engine for these build inputs and cache it; `load` then reads the cache.
+
+        The built engine is released before `load`, so load time and energy are the same
+        whether or not this run compiled it.
+        """
+        from tensorrt_llm._tensorrt_engine import LLM as EngineLLM
+        from tensorrt_llm.llmapi import BuildConfig, QuantAlgo, QuantConfig
+
+        kwargs = llm_kwargs(config, config.model, offline=offline)
+        extra: dict[str, Any] = {"build_config": BuildConfig(**build_config(config))}
+        quant = quant_config(config)
+        if quant is not None:
+            extra["quant_config"] = QuantConfig(
+                **{field: getattr(QuantAlgo, name) for field, name in quant.items()}
+            )
+        engine_dir = self._engine_dir(config)
+        engine_dir.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        llm = EngineLLM(**kwargs, **extra)
+        staging = Path(tempfile.mkdtemp(prefix=f".{engine_dir.name}.", dir=engine_dir.parent))
+        try:
+            llm.save(str(staging))
+        finally:
+            llm.shutdown()
+        record = {"build_s": time.perf_counter() - start, "engine_version": self._trt.__version__}
+        (staging / BUILD_RECORD).write_text(json.dumps(record))
+        try:
+            staging.rename(engine_dir)
+        except OSError:  # another run cached the same engine meanwhile: keep theirs
+            shutil.rmtree(staging, ignore_errors=True)
 
     def load(self, config: ExperimentConfig, *, offline: bool) -> None:
         trt = import_tensorrt_llm()
@@ -109,41 +153,10 @@ class TensorRTBackend(BackendAdapter):
         if config.tensorrt.engine == "pytorch":
             self._llm = trt.LLM(**kwargs)
         else:
-            self._llm = self._load_engine(config, kwargs)
+            from tensorrt_llm._tensorrt_engine import LLM as EngineLLM
+
+            self._llm = EngineLLM(**{**kwargs, "model": str(self._engine_dir(config))})
         self._params = trt.SamplingParams(**sampling_kwargs(config))
-
-    def _load_engine(self, config: ExperimentConfig, kwargs: dict[str, Any]) -> Any:
-        """Load the cached engine for these build inputs, building and caching it first if new."""
-        from tensorrt_llm._tensorrt_engine import LLM as EngineLLM
-        from tensorrt_llm.llmapi import BuildConfig, QuantAlgo, QuantConfig
-
-        root = Path(os.environ.get("LLEM_ENGINE_CACHE", ENGINE_CACHE_DIR))
-        self.engine_dir = root / engine_cache_key(config, self._trt.__version__)
-        if (self.engine_dir / BUILD_RECORD).is_file():
-            return EngineLLM(**{**kwargs, "model": str(self.engine_dir)})
-        extra: dict[str, Any] = {"build_config": BuildConfig(**build_config(config))}
-        quant = quant_config(config)
-        if quant is not None:
-            extra["quant_config"] = QuantConfig(
-                **{field: getattr(QuantAlgo, name) for field, name in quant.items()}
-            )
-        start = time.perf_counter()
-        llm = EngineLLM(**kwargs, **extra)
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.engine_dir.name}.", dir=root))
-        llm.save(str(staging))
-        self.build_s = time.perf_counter() - start
-        record = {"build_s": self.build_s, "engine_version": self._trt.__version__}
-        (staging / BUILD_RECORD).write_text(json.dumps(record))
-        try:
-            staging.rename(self.engine_dir)
-        except OSError:  # another run cached the same engine meanwhile: keep theirs
-            shutil.rmtree(staging, ignore_errors=True)
-        print(
-            f"llem: built TensorRT engine in {self.build_s:.1f} s, cached at {self.engine_dir}",
-            file=sys.stderr,
-        )
-        return llm
 
     def engine(self) -> tuple[str, str | None]:
         return "tensorrt_llm", getattr(self._trt, "__version__", None)

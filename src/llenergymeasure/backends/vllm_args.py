@@ -3,10 +3,20 @@
 `engine_kwargs` feeds `vllm.LLM(...)`; `sampling_kwargs` feeds `vllm.SamplingParams(...)`.
 Only options the study sets explicitly are passed beyond the measured method's fixed ones, so an
 unset option keeps vLLM's own default and the recorded config says which ones those were.
+
+On CPU (`gpu_count: 0`, vLLM's CPU build) vLLM reads `gpu_memory_utilization` as a fraction of
+the host's *total* memory to reserve up front, which fails on any host whose memory is partly in
+use (0.9, the default, nearly always). There the KV cache is sized instead (`kv_cache_memory_bytes`,
+which makes vLLM ignore `gpu_memory_utilization`) to what the experiment can hold at once: every
+sequence it can run concurrently at its full length. `gpu_memory_utilization` then caps that at
+this fraction of the memory available when the engine starts, and `max_model_len` defaults to
+`max_input_tokens + max_new_tokens` (otherwise vLLM would reserve the model's whole context).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.contract.config import ExperimentConfig, Precision, VLLMConfig
@@ -15,10 +25,57 @@ VLLM_IMAGE = "llenergymeasure/vllm"
 VLLM_CPU_IMAGE = "llenergymeasure/vllm-cpu"
 
 VLLM_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
+ELEMENT_BYTES = {Precision.fp32: 4, Precision.fp16: 2, Precision.bf16: 2}
+# The largest KV block vLLM's CPU attention backends use, in tokens: a sequence's cache is sized
+# in whole blocks, so each is rounded up to this.
+CPU_BLOCK_TOKENS = 256
 
 
-def engine_kwargs(config: ExperimentConfig, model: str, *, offline: bool) -> dict[str, Any]:
-    """Arguments of `vllm.LLM` for this experiment; `model` is the path or hub id to load."""
+@dataclass(frozen=True)
+class KVShape:
+    """What one token's KV cache occupies: per layer, a key and a value of kv_heads x head_dim."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+
+def kv_bytes_per_token(config: ExperimentConfig, shape: KVShape) -> int:
+    section = config.vllm
+    assert isinstance(section, VLLMConfig)
+    element = 1 if section.kv_cache_dtype.startswith("fp8") else ELEMENT_BYTES[config.precision]
+    return 2 * shape.layers * shape.kv_heads * shape.head_dim * element
+
+
+def max_model_len(config: ExperimentConfig) -> int:
+    """The longest sequence: the section's value, else the longest this experiment makes."""
+    section = config.vllm
+    assert isinstance(section, VLLMConfig)
+    return section.max_model_len or config.max_input_tokens + config.max_new_tokens
+
+
+def cpu_kv_cache_bytes(config: ExperimentConfig, shape: KVShape, available_bytes: int) -> int:
+    """KV cache for vLLM on CPU: all concurrent sequences at full length, capped (module doc).
+
+    The protocol submits the whole prompt set as one batch, so at most
+    min(max_num_seqs, n_prompts) sequences run at once. Under the cap vLLM preempts, as on a GPU.
+    """
+    section = config.vllm
+    assert isinstance(section, VLLMConfig)
+    sequences = min(section.max_num_seqs, config.n_prompts)
+    block = section.block_size or CPU_BLOCK_TOKENS
+    tokens = sequences * math.ceil(max_model_len(config) / block) * block
+    wanted = tokens * kv_bytes_per_token(config, shape)
+    return min(wanted, int(available_bytes * section.gpu_memory_utilization))
+
+
+def engine_kwargs(
+    config: ExperimentConfig, model: str, *, offline: bool, cpu_kv_bytes: int | None = None
+) -> dict[str, Any]:
+    """Arguments of `vllm.LLM` for this experiment; `model` is the path or hub id to load.
+
+    `cpu_kv_bytes` (from `cpu_kv_cache_bytes`) is required when gpu_count is 0.
+    """
     section = config.vllm
     assert isinstance(section, VLLMConfig)
     kwargs: dict[str, Any] = {
@@ -45,6 +102,11 @@ def engine_kwargs(config: ExperimentConfig, model: str, *, offline: bool) -> dic
         "block_size": section.block_size,
     }
     kwargs.update({key: value for key, value in optional.items() if value is not None})
+    if config.gpu_count == 0:
+        if cpu_kv_bytes is None:
+            raise ValueError("vLLM on CPU (gpu_count 0) needs the KV cache size, cpu_kv_bytes")
+        del kwargs["gpu_memory_utilization"]  # ignored by vLLM once the size is explicit
+        kwargs.update(kv_cache_memory_bytes=cpu_kv_bytes, max_model_len=max_model_len(config))
     return kwargs
 
 

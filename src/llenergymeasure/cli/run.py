@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
+from llenergymeasure.cli.plan import plan_command, render_plan
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.study_run import RunOptions, run_study
 
@@ -14,6 +16,13 @@ STUDY_FILE = typer.Argument(..., help="The study file (YAML).")
 
 def run(
     study_file: Path = STUDY_FILE,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the plan (what `llem plan` prints) and stop: nothing is written, nothing "
+        "runs, no Docker engine is needed.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --dry-run: the plan as JSON."),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -27,7 +36,10 @@ def run(
     locked: bool = typer.Option(
         False,
         "--locked",
-        help="Refuse to start unless every image matches <study>.lock.yaml (llem images lock).",
+        help="Refuse to start unless every image matches the lock beside the study file: "
+        "<stem>.lock.yaml (dir/x.yaml -> dir/x.lock.yaml, written by `llem images lock`). A "
+        "study folder's copy study.yaml has its study.lock.yaml, the images it ran on: "
+        "`llem run <study-folder>/study.yaml --locked` reruns it on the same images.",
     ),
     memory: str | None = typer.Option(
         None,
@@ -36,18 +48,25 @@ def run(
         "killed-OOM. Default: no limit.",
     ),
 ) -> None:
-    """Run a study: pre-flight, then each experiment in a fresh container."""
+    """Run a study: pre-flight (the plan, the images by ID and digest, the estimated time,
+    confirmation above execution.max_runs_without_confirmation), then each experiment in a
+    fresh container. A study folder's own study.yaml puts its rerun beside that folder."""
     if not study_file.is_file():
         raise UserError(f"{study_file}: no such file", hint="give the path of a study YAML file")
+    if as_json and not dry_run:
+        raise UserError("--json goes with --dry-run", hint="`llem run STUDY.yaml --dry-run --json`")
+    if dry_run:
+        plan_command(study_file, as_json=as_json)
+        return
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
-    if locked:
-        from llenergymeasure.orchestrator.engine import connect
-        from llenergymeasure.orchestrator.image_inventory import check_study_locked
-
-        typer.echo(f"images match {check_study_locked(study_file, connect())}")
+    console = Console(highlight=False, soft_wrap=True)
     code = run_study(
-        study_file, RunOptions(resume=resume, retry_failed=retry_failed, yes=yes, mem_limit=memory)
+        study_file,
+        RunOptions(
+            resume=resume, retry_failed=retry_failed, yes=yes, locked=locked, mem_limit=memory
+        ),
+        show_plan=lambda plan, study: render_plan(plan, study, console),
     )
     # SystemExit, not typer.Exit: the app runs with standalone_mode=False, where click would
     # return an Exit's code instead of exiting with it.

@@ -1,7 +1,8 @@
-"""`llem status STUDY_DIR`: the manifest as a table, one row per run."""
+"""`llem status STUDY_DIR`: the manifest as a table, one row per run, and the study's images."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,16 +12,36 @@ from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
+from llenergymeasure.orchestrator.layout import STUDY_LOCK_FILE
 from llenergymeasure.study.manifest import load_manifest, manifest_path
+from llenergymeasure.study.manifest_models import RunRecord
 
 STUDY_DIR = typer.Argument(..., help="The study folder.")
 
 
-def status(study_dir: Path = STUDY_DIR) -> None:
-    """Show each run's status, outcome, attempts, duration and error."""
+def status(
+    study_dir: Path = STUDY_DIR,
+    as_json: bool = typer.Option(
+        False, "--json", help="The manifest (study, runs) and the study's images as JSON."
+    ),
+) -> None:
+    """Show the study's images (its study.lock.yaml) and each run's status, outcome, attempts,
+    duration, error and image (repo digest, or image ID for a local build)."""
     if not manifest_path(study_dir).is_file():
         raise UserError(f"{study_dir}: no manifest.jsonl here", hint="give a study folder")
     record = load_manifest(study_dir)
+    lock_file = study_dir / STUDY_LOCK_FILE
+    images = load_lock(lock_file).images if lock_file.is_file() else None
+    if as_json:
+        data = record.model_dump(mode="json")
+        data["images"] = (
+            {backend: image.model_dump(mode="json") for backend, image in images.items()}
+            if images is not None
+            else None
+        )
+        typer.echo(json.dumps(data, indent=2))
+        return
     console = Console(highlight=False)
     counts = Counter(run.status for run in record.runs.values())
     console.print(
@@ -29,7 +50,16 @@ def status(study_dir: Path = STUDY_DIR) -> None:
             + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         )
     )
-    table = Table("run", "status", "outcome", "attempts", "duration s", "exit", "error")
+    if images is None:
+        console.print("images: no study.lock.yaml in this folder (each run names its own below)")
+    for backend, image in sorted((images or {}).items()):
+        console.print(escape(f"image for {backend}: {_image_line(image)}"))
+    table = Table()
+    table.add_column("run", no_wrap=True)
+    for name in ("status", "outcome", "attempts", "duration s", "exit"):
+        table.add_column(name)
+    table.add_column("image", no_wrap=True)
+    table.add_column("error", overflow="fold")
     for run in sorted(record.runs.values(), key=lambda r: r.run_index):
         table.add_row(
             escape(run.run_id),
@@ -38,6 +68,21 @@ def status(study_dir: Path = STUDY_DIR) -> None:
             str(run.attempts),
             f"{run.duration_s:.1f}" if run.duration_s is not None else "",
             "" if run.exit_code is None else str(run.exit_code),
+            escape(_run_image(run)),
             escape(((run.error_type or "") + (": " + run.error if run.error else ""))[:80]),
         )
     console.print(table)
+
+
+def _image_line(image: LockedImage) -> str:
+    engine = f", engine {image.engine} {image.engine_version or ''}" if image.engine else ""
+    digest = image.repo_digest or "no repo digest (a local build)"
+    return f"{image.ref} {image.image_id} {digest}{engine}".rstrip()
+
+
+def _run_image(run: RunRecord) -> str:
+    """The repo digest, else the image ID: short enough for a column, long enough to compare."""
+    if run.image_digest:
+        name, _, digest = run.image_digest.partition("@")
+        return f"{name}@{digest[:19]}"
+    return run.image_id[:19] if run.image_id else ""

@@ -78,6 +78,10 @@ class Environment(Strict):
 
 
 class Timings(Strict):
+    engine_build_s: float | None = Field(
+        description="Compiling an engine (TensorRT-LLM) before the load, metered apart from it."
+    )
+    engine_build_s_reason: str | None = None
     load_s: float = Field(ge=0, description="Model (or engine) load, wall clock.")
     tokenisation_s: float = Field(ge=0, description="Pre-tokenising the prompt set.")
     baseline_s: float = Field(ge=0, description="Idle-power reading; 0 when disabled.")
@@ -89,6 +93,11 @@ class Timings(Strict):
     warmup_final_cv: float | None = Field(description="Latency CV of the last warmup window.")
     window_s: float = Field(gt=0, description="Measured window, CUDA-synchronised at both edges.")
     total_s: float = Field(ge=0, description="Runner start to result written.")
+
+    @model_validator(mode="after")
+    def _reasons(self) -> Timings:
+        _require_value_or_reason(self, "engine_build_s")
+        return self
 
 
 class TokenCounts(Strict):
@@ -164,6 +173,10 @@ class Energy(Strict):
     peak_gpu_power_w_reason: str | None = None
     load_gpu_j: float | None = Field(description="GPU energy while loading the model, J.")
     load_gpu_j_reason: str | None = None
+    engine_build_gpu_j: float | None = Field(
+        description="GPU energy while compiling the engine, J (apart from load and window)."
+    )
+    engine_build_gpu_j_reason: str | None = None
     sample_interval_ms: float | None = Field(None, description="Power sampler period, ms.")
 
     @model_validator(mode="after")
@@ -183,6 +196,7 @@ class Energy(Strict):
             "mean_gpu_power_w",
             "peak_gpu_power_w",
             "load_gpu_j",
+            "engine_build_gpu_j",
         )
         if (self.gpu_source == "unavailable") != (self.gpu_j is None):
             raise ValueError("gpu_source is 'unavailable' exactly when gpu_j is null")

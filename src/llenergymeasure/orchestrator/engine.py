@@ -8,6 +8,8 @@ import docker
 import docker.errors
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.image_inventory import LABEL_ENGINE, LABEL_ENGINE_VERSION
+from llenergymeasure.orchestrator.image_lock import LockedImage
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,18 @@ class ResolvedImage:
     ref: str
     id: str
     digest: str | None  # repo digest (name@sha256:...); None for a locally built image
+    engine: str | None = None  # from the image's labels, for the reader only
+    engine_version: str | None = None
+
+    def locked(self) -> LockedImage:
+        """This image as a lock file entry."""
+        return LockedImage(
+            ref=self.ref,
+            image_id=self.id,
+            repo_digest=self.digest,
+            engine=self.engine,
+            engine_version=self.engine_version,
+        )
 
 
 def connect() -> docker.DockerClient:
@@ -47,7 +61,14 @@ def resolve_image(client: docker.DockerClient, ref: str, backend: str) -> Resolv
     except docker.errors.DockerException as error:
         raise UserError(f"cannot inspect image {ref!r}: {error}") from None
     digests = image.attrs.get("RepoDigests") or []
-    return ResolvedImage(ref=ref, id=image.id, digest=digests[0] if digests else None)
+    labels = image.labels or {}
+    return ResolvedImage(
+        ref=ref,
+        id=image.id,
+        digest=digests[0] if digests else None,
+        engine=labels.get(LABEL_ENGINE),
+        engine_version=labels.get(LABEL_ENGINE_VERSION),
+    )
 
 
 def require_nvidia_runtime(client: docker.DockerClient) -> None:

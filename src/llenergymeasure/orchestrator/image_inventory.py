@@ -5,7 +5,6 @@ image of `images/` carries (backend, engine, engine version, source, version).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 import docker.errors
@@ -88,17 +87,3 @@ def project_images(client: docker.DockerClient) -> list[ImageRow]:
                 )
             )
     return sorted(rows, key=lambda row: row.tag)
-
-
-def check_study_locked(study_file: Path, client: docker.DockerClient) -> Path:
-    """`llem run --locked`: every image the study needs is the one in its lock; else UserError."""
-    from llenergymeasure.config.loader import load_study
-    from llenergymeasure.orchestrator.image_lock import lock_path_for, require_locked
-    from llenergymeasure.study.expand import expand
-
-    study = load_study(study_file)
-    backends = sorted({run.config.backend for run in expand(study).runs})
-    current = {backend: describe(client, study.image_for(backend), backend) for backend in backends}
-    lock_file = lock_path_for(study_file)
-    require_locked(lock_file, current)
-    return lock_file

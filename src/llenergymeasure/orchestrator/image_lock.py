@@ -60,21 +60,22 @@ def lock_path_for(study_file: Path) -> Path:
 def _yaml() -> YAML:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    yaml.width = 4096  # keep each `sha256:...` on its key's line
     return yaml
 
 
-def dump_lock(lock: StudyLock) -> str:
+def dump_lock(lock: StudyLock, origin: str = "`llem images lock`") -> str:
     buffer = io.StringIO()
     buffer.write(
-        "# Written by `llem images lock`: the exact images this study runs on.\n"
+        f"# Written by {origin}: the exact images this study runs on.\n"
         "# `llem run --locked` refuses to start when any of them differs.\n"
     )
     _yaml().dump(lock.model_dump(mode="json"), buffer)
     return buffer.getvalue()
 
 
-def write_lock(path: Path, lock: StudyLock) -> Path:
-    atomic_write_text(path, dump_lock(lock))
+def write_lock(path: Path, lock: StudyLock, origin: str = "`llem images lock`") -> Path:
+    atomic_write_text(path, dump_lock(lock, origin))
     return path
 
 

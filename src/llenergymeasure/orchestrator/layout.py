@@ -3,6 +3,7 @@
 ```
 <output_dir>/<study_id>/                 study_id = <name>_<UTC YYYYmmddTHHMMSS>_<design_hash8>
   study.yaml                             the study file, verbatim
+  study.lock.yaml                        the images the study runs on (image_lock.py format)
   <base file name>                       the study's `base:` file, verbatim, when it has one
   plan.json                              list of PlannedRun (JSON), written atomically at start
   manifest.jsonl                         the journal of run states (study/manifest.py)
@@ -17,6 +18,8 @@
 The work folder is mounted read-write at `/llem/work` (contract.workdir.CONTAINER_WORKDIR).
 `<name>` keeps letters, digits, `.`, `_` and `-` of the study's name; other characters become `-`.
 `llem run --resume` picks the newest folder of the same name and design hash that has a plan.
+A study folder's own copy `study.yaml`, run again, puts its new folder beside that study folder
+(where the original went), whatever its relative `output_dir` said.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.study.models import PlannedRun
 
 STUDY_FILE = "study.yaml"
+# `<stem>.lock.yaml` of STUDY_FILE: what `llem run <study-folder>/study.yaml --locked` reads.
+STUDY_LOCK_FILE = "study.lock.yaml"
 PLAN_FILE = "plan.json"
 EXPERIMENTS_DIR = "experiments"
 _STAMP = "%Y%m%dT%H%M%S"
@@ -43,6 +48,16 @@ def safe_name(name: str) -> str:
 
 def study_id_for(name: str, design_hash: str, now: datetime) -> str:
     return f"{safe_name(name)}_{now.astimezone(timezone.utc).strftime(_STAMP)}_{design_hash[:8]}"
+
+
+def output_dir_for(study_file: Path, output_dir: str) -> Path:
+    """The absolute folder that holds a study file's study folders (the engine bind-mounts only
+    absolute paths): `output_dir` relative to the study file's folder, except for a study
+    folder's own copy, whose new study folders go beside that study folder."""
+    folder = study_file.resolve().parent
+    if study_file.name == STUDY_FILE and (folder / PLAN_FILE).is_file():
+        return folder.parent
+    return (folder / Path(output_dir).expanduser()).resolve()
 
 
 def create_study_dir(

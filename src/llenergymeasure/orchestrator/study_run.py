@@ -1,10 +1,16 @@
 """The study loop behind `llem run`: pre-flight, then per run work folder -> container -> outcome
 -> manifest -> gap, with resume, orphan cleanup, GPU locks and signal handling.
 
-Pre-flight order (nothing is written until all pass): plan; GPU locks (before the engine and
-runtime checks, so a busy GPU is named even where the NVIDIA runtime is missing); engine
-reachable; every image resolved to its ID and digest; NVIDIA runtime when GPUs are requested;
-the confirmation cap.
+Pre-flight order (nothing is written until all pass): plan (shown); with --locked, the lock
+file read; GPU locks (before the engine and runtime checks, so a busy GPU is named even where
+the NVIDIA runtime is missing); engine reachable; every image resolved to its ID and digest (and
+shown); with --locked, each compared with the lock; NVIDIA runtime when GPUs are requested; the
+confirmation cap.
+
+Every study folder gets `study.lock.yaml`, the images it runs on, in the format of
+`llem images lock`; beside the folder's copy `study.yaml` it is that copy's lock, so
+`llem run <study-folder>/study.yaml --locked` reruns a study on the same images or names the
+one that differs.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import docker
 import docker.errors
@@ -34,6 +42,14 @@ from llenergymeasure.orchestrator.engine import (
     require_nvidia_runtime,
     resolve_image,
 )
+from llenergymeasure.orchestrator.image_lock import (
+    StudyLock,
+    differences,
+    load_lock,
+    lock_path_for,
+    require_locked,
+    write_lock,
+)
 from llenergymeasure.orchestrator.locks import GpuLocks
 from llenergymeasure.orchestrator.orphans import remove_orphans
 from llenergymeasure.orchestrator.outcome import classify
@@ -48,12 +64,15 @@ from llenergymeasure.study.order import gap_before
 
 LOG_TAIL_LINES = 20
 
+ShowPlan = Callable[[Plan, StudyConfig], None]
+
 
 @dataclass
 class RunOptions:
     resume: bool = False
     retry_failed: bool = False
     yes: bool = False
+    locked: bool = False
     mem_limit: str | None = None
     gpu_lock_dir: Path | None = None
 
@@ -72,12 +91,20 @@ def now_iso() -> str:
 
 
 def preflight(
-    study_path: Path, options: RunOptions, locks: GpuLocks | None = None
+    study_path: Path,
+    options: RunOptions,
+    say: Display,
+    show_plan: ShowPlan | None = None,
+    locks: GpuLocks | None = None,
 ) -> tuple[Preflight, docker.DockerClient, GpuLocks]:
     study = load_study(study_path)
     plan = expand(study)
     if not plan.runs:
         raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
+    if show_plan is not None:
+        show_plan(plan, study)
+    lock_file = lock_path_for(study_path) if options.locked else None
+    lock = load_lock(lock_file) if lock_file is not None else None
     gpu_ids = study.execution.gpu_ids
     needed: set[int] = set()
     for run in plan.runs:
@@ -93,9 +120,14 @@ def preflight(
     try:
         client = connect()
         images = {
-            backend: resolve_image(client, study.image_for(backend), backend)
+            backend: _resolve(client, study.image_for(backend), backend, lock, lock_file)
             for backend in sorted({run.config.backend for run in plan.runs})
         }
+        for backend, image in images.items():
+            say.note(f"image for {backend}: {image.ref} {image.id} " + _digest_text(image))
+        if lock_file is not None:
+            require_locked(lock_file, {b: image.locked() for b, image in images.items()})
+            say.note(f"images match the lock {lock_file}")
         if needed:
             require_nvidia_runtime(client)
         cap = study.execution.max_runs_without_confirmation
@@ -103,7 +135,7 @@ def preflight(
             if not sys.stdin.isatty():
                 raise UserError(
                     f"the study plans {len(plan.runs)} runs, above the {cap} that run "
-                    "without confirmation",
+                    "without confirmation, and there is no terminal to ask",
                     hint="pass --yes (or raise execution.max_runs_without_confirmation)",
                 )
             answer = input(f"{len(plan.runs)} runs planned (cap {cap}). Run them? [y/N] ")
@@ -116,11 +148,47 @@ def preflight(
     return pre, client, held
 
 
+def _digest_text(image: ResolvedImage) -> str:
+    return f"digest {image.digest}" if image.digest else "(no repo digest: a local build)"
+
+
+def _resolve(
+    client: docker.DockerClient,
+    ref: str,
+    backend: str,
+    lock: StudyLock | None,
+    lock_file: Path | None,
+) -> ResolvedImage:
+    """The image by ID; under --locked a missing one is named with the image the lock wants."""
+    try:
+        return resolve_image(client, ref, backend)
+    except UserError as error:
+        wanted = lock.images.get(backend) if lock is not None else None
+        if wanted is None or "is not present" not in error.message:
+            raise
+        present = True
+        try:
+            client.images.get(wanted.image_id)
+        except docker.errors.DockerException:
+            present = False
+        raise UserError(
+            f"--locked: image {ref!r} for backend {backend!r} is not present; the lock "
+            f"{lock_file} wants image {wanted.image_id}"
+            + (f" ({wanted.repo_digest})" if wanted.repo_digest else " (a local build)"),
+            hint=(
+                f"that image is still here under another name: `docker tag {wanted.image_id} "
+                f"{ref}` restores it"
+                if present
+                else f"load or pull that image and tag it {ref} "
+                f"(`docker load`, `docker pull {wanted.repo_digest or ref}`)"
+            ),
+        ) from None
+
+
 def open_study(pre: Preflight, study_path: Path, options: RunOptions, say: Display) -> Manifest:
     """A new study folder, or with --resume the newest one of the same design."""
     study = pre.study
-    # Absolute: the work folders are bind-mounted, and the engine takes absolute paths only.
-    output_dir = (study_path.parent / Path(study.output_dir).expanduser()).resolve()
+    output_dir = layout.output_dir_for(study_path, study.output_dir)
     study_dir = (
         layout.find_resumable(output_dir, study.name, pre.design_hash) if options.resume else None
     )
@@ -131,6 +199,7 @@ def open_study(pre: Preflight, study_path: Path, options: RunOptions, say: Displ
             output_dir, study.name, pre.design_hash, study.source_path, study.base_path
         )
         layout.write_plan(study_dir, pre.plan.runs)
+    _lock_study_images(study_dir, pre, say)
     plan = layout.load_plan(study_dir)
     if manifest_path(study_dir).exists():
         manifest = Manifest.open(study_dir)
@@ -150,6 +219,21 @@ def open_study(pre: Preflight, study_path: Path, options: RunOptions, say: Displ
         manifest.set_status("running")
     pre.plan = Plan(configs=pre.plan.configs, runs=plan, skipped=pre.plan.skipped)
     return manifest
+
+
+def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
+    """Write the study's `study.lock.yaml` (also when a resumed folder lacks one); on resume,
+    warn when the images now differ from it: the manifest records each run's own image."""
+    current = {backend: image.locked() for backend, image in pre.images.items()}
+    lock_file = study_dir / layout.STUDY_LOCK_FILE
+    if lock_file.is_file():
+        for line in differences(load_lock(lock_file).images, current):
+            say.note(f"warning: the images differ from {lock_file}: {line}")
+        return
+    lock = StudyLock(
+        study_name=pre.study.name, created_at=now_iso(), llem_version=__version__, images=current
+    )
+    write_lock(lock_file, lock, origin="`llem run` at the start of this study")
 
 
 def _pending(run: PlannedRun) -> RunRecord:
@@ -173,11 +257,16 @@ def runs_to_do(manifest: Manifest, plan: list[PlannedRun], retry_failed: bool) -
     return todo
 
 
-def run_study(study_path: Path, options: RunOptions, display: Display | None = None) -> int:
+def run_study(
+    study_path: Path,
+    options: RunOptions,
+    display: Display | None = None,
+    show_plan: ShowPlan | None = None,
+) -> int:
     """Run (or resume) a study; returns the exit code: 0 all completed, 1 some failed, 130
-    interrupted. Problems a user can fix raise UserError."""
+    interrupted. Problems a user can fix raise UserError. `show_plan` prints the plan first."""
     say = display or Display()
-    pre, client, locks = preflight(study_path, options)
+    pre, client, locks = preflight(study_path, options, say, show_plan)
     try:
         removed = remove_orphans(client)
         if removed:
@@ -203,10 +292,6 @@ def _loop(
     todo = runs_to_do(manifest, plan, options.retry_failed)
     done = len(plan) - len(todo)
     say.note(f"study {study_dir} : {len(todo)} of {len(plan)} runs to do")
-    for backend, image in pre.images.items():
-        say.note(
-            f"  image {backend}: {image.ref} {image.id} digest {image.digest or 'none (local)'}"
-        )
     ctx = run_spec.StudyContext(
         study_id=manifest.record.study_id,
         study_name=study.name,
@@ -327,7 +412,9 @@ def _execute(
         "exit_code": exit_.exit_code,
     }
     if exit_.engine_error is not None and exit_.killed_for != "interrupt":
-        return _engine_failure(run, manifest, client, exit_.engine_error, common, say)
+        if not _engine_alive(client):
+            _engine_gone(run, manifest, exit_.engine_error, common, say)
+        return _engine_refused(run, manifest, exit_.engine_error, common, say)
     verdict = classify(
         workdir,
         exit_.exit_code,
@@ -336,6 +423,12 @@ def _execute(
         timeout_s,
         execution.stall_timeout_s,
     )
+    # A daemon shutting down stops its containers first: the run then looks failed (exit code,
+    # maybe an error.json) although only the engine went away. Such a run must run again.
+    gone = verdict.status != "completed" and exit_.killed_for != "interrupt"
+    if gone and not _engine_alive(client):
+        message = f"its container stopped with exit code {exit_.exit_code}"
+        _engine_gone(run, manifest, message, common, say)
     log_tail = (
         tail_lines(workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
         if verdict.status != "completed"
@@ -360,31 +453,35 @@ def _execute(
     return record
 
 
-def _engine_failure(
-    run: PlannedRun,
-    manifest: Manifest,
-    client: docker.DockerClient,
-    message: str,
-    common: dict[str, object],
-    say: Display,
-) -> RunRecord:
-    """The engine refused or vanished. Gone: stop the study, resumable. Refused: a failed run."""
+def _engine_alive(client: docker.DockerClient) -> bool:
     try:
         client.ping()
-        alive = True
     except (docker.errors.DockerException, OSError):
-        alive = False
-    if alive:
-        record = manifest.update_run(
-            run.run_id,
-            status="failed",
-            outcome="crashed",
-            error_type="EngineError",
-            error=f"the Docker engine refused the container: {message}",
-            **common,
-        )
-        say.run_finished(record, record.error or "")
-        return record
+        return False
+    return True
+
+
+def _engine_refused(
+    run: PlannedRun, manifest: Manifest, message: str, common: dict[str, object], say: Display
+) -> RunRecord:
+    """The engine answers but refused the container: a failed run; the study goes on."""
+    record = manifest.update_run(
+        run.run_id,
+        status="failed",
+        outcome="crashed",
+        error_type="EngineError",
+        error=f"the Docker engine refused the container: {message}",
+        **common,
+    )
+    say.run_finished(record, record.error or "")
+    return record
+
+
+def _engine_gone(
+    run: PlannedRun, manifest: Manifest, message: str, common: dict[str, object], say: Display
+) -> NoReturn:
+    """The engine stopped answering: the run is `interrupted` (it runs again on --resume), the
+    study stops with one message."""
     manifest.update_run(
         run.run_id,
         status="interrupted",

@@ -61,6 +61,8 @@ class Recording:
     request: RunRequest
     started_at: str
     t0: float
+    build: WindowEnergy | None  # None: no engine was compiled, see build_skipped
+    build_skipped: str | None
     load: WindowEnergy
     tokenisation_s: float
     baseline: WindowEnergy | None
@@ -115,6 +117,14 @@ def run_protocol(
     meter = instruments.meter
     offline = request.context.offline
 
+    build_skipped = backend.build_skipped(config)
+    build = None
+    if build_skipped is None:
+        meter.begin("build")
+        backend.build(config, offline=offline)
+        backend.synchronize()
+        build = meter.end("build")
+
     meter.begin("load")
     start = time.perf_counter()
     backend.load(config, offline=offline)
@@ -167,6 +177,8 @@ def run_protocol(
         request=request,
         started_at=started_at,
         t0=t0,
+        build=build,
+        build_skipped=build_skipped,
         load=load,
         tokenisation_s=tokenisation_s,
         baseline=baseline,

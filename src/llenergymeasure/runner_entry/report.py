@@ -38,6 +38,10 @@ def _ratio(num: float | None, den: float | None, why: str) -> tuple[float | None
 def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Instruments) -> Energy:
     w = rec.window
     gpu_j = w.gpu_j
+    build_j, build_why = None, rec.build_skipped
+    if rec.build is not None:
+        build_j = rec.build.gpu_j
+        build_why = None if build_j is not None else rec.build.gpu_reason
     gpu_why = w.gpu_reason or "GPU energy was not measured"
     base_gpu_w = base_cpu_w = None
     base_gpu_why = base_cpu_why = "baseline disabled in the config"
@@ -97,6 +101,8 @@ def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Inst
         peak_gpu_power_w_reason=None if peak is not None else (ins.nvml_reason or "no samples"),
         load_gpu_j=rec.load.gpu_j,
         load_gpu_j_reason=None if rec.load.gpu_j is not None else rec.load.gpu_reason,
+        engine_build_gpu_j=build_j,
+        engine_build_gpu_j_reason=build_why,
         sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
     )
 
@@ -224,6 +230,8 @@ def build_result(
         finished_at=utc_now(),
         environment=environment(backend, ins.nvml),
         timings=Timings(
+            engine_build_s=rec.build.duration_s if rec.build is not None else None,
+            engine_build_s_reason=rec.build_skipped,
             load_s=rec.load.duration_s,
             tokenisation_s=rec.tokenisation_s,
             baseline_s=baseline_s,

@@ -6,6 +6,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.config import ExperimentConfig
 
@@ -18,13 +20,13 @@ def canonical_json(data: Any) -> str:
 def config_hash(config: ExperimentConfig) -> str:
     """SHA-256 (hex) of the complete configuration, defaults included.
 
-    Canonical: pydantic's JSON of the validated model, whose key order is the contract's field
-    order (never the order the file used), with floats in shortest round-trip form. Two
-    spellings of the same experiment (a default written out or left implicit, keys reordered)
-    hash alike. Serialising in Rust keeps hashing 10^5 configurations well under a second,
-    a quarter of the cost of re-sorting keys in Python.
+    Canonical: the validated model's JSON with keys sorted at every level and floats in shortest
+    round-trip form, so neither the file's key order nor the contract's field order matters, and
+    two spellings of the same experiment (a default written out or left implicit) hash alike.
+    Sorting through orjson keeps 10^5 configurations at about a second.
     """
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    canonical = orjson.dumps(orjson.loads(config.model_dump_json()), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def design_hash(study: StudyConfig) -> str:
