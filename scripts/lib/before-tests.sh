@@ -9,5 +9,6 @@ before_tests() {
     bin="$(dirname "$1")"
     ensure_docker_engine
     ensure_cpu_image "$bin/llem"
+    ensure_vllm_cpu_image "$bin/llem"
     export LLEM_REQUIRE_DOCKER=1
 }

@@ -1,4 +1,4 @@
-"""A mixed study end to end on CPU: PyTorch on llenergymeasure/cpu, vLLM on llenergymeasure/vllm-cpu.
+"""A mixed study end to end on CPU: PyTorch (llenergymeasure/cpu), vLLM (llenergymeasure/vllm-cpu).
 
 The real `llem run`, real containers, the real vLLM engine (its CPU build), the tiny offline model
 with head_dim 64 (vLLM's CPU attention needs at least that). Skipped with the reason when the

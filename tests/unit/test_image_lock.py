@@ -94,3 +94,11 @@ def test_missing_and_malformed_locks_are_user_errors(tmp_path: Path) -> None:
     broken.write_text("images: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_lock(broken)
+
+
+def test_the_header_names_who_wrote_the_lock_and_ids_stay_on_one_line(tmp_path: Path) -> None:
+    lock = _lock(vllm=_image(digest="llenergymeasure/vllm@sha256:" + "c" * 64))
+    text = write_lock(tmp_path / "study.lock.yaml", lock, origin="`llem run`").read_text()
+    assert text.startswith("# Written by `llem run`: ")
+    assert f"image_id: {ID_A}\n" in text
+    assert load_lock(tmp_path / "study.lock.yaml") == lock

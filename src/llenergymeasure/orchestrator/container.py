@@ -3,7 +3,8 @@
 The container is always removed, also when `start` fails half-way (the engine keeps a Created
 container after an APIError such as a missing GPU driver). docker-py's `wait(timeout=...)`
 raises requests' ConnectionError rather than a timeout, so waiting happens in a thread without
-a timeout and the watch loop enforces the deadlines itself.
+a timeout and the watch loop enforces the deadlines itself. An engine that goes away surfaces
+as requests' ConnectionError (an OSError, not a DockerException): caught alike.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def run_container(
             if on_created is not None:
                 on_created(container.id)
             container.start()
-        except docker.errors.DockerException as error:
+        except (docker.errors.DockerException, OSError) as error:
             return ContainerExit(
                 container.id if container else None,
                 None,
@@ -191,7 +192,7 @@ def _watch(
     try:
         container.reload()
         oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
-    except docker.errors.DockerException:
+    except (docker.errors.DockerException, OSError):
         oom = False
     return ContainerExit(container.id, exit_code, oom, _reason(killed_for), started, finished)
 
@@ -201,7 +202,8 @@ def _reason(killed_for: str | None) -> str | None:
 
 
 def _kill(container: Any, sig: signal.Signals) -> None:
-    with contextlib.suppress(docker.errors.DockerException):  # gone: the wait thread sees it
+    # Engine gone: the wait thread sees it. (requests' errors are OSErrors, not DockerExceptions.)
+    with contextlib.suppress(docker.errors.DockerException, OSError):
         container.kill(signal=int(sig))
 
 
@@ -224,7 +226,7 @@ def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
             client.api.remove_container(name, force=True)
     except docker.errors.NotFound:
         pass
-    except docker.errors.DockerException:
+    except (docker.errors.DockerException, OSError):
         pass  # engine unreachable: orphan cleanup removes it on the next run
 
 

@@ -45,6 +45,25 @@ def connect() -> docker.DockerClient:
     return client
 
 
+def engine_answers() -> bool:
+    """Whether the engine answers a new connection now (DOCKER_HOST, as `connect`).
+
+    A fresh client, not the study's: while a daemon shuts down, the study client's kept-alive
+    connections may still answer although the socket is already gone.
+    """
+    try:
+        fresh = docker.from_env(timeout=10)
+    except (docker.errors.DockerException, OSError):
+        return False
+    try:
+        fresh.ping()
+    except (docker.errors.DockerException, OSError):
+        return False
+    finally:
+        fresh.close()
+    return True
+
+
 def resolve_image(client: docker.DockerClient, ref: str, backend: str) -> ResolvedImage:
     try:
         image = client.images.get(ref)

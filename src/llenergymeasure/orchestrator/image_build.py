@@ -299,6 +299,8 @@ def build_cpu_image(base: str | None = None, say: Say = print, force: bool = Fal
             _docker_cli(),
             "build",
             "-q",
+            # Everything comes from the wheelhouse; also works on engines without a bridge.
+            "--network=none",
             "-f",
             str(dockerfile),
             "--build-arg",

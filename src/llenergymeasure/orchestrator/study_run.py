@@ -39,6 +39,7 @@ from llenergymeasure.orchestrator.display import Display, result_summary
 from llenergymeasure.orchestrator.engine import (
     ResolvedImage,
     connect,
+    engine_answers,
     require_nvidia_runtime,
     resolve_image,
 )
@@ -412,7 +413,7 @@ def _execute(
         "exit_code": exit_.exit_code,
     }
     if exit_.engine_error is not None and exit_.killed_for != "interrupt":
-        if not _engine_alive(client):
+        if not engine_answers():
             _engine_gone(run, manifest, exit_.engine_error, common, say)
         return _engine_refused(run, manifest, exit_.engine_error, common, say)
     verdict = classify(
@@ -423,10 +424,10 @@ def _execute(
         timeout_s,
         execution.stall_timeout_s,
     )
-    # A daemon shutting down stops its containers first: the run then looks failed (exit code,
-    # maybe an error.json) although only the engine went away. Such a run must run again.
+    # A daemon shutting down closes its socket, then stops its containers: the run looks failed
+    # (exit code, maybe an error.json) although only the engine went away. It must run again.
     gone = verdict.status != "completed" and exit_.killed_for != "interrupt"
-    if gone and not _engine_alive(client):
+    if gone and not engine_answers():
         message = f"its container stopped with exit code {exit_.exit_code}"
         _engine_gone(run, manifest, message, common, say)
     log_tail = (
@@ -451,14 +452,6 @@ def _execute(
     summary = result_summary(verdict.result) if verdict.result else f"{verdict.error or ''}"
     say.run_finished(record, summary)
     return record
-
-
-def _engine_alive(client: docker.DockerClient) -> bool:
-    try:
-        client.ping()
-    except (docker.errors.DockerException, OSError):
-        return False
-    return True
 
 
 def _engine_refused(
