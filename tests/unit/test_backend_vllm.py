@@ -83,10 +83,11 @@ def test_cpu_kv_cache_holds_every_concurrent_sequence_at_full_length() -> None:
         prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 16}},
         vllm={"max_num_seqs": 256},
     )
-    # 4 sequences (n_prompts < max_num_seqs) of 40 tokens, each rounded up to one 256-token block
-    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=2**40) == 4 * 256 * 2048
+    # 4 sequences (n_prompts < max_num_seqs) of 40 tokens, each rounded up to one 256-token
+    # block, plus the block vLLM keeps aside
+    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=2**40) == (4 + 1) * 256 * 2048
     two = config.model_copy(update={"vllm": config.vllm.model_copy(update={"max_num_seqs": 2})})
-    assert cpu_kv_cache_bytes(two, SHAPE, available_bytes=2**40) == 2 * 256 * 2048
+    assert cpu_kv_cache_bytes(two, SHAPE, available_bytes=2**40) == (2 + 1) * 256 * 2048
 
 
 def test_cpu_kv_cache_is_capped_by_available_memory() -> None:

@@ -64,7 +64,8 @@ def cpu_kv_cache_bytes(config: ExperimentConfig, shape: KVShape, available_bytes
     assert isinstance(section, VLLMConfig)
     sequences = min(section.max_num_seqs, config.n_prompts)
     block = section.block_size or CPU_BLOCK_TOKENS
-    tokens = sequences * math.ceil(max_model_len(config) / block) * block
+    # + 1: vLLM's block pool keeps one block aside (its null block).
+    tokens = (sequences * math.ceil(max_model_len(config) / block) + 1) * block
     wanted = tokens * kv_bytes_per_token(config, shape)
     return min(wanted, int(available_bytes * section.gpu_memory_utilization))
 

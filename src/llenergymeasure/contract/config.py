@@ -82,7 +82,11 @@ class JsonlPrompts(Strict):
     """One JSON object per line; `field` holds the prompt text."""
 
     source: Literal["jsonl"]
-    path: str = Field(min_length=1, description="Path as seen inside the container.")
+    path: str = Field(
+        min_length=1,
+        description="On the host: absolute or relative to the study file. The host mounts it "
+        "read-only into the container and names the in-container path in config.json.",
+    )
     field: str = "prompt"
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 MODELS_DIR = "/llem/models"
 """Local model folders are mounted read-only under here: `<MODELS_DIR>/<hash8>-<name>`."""
 
+PROMPTS_DIR = "/llem/prompts"
+"""JSONL prompt files are mounted read-only under here: `<PROMPTS_DIR>/<hash8>-<name>`."""
+
 HF_CACHE_DIR = "/llem/hf-cache"
 """The Hugging Face cache (HF_HOME inside the container)."""
 

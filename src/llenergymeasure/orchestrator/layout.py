@@ -24,6 +24,7 @@ A study folder's own copy `study.yaml`, run again, puts its new folder beside th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -32,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.models import PlannedRun
 
 STUDY_FILE = "study.yaml"
@@ -50,14 +52,31 @@ def study_id_for(name: str, design_hash: str, now: datetime) -> str:
     return f"{safe_name(name)}_{now.astimezone(timezone.utc).strftime(_STAMP)}_{design_hash[:8]}"
 
 
+def is_study_copy(study_file: Path) -> bool:
+    """A study folder's own copy of its study file (run again to reproduce the study)."""
+    return study_file.name == STUDY_FILE and (study_file.resolve().parent / PLAN_FILE).is_file()
+
+
 def output_dir_for(study_file: Path, output_dir: str) -> Path:
     """The absolute folder that holds a study file's study folders (the engine bind-mounts only
     absolute paths): `output_dir` relative to the study file's folder, except for a study
     folder's own copy, whose new study folders go beside that study folder."""
     folder = study_file.resolve().parent
-    if study_file.name == STUDY_FILE and (folder / PLAN_FILE).is_file():
+    if is_study_copy(study_file):
         return folder.parent
     return (folder / Path(output_dir).expanduser()).resolve()
+
+
+def source_dir_for(study_file: Path) -> Path:
+    """Where relative model and prompt paths of a study file resolve from: its own folder, or,
+    for a study folder's copy, the folder of the study file that study was run from."""
+    folder = study_file.resolve().parent
+    if is_study_copy(study_file):
+        with contextlib.suppress(OSError, ValueError):
+            recorded = load_manifest(folder).source_dir
+            if recorded is not None:
+                return Path(recorded)
+    return folder
 
 
 def create_study_dir(

@@ -3,7 +3,9 @@
 Local model folders: a run whose `model` names an existing folder on the host (absolute, `~/...`,
 or relative to the study file's folder) gets that folder mounted read-only at
 `/llem/models/<hash8>-<folder name>`, and its `config.json` names that in-container path. The
-plan and manifest keep the host path as written. Anything else is a hub id.
+plan and manifest keep the host path as written. Anything else is a hub id; a `model` that looks
+like a path (`/`, `./`, `../`, `~`) but names no folder is refused before any run. JSONL prompt
+files are mounted the same way, read-only under `/llem/prompts/`.
 
 The Hugging Face cache (`$HF_HOME`, else `~/.cache/huggingface`) is mounted at `/llem/hf-cache`
 (read-only when the study is offline, read-write otherwise so downloads persist). Secrets such
@@ -17,13 +19,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from llenergymeasure.contract.config import JsonlPrompts
 from llenergymeasure.contract.container import (
     BACKEND_ENV,
     ENGINE_CACHE_DIR,
     HF_CACHE_DIR,
     MODELS_DIR,
+    PROMPTS_DIR,
 )
 from llenergymeasure.contract.run import RunContext, RunRequest
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.container import (
     OWNER_HOST_LABEL,
     OWNER_PID_LABEL,
@@ -58,11 +63,48 @@ def gpus_for(run: PlannedRun, gpu_ids: list[int]) -> list[int]:
     return list(gpu_ids[: run.config.gpu_count])
 
 
+def host_path(path: str, study_file_dir: Path) -> Path:
+    """A path from the study file: absolute, `~/...`, or relative to the study file's folder."""
+    candidate = Path(path).expanduser()
+    return (candidate if candidate.is_absolute() else study_file_dir / candidate).resolve()
+
+
+def looks_like_path(model: str) -> bool:
+    """A hub id is `org/name`; a path starts with `/`, `./`, `../` or `~`."""
+    return model.startswith(("/", "./", "../", "~"))
+
+
 def local_model_dir(model: str, study_file_dir: Path) -> Path | None:
-    candidate = Path(model).expanduser()
-    if not candidate.is_absolute():
-        candidate = study_file_dir / candidate
-    return candidate.resolve() if candidate.is_dir() else None
+    candidate = host_path(model, study_file_dir)
+    return candidate if candidate.is_dir() else None
+
+
+def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path) -> None:
+    """Every model folder and JSONL prompt file a run names exists on the host, before any run."""
+    seen: set[tuple[str, str]] = set()
+    for run in runs:
+        config = run.config
+        if looks_like_path(config.model) and ("model", config.model) not in seen:
+            seen.add(("model", config.model))
+            if local_model_dir(config.model, study_file_dir) is None:
+                raise UserError(
+                    f"model folder {config.model!r} (run {run.run_id}) does not exist: "
+                    f"{host_path(config.model, study_file_dir)}",
+                    hint="fix the path (relative paths start from the study file's folder)",
+                )
+        prompts = config.prompts
+        if isinstance(prompts, JsonlPrompts) and ("jsonl", prompts.path) not in seen:
+            seen.add(("jsonl", prompts.path))
+            if not host_path(prompts.path, study_file_dir).is_file():
+                raise UserError(
+                    f"prompt file {prompts.path!r} (run {run.run_id}) does not exist: "
+                    f"{host_path(prompts.path, study_file_dir)}",
+                    hint="fix prompts.path (relative paths start from the study file's folder)",
+                )
+
+
+def _mount_point(root: str, host: Path) -> str:
+    return f"{root}/{hashlib.sha256(str(host).encode()).hexdigest()[:8]}-{host.name}"
 
 
 def hf_cache_dir() -> Path:
@@ -82,10 +124,15 @@ def build(
     mounts: dict[str, dict[str, str]] = {}
     local = local_model_dir(config.model, ctx.study_file_dir)
     if local is not None:
-        digest = hashlib.sha256(str(local).encode()).hexdigest()[:8]
-        inside = f"{MODELS_DIR}/{digest}-{local.name}"
+        inside = _mount_point(MODELS_DIR, local)
         mounts[str(local)] = {"bind": inside, "mode": "ro"}
         config = config.model_copy(update={"model": inside})
+    if isinstance(config.prompts, JsonlPrompts):
+        prompt_file = host_path(config.prompts.path, ctx.study_file_dir)
+        inside = _mount_point(PROMPTS_DIR, prompt_file)
+        mounts[str(prompt_file)] = {"bind": inside, "mode": "ro"}
+        prompts = config.prompts.model_copy(update={"path": inside})
+        config = config.model_copy(update={"prompts": prompts})
     environment = {"HF_HOME": HF_CACHE_DIR, "PYTHONUNBUFFERED": "1"}
     cache = hf_cache_dir()
     if not ctx.offline:

@@ -104,6 +104,7 @@ def preflight(
         raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
     if show_plan is not None:
         show_plan(plan, study)
+    run_spec.check_local_inputs(plan.runs, layout.source_dir_for(study_path))
     lock_file = lock_path_for(study_path) if options.locked else None
     lock = load_lock(lock_file) if lock_file is not None else None
     gpu_ids = study.execution.gpu_ids
@@ -211,6 +212,7 @@ def open_study(pre: Preflight, study_path: Path, options: RunOptions, say: Displ
             design_hash=pre.design_hash,
             created_at=now_iso(),
             llem_version=__version__,
+            source_dir=str(layout.source_dir_for(study_path)),
         )
         manifest = Manifest.create(study_dir, record)
     missing = [_pending(run) for run in plan if run.run_id not in manifest.record.runs]
@@ -296,7 +298,7 @@ def _loop(
     ctx = run_spec.StudyContext(
         study_id=manifest.record.study_id,
         study_name=study.name,
-        study_file_dir=study_path.resolve().parent,
+        study_file_dir=layout.source_dir_for(study_path),
         offline=study.offline,
         gpu_ids=study.execution.gpu_ids,
         mem_limit=options.mem_limit,

@@ -56,4 +56,9 @@ class StudyRecord(BaseModel):
     created_at: str
     status: StudyStatus = "running"
     llem_version: str
+    source_dir: str | None = Field(
+        None,
+        description="Folder of the study file as given: relative model and prompt paths in it "
+        "resolve from here, also when the study folder's copy is run again.",
+    )
     runs: dict[str, RunRecord] = Field(default_factory=dict, description="run_id -> record.")

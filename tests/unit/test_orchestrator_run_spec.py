@@ -1,0 +1,99 @@
+"""Local inputs of a run: model folders and JSONL prompt files are found, mounted and named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.container import MODELS_DIR, PROMPTS_DIR
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.study.hashing import config_hash
+from llenergymeasure.study.manifest import Manifest
+from llenergymeasure.study.manifest_models import StudyRecord
+from llenergymeasure.study.models import PlannedRun
+
+
+def _run(**config: object) -> PlannedRun:
+    cfg = ExperimentConfig.model_validate({"gpu_count": 0, **config})
+    digest = config_hash(cfg)
+    return PlannedRun(
+        run_index=0,
+        run_id=f"0000_{digest[:8]}_c0",
+        config_hash=digest,
+        config_index=0,
+        cycle=0,
+        config=cfg,
+    )
+
+
+def _build(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
+    ctx = run_spec.StudyContext("s", "s", study_dir, offline=True, gpu_ids=[])
+    image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
+    request, spec = run_spec.build(run, ctx, image, tmp_path / "work")
+    return request.config.model_dump(), spec.mounts
+
+
+def test_relative_model_folder_and_jsonl_file_are_mounted_read_only(tmp_path: Path) -> None:
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hi"}\n')
+    run = _run(model="./models/tiny", prompts={"source": "jsonl", "path": "prompts.jsonl"})
+    config, mounts = _build(run, tmp_path, tmp_path)
+    model_mount = mounts[str(tmp_path / "models" / "tiny")]
+    prompt_mount = mounts[str(tmp_path / "prompts.jsonl")]
+    assert model_mount["mode"] == prompt_mount["mode"] == "ro"
+    assert config["model"] == model_mount["bind"]
+    assert config["model"].startswith(MODELS_DIR + "/") and config["model"].endswith("-tiny")
+    assert config["prompts"]["path"] == prompt_mount["bind"]
+    assert config["prompts"]["path"].startswith(PROMPTS_DIR + "/")
+    # The plan keeps the host path as written.
+    assert run.config.model == "./models/tiny"
+
+
+def test_a_hub_id_is_not_mounted(tmp_path: Path) -> None:
+    config, mounts = _build(_run(model="org/model"), tmp_path, tmp_path)
+    assert config["model"] == "org/model"
+    assert not any(m["bind"].startswith(MODELS_DIR) for m in mounts.values())
+
+
+@pytest.mark.parametrize(
+    ("config", "path", "named"),
+    [
+        ({"model": "../no-such-model"}, "../no-such-model", "model folder '../no-such-model'"),
+        (
+            {"model": "org/m", "prompts": {"source": "jsonl", "path": "missing.jsonl"}},
+            "missing.jsonl",
+            "prompt file 'missing.jsonl'",
+        ),
+    ],
+)
+def test_missing_local_inputs_are_refused_naming_the_path(
+    tmp_path: Path, config: dict, path: str, named: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        run_spec.check_local_inputs([_run(**config)], tmp_path)
+    assert named in caught.value.message
+    assert str(run_spec.host_path(path, tmp_path)) in caught.value.message
+
+
+def test_a_study_folder_copy_resolves_paths_from_the_original_study_file(tmp_path: Path) -> None:
+    origin = tmp_path / "project"
+    origin.mkdir()
+    study_dir = tmp_path / "results" / "demo_20260101T000000_abcdef12"
+    study_dir.mkdir(parents=True)
+    (study_dir / layout.STUDY_FILE).write_text("model: ./m\n")
+    (study_dir / layout.PLAN_FILE).write_text("[]")
+    record = StudyRecord(
+        study_id=study_dir.name,
+        study_name="demo",
+        design_hash="abcdef12" * 8,
+        created_at="2026-01-01T00:00:00Z",
+        llem_version="0",
+        source_dir=str(origin),
+    )
+    Manifest.create(study_dir, record).close()
+    assert layout.source_dir_for(study_dir / layout.STUDY_FILE) == origin
+    assert layout.source_dir_for(origin / "study.yaml") == origin
