@@ -64,6 +64,7 @@ def test_mixed_pytorch_and_vllm_study_on_cpu(tmp_path, vllm_cpu_image):
         baseline={"duration_s": 1},
         min_window_s=0.5,
         pytorch={"batch_size": 4},
+        vllm={"enforce_eager": True},  # the image has no C++ compiler for torch inductor
         sweep={"backend": ["pytorch", "vllm"]},
         execution={"experiment_timeout_s": 600, "stall_timeout_s": 300},
     )

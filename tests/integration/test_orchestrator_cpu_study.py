@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
+import pandas as pd
 import pytest
 
 from conftest import CPU_IMAGE, llem, study_dirs, write_study
@@ -62,3 +64,24 @@ def test_three_run_study_end_to_end(tmp_path, client):
         assert result.context.run_id == run.run_id
         assert result.config.model.startswith("/llem/models/")  # local folder mounted read-only
         assert result.tokens.output_tokens > 0
+
+    # The results path on the real runner's output: tables written at the study's end, then
+    # shown, and reported as HTML.
+    for name in ("results.parquet", "results.csv", "summary.csv"):
+        assert (study_dir / name).is_file(), name
+    runs = pd.read_parquet(study_dir / "results.parquet")
+    assert len(runs) == 3 and set(runs["outcome"]) == {"completed"}
+    assert sorted(runs["pytorch.batch_size"]) == [1, 2, 4]
+    assert runs["energy.j_per_output_token"].isna().all()  # no GPU here: null, never 0
+    shown = llem("results", "show", str(study_dir), "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert len(rows) == 3 and all(row["runs_completed"] == 1 for row in rows)
+    throughput = [row["metrics"]["throughput.output_tokens_per_s"]["mean"] for row in rows]
+    assert all(value > 0 for value in throughput)
+    energy = rows[0]["metrics"]["energy.j_per_output_token"]
+    assert energy["mean"] is None and energy["na_reason"]
+    report = llem("results", "report", str(study_dir), cwd=tmp_path, timeout=300)
+    assert report.returncode == 0, report.stderr
+    html = (study_dir / "report.html").read_text()
+    assert "<img" in html and "sha256:" in html

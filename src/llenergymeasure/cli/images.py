@@ -32,9 +32,11 @@ def build(
         help="Base image instead of the default (CPU images: one with python3; GPU images: the "
         "pinned upstream image in images/<backend>/Dockerfile).",
     ),
-    force: bool = typer.Option(False, "--force", help="cpu: rebuild even when the inputs match."),
+    force: bool = typer.Option(
+        False, "--force", help="cpu, vllm-cpu: rebuild even when the inputs match."
+    ),
 ) -> None:
-    """Build images; the cpu image is skipped when one with the same inputs exists."""
+    """Build images; cpu and vllm-cpu are skipped when one with the same inputs exists."""
     from llenergymeasure.orchestrator.backend_images import (
         GPU_BACKENDS,
         VLLM_CPU,
@@ -53,7 +55,7 @@ def build(
         if target == "cpu":
             build_cpu_image(base=base, say=typer.echo, force=force)
         elif target == VLLM_CPU:
-            build_vllm_cpu_image(base, typer.echo)
+            build_vllm_cpu_image(base, typer.echo, force=force)
         elif target in GPU_BACKENDS:
             build_gpu_image(target, base, typer.echo)
 

@@ -321,8 +321,12 @@ def _loop(
         say.stop()
     failed = [r for r in manifest.record.runs.values() if r.status != "completed"]
     manifest.set_status("failed" if failed else "completed")
+    from llenergymeasure.results.export import write_study_outputs  # pandas: only at the end
+
+    written = write_study_outputs(study_dir)
     say.note(
-        f"done: {len(plan) - len(failed)} completed, {len(failed)} failed; results in {study_dir}"
+        f"done: {len(plan) - len(failed)} completed, {len(failed)} failed; results in {study_dir} "
+        f"({', '.join(path.name for path in written)})"
     )
     return 1 if failed else 0
 
