@@ -43,6 +43,10 @@ class SecondEngine:
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the daemon keeps it
         self.proc = subprocess.Popen(
             [
+                # Its own network namespace: with `--bridge none` dockerd deletes the host's
+                # docker0 at start, which would cut the main engine's bridge network.
+                "unshare",
+                "--net",
                 "dockerd",
                 "--host",
                 self.url,
@@ -113,10 +117,10 @@ class SecondEngine:
 
 @pytest.fixture
 def second_engine(client: docker.DockerClient, fault_image: str) -> Iterator[SecondEngine]:
-    if shutil.which("dockerd") is None or os.geteuid() != 0:
+    if shutil.which("dockerd") is None or shutil.which("unshare") is None or os.geteuid() != 0:
         if os.environ.get("LLEM_REQUIRE_DOCKER") == "1":
-            pytest.fail("a second dockerd needs the dockerd binary and root")
-        pytest.skip("a second dockerd needs the dockerd binary and root")
+            pytest.fail("a second dockerd needs dockerd, unshare and root")
+        pytest.skip("a second dockerd needs dockerd, unshare and root")
     # /tmp directly: a unix socket path must stay under 108 bytes.
     engine = SecondEngine(Path(tempfile.mkdtemp(prefix="llem-d2-", dir="/tmp")))
     try:
