@@ -74,18 +74,21 @@ class BackendAdapter(ABC):
     @abstractmethod
     def device(self) -> Device: ...
 
-    @abstractmethod
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]: ...
+    # Every supported engine tokenises with a Hugging Face tokenizer, set by `load`.
+    _tokenizer: Any
 
-    @abstractmethod
-    def decode(self, ids: list[int]) -> str: ...
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    @abstractmethod
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
+
     def special_token_ids(self) -> set[int]:
         """Ids that synthetic prompts must not contain (BOS, EOS, pad, unknown...)."""
+        return set(self._tokenizer.all_special_ids)
 
-    @abstractmethod
-    def vocab_size(self) -> int: ...
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
 
     @abstractmethod
     def prepare(self, batch: list[list[int]]) -> Any:
@@ -109,8 +112,15 @@ class BackendAdapter(ABC):
     def model_shape(self) -> ModelShape: ...
 
     def runtime_versions(self) -> dict[str, str | None]:
-        """torch/transformers/CUDA versions where the engine has them."""
-        return {"torch": None, "transformers": None, "cuda": None}
+        """torch/transformers/CUDA versions: every supported engine runs on torch."""
+        import torch
+        import transformers
+
+        return {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "cuda": torch.version.cuda,
+        }
 
     def close(self) -> None:  # noqa: B027 - most engines need nothing here
         """Release the engine (processes, device memory)."""

@@ -140,32 +140,13 @@ class PyTorchBackend(BackendAdapter):
             )
         return kwargs
 
-    # --- tokens ----------------------------------------------------------------------------
+    # --- engine ------------------------------------------------------------------------------
 
     def engine(self) -> tuple[str, str | None]:
         return "transformers", transformers.__version__
 
-    def runtime_versions(self) -> dict[str, str | None]:
-        return {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "cuda": torch.version.cuda,
-        }
-
     def device(self) -> Device:
         return self._device
-
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
-
-    def special_token_ids(self) -> set[int]:
-        return set(self._tokenizer.all_special_ids)
-
-    def vocab_size(self) -> int:
-        return len(self._tokenizer)
 
     # --- generation ------------------------------------------------------------------------
 

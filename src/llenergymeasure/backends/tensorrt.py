@@ -161,34 +161,12 @@ class TensorRTBackend(BackendAdapter):
     def engine(self) -> tuple[str, str | None]:
         return "tensorrt_llm", getattr(self._trt, "__version__", None)
 
-    def runtime_versions(self) -> dict[str, str | None]:
-        import torch
-        import transformers
-
-        return {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "cuda": torch.version.cuda,
-        }
-
     def device(self) -> Device:
         return "cuda"
 
     @property
     def _tokenizer(self) -> Any:
         return self._llm.tokenizer
-
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
-
-    def special_token_ids(self) -> set[int]:
-        return set(self._tokenizer.all_special_ids)
-
-    def vocab_size(self) -> int:
-        return len(self._tokenizer)
 
     def prepare(self, batch: list[list[int]]) -> Any:
         return [list(ids) for ids in batch]

@@ -170,30 +170,8 @@ class VLLMBackend(BackendAdapter):
     def engine(self) -> tuple[str, str | None]:
         return "vllm", getattr(self._vllm, "__version__", None)
 
-    def runtime_versions(self) -> dict[str, str | None]:
-        import torch
-        import transformers
-
-        return {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "cuda": torch.version.cuda,
-        }
-
     def device(self) -> Device:
         return self._device
-
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self._tokenizer.decode(ids, skip_special_tokens=False))
-
-    def special_token_ids(self) -> set[int]:
-        return set(self._tokenizer.all_special_ids)
-
-    def vocab_size(self) -> int:
-        return len(self._tokenizer)
 
     def prepare(self, batch: list[list[int]]) -> Any:
         from vllm.inputs import TokensPrompt
