@@ -90,8 +90,7 @@ def lock(
 ) -> None:
     """Write <study>.lock.yaml: backend -> image ID, repo digest and engine version."""
     from llenergymeasure.config.loader import load_study
-    from llenergymeasure.orchestrator.engine import connect
-    from llenergymeasure.orchestrator.image_inventory import describe
+    from llenergymeasure.orchestrator.engine import connect, resolve_image
     from llenergymeasure.orchestrator.image_lock import StudyLock, lock_path_for, write_lock
     from llenergymeasure.study.expand import expand
 
@@ -100,7 +99,10 @@ def lock(
     study = load_study(study_file)
     backends = sorted({run.config.backend for run in expand(study).runs})
     client = connect()
-    images = {backend: describe(client, study.image_for(backend), backend) for backend in backends}
+    images = {
+        backend: resolve_image(client, study.image_for(backend), backend).locked()
+        for backend in backends
+    }
     path = write_lock(
         lock_path_for(study_file),
         StudyLock(

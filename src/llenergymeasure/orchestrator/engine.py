@@ -8,7 +8,11 @@ import docker
 import docker.errors
 
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.image_inventory import LABEL_ENGINE, LABEL_ENGINE_VERSION
+from llenergymeasure.orchestrator.image_inventory import (
+    LABEL_ENGINE,
+    LABEL_ENGINE_VERSION,
+    PROJECT_REPO_PREFIX,
+)
 from llenergymeasure.orchestrator.image_lock import LockedImage
 
 
@@ -68,12 +72,13 @@ def resolve_image(client: docker.DockerClient, ref: str, backend: str) -> Resolv
     try:
         image = client.images.get(ref)
     except docker.errors.ImageNotFound:
+        project = ref.startswith(PROJECT_REPO_PREFIX)
+        target = ref.removeprefix(PROJECT_REPO_PREFIX).split(":")[0]
         hint = (
-            "build it: `llem images build cpu`"
-            if ref.startswith("llenergymeasure/cpu")
-            else f"pull or build it (`docker pull {ref}`), or name another image under "
-            f"`images: {{{backend}: ...}}` in the study"
-        )
+            f"build it: `llem images build {target}`"
+            if project
+            else f"pull it (`docker pull {ref}`)"
+        ) + f", or name another image under `images: {{{backend}: ...}}` in the study"
         raise UserError(
             f"image {ref!r} for backend {backend!r} is not present", hint=hint
         ) from None

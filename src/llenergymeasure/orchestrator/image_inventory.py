@@ -9,9 +9,6 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.image_lock import LockedImage
-
 # Set by every Dockerfile under images/ (OCI annotation keys plus the project's own).
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_VERSION = "org.opencontainers.image.version"
@@ -37,33 +34,6 @@ class ImageRow:
 
 def _labels(image: docker.models.images.Image) -> dict[str, str]:
     return dict(image.labels or {})
-
-
-def locked_image(image: docker.models.images.Image, ref: str) -> LockedImage:
-    labels = _labels(image)
-    digests = image.attrs.get("RepoDigests") or []
-    return LockedImage(
-        ref=ref,
-        image_id=image.id,
-        repo_digest=digests[0] if digests else None,
-        engine=labels.get(LABEL_ENGINE),
-        engine_version=labels.get(LABEL_ENGINE_VERSION),
-    )
-
-
-def describe(client: docker.DockerClient, ref: str, backend: str) -> LockedImage:
-    """The image `ref` as the engine has it now; a UserError when it is absent."""
-    try:
-        image = client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {ref!r} for backend {backend!r} is not present",
-            hint=f"build it (`llem images build {backend}`) or pull it, or name another image "
-            f"under `images: {{{backend}: ...}}` in the study",
-        ) from None
-    except docker.errors.DockerException as error:
-        raise UserError(f"cannot inspect image {ref!r}: {error}") from None
-    return locked_image(image, ref)
 
 
 def project_images(client: docker.DockerClient) -> list[ImageRow]:

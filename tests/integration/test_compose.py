@@ -1,0 +1,74 @@
+"""`docker-compose -f compose/images.yaml` knows every image and builds the CPU one offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+
+from conftest import base_image
+from llenergymeasure import __version__
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REPO = Path(__file__).parents[2]
+COMPOSE_FILE = REPO / "compose" / "images.yaml"
+SERVICES = {"pytorch", "vllm", "tensorrt", "cpu", "vllm-cpu"}
+
+
+def _compose() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        message = "docker-compose is not installed (Debian: apt-get install docker-compose)"
+        if os.environ.get("LLEM_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def test_compose_file_names_every_image() -> None:
+    proc = subprocess.run(
+        [_compose(), "-f", str(COMPOSE_FILE), "config", "--services"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert set(proc.stdout.split()) == SERVICES
+
+
+def test_compose_builds_the_cpu_image_offline(client: docker.DockerClient) -> None:
+    compose = _compose()
+    if not (REPO / "build" / "wheelhouse").is_dir():
+        pytest.fail("build/wheelhouse is missing: `llem images build cpu` prepares it")
+    env = {
+        **os.environ,
+        # The engine's own client first: BuildKit needs it (a newer CLI wants buildx).
+        "PATH": f"/usr/bin:{os.environ['PATH']}",
+        "DOCKER_BUILDKIT": "1",
+        "COMPOSE_DOCKER_CLI_BUILD": "1",
+        "LLEM_CPU_BASE": base_image(client),
+    }
+    tag = f"llenergymeasure/cpu:{__version__}"
+    try:
+        build = subprocess.run(
+            [compose, "-f", str(COMPOSE_FILE), "build", "cpu"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
+        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+        out = client.containers.run(
+            tag,
+            entrypoint=["python3", "-c", "import llenergymeasure, torch; print(torch.__version__)"],
+            network_mode="none",
+            remove=True,
+        )
+        assert out.decode().strip().startswith("2.13.0")
+    finally:
+        # `llem images build cpu` owns this tag; give it back its image.
+        subprocess.run(["docker", "tag", "llenergymeasure/cpu:latest", tag], check=False)
