@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 results_app = typer.Typer(
     help="Show, export, compare, plot and report a study's results.", no_args_is_help=True
 )
-console = Console(highlight=False, soft_wrap=False)
+# Piped output has no terminal to fit: give tables room rather than wrap every cell.
+console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 StudyDir = Annotated[Path, typer.Argument(help="The study folder: <output_dir>/<study_id>.")]
 # (metric, column title) of the `show` table.
@@ -108,11 +110,18 @@ def show(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
+    # A column whose value is the same in every row goes into the title instead.
+    varying = [key for key in ("backend", "model") if summary[key].nunique() > 1]
+    constant = [str(summary[key].iloc[0]) for key in ("backend", "model") if key not in varying]
+    title = f"{study.manifest.study_name} ({study.manifest.study_id})"
+    if constant and not summary.empty:
+        title += ": " + ", ".join(constant)
     table = Table(
-        title=f"{study.manifest.study_name} ({study.manifest.study_id})",
-        caption="mean ± half-width of the 95 % bootstrap CI over cycles; n/a: see footnotes",
+        title=escape(title),
+        caption="mean ± half-width of the 95 % bootstrap CI over cycles (no ± with one "
+        "completed cycle); n/a: see footnotes",
     )
-    for column in ["#", "backend", "model", *swept]:
+    for column in ["#", *varying, *swept]:
         table.add_column(escape(column))
     for _, title in SHOW_METRICS:
         table.add_column(title, justify="right")
@@ -121,7 +130,7 @@ def show(
     table.add_column("CV>5%")
     reasons: list[str] = []
     for _, row in summary.iterrows():
-        cells = [str(int(row["config_index"])), str(row["backend"]), str(row["model"])]
+        cells = [str(int(row["config_index"])), *(escape(str(row[key])) for key in varying)]
         cells += ["" if _missing(row[key]) else escape(str(row[key])) for key in swept]
         for metric, _ in SHOW_METRICS:
             cells.append(_metric_text(row, metric, reasons))
@@ -146,7 +155,7 @@ def _metric_text(row: pd.Series, metric: str, reasons: list[str]) -> str:
         return f"[yellow]n/a[{reasons.index(reason) + 1}][/]"
     low, high = row[f"{metric}.ci95_low"], row[f"{metric}.ci95_high"]
     if _missing(low):
-        return f"{_num(mean)} (n=1)"
+        return _num(mean)
     return f"{_num(mean)} ± {_num((high - low) / 2)}"
 
 

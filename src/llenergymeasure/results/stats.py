@@ -1,7 +1,8 @@
 """Statistics over cycles: mean, sample std, seeded percentile-bootstrap 95 % CI, CV.
 
-The bootstrap is seeded so the same results always give the same interval. Cycles are few
-(often 3-10), so intervals are wide and honest rather than normal-theory narrow.
+The bootstrap is seeded so the same results always give the same interval. With few cycles
+(under about 5) the percentile bootstrap covers less than its nominal 95 %: such intervals are
+indicative, and a study meant for publication should run more cycles.
 """
 
 from __future__ import annotations
