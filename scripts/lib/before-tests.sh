@@ -8,22 +8,24 @@ before_tests() {
     local bin
     bin="$(dirname "$1")"
     ensure_docker_engine
-    ensure_compose
+    # docker-compose builds from compose/images.yaml; chromium renders the HTML report.
+    ensure_debian_package docker-compose docker-compose && export LLEM_REQUIRE_COMPOSE=1
+    ensure_debian_package chromium chromium && export LLEM_REQUIRE_CHROMIUM=1
     ensure_cpu_image "$bin/llem"
     ensure_vllm_cpu_image "$bin/llem"
     export LLEM_REQUIRE_DOCKER=1
 }
 
-# ensure_compose: Debian's docker-compose (1.29), which a test uses to build from
-# compose/images.yaml; installed as root on Debian/Ubuntu when missing.
-ensure_compose() {
-    command -v docker-compose >/dev/null 2>&1 && return 0
+# ensure_debian_package COMMAND PACKAGE: install PACKAGE from the distribution when COMMAND is
+# missing (as root on Debian/Ubuntu); true when COMMAND is there afterwards.
+ensure_debian_package() {
+    command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "==> installing docker-compose from the distribution's packages (apt-get)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            docker-compose >/dev/null \
-            || { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
-                DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-                    docker-compose >/dev/null; }
+        echo "==> installing $2 from the distribution's packages (apt-get)"
+        local install=(apt-get install -y -q --no-install-recommends "$2")
+        DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
+            || { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
+                && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
     fi
+    command -v "$1" >/dev/null 2>&1
 }

@@ -24,7 +24,7 @@ def _compose() -> str:
     found = shutil.which("docker-compose")
     if found is None:
         message = "docker-compose is not installed (Debian: apt-get install docker-compose)"
-        if os.environ.get("LLEM_REQUIRE_DOCKER") == "1":
+        if os.environ.get("LLEM_REQUIRE_COMPOSE") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return found
