@@ -217,7 +217,8 @@ def environment_section(study: StudyData) -> str:
     rows = [
         ["device", escape(env.device)],
         ["GPUs", escape(", ".join(gpus))],
-        ["driver / CUDA", f"{fmt(env.driver_version)} / {fmt(env.cuda_version)}"],
+        ["NVIDIA driver", fmt(env.driver_version) or "none"],
+        ["CUDA", fmt(env.cuda_version) or "none"],
         ["CPU", f"{escape(env.cpu_model)} ({env.cpu_count} cores)"],
         ["OS", escape(env.os)],
         ["Python", escape(env.python_version)],

@@ -196,11 +196,18 @@ def warnings(
     if e.gpu_j is None:
         warn("energy_unavailable", f"GPU energy not measured: {e.gpu_j_reason}")
     if config.warmup.enabled and not rec.warmup_converged:
-        warn(
-            "warmup_not_converged",
-            f"latency CV {rec.warmup_final_cv} still above {config.warmup.cv_bound} after "
-            f"{len(rec.warmup_latencies_s)} warmup batches",
-        )
+        batches = len(rec.warmup_latencies_s)
+        if rec.warmup_final_cv is None:
+            detail = (
+                f"the cap of {batches} warmup batches is below cv_window "
+                f"({config.warmup.cv_window}): latency stability was never checked"
+            )
+        else:
+            detail = (
+                f"latency CV {rec.warmup_final_cv:.3f} still above {config.warmup.cv_bound} "
+                f"after {batches} warmup batches"
+            )
+        warn("warmup_not_converged", detail)
     if not config.baseline.enabled:
         warn("baseline_disabled", "no idle baseline: adjusted energy cannot be computed")
     return out
