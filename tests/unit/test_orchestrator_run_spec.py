@@ -53,6 +53,18 @@ def test_relative_model_folder_and_jsonl_file_are_mounted_read_only(tmp_path: Pa
     assert run.config.model == "./models/tiny"
 
 
+def test_a_local_dataset_folder_is_mounted_and_a_hub_dataset_is_not(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    local = _run(model="org/m", prompts={"source": "hf_dataset", "name": "./data"})
+    config, mounts = _build(local, tmp_path, tmp_path)
+    mount = mounts[str(tmp_path / "data")]
+    assert mount["mode"] == "ro" and config["prompts"]["name"] == mount["bind"]
+    hub = _run(model="org/m", prompts={"source": "hf_dataset", "name": "org/dataset"})
+    config, mounts = _build(hub, tmp_path, tmp_path)
+    assert config["prompts"]["name"] == "org/dataset"
+    assert not any(m["bind"].startswith(PROMPTS_DIR) for m in mounts.values())
+
+
 def test_a_hub_id_is_not_mounted(tmp_path: Path) -> None:
     config, mounts = _build(_run(model="org/model"), tmp_path, tmp_path)
     assert config["model"] == "org/model"
@@ -67,6 +79,11 @@ def test_a_hub_id_is_not_mounted(tmp_path: Path) -> None:
             {"model": "org/m", "prompts": {"source": "jsonl", "path": "missing.jsonl"}},
             "missing.jsonl",
             "prompt file 'missing.jsonl'",
+        ),
+        (
+            {"model": "org/m", "prompts": {"source": "hf_dataset", "name": "./no-data"}},
+            "./no-data",
+            "dataset './no-data'",
         ),
     ],
 )

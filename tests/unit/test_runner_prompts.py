@@ -76,6 +76,26 @@ def test_jsonl_errors_name_the_line(backend, tiny_model_dir: Path, tmp_path: Pat
         tokenised_prompts(short, backend, offline=True)
 
 
+def test_local_hf_dataset_folder(backend, tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    rows = [json.dumps({"text": f"watts and joules {k}", "id": k}) for k in range(6)]
+    (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
+    source = {"source": "hf_dataset", "name": str(folder), "split": "train", "field": "text"}
+    ids = tokenised_prompts(
+        _config(tiny_model_dir, prompts=source, n_prompts=4), backend, offline=True
+    )
+    assert len(ids) == 4
+    assert backend.decode(ids[2]).strip().endswith("2")
+    wrong = _config(tiny_model_dir, prompts={**source, "field": "prompt"}, n_prompts=4)
+    with pytest.raises(PromptError, match="has no field 'prompt'"):
+        tokenised_prompts(wrong, backend, offline=True)
+    too_many = _config(tiny_model_dir, prompts=source, n_prompts=9)
+    with pytest.raises(PromptError, match="has 6 rows but n_prompts is 9"):
+        tokenised_prompts(too_many, backend, offline=True)
+
+
 @pytest.mark.parametrize(
     ("name", "module", "image"),
     [

@@ -91,6 +91,9 @@ class JsonlPrompts(Strict):
 
 
 class HFDatasetPrompts(Strict):
+    """A Hugging Face dataset: a hub name, or a local path (a folder of data files or a saved
+    dataset; absolute or relative to the study file, mounted read-only into the container)."""
+
     source: Literal["hf_dataset"]
     name: str = Field(min_length=1)
     config_name: str | None = None

@@ -66,7 +66,8 @@ def source_root() -> Path:
 
 
 def _requirements(root: Path) -> list[str]:
-    """The runtime closure the image needs: the package's own and its `pytorch` extra.
+    """The runtime closure the image needs: the package's own and its `pytorch` and `datasets`
+    extras.
 
     Read from the checkout's pyproject.toml (the installed metadata of an editable install can
     be older than the checkout).
@@ -78,11 +79,12 @@ def _requirements(root: Path) -> list[str]:
             spec
             for requirement in importlib.metadata.requires("llenergymeasure") or []
             for spec, _, marker in [requirement.partition(";")]
-            if not marker or marker.replace(" ", "") == 'extra=="pytorch"'
+            if not marker or marker.replace(" ", "") in ('extra=="pytorch"', 'extra=="datasets"')
         ]
     else:
         project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-        declared = [*project["dependencies"], *project["optional-dependencies"]["pytorch"]]
+        extras = project["optional-dependencies"]
+        declared = [*project["dependencies"], *extras["pytorch"], *extras["datasets"]]
     # torch is pinned to the CPU wheel whatever the extra allows
     wanted = {spec.strip() for spec in declared if not spec.strip().startswith("torch")}
     return sorted({*wanted, TORCH_PIN})

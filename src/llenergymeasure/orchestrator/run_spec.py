@@ -5,7 +5,8 @@ or relative to the study file's folder) gets that folder mounted read-only at
 `/llem/models/<hash8>-<folder name>`, and its `config.json` names that in-container path. The
 plan and manifest keep the host path as written. Anything else is a hub id; a `model` that looks
 like a path (`/`, `./`, `../`, `~`) but names no folder is refused before any run. JSONL prompt
-files are mounted the same way, read-only under `/llem/prompts/`.
+files, and `hf_dataset` prompt sources named by a local path, are mounted the same way, read-only
+under `/llem/prompts/`.
 
 The Hugging Face cache (`$HF_HOME`, else `~/.cache/huggingface`) is mounted at `/llem/hf-cache`
 (read-only when the study is offline, read-write otherwise so downloads persist). Secrets such
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llenergymeasure.contract.config import JsonlPrompts
+from llenergymeasure.contract.config import HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.container import (
     BACKEND_ENV,
     ENGINE_CACHE_DIR,
@@ -101,6 +102,18 @@ def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path) -> None:
                     f"{host_path(prompts.path, study_file_dir)}",
                     hint="fix prompts.path (relative paths start from the study file's folder)",
                 )
+        if (
+            isinstance(prompts, HFDatasetPrompts)
+            and looks_like_path(prompts.name)
+            and ("dataset", prompts.name) not in seen
+        ):
+            seen.add(("dataset", prompts.name))
+            if not host_path(prompts.name, study_file_dir).exists():
+                raise UserError(
+                    f"dataset {prompts.name!r} (run {run.run_id}) does not exist: "
+                    f"{host_path(prompts.name, study_file_dir)}",
+                    hint="fix prompts.name (relative paths start from the study file's folder)",
+                )
 
 
 def _mount_point(root: str, host: Path) -> str:
@@ -132,6 +145,12 @@ def build(
         inside = _mount_point(PROMPTS_DIR, prompt_file)
         mounts[str(prompt_file)] = {"bind": inside, "mode": "ro"}
         prompts = config.prompts.model_copy(update={"path": inside})
+        config = config.model_copy(update={"prompts": prompts})
+    if isinstance(config.prompts, HFDatasetPrompts) and looks_like_path(config.prompts.name):
+        dataset = host_path(config.prompts.name, ctx.study_file_dir)
+        inside = _mount_point(PROMPTS_DIR, dataset)
+        mounts[str(dataset)] = {"bind": inside, "mode": "ro"}
+        prompts = config.prompts.model_copy(update={"name": inside})
         config = config.model_copy(update={"prompts": prompts})
     environment = {"HF_HOME": HF_CACHE_DIR, "PYTHONUNBUFFERED": "1"}
     cache = hf_cache_dir()
