@@ -41,6 +41,8 @@ class Display:
         self._workdir: Path | None = None
         self._events_seen = 0
         self._phase = "starting"
+        self._head = ""
+        self._gap_reason = ""
 
     # study ------------------------------------------------------------------------------------
     def start(self, total: int, done: int) -> None:
@@ -48,15 +50,17 @@ class Display:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[count]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
             self._progress.start()
-            self._overall = self._progress.add_task("study", total=total, completed=done)
-            self._current = self._progress.add_task("", total=None, visible=False)
+            self._overall = self._progress.add_task(
+                "study", total=total, completed=done, count=f"{done}/{total} runs"
+            )
+            self._current = self._progress.add_task("", total=None, visible=False, count="")
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -71,11 +75,18 @@ class Display:
         self._run, self._workdir = run, workdir
         self._run_started, self._events_seen, self._phase = time.time(), 0, "starting"
         swept = " ".join(f"{k}={v}" for k, v in run.swept.items())
-        head = f"[{position}/{total}] {run.run_id} {run.config.backend} {run.config.model} {swept}"
+        self._head = f"{run.run_id} {run.config.backend} {run.config.model} {swept}".rstrip()
         if self.live and self._progress is not None:
-            self._progress.update(self._current, description=escape(head), visible=True)
+            self._progress.update(
+                self._current,
+                description=escape(f"{self._head}: starting"),
+                total=None,
+                completed=0,
+                count="",
+                visible=True,
+            )
         else:
-            self.console.print(escape(f"{head} ... started"))
+            self.console.print(escape(f"[{position}/{total}] {self._head} ... started"))
 
     def tick(self) -> None:
         """Called while the container runs: pick up new progress events."""
@@ -84,27 +95,57 @@ class Display:
         events = read_progress(self._workdir / PROGRESS_FILE)
         fresh = events[self._events_seen :]
         self._events_seen = len(events)
+        batch = None
         for event in fresh:
-            self._phase = event.event + (f" {event.i}/{event.n}" if event.i and event.n else "")
-            if not self.live and event.event != "batch":
+            self._phase = event.event + (f" ({event.detail})" if event.detail else "")
+            if event.event == "batch" and event.i and event.n:
+                batch = (event.i, event.n)
+            elif not self.live:
                 self.console.print(escape(f"    {event.event}"))
         if self.live and self._progress is not None and self._run is not None:
             elapsed = time.time() - self._run_started
+            fields: dict = {}
+            if batch is not None:
+                fields = {
+                    "completed": batch[0],
+                    "total": batch[1],
+                    "count": "batch {}/{}".format(*batch),
+                }
+            elif fresh:
+                fields = {"completed": 0, "total": None, "count": ""}
             self._progress.update(
                 self._current,
-                description=escape(
-                    f"{self._run.run_id} {self._run.config.model}: {self._phase}, {elapsed:.0f} s"
-                ),
+                description=escape(f"{self._head}: {self._phase}, {elapsed:.0f} s"),
+                **fields,
             )
 
     def run_finished(self, record: RunRecord, summary: str) -> None:
         text = f"  {record.run_id}: {record.outcome} {summary}".rstrip()
         if self._progress is not None:
             self._progress.advance(self._overall)
+            task = self._progress.tasks[self._overall]
+            self._progress.update(
+                self._overall, count=f"{int(task.completed)}/{int(task.total or 0)} runs"
+            )
             self._progress.update(self._current, visible=False)
         style = "green" if record.status == "completed" else "red"
         self.console.print(f"[{style}]{escape(text)}[/]")
         self._workdir = None
 
     def gap(self, seconds: float, reason: str) -> None:
-        self.console.print(escape(f"  waiting {seconds:.0f} s ({reason})"))
+        if self.live and self._progress is not None:
+            self._gap_reason = reason
+            self.gap_left(seconds)
+        else:
+            self.console.print(escape(f"  waiting {seconds:.0f} s ({reason})"))
+
+    def gap_left(self, seconds: float) -> None:
+        """The gap's countdown on the live view."""
+        if self.live and self._progress is not None:
+            self._progress.update(
+                self._current,
+                description=escape(f"gap {self._gap_reason}: {seconds:.0f} s left (Enter skips)"),
+                total=None,
+                count="",
+                visible=True,
+            )

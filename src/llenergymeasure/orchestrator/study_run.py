@@ -340,7 +340,7 @@ def _wait_gap(
     if seconds > 0:
         reason = "between cycles" if previous.cycle != run.cycle else "between experiments"
         say.gap(seconds, reason)
-        if _gap_sleep(seconds, stop):
+        if _gap_sleep(seconds, stop, say.gap_left):
             return True
     target = execution.cooldown_to_temp_c
     gpus = run_spec.gpus_for(run, execution.gpu_ids)
@@ -349,11 +349,12 @@ def _wait_gap(
     return stop.requested
 
 
-def _gap_sleep(seconds: float, stop: StopState) -> bool:
-    """Sleep; in a TTY, Enter skips the rest. True when stopped."""
+def _gap_sleep(seconds: float, stop: StopState, countdown: Callable[[float], None]) -> bool:
+    """Sleep, counting down; in a TTY, Enter skips the rest. True when stopped."""
     deadline = time.monotonic() + seconds
     interactive = sys.stdin.isatty()
     while (left := deadline - time.monotonic()) > 0:
+        countdown(left)
         if interactive:
             import select
 
