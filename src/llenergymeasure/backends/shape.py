@@ -10,15 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from llenergymeasure.backends.base import ModelShape
+from llenergymeasure.contract.config import ExperimentConfig
 
 
-def shape_from_config(model: str, *, revision: str | None, local_files_only: bool) -> ModelShape:
+def shape_from_config(experiment: ExperimentConfig, *, offline: bool) -> ModelShape:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    kwargs: dict = {"local_files_only": local_files_only or Path(model).is_dir()}
-    if revision and not Path(model).is_dir():
-        kwargs["revision"] = revision
+    model = experiment.model
+    local = Path(model).is_dir()
+    kwargs: dict = {"local_files_only": offline or local}
+    if experiment.revision and not local:
+        kwargs["revision"] = experiment.revision
     config = AutoConfig.from_pretrained(model, **kwargs)
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)

@@ -237,11 +237,7 @@ class VLLMBackend(BackendAdapter):
 
     def model_shape(self) -> ModelShape:
         assert self._config is not None
-        return shape_from_config(
-            self._config.model,
-            revision=self._config.revision,
-            local_files_only=self._offline or Path(self._config.model).is_dir(),
-        )
+        return shape_from_config(self._config, offline=self._offline)
 
     def close(self) -> None:
         llm, self._llm = self._llm, None
