@@ -88,6 +88,9 @@ class TensorRTBackend(BackendAdapter):
     )
 
     def __init__(self) -> None:
+        # One event loop for the adapter's life: the executor's result queues may bind to the
+        # loop of the first request, so every batch streams on that same loop.
+        self._loop = asyncio.new_event_loop()
         self._trt: Any = None
         self._llm: Any = None
         self._params: Any = None
@@ -173,7 +176,7 @@ class TensorRTBackend(BackendAdapter):
 
     def generate(self, prepared: Any) -> BatchOutput:
         start = time.perf_counter()
-        times, latency, counts = asyncio.run(
+        times, latency, counts = self._loop.run_until_complete(
             _stream_batch(self._llm, prepared, self._params, start)
         )
         return BatchOutput(output_tokens=counts, request_latency_s=latency, token_times_s=times)
@@ -202,3 +205,4 @@ class TensorRTBackend(BackendAdapter):
         llm, self._llm = self._llm, None
         if llm is not None and hasattr(llm, "shutdown"):
             llm.shutdown()
+        self._loop.close()
