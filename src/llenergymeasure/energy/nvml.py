@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from llenergymeasure.contract.result import GpuInfo
+
 # NVML clock-event ("throttle") reason bits, as documented in nvml.h.
 THROTTLE_BITS: dict[int, str] = {
     0x1: "gpu_idle",
@@ -44,16 +46,6 @@ class GpuSample:
     utilisation_pct: float | None
     memory_used_mb: float | None
     throttle_bitmask: int | None
-
-
-@dataclass(frozen=True)
-class GpuStatic:
-    index: int
-    name: str
-    uuid: str
-    memory_total_mb: float
-    power_limit_w: float | None
-    persistence_mode: bool | None
 
 
 def _visible_indices(count: int) -> list[int]:
@@ -124,14 +116,14 @@ class Nvml:
     def driver_version(self) -> str | None:
         return _try(lambda: str(self._nvml.nvmlSystemGetDriverVersion()))
 
-    def static_info(self) -> list[GpuStatic]:
+    def static_info(self) -> list[GpuInfo]:
         nv = self._nvml
         out = []
         for index, h in self._handles:
             limit = _try(lambda h=h: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0)
             persistence = _try(lambda h=h: nv.nvmlDeviceGetPersistenceMode(h) == 1)
             out.append(
-                GpuStatic(
+                GpuInfo(
                     index=index,
                     name=str(nv.nvmlDeviceGetName(h)),
                     uuid=str(nv.nvmlDeviceGetUUID(h)),

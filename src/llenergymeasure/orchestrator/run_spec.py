@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llenergymeasure.contract.config import HFDatasetPrompts, JsonlPrompts
+from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.container import (
     BACKEND_ENV,
     ENGINE_CACHE_DIR,
@@ -75,45 +76,54 @@ def looks_like_path(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~"))
 
 
-def local_model_dir(model: str, study_file_dir: Path) -> Path | None:
-    candidate = host_path(model, study_file_dir)
-    return candidate if candidate.is_dir() else None
+@dataclass(frozen=True)
+class LocalInput:
+    """A host path a run reads: a model folder, a JSONL prompt file or a dataset folder."""
+
+    what: str  # how messages name it
+    field: str  # where the config holds it: "model", "prompts.path" or "prompts.name"
+    value: str  # as the study file wrote it
+    mount_root: str
+    present: Callable[[Path], bool]
+
+
+def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalInput]:
+    """The host paths `config` names. A `model` is one when it looks like a path or names an
+    existing folder; anything else is a hub id (and so is a dataset name that is not a path)."""
+    found = []
+    if looks_like_path(config.model) or host_path(config.model, study_file_dir).is_dir():
+        found.append(LocalInput("model folder", "model", config.model, MODELS_DIR, Path.is_dir))
+    prompts = config.prompts
+    if isinstance(prompts, JsonlPrompts):
+        found.append(
+            LocalInput("prompt file", "prompts.path", prompts.path, PROMPTS_DIR, Path.is_file)
+        )
+    if isinstance(prompts, HFDatasetPrompts) and looks_like_path(prompts.name):
+        found.append(LocalInput("dataset", "prompts.name", prompts.name, PROMPTS_DIR, Path.exists))
+    return found
 
 
 def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path) -> None:
-    """Every model folder and JSONL prompt file a run names exists on the host, before any run."""
+    """Every local input a run names exists on the host, before any run."""
     seen: set[tuple[str, str]] = set()
     for run in runs:
-        config = run.config
-        if looks_like_path(config.model) and ("model", config.model) not in seen:
-            seen.add(("model", config.model))
-            if local_model_dir(config.model, study_file_dir) is None:
+        for item in local_inputs(run.config, study_file_dir):
+            if (item.field, item.value) in seen:
+                continue
+            seen.add((item.field, item.value))
+            path = host_path(item.value, study_file_dir)
+            if not item.present(path):
                 raise UserError(
-                    f"model folder {config.model!r} (run {run.run_id}) does not exist: "
-                    f"{host_path(config.model, study_file_dir)}",
-                    hint="fix the path (relative paths start from the study file's folder)",
+                    f"{item.what} {item.value!r} (run {run.run_id}) does not exist: {path}",
+                    hint=f"fix {item.field} (relative paths start from the study file's folder)",
                 )
-        prompts = config.prompts
-        if isinstance(prompts, JsonlPrompts) and ("jsonl", prompts.path) not in seen:
-            seen.add(("jsonl", prompts.path))
-            if not host_path(prompts.path, study_file_dir).is_file():
-                raise UserError(
-                    f"prompt file {prompts.path!r} (run {run.run_id}) does not exist: "
-                    f"{host_path(prompts.path, study_file_dir)}",
-                    hint="fix prompts.path (relative paths start from the study file's folder)",
-                )
-        if (
-            isinstance(prompts, HFDatasetPrompts)
-            and looks_like_path(prompts.name)
-            and ("dataset", prompts.name) not in seen
-        ):
-            seen.add(("dataset", prompts.name))
-            if not host_path(prompts.name, study_file_dir).exists():
-                raise UserError(
-                    f"dataset {prompts.name!r} (run {run.run_id}) does not exist: "
-                    f"{host_path(prompts.name, study_file_dir)}",
-                    hint="fix prompts.name (relative paths start from the study file's folder)",
-                )
+
+
+def _with_value(config: ExperimentConfig, field: str, value: str) -> ExperimentConfig:
+    if field == "model":
+        return config.model_copy(update={"model": value})
+    prompts = config.prompts.model_copy(update={field.removeprefix("prompts."): value})
+    return config.model_copy(update={"prompts": prompts})
 
 
 def _mount_point(root: str, host: Path) -> str:
@@ -135,23 +145,11 @@ def build(
 ) -> tuple[RunRequest, ContainerSpec]:
     config = run.config
     mounts: dict[str, dict[str, str]] = {}
-    local = local_model_dir(config.model, ctx.study_file_dir)
-    if local is not None:
-        inside = _mount_point(MODELS_DIR, local)
-        mounts[str(local)] = {"bind": inside, "mode": "ro"}
-        config = config.model_copy(update={"model": inside})
-    if isinstance(config.prompts, JsonlPrompts):
-        prompt_file = host_path(config.prompts.path, ctx.study_file_dir)
-        inside = _mount_point(PROMPTS_DIR, prompt_file)
-        mounts[str(prompt_file)] = {"bind": inside, "mode": "ro"}
-        prompts = config.prompts.model_copy(update={"path": inside})
-        config = config.model_copy(update={"prompts": prompts})
-    if isinstance(config.prompts, HFDatasetPrompts) and looks_like_path(config.prompts.name):
-        dataset = host_path(config.prompts.name, ctx.study_file_dir)
-        inside = _mount_point(PROMPTS_DIR, dataset)
-        mounts[str(dataset)] = {"bind": inside, "mode": "ro"}
-        prompts = config.prompts.model_copy(update={"name": inside})
-        config = config.model_copy(update={"prompts": prompts})
+    for item in local_inputs(config, ctx.study_file_dir):
+        host = host_path(item.value, ctx.study_file_dir)
+        inside = _mount_point(item.mount_root, host)
+        mounts[str(host)] = {"bind": inside, "mode": "ro"}
+        config = _with_value(config, item.field, inside)
     environment = {"HF_HOME": HF_CACHE_DIR, "PYTHONUNBUFFERED": "1"}
     cache = hf_cache_dir()
     if not ctx.offline:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llenergymeasure import __version__
 from llenergymeasure.backends.base import BackendAdapter
-from llenergymeasure.contract.result import Environment, GpuInfo
+from llenergymeasure.contract.result import Environment
 from llenergymeasure.energy.nvml import Nvml
 
 
@@ -31,19 +31,7 @@ def container_id() -> str | None:
 def environment(backend: BackendAdapter, nvml: Nvml | None) -> Environment:
     engine, engine_version = backend.engine()
     versions = backend.runtime_versions()
-    gpus = []
-    if nvml is not None:
-        gpus = [
-            GpuInfo(
-                index=g.index,
-                name=g.name,
-                uuid=g.uuid,
-                memory_total_mb=g.memory_total_mb,
-                power_limit_w=g.power_limit_w,
-                persistence_mode=g.persistence_mode,
-            )
-            for g in nvml.static_info()
-        ]
+    gpus = nvml.static_info() if nvml is not None else []
     return Environment(
         llem_version=__version__,
         python_version=platform.python_version(),
