@@ -80,8 +80,9 @@ def bare_worker(work: Path) -> None:
     """Fresh process: load, warm up, then a bare generate loop; prints output tokens/s."""
     request = RunRequest.model_validate_json((work / "config.json").read_text())
     backend = PyTorchBackend()
-    backend.load(request.config, offline=True)
+    backend.load_tokenizer(request.config, offline=True)
     prompts = tokenised_prompts(request.config, backend, offline=True)
+    backend.load(request.config, offline=True, longest_prompt_tokens=max(map(len, prompts)))
     assert request.config.pytorch is not None
     size = request.config.pytorch.batch_size
     batches = [backend.prepare(prompts[k : k + size]) for k in range(0, len(prompts), size)]

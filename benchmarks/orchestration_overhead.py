@@ -18,10 +18,12 @@ from pathlib import Path
 
 import docker
 
+from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.workdir import CONFIG_FILE, atomic_write_json
 from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.container import run_container
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import resolve_image
 from llenergymeasure.orchestrator.outcome import classify
 from llenergymeasure.orchestrator.stop import StopState
@@ -75,7 +77,15 @@ def llem_lifecycle(
     workdir = study_dir / "experiments" / run.run_id
     workdir.mkdir(parents=True)
     image = resolve_image(client, image_ref, "pytorch")
-    ctx = run_spec.StudyContext("bench", "bench", study_dir, True, [0])
+    ctx = run_spec.StudyContext(
+        "bench",
+        "bench",
+        study_dir,
+        offline=True,
+        gpu_ids=[0],
+        user=ContainerUser.for_invoker(DEFAULT_CONTAINER_USER),
+        limits=ContainerLimits(DEFAULT_PIDS_LIMIT),
+    )
     request, spec = run_spec.build(run, ctx, image, workdir)
     spec.entrypoint, spec.command = ["true"], []
     atomic_write_json(workdir / CONFIG_FILE, request)

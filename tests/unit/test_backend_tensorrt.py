@@ -121,4 +121,4 @@ def test_tensorrt_needs_a_gpu() -> None:
 )
 def test_missing_tensorrt_llm_names_the_image() -> None:
     with pytest.raises(BackendUnavailable, match="llenergymeasure/tensorrt"):
-        get_backend("tensorrt").load(_config(), offline=True)
+        get_backend("tensorrt").load(_config(), offline=True, longest_prompt_tokens=8)

@@ -19,10 +19,15 @@ from llenergymeasure.backends.vllm_args import (
     KVShape,
     cpu_kv_cache_bytes,
     engine_kwargs,
+    max_model_len,
     sampling_kwargs,
 )
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.container import VLLM_ENV
+from llenergymeasure.contract.container import (
+    VLLM_ENV,
+    VLLM_MULTIPROCESSING_VAR,
+    backend_environment,
+)
 
 
 def _config(**fields) -> ExperimentConfig:
@@ -44,7 +49,7 @@ def test_engine_arguments_follow_the_experiment_and_section() -> None:
             "enable_chunked_prefill": False,
         },
     )
-    kwargs = engine_kwargs(config, "/llem/models/x", offline=False)
+    kwargs = engine_kwargs(config, "/llem/models/x", offline=False, model_len=4096)
     assert kwargs["model"] == kwargs["tokenizer"] == "/llem/models/x"
     assert kwargs["dtype"] == "float16"
     assert kwargs["seed"] == 11
@@ -59,16 +64,18 @@ def test_engine_arguments_follow_the_experiment_and_section() -> None:
 
 
 def test_unset_options_keep_vllm_defaults_and_offline_drops_revision() -> None:
-    kwargs = engine_kwargs(_config(gpu_count=1, revision="abc"), "m", offline=True)
+    kwargs = engine_kwargs(_config(gpu_count=1, revision="abc"), "m", offline=True, model_len=64)
     for key in ("max_num_batched_tokens", "quantization", "enable_chunked_prefill"):
         assert key not in kwargs
-    assert "max_model_len" not in kwargs and "block_size" not in kwargs
+    assert "block_size" not in kwargs
     assert "revision" not in kwargs
     assert kwargs["dtype"] == "bfloat16"
 
 
 def test_cpu_vllm_is_one_process() -> None:
-    kwargs = engine_kwargs(_config(gpu_count=0), "m", offline=True, cpu_kv_bytes=2**20)
+    kwargs = engine_kwargs(
+        _config(gpu_count=0), "m", offline=True, model_len=64, cpu_kv_bytes=2**20
+    )
     assert kwargs["tensor_parallel_size"] == 1
     with pytest.raises(ValueError, match="1 on CPU"):
         _config(gpu_count=0, vllm={"tensor_parallel_size": 2})
@@ -89,28 +96,44 @@ def test_cpu_kv_cache_holds_every_concurrent_sequence_at_full_length() -> None:
         prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 16}},
         vllm={"max_num_seqs": 256},
     )
-    # 4 sequences (n_prompts < max_num_seqs) of 40 tokens, each rounded up to one 256-token
-    # block, plus the block vLLM keeps aside
-    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=2**40) == (4 + 1) * 256 * 2048
+    # 4 sequences (n_prompts < max_num_seqs) of 16 + 8 tokens, each rounded up to one
+    # 256-token block, plus the block vLLM keeps aside
+    model_len = max_model_len(config, longest_prompt_tokens=16)
+    assert model_len == 24
+    assert cpu_kv_cache_bytes(config, SHAPE, 2**40, model_len) == (4 + 1) * 256 * 2048
     two = config.model_copy(update={"vllm": config.vllm.model_copy(update={"max_num_seqs": 2})})
-    assert cpu_kv_cache_bytes(two, SHAPE, available_bytes=2**40) == (2 + 1) * 256 * 2048
+    assert cpu_kv_cache_bytes(two, SHAPE, 2**40, model_len) == (2 + 1) * 256 * 2048
+    assert cpu_kv_cache_bytes(config, SHAPE, 2**40, 300) == (4 * 2 + 1) * 256 * 2048
 
 
 def test_cpu_kv_cache_is_capped_by_available_memory() -> None:
     config = _config(gpu_count=0, precision="bf16", vllm={"gpu_memory_utilization": 0.5})
-    assert cpu_kv_cache_bytes(config, SHAPE, available_bytes=10_000) == 5_000
+    assert cpu_kv_cache_bytes(config, SHAPE, 10_000, model_len=256) == 5_000
 
 
 def test_cpu_engine_arguments_size_the_kv_cache_not_the_memory_fraction() -> None:
     config = _config(gpu_count=0, max_input_tokens=200, max_new_tokens=20)
-    kwargs = engine_kwargs(config, "m", offline=True, cpu_kv_bytes=12345)
+    kwargs = engine_kwargs(config, "m", offline=True, model_len=52, cpu_kv_bytes=12345)
     assert kwargs["kv_cache_memory_bytes"] == 12345
-    assert kwargs["max_model_len"] == 220
+    assert kwargs["max_model_len"] == 52
     assert "gpu_memory_utilization" not in kwargs
     with pytest.raises(ValueError, match="cpu_kv_bytes"):
-        engine_kwargs(config, "m", offline=True)
-    gpu = engine_kwargs(_config(gpu_count=1), "m", offline=True)
+        engine_kwargs(config, "m", offline=True, model_len=52)
+    gpu = engine_kwargs(_config(gpu_count=1), "m", offline=True, model_len=52)
     assert "kv_cache_memory_bytes" not in gpu and gpu["gpu_memory_utilization"] == 0.9
+
+
+def test_max_model_len_is_what_the_run_needs_not_the_truncation_bound() -> None:
+    # 32-token prompts under the default max_input_tokens (2048): 32 + 16, on every device
+    for gpus in (0, 1):
+        config = _config(gpu_count=gpus, max_new_tokens=16)
+        assert config.max_input_tokens == 2048
+        assert max_model_len(config, longest_prompt_tokens=32) == 48
+        kwargs = engine_kwargs(config, "m", offline=True, model_len=48, cpu_kv_bytes=1)
+        assert kwargs["max_model_len"] == 48
+    # a value the study sets wins
+    fixed = _config(gpu_count=1, vllm={"max_model_len": 512})
+    assert max_model_len(fixed, longest_prompt_tokens=32) == 512
 
 
 def test_kv_shape_is_read_from_the_model_config(tiny_model_dir) -> None:
@@ -155,9 +178,27 @@ def test_sampling_and_free_length() -> None:
     assert kwargs["repetition_penalty"] == 1.1
 
 
-def test_container_environment_spawns_workers_and_runs_the_core_in_process() -> None:
+def test_engine_multiprocessing_is_vllms_default_and_the_experiments_choice() -> None:
     assert VLLM_ENV["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
-    assert VLLM_ENV["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert VLLM_MULTIPROCESSING_VAR not in VLLM_ENV  # never forced for every run
+    default = _config(gpu_count=1)
+    assert default.vllm.engine_multiprocessing is True
+    assert backend_environment(default)[VLLM_MULTIPROCESSING_VAR] == "1"
+    off = _config(gpu_count=1, vllm={"engine_multiprocessing": False})
+    assert backend_environment(off)[VLLM_MULTIPROCESSING_VAR] == "0"
+    assert backend_environment(off)["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
+    pytorch = ExperimentConfig(model="m", gpu_count=1)
+    assert VLLM_MULTIPROCESSING_VAR not in backend_environment(pytorch)
+
+
+def test_engine_multiprocessing_is_validated_and_changes_the_hash() -> None:
+    from llenergymeasure.study.hashing import config_hash
+
+    with pytest.raises(ValueError, match="engine_multiprocessing"):
+        _config(gpu_count=1, vllm={"engine_multiprocessing": "sometimes"})
+    on, off = (_config(gpu_count=1, vllm={"engine_multiprocessing": v}) for v in (True, False))
+    assert config_hash(on) != config_hash(off)
+    assert config_hash(on) == config_hash(_config(gpu_count=1))
 
 
 def _out(rid: str, n: int, finished: bool) -> SimpleNamespace:
@@ -191,7 +232,7 @@ def test_missing_vllm_names_both_images() -> None:
     with pytest.raises(
         BackendUnavailable, match=r"llenergymeasure/vllm .*llenergymeasure/vllm-cpu"
     ):
-        get_backend("vllm").load(_config(gpu_count=1), offline=True)
+        get_backend("vllm").load(_config(gpu_count=1), offline=True, longest_prompt_tokens=8)
 
 
 def test_vllm_cpu_image_inputs_change_with_what_it_is_built_from() -> None:

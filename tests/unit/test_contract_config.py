@@ -42,18 +42,6 @@ def test_section_must_match_backend() -> None:
         ({"backend": "vllm", "gpu_count": 2}, "must equal gpu_count"),
         ({"backend": "tensorrt", "tensorrt": {"tp_size": 2}}, "must equal gpu_count"),
         ({"backend": "vllm", "gpu_count": 0, "vllm": {"tensor_parallel_size": 0}}, "greater"),
-        (
-            {
-                "backend": "vllm",
-                "vllm": {"max_model_len": 100},
-                "max_input_tokens": 90,
-                "prompts": {
-                    "source": "synthetic",
-                    "input_length": {"distribution": "fixed", "tokens": 64},
-                },
-            },
-            "max_model_len",
-        ),
         ({"gpu_count": 0, "pytorch": {"load_in_4bit": True}}, "needs a GPU"),
         ({"pytorch": {"load_in_4bit": True, "load_in_8bit": True}}, "mutually exclusive"),
         ({"decoding": {"top_p": 0.5}}, "greedy"),

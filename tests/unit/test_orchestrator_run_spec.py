@@ -10,11 +10,14 @@ from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import MODELS_DIR, PROMPTS_DIR
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.study.hashing import config_hash
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import StudyRecord
 from llenergymeasure.study.models import PlannedRun
+
+USER = ContainerUser.for_invoker("10001:10001")
 
 
 def _run(**config: object) -> PlannedRun:
@@ -31,7 +34,9 @@ def _run(**config: object) -> PlannedRun:
 
 
 def _build(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
-    ctx = run_spec.StudyContext("s", "s", study_dir, offline=True, gpu_ids=[])
+    ctx = run_spec.StudyContext(
+        "s", "s", study_dir, offline=True, gpu_ids=[], user=USER, limits=ContainerLimits(None)
+    )
     image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
     request, spec = run_spec.build(run, ctx, image, tmp_path / "work")
     return request.config.model_dump(), spec.mounts
@@ -91,7 +96,7 @@ def test_missing_local_inputs_are_refused_naming_the_path(
     tmp_path: Path, config: dict, path: str, named: str
 ) -> None:
     with pytest.raises(UserError) as caught:
-        run_spec.check_local_inputs([_run(**config)], tmp_path)
+        run_spec.check_local_inputs([_run(**config)], tmp_path, USER)
     assert named in caught.value.message
     assert str(run_spec.host_path(path, tmp_path)) in caught.value.message
 

@@ -10,13 +10,14 @@ import pytest
 
 from llenergymeasure.backends.registry import BackendUnavailable, get_backend
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.runner_entry.prompts import PromptError, input_lengths, tokenised_prompts
+from llenergymeasure.contract.prompt_lengths import input_lengths
+from llenergymeasure.runner_entry.prompts import PromptError, tokenised_prompts
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir: Path):  # -> PyTorchBackend
     b = get_backend("pytorch")
-    b.load(ExperimentConfig(model=str(tiny_model_dir), gpu_count=0, precision="fp32"), offline=True)
+    b.load_tokenizer(ExperimentConfig(model=str(tiny_model_dir), gpu_count=0), offline=True)
     return b
 
 
@@ -108,4 +109,4 @@ def test_backends_without_their_engine_name_their_image(name: str, module: str, 
         pytest.skip(f"{module} is installed here")
     config = ExperimentConfig(model="m", backend=name, gpu_count=1)
     with pytest.raises(BackendUnavailable, match=image):
-        get_backend(name).load(config, offline=True)
+        get_backend(name).load(config, offline=True, longest_prompt_tokens=8)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from llenergymeasure.contract.config import ExperimentConfig
 
 Device = Literal["cuda", "cpu"]
+EngineArguments = dict[str, str | int | float | bool | None]
+
+
+def hub_kwargs(config: ExperimentConfig, *, offline: bool) -> dict[str, Any]:
+    """`from_pretrained` arguments for the model: local files only when offline or a folder."""
+    local = Path(config.model).is_dir()
+    kwargs: dict[str, Any] = {"local_files_only": offline or local}
+    if config.revision and not local:
+        kwargs["revision"] = config.revision
+    return kwargs
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,24 @@ class BackendAdapter(ABC):
     def build(self, config: ExperimentConfig, *, offline: bool) -> None:  # noqa: B027
         """Compile and cache the engine `load` will use; timed and metered apart from `load`."""
 
+    def load_tokenizer(self, config: ExperimentConfig, *, offline: bool) -> None:
+        """Load the model's tokenizer: the prompt set is tokenised before the engine loads, so
+        the engine can be sized to the prompts the run really has."""
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            config.model, **hub_kwargs(config, offline=offline)
+        )
+
     @abstractmethod
-    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
-        """Load model and tokenizer for `config`; raises on a bad model or option."""
+    def load(self, config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int) -> None:
+        """Load the model (or engine) for `config`, after `load_tokenizer`; raises on a bad
+        model or option. `longest_prompt_tokens`: the longest tokenised prompt of the run."""
+
+    def engine_arguments(self) -> EngineArguments:
+        """What the engine was started with beyond the experiment's config (derived values,
+        environment switches), for the result's record; after `load`."""
+        return {}
 
     @abstractmethod
     def engine(self) -> tuple[str, str | None]:

@@ -10,12 +10,11 @@ which this backend does not run on.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from transformers.generation.streamers import BaseStreamer
 
 from llenergymeasure.backends.base import (
@@ -24,6 +23,7 @@ from llenergymeasure.backends.base import (
     Device,
     MemoryStats,
     ModelShape,
+    hub_kwargs,
 )
 from llenergymeasure.contract.config import ExperimentConfig, Precision, PyTorchConfig
 
@@ -80,22 +80,22 @@ class PyTorchBackend(BackendAdapter):
 
     # --- loading ---------------------------------------------------------------------------
 
-    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
-        section = config.pytorch
-        assert section is not None
-        self._device = _pick_device(config.gpu_count)
-        local = Path(config.model).is_dir()
-        common: dict[str, Any] = {"local_files_only": offline or local}
-        if config.revision and not local:
-            common["revision"] = config.revision
-        self._tokenizer = AutoTokenizer.from_pretrained(config.model, **common)
+    def load_tokenizer(self, config: ExperimentConfig, *, offline: bool) -> None:
+        super().load_tokenizer(config, offline=offline)
         self._tokenizer.padding_side = "left"
         if self._tokenizer.pad_token_id is None:
             if self._tokenizer.eos_token_id is None:
                 raise ValueError(f"tokenizer of {config.model} has neither a pad nor an EOS token")
             self._tokenizer.pad_token = self._tokenizer.eos_token
 
-        kwargs: dict[str, Any] = {**common, "dtype": _DTYPES[config.precision]}
+    def load(self, config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int) -> None:
+        section = config.pytorch
+        assert section is not None
+        self._device = _pick_device(config.gpu_count)
+        kwargs: dict[str, Any] = {
+            **hub_kwargs(config, offline=offline),
+            "dtype": _DTYPES[config.precision],
+        }
         if section.attn_implementation is not None:
             kwargs["attn_implementation"] = section.attn_implementation
         quantised = _quantisation(section, _DTYPES[config.precision])

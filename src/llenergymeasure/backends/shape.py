@@ -7,9 +7,7 @@ checkpoint, the logical, unpacked parameters, which is what a FLOPs estimate wan
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from llenergymeasure.backends.base import ModelShape
+from llenergymeasure.backends.base import ModelShape, hub_kwargs
 from llenergymeasure.contract.config import ExperimentConfig
 
 
@@ -17,12 +15,7 @@ def shape_from_config(experiment: ExperimentConfig, *, offline: bool) -> ModelSh
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    model = experiment.model
-    local = Path(model).is_dir()
-    kwargs: dict = {"local_files_only": offline or local}
-    if experiment.revision and not local:
-        kwargs["revision"] = experiment.revision
-    config = AutoConfig.from_pretrained(model, **kwargs)
+    config = AutoConfig.from_pretrained(experiment.model, **hub_kwargs(experiment, offline=offline))
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     params = sum(p.numel() for p in skeleton.parameters())

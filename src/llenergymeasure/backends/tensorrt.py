@@ -93,6 +93,7 @@ class TensorRTBackend(BackendAdapter):
         self._loop = asyncio.new_event_loop()
         self._trt: Any = None
         self._llm: Any = None
+        self._tokenizer: Any = None
         self._params: Any = None
         self._config: ExperimentConfig | None = None
         self._offline = False
@@ -144,7 +145,7 @@ class TensorRTBackend(BackendAdapter):
         except OSError:  # another run cached the same engine meanwhile: keep theirs
             shutil.rmtree(staging, ignore_errors=True)
 
-    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
+    def load(self, config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int) -> None:
         trt = import_tensorrt_llm()
         check_supported(config)
         self._trt, self._config, self._offline = trt, config, offline
@@ -166,10 +167,6 @@ class TensorRTBackend(BackendAdapter):
 
     def device(self) -> Device:
         return "cuda"
-
-    @property
-    def _tokenizer(self) -> Any:
-        return self._llm.tokenizer
 
     def prepare(self, batch: list[list[int]]) -> Any:
         return [list(ids) for ids in batch]

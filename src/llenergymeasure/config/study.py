@@ -26,6 +26,31 @@ TIMEOUT_ESTIMATE_FACTOR = 3.0
 TIMEOUT_SLACK_S = 900.0
 
 
+# Experiment containers never run as root; when llem does, they run as this dedicated user.
+DEFAULT_CONTAINER_USER = "10001:10001"
+# Tasks (processes + threads) per container: well above what every backend's engine was seen to
+# use (README: container limits), far below a host's pid_max (32768 on many kernels).
+DEFAULT_PIDS_LIMIT = 8192
+# Names Docker accepts in --ulimit; `nproc` is left out on purpose: it counts per uid host-wide,
+# so pids_limit bounds a container instead.
+ULIMIT_NAMES = (
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+)
+
+
 def default_images() -> dict[str, str]:
     """The project's own image for each backend, tagged with this version."""
     return {backend: f"llenergymeasure/{backend}:{__version__}" for backend in BACKENDS}
@@ -75,6 +100,42 @@ class ExecutionConfig(BaseModel):
         min_length=1,
         description="Host GPU indices the study may use; a run with gpu_count N takes the first N.",
     )
+
+    container_user: str = Field(
+        DEFAULT_CONTAINER_USER,
+        pattern=r"^[0-9]+:[0-9]+$",
+        description="uid:gid experiment containers run as when llem runs as root; otherwise "
+        "they run as the invoker's uid:gid. Never 0: no experiment runs as root.",
+    )
+    pids_limit: int | None = Field(
+        DEFAULT_PIDS_LIMIT,
+        ge=64,
+        description="Most processes and threads one experiment container may hold (a runaway "
+        "pool or fork loop stops there, not at the host's limit); null: no limit.",
+    )
+    ulimits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Resource limits of each experiment container, name -> value (soft = hard; "
+        "-1 = unlimited), over the defaults (nofile 65536, core 0; GPU runs: memlock -1, "
+        "stack 64 MiB).",
+    )
+
+    @field_validator("container_user")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        if int(value.split(":")[0]) == 0:
+            raise ValueError("the container user must not be uid 0 (root)")
+        return value
+
+    @field_validator("ulimits")
+    @classmethod
+    def _known_ulimits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(ULIMIT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown ulimit {unknown[0]!r}; known: {', '.join(ULIMIT_NAMES)}")
+        if any(limit < -1 for limit in value.values()):
+            raise ValueError("a ulimit is -1 (unlimited) or a non-negative number")
+        return value
 
     @field_validator("gpu_ids")
     @classmethod

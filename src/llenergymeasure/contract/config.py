@@ -203,8 +203,17 @@ class VLLMConfig(Strict):
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     enable_prefix_caching: bool = False
     enable_chunked_prefill: bool | None = Field(None, description="None keeps vLLM's default.")
-    max_model_len: PositiveInt | None = None
+    max_model_len: PositiveInt | None = Field(
+        None,
+        description="None: the longest prompt of the run (after truncation) + max_new_tokens.",
+    )
     block_size: PositiveInt | None = None
+    engine_multiprocessing: bool = Field(
+        True,
+        description="vLLM's default V1 engine: the engine core runs in its own process, "
+        "overlapping scheduling and output handling with the model's work. False runs it in "
+        "the runner's process (VLLM_ENABLE_V1_MULTIPROCESSING=0).",
+    )
 
     @property
     def gpus_needed(self) -> int:
@@ -295,14 +304,6 @@ class ExperimentConfig(Strict):
                     f"vllm.tensor_parallel_size x pipeline_parallel_size "
                     f"({self.vllm.gpus_needed}) must equal gpu_count ({self.gpu_count})"
                     + (" (1 on CPU, gpu_count 0)" if self.gpu_count == 0 else "")
-                )
-            if self.vllm.max_model_len is not None and (
-                self.vllm.max_model_len < self.max_input_tokens + self.max_new_tokens
-            ):
-                raise ValueError(
-                    f"vllm.max_model_len ({self.vllm.max_model_len}) is shorter than "
-                    f"max_input_tokens + max_new_tokens "
-                    f"({self.max_input_tokens + self.max_new_tokens})"
                 )
         if self.backend == "tensorrt":
             assert self.tensorrt is not None

@@ -5,6 +5,8 @@ The host mounts and sets these; the container reads them. Both halves import the
 
 from __future__ import annotations
 
+from llenergymeasure.contract.config import ExperimentConfig
+
 MODELS_DIR = "/llem/models"
 """Local model folders are mounted read-only under here: `<MODELS_DIR>/<hash8>-<name>`."""
 
@@ -20,16 +22,25 @@ ENGINE_CACHE_DIR = "/llem/engine-cache"
 # Why each vLLM variable:
 # - spawn: worker processes must not fork a parent that may have touched CUDA (NVML sampling
 #   threads, torch); forked CUDA state breaks tensor-parallel workers.
-# - V1 multiprocessing off: the engine core runs in the runner's process, so a step returns
-#   exactly when its tokens exist (token timestamps are not delayed by an IPC hop) and SIGTERM
-#   stops one process. Tensor-parallel workers are still separate processes.
 # - no usage statistics: containers may be offline, and a study must not phone home.
+# Whether the V1 engine core runs in its own process is the experiment's choice
+# (`vllm.engine_multiprocessing`), so it is set from the config by `backend_environment`.
 VLLM_ENV: dict[str, str] = {
     "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
 }
+VLLM_MULTIPROCESSING_VAR = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 BACKEND_ENV: dict[str, dict[str, str]] = {"pytorch": {}, "vllm": VLLM_ENV, "tensorrt": {}}
 """Environment every container of a backend runs with, set by the host."""
+
+
+def backend_environment(config: ExperimentConfig) -> dict[str, str]:
+    """The environment an experiment's engine runs with: its backend's, plus what the
+    experiment chose. The host sets it on the container; the runner sets it again before the
+    engine is imported, so a run started by hand behaves the same."""
+    environment = dict(BACKEND_ENV[config.backend])
+    if config.vllm is not None:
+        environment[VLLM_MULTIPROCESSING_VAR] = "1" if config.vllm.engine_multiprocessing else "0"
+    return environment

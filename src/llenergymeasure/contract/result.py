@@ -74,6 +74,11 @@ class Environment(Strict):
     transformers_version: str | None
     backend_engine: str = Field(description="Engine that generated, e.g. 'transformers'.")
     backend_engine_version: str | None
+    backend_engine_arguments: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description="What the engine was started with beyond the config: derived values "
+        "(e.g. vLLM's max_model_len) and the environment switches it read.",
+    )
     device: Literal["cuda", "cpu"]
 
 
@@ -83,7 +88,9 @@ class Timings(Strict):
     )
     engine_build_s_reason: str | None = None
     load_s: float = Field(ge=0, description="Model (or engine) load, wall clock.")
-    tokenisation_s: float = Field(ge=0, description="Pre-tokenising the prompt set.")
+    tokenisation_s: float = Field(
+        ge=0, description="Loading the tokenizer and pre-tokenising the prompt set."
+    )
     baseline_s: float = Field(ge=0, description="Idle-power reading; 0 when disabled.")
     warmup_s: float = Field(ge=0)
     warmup_batches: int = Field(ge=0)

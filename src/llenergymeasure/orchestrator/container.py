@@ -21,7 +21,7 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.types import DeviceRequest
+from docker.types import DeviceRequest, Ulimit
 
 from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, CONTAINER_WORKDIR, PROGRESS_FILE
 from llenergymeasure.orchestrator.stop import StopState
@@ -40,12 +40,15 @@ class ContainerSpec:
     name: str
     labels: dict[str, str]
     workdir: Path
+    user: str  # uid:gid, never 0 (container_user)
     mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # host path -> bind spec
     environment: dict[str, str] = field(default_factory=dict)
     gpu_indices: list[int] = field(default_factory=list)
     network_none: bool = False
     shm_size: str | None = None
     mem_limit: str | None = None
+    pids_limit: int | None = None
+    ulimits: dict[str, int] = field(default_factory=dict)  # name -> soft = hard; -1 unlimited
     command: list[str] | None = None
     entrypoint: list[str] | None = None
 
@@ -54,13 +57,16 @@ class ContainerSpec:
         kwargs: dict[str, Any] = {
             "name": self.name,
             "labels": self.labels,
-            "user": f"{os.getuid()}:{os.getgid()}",
+            "user": self.user,
             "security_opt": ["no-new-privileges"],
             "cap_drop": ["ALL"],
             "read_only": True,
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1g"},
+            "ipc_mode": "private",
             "volumes": volumes,
-            "environment": {"HOME": "/tmp", **self.environment},
+            # The uid may have no passwd entry in the image: USER/LOGNAME answer getpass.
+            "environment": {"HOME": "/tmp", "USER": "llem", "LOGNAME": "llem", **self.environment},
+            "ulimits": [Ulimit(name=n, soft=v, hard=v) for n, v in sorted(self.ulimits.items())],
             "working_dir": CONTAINER_WORKDIR,
             "detach": True,
         }
@@ -70,6 +76,8 @@ class ContainerSpec:
             ]
         if self.network_none:
             kwargs["network_mode"] = "none"
+        if self.pids_limit is not None:
+            kwargs["pids_limit"] = self.pids_limit
         if self.shm_size:
             kwargs["shm_size"] = self.shm_size
         if self.mem_limit:

@@ -9,8 +9,9 @@ files, and `hf_dataset` prompt sources named by a local path, are mounted the sa
 under `/llem/prompts/`.
 
 The Hugging Face cache (`$HF_HOME`, else `~/.cache/huggingface`) is mounted at `/llem/hf-cache`
-(read-only when the study is offline, read-write otherwise so downloads persist). Secrets such
-as HF_TOKEN pass through the environment only; they are never written to any file.
+(read-only when the study is offline, read-write otherwise so downloads persist). Containers run
+as `container_user.ContainerUser`, never root, under the study's process and resource limits.
+Secrets such as HF_TOKEN pass through the environment only; they are never written to any file.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 
 from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.container import (
-    BACKEND_ENV,
     ENGINE_CACHE_DIR,
     HF_CACHE_DIR,
     MODELS_DIR,
     PROMPTS_DIR,
+    backend_environment,
 )
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
@@ -38,8 +39,10 @@ from llenergymeasure.orchestrator.container import (
     STUDY_LABEL,
     ContainerSpec,
 )
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.paths import host_path, looks_like_path
 
 # Passed from the host environment when set; nothing else from it reaches the container.
 ENV_ALLOWLIST: dict[str, tuple[str, ...]] = {
@@ -47,7 +50,17 @@ ENV_ALLOWLIST: dict[str, tuple[str, ...]] = {
     "vllm": ("VLLM_LOGGING_LEVEL", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1"),
     "tensorrt": ("TLLM_LOG_LEVEL",),
 }
-SHM_SIZE = {"pytorch": "1g", "vllm": "16g", "tensorrt": "16g"}
+
+
+def shm_size_for(config: ExperimentConfig) -> str | None:
+    """/dev/shm only where the engine's processes talk through it: TensorRT-LLM's MPI workers
+    always, vLLM's across GPUs (tensor/pipeline parallel; 1g covers its engine-core IPC
+    otherwise); one PyTorch process needs none beyond the engine's default (64 MB)."""
+    if config.backend == "tensorrt":
+        return "16g"
+    if config.backend == "vllm":
+        return "16g" if config.gpu_count > 1 else "1g"
+    return None
 
 
 @dataclass(frozen=True)
@@ -57,23 +70,14 @@ class StudyContext:
     study_file_dir: Path
     offline: bool
     gpu_ids: list[int]
+    user: ContainerUser
+    limits: ContainerLimits
     mem_limit: str | None = None
 
 
 def gpus_for(run: PlannedRun, gpu_ids: list[int]) -> list[int]:
     """A run with gpu_count N takes the first N of the study's GPUs."""
     return list(gpu_ids[: run.config.gpu_count])
-
-
-def host_path(path: str, study_file_dir: Path) -> Path:
-    """A path from the study file: absolute, `~/...`, or relative to the study file's folder."""
-    candidate = Path(path).expanduser()
-    return (candidate if candidate.is_absolute() else study_file_dir / candidate).resolve()
-
-
-def looks_like_path(model: str) -> bool:
-    """A hub id is `org/name`; a path starts with `/`, `./`, `../` or `~`."""
-    return model.startswith(("/", "./", "../", "~"))
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,9 @@ def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalIn
     return found
 
 
-def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path) -> None:
-    """Every local input a run names exists on the host, before any run."""
+def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path, user: ContainerUser) -> None:
+    """Every local input a run names exists on the host and is readable by the containers'
+    user, before any run."""
     seen: set[tuple[str, str]] = set()
     for run in runs:
         for item in local_inputs(run.config, study_file_dir):
@@ -117,6 +122,7 @@ def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path) -> None:
                     f"{item.what} {item.value!r} (run {run.run_id}) does not exist: {path}",
                     hint=f"fix {item.field} (relative paths start from the study file's folder)",
                 )
+            user.check_readable(path, item.what)
 
 
 def _with_value(config: ExperimentConfig, field: str, value: str) -> ExperimentConfig:
@@ -154,14 +160,16 @@ def build(
     cache = hf_cache_dir()
     if not ctx.offline:
         cache.mkdir(parents=True, exist_ok=True)
+        ctx.user.hand_over(cache, recursive=True)  # downloads land there
     if cache.is_dir():
         mounts[str(cache)] = {"bind": HF_CACHE_DIR, "mode": "ro" if ctx.offline else "rw"}
     if ctx.offline:
         environment.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    environment.update(BACKEND_ENV[config.backend])
+    environment.update(backend_environment(config))
     if config.backend == "tensorrt":
         engines = engine_cache_dir()
         engines.mkdir(parents=True, exist_ok=True)
+        ctx.user.hand_over(engines)
         mounts[str(engines)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     for name in ENV_ALLOWLIST["*"] + ENV_ALLOWLIST.get(config.backend, ()):
         if name in os.environ:
@@ -193,11 +201,14 @@ def build(
             OWNER_HOST_LABEL: os.uname().nodename,
         },
         workdir=workdir,
+        user=ctx.user.spec,
         mounts=mounts,
         environment=environment,
         gpu_indices=gpus,
         network_none=ctx.offline,
-        shm_size=SHM_SIZE.get(config.backend),
+        shm_size=shm_size_for(config),
         mem_limit=ctx.mem_limit,
+        pids_limit=ctx.limits.pids_limit,
+        ulimits=ctx.limits.ulimits_for(config.gpu_count),
     )
     return request, spec

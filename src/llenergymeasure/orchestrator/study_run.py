@@ -34,6 +34,7 @@ from llenergymeasure.contract.workdir import CONFIG_FILE, CONTAINER_LOG_FILE, at
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
 from llenergymeasure.orchestrator.container import run_container, tail_lines
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.cooldown import wait_for_temperature
 from llenergymeasure.orchestrator.display import Display, result_summary
 from llenergymeasure.orchestrator.engine import (
@@ -99,12 +100,13 @@ def preflight(
     locks: GpuLocks | None = None,
 ) -> tuple[Preflight, docker.DockerClient, GpuLocks]:
     study = load_study(study_path)
-    plan = expand(study)
+    plan = expand(study, layout.source_dir_for(study_path))
     if not plan.runs:
         raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
     if show_plan is not None:
         show_plan(plan, study)
-    run_spec.check_local_inputs(plan.runs, layout.source_dir_for(study_path))
+    user = ContainerUser.for_invoker(study.execution.container_user)
+    run_spec.check_local_inputs(plan.runs, layout.source_dir_for(study_path), user)
     lock_file = lock_path_for(study_path) if options.locked else None
     lock = load_lock(lock_file) if lock_file is not None else None
     gpu_ids = study.execution.gpu_ids
@@ -301,6 +303,8 @@ def _loop(
         study_file_dir=layout.source_dir_for(study_path),
         offline=study.offline,
         gpu_ids=study.execution.gpu_ids,
+        user=ContainerUser.for_invoker(study.execution.container_user),
+        limits=ContainerLimits(study.execution.pids_limit, study.execution.ulimits),
         mem_limit=options.mem_limit,
     )
     say.start(len(plan), done)
@@ -385,6 +389,7 @@ def _execute(
     if workdir.exists():  # an earlier attempt: start clean so no stale file is mistaken
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    ctx.user.hand_over(workdir)
     image = pre.images[run.config.backend]
     request, spec = run_spec.build(run, ctx, image, workdir)
     atomic_write_json(workdir / CONFIG_FILE, request)

@@ -47,5 +47,6 @@ def environment(backend: BackendAdapter, nvml: Nvml | None) -> Environment:
         transformers_version=versions.get("transformers"),
         backend_engine=engine,
         backend_engine_version=engine_version,
+        backend_engine_arguments=backend.engine_arguments(),
         device=backend.device(),
     )

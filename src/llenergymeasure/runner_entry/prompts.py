@@ -10,13 +10,11 @@ from pathlib import Path
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.config import (
     ExperimentConfig,
-    FixedLength,
     HFDatasetPrompts,
     JsonlPrompts,
-    NormalLength,
     SyntheticPrompts,
-    UniformLength,
 )
+from llenergymeasure.contract.prompt_lengths import input_lengths
 
 # Plain words: any tokenizer splits them into ordinary (non-special) tokens.
 _WORD_TEXT = (
@@ -35,24 +33,6 @@ _WORDS = _WORD_TEXT.split()
 
 class PromptError(ValueError):
     """The prompt source cannot give the configured prompt set."""
-
-
-def input_lengths(config: ExperimentConfig, source: SyntheticPrompts) -> list[int]:
-    """Seeded draws of each prompt's length in tokens; independent of the backend."""
-    rng = random.Random(source.seed)
-    spec = source.input_length
-    lengths: list[int] = []
-    for _ in range(config.n_prompts):
-        if isinstance(spec, FixedLength):
-            n = spec.tokens
-        elif isinstance(spec, UniformLength):
-            n = rng.randint(spec.min, spec.max)
-        else:
-            assert isinstance(spec, NormalLength)
-            upper = spec.max if spec.max is not None else config.max_input_tokens
-            n = min(upper, max(spec.min, round(rng.gauss(spec.mean, spec.std))))
-        lengths.append(min(n, config.max_input_tokens))
-    return lengths
 
 
 def synthetic_ids(

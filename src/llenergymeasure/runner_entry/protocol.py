@@ -1,4 +1,4 @@
-"""The measurement protocol: load -> baseline -> warmup -> measured window (DESIGN.md).
+"""The measurement protocol: [build ->] tokenise -> load -> baseline -> warmup -> window.
 
 Each step is metered by its own EnergyMeter window; only the measured window's energy is the
 experiment's figure. Everything the report needs is gathered into a `Recording`.
@@ -125,16 +125,19 @@ def run_protocol(
         backend.synchronize()
         build = meter.end("build")
 
+    # The prompts are tokenised before the engine loads, so it is sized to what the run has.
+    start = time.perf_counter()
+    backend.load_tokenizer(config, offline=offline)
+    prompts = tokenised_prompts(config, backend, offline=offline)
+    tokenisation_s = time.perf_counter() - start
+
     meter.begin("load")
     start = time.perf_counter()
-    backend.load(config, offline=offline)
+    backend.load(config, offline=offline, longest_prompt_tokens=max(map(len, prompts)))
     backend.synchronize()
     load = meter.end("load")
     emit(ProgressEvent(event="model_loaded", detail=f"{time.perf_counter() - start:.2f} s"))
 
-    start = time.perf_counter()
-    prompts = tokenised_prompts(config, backend, offline=offline)
-    tokenisation_s = time.perf_counter() - start
     section = config.pytorch if config.backend == "pytorch" else None
     batch_size = section.batch_size if section is not None else len(prompts)
     batches = _batches(prompts, batch_size)

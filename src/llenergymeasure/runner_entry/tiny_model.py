@@ -4,7 +4,8 @@ Its figures measure the harness, not any real model. The tokenizer is a byte-lev
 here on a built-in corpus; weights come from a seeded initialisation, so a seed gives the same
 model every time.
 
-Run: `python -m llenergymeasure.runner_entry.tiny_model DEST [--layers N --hidden N]`.
+Run: `python -m llenergymeasure.runner_entry.tiny_model DEST [--layers N --hidden N]`
+(`--context N`: its max_position_embeddings, 4096 by default).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 DEFAULT_VOCAB = 512
 
 
-def _train_tokenizer(vocab: int):  # -> PreTrainedTokenizerFast
+def _train_tokenizer(vocab: int, context: int):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -55,7 +56,7 @@ def _train_tokenizer(vocab: int):  # -> PreTrainedTokenizerFast
         eos_token="</s>",
         pad_token="<pad>",
         padding_side="left",
-        model_max_length=4096,
+        model_max_length=context,
     )
 
 
@@ -76,6 +77,7 @@ def make_tiny_model(
     hidden: int = 64,
     heads: int = 4,
     vocab: int = DEFAULT_VOCAB,
+    context: int = 4096,
     seed: int = 0,
 ) -> Path:
     """Build and save the model and tokenizer into `dest`; returns `dest`."""
@@ -86,7 +88,7 @@ def make_tiny_model(
         raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(vocab)
+    tokenizer = _train_tokenizer(vocab, context)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -94,7 +96,7 @@ def make_tiny_model(
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
-        max_position_embeddings=4096,
+        max_position_embeddings=context,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=DEFAULT_VOCAB)
+    parser.add_argument("--context", type=int, default=4096, help="max_position_embeddings")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     path = make_tiny_model(
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden=args.hidden,
         heads=args.heads,
         vocab=args.vocab,
+        context=args.context,
         seed=args.seed,
     )
     print(path)

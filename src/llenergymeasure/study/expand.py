@@ -10,8 +10,9 @@ How a study becomes configurations:
 4. each configuration keeps only its own backend's section, so defaults may hold one section
    per backend of a mixed study;
 5. each configuration is validated once. One that fails a cross-field check (e.g.
-   tensor_parallel_size != gpu_count) is skipped with its reason; any other failure is a
-   mistake in the document and raises UserError with file:line. If all fail, UserError.
+   tensor_parallel_size != gpu_count), or does not fit a local model's context
+   (`model_fit`), is skipped with its reason; any other failure is a mistake in the document
+   and raises UserError with file:line. If all fail, UserError.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import gc
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,6 +39,7 @@ from llenergymeasure.contract.config import (
 from llenergymeasure.contract.workdir import run_dir_name
 from llenergymeasure.errors import UserError
 from llenergymeasure.study.hashing import config_hash
+from llenergymeasure.study.model_fit import fit_problem
 from llenergymeasure.study.models import PlannedRun, SkippedCombination
 from llenergymeasure.study.order import cycle_order
 
@@ -98,23 +101,27 @@ class _Combination:
         return shown
 
 
-def expand(study: StudyConfig) -> Plan:
+def expand(study: StudyConfig, inputs_dir: Path | None = None) -> Plan:
     """Validated configurations and the ordered runs (configs x cycles) of a study.
 
+    `inputs_dir`: where relative model paths resolve from (default: the study file's folder);
+    a configuration that does not fit a local model's context is skipped with its reason.
     Raises UserError for a mistake in the document or when every combination is invalid.
     """
+    if inputs_dir is None and study.source_path is not None:
+        inputs_dir = study.source_path.resolve().parent
     # The plan is many long-lived objects: cyclic-GC passes over it as it grows make expansion
     # superlinear (10^5 runs: ~2x slower). Temporaries are still freed by reference counting.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _expand(study)
+        return _expand(study, inputs_dir)
     finally:
         if collecting:
             gc.enable()
 
 
-def _expand(study: StudyConfig) -> Plan:
+def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     locator = _Locator(study)
     dimensions = [_Dimension(k, tuple(k.split(".")), v) for k, v in study.sweep.items()]
     _check_entries_against_sweep(study, dimensions, locator)
@@ -134,6 +141,10 @@ def _expand(study: StudyConfig) -> Plan:
             reason = _combination_reason(error)
             if reason is None:
                 raise locator.document_error(error, combination) from None
+            skipped.append(SkippedCombination(swept=combination.swept(entry_data), reason=reason))
+            continue
+        reason = fit_problem(config, inputs_dir)
+        if reason is not None:
             skipped.append(SkippedCombination(swept=combination.swept(entry_data), reason=reason))
             continue
         configs.append(

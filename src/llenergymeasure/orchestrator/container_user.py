@@ -1,0 +1,92 @@
+"""Who an experiment's container runs as, and the limits it runs under.
+
+Never root: a container runs as the invoker's uid:gid, or, when llem itself runs as root (as it
+often does on GPU servers), as `execution.container_user` (default 10001:10001). In that case
+the folders the container must write — its work folder, the TensorRT engine cache, the Hugging
+Face cache of an online study — are handed to that user (chown); the invoker, root, keeps full
+access to them and to everything written there.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llenergymeasure.errors import UserError
+
+# What NVIDIA recommends for its CUDA containers (pinned memory, deep native stacks).
+GPU_ULIMITS = {"memlock": -1, "stack": 64 * 2**20}
+BASE_ULIMITS = {"nofile": 65536, "core": 0}  # engines open many files; no core dumps of GBs
+
+
+@dataclass(frozen=True)
+class ContainerUser:
+    uid: int
+    gid: int
+
+    @classmethod
+    def for_invoker(cls, configured: str) -> ContainerUser:
+        """The invoker's uid:gid, or `configured` (uid:gid) when the invoker is root."""
+        if os.geteuid() != 0:
+            return cls(os.geteuid(), os.getegid())
+        uid, gid = (int(part) for part in configured.split(":"))
+        return cls(uid, gid)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.uid}:{self.gid}"
+
+    @property
+    def is_invoker(self) -> bool:
+        return self.uid == os.geteuid()
+
+    def hand_over(self, folder: Path, *, recursive: bool = False) -> None:
+        """Make `folder` (and, recursive, what is in it) this user's, so the container can write
+        there. Only needed, and only possible, when llem runs as root."""
+        if self.is_invoker or os.geteuid() != 0:
+            return
+        paths = [folder]
+        if recursive:
+            paths += [
+                Path(root) / name for root, dirs, files in os.walk(folder) for name in dirs + files
+            ]
+        for path in paths:
+            info = path.lstat()
+            if (info.st_uid, info.st_gid) != (self.uid, self.gid):
+                os.lchown(path, self.uid, self.gid)
+
+    def can_read(self, path: Path) -> bool:
+        """Whether this user may read `path` (and enter it, for a folder) by its mode bits."""
+        info = path.stat()
+        folder = stat.S_ISDIR(info.st_mode)
+        if info.st_uid == self.uid:
+            need = stat.S_IRUSR | (stat.S_IXUSR if folder else 0)
+        elif info.st_gid == self.gid:
+            need = stat.S_IRGRP | (stat.S_IXGRP if folder else 0)
+        else:
+            need = stat.S_IROTH | (stat.S_IXOTH if folder else 0)
+        return info.st_mode & need == need
+
+    def check_readable(self, path: Path, what: str) -> None:
+        """A read-only input the container user cannot read is refused before any run."""
+        if self.is_invoker or self.can_read(path):
+            return
+        raise UserError(
+            f"{what} {path} is not readable by the experiment containers' user {self.spec} "
+            "(llem runs as root; containers never do)",
+            hint=f"`chmod -R a+rX {path}`, or set execution.container_user to its owner",
+        )
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    """Process and resource limits of every experiment container of a study."""
+
+    pids_limit: int | None
+    ulimits: dict[str, int] = field(default_factory=dict)  # the study's, over the defaults
+
+    def ulimits_for(self, gpu_count: int) -> dict[str, int]:
+        defaults = {**BASE_ULIMITS, **(GPU_ULIMITS if gpu_count > 0 else {})}
+        return {**defaults, **self.ulimits}
