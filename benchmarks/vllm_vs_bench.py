@@ -3,11 +3,12 @@
 Same image (llenergymeasure/vllm-cpu by default), same random-weight model (it measures the
 harness, not any real model), same prompt and output lengths, dtype, sampling (temperature 1,
 EOS ignored, no detokenisation: what `vllm bench throughput` does), enforce-eager, max_num_seqs,
-max_model_len and KV cache size (llem's first run records the size it chose; the bench gets the
-same). Each arm is a fresh container with no network. The arms alternate (their order flips
-every round), for --rounds rounds per mode; each prints output tokens/s: llem's from its measured
-window (`throughput.output_tokens_per_s`), the bench's as requests x output length / its elapsed
-time. Printed last: the median of the per-round ratios llem / bench, per mode. Target >= 0.98.
+max_model_len (set alike) and KV cache size (llem's first run records the size it chose; the
+bench gets the same). Each arm is a fresh container with no network. The arms alternate (their
+order flips every round), for --rounds rounds per mode; each prints output tokens/s: llem's
+from its measured window (`throughput.output_tokens_per_s`), the bench's as requests x output
+length / its elapsed time. Printed last: the median of the per-round ratios llem / bench, per
+mode. Target >= 0.98.
 
     python benchmarks/vllm_vs_bench.py [--rounds 5] [--prompts 64] [--input-len 64]
         [--output-len 64] [--image llenergymeasure/vllm-cpu:latest]
@@ -56,6 +57,12 @@ def make_model(args: argparse.Namespace, folder: Path) -> Path:
     return folder / "model"
 
 
+def model_len(args: argparse.Namespace) -> int:
+    """Both arms' max_model_len: the bench's random prompts may re-tokenise a little longer
+    than asked, and it refuses a request that might not fit, so both get some room."""
+    return args.input_len + args.output_len + 64
+
+
 def llem_request(args: argparse.Namespace, multiprocessing: bool) -> RunRequest:
     return RunRequest.model_validate(
         {
@@ -77,6 +84,7 @@ def llem_request(args: argparse.Namespace, multiprocessing: bool) -> RunRequest:
                 "vllm": {
                     "enforce_eager": True,
                     "max_num_seqs": args.max_num_seqs,
+                    "max_model_len": model_len(args),
                     "engine_multiprocessing": multiprocessing,
                 },
             },
@@ -114,7 +122,7 @@ def bench_arm(args: argparse.Namespace, model: Path, multiprocessing: bool, kv_b
         engine = [
             *("--model", "/model", "--dtype", "float32", "--enforce-eager", "--seed", "0"),
             *("--max-num-seqs", str(args.max_num_seqs)),
-            *("--max-model-len", str(args.input_len + args.output_len)),
+            *("--max-model-len", str(model_len(args))),
         ]
         if not args.gpu:
             engine += ["--kv-cache-memory-bytes", str(kv_bytes)]

@@ -135,3 +135,19 @@ def study_dirs(folder: Path) -> list[Path]:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def make_tiny_model(folder: Path, *options: str) -> Path:
+    """The random-weight tiny model (`runner_entry.tiny_model`), made inside the CPU image as
+    this process's user, at `folder`/model; `options` go to its command line."""
+    subprocess.run(
+        [
+            *("docker", "run", "--rm", "--network", "none", "-e", "HOME=/tmp"),
+            *("-u", f"{os.getuid()}:{os.getgid()}", "-v", f"{folder}:/out"),
+            *("--entrypoint", "python3", CPU_IMAGE),
+            *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model", *options),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return folder / "model"

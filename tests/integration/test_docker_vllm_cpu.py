@@ -12,11 +12,10 @@ skip, saying how to build it.
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from conftest import CPU_IMAGE, llem, study_dirs, write_study
+from conftest import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -41,22 +40,8 @@ def vllm_cpu_image(client) -> str:
     return VLLM_CPU_IMAGE
 
 
-def _tiny_model(folder) -> None:
-    subprocess.run(
-        [
-            *("docker", "run", "--rm", "--network", "none", "-e", "HOME=/tmp"),
-            *("-u", f"{os.getuid()}:{os.getgid()}", "-v", f"{folder}:/out"),
-            *("--entrypoint", "python3", CPU_IMAGE),
-            *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model"),
-            *("--hidden", "128", "--heads", "2", "--context", str(CONTEXT)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 def test_mixed_pytorch_and_vllm_study_on_cpu(tmp_path, vllm_cpu_image):
-    _tiny_model(tmp_path)
+    make_tiny_model(tmp_path, "--hidden", "128", "--heads", "2", "--context", str(CONTEXT))
     study = write_study(
         tmp_path,
         ["model"],
@@ -120,3 +105,13 @@ def _assert_per_request_latency(result: ExperimentResult) -> None:
     # a request's latency covers its first token and its (tokens - 1) gaps
     gaps_ms = latency.itl_ms.mean * (MAX_NEW_TOKENS - 1)
     assert latency.request_ms.mean == pytest.approx(latency.ttft_ms.mean + gaps_ms, rel=1e-6)
+
+
+def test_the_vllm_command_starts_in_the_image(client, vllm_cpu_image):
+    """`vllm serve` and `vllm bench` (serving mode and the benchmark need them) start."""
+    for command in (["--version"], ["serve", "--help"], ["bench", "throughput", "--help"]):
+        output = client.containers.run(
+            vllm_cpu_image, command, entrypoint="vllm", network_mode="none", remove=True
+        )
+        if command == ["--version"]:
+            assert output.decode().strip().splitlines()[-1] == "0.32.0+cpu"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import CPU_IMAGE, llem, study_dirs, write_study
+from conftest import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -18,27 +17,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def test_three_run_study_end_to_end(tmp_path, client):
     if not client.images.list(name="llenergymeasure/cpu"):
         pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-e",
-            "HOME=/tmp",
-            "-v",
-            f"{tmp_path}:/out",
-            "--entrypoint",
-            "python3",
-            CPU_IMAGE,
-            "-m",
-            "llenergymeasure.runner_entry.tiny_model",
-            "/out/model",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    make_tiny_model(tmp_path)
     study = write_study(
         tmp_path,
         ["model"],

@@ -116,8 +116,7 @@ class ExecutionConfig(BaseModel):
     ulimits: dict[str, int] = Field(
         default_factory=dict,
         description="Resource limits of each experiment container, name -> value (soft = hard; "
-        "-1 = unlimited), over the defaults (nofile 65536, core 0; GPU runs: memlock -1, "
-        "stack 64 MiB).",
+        "-1 = unlimited), over the defaults (core 0; GPU runs: memlock -1, stack 64 MiB).",
     )
 
     @field_validator("container_user")

@@ -24,6 +24,7 @@ import docker.errors
 from docker.types import DeviceRequest, Ulimit
 
 from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, CONTAINER_WORKDIR, PROGRESS_FILE
+from llenergymeasure.orchestrator.pids import PidsWatch
 from llenergymeasure.orchestrator.stop import StopState
 
 GRACE_S = 2.0
@@ -100,6 +101,7 @@ class ContainerExit:
     started_at: float
     finished_at: float
     engine_error: str | None = None  # the engine failed us (create/start refused, daemon gone)
+    forks_refused: int | None = None  # at the pids limit; None: the cgroup was not readable
 
 
 OnProgress = Callable[[], None]
@@ -160,6 +162,7 @@ def _watch(
 
     threading.Thread(target=_wait, daemon=True).start()
     progress = spec.workdir / PROGRESS_FILE
+    pids = PidsWatch(container.id)
     last_size = -1
     last_progress = started
     killed_for: str | None = None
@@ -169,6 +172,7 @@ def _watch(
         size = progress.stat().st_size if progress.exists() else 0
         if size != last_size:
             last_size, last_progress = size, now
+        pids.poll()
         if on_tick is not None:
             on_tick()
         if stop.immediate and killed_for != "interrupt!":
@@ -191,6 +195,7 @@ def _watch(
             killed_for = "stall"
             _kill(container, signal.SIGKILL)
     finished = time.time()
+    pids.poll()
     logs.join(timeout=5)
     if "error" in waited:
         return ContainerExit(
@@ -202,7 +207,15 @@ def _watch(
         oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
     except (docker.errors.DockerException, OSError):
         oom = False
-    return ContainerExit(container.id, exit_code, oom, _reason(killed_for), started, finished)
+    return ContainerExit(
+        container.id,
+        exit_code,
+        oom,
+        _reason(killed_for),
+        started,
+        finished,
+        forks_refused=pids.refused,
+    )
 
 
 def _reason(killed_for: str | None) -> str | None:

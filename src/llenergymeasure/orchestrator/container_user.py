@@ -16,9 +16,12 @@ from pathlib import Path
 
 from llenergymeasure.errors import UserError
 
-# What NVIDIA recommends for its CUDA containers (pinned memory, deep native stacks).
+# What NVIDIA recommends for its CUDA containers (pinned memory for NCCL, deep native stacks).
 GPU_ULIMITS = {"memlock": -1, "stack": 64 * 2**20}
-BASE_ULIMITS = {"nofile": 65536, "core": 0}  # engines open many files; no core dumps of GBs
+# No core dumps: a crashed engine would write gigabytes. Open files keep the engine's own limit
+# (1048576 under Docker's systemd unit): raising a hard limit above it fails where the engine
+# lacks CAP_SYS_RESOURCE.
+BASE_ULIMITS = {"core": 0}
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,11 @@ def classify(
     killed_for: str | None,
     timeout_s: float | None = None,
     stall_timeout_s: float | None = None,
+    process_limit: str | None = None,
 ) -> Classified:
-    """Order matters: what the host did (interrupt, kill) explains an exit before its code."""
+    """`process_limit`: why the container ran into its pids limit (`pids.limit_reason`), if it
+    did; a crash it explains is classified as that."""
+    # Order matters: what the host did (interrupt, kill) explains an exit before its code.
     if killed_for == "interrupt":
         return Classified("interrupted", "interrupted", "Interrupted", "stopped by Ctrl+C/SIGTERM")
     if killed_for == "timeout":
@@ -58,6 +61,9 @@ def classify(
         except (ValidationError, ValueError) as invalid:
             return Classified("failed", "failed", "InvalidErrorFile", _short(invalid))
     if exit_code != 0:
+        if process_limit is not None:
+            message = f"exited with code {exit_code}: {process_limit}"
+            return Classified("failed", "crashed", "ProcessLimit", message)
         return Classified("failed", "crashed", "Crash", f"exited with code {exit_code}")
     result_path = workdir / RESULT_FILE
     if not result_path.exists():

@@ -55,6 +55,7 @@ from llenergymeasure.orchestrator.image_lock import (
 from llenergymeasure.orchestrator.locks import GpuLocks
 from llenergymeasure.orchestrator.orphans import remove_orphans
 from llenergymeasure.orchestrator.outcome import classify
+from llenergymeasure.orchestrator.pids import limit_reason
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState, handle_signals
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.expand import Plan, expand
@@ -428,6 +429,7 @@ def _execute(
         if not engine_answers():
             _engine_gone(run, manifest, exit_.engine_error, common, say)
         return _engine_refused(run, manifest, exit_.engine_error, common, say)
+    log_tail = tail_lines(workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
     verdict = classify(
         workdir,
         exit_.exit_code,
@@ -435,6 +437,7 @@ def _execute(
         exit_.killed_for,
         timeout_s,
         execution.stall_timeout_s,
+        limit_reason(spec.pids_limit, exit_.forks_refused, log_tail),
     )
     # A daemon shutting down closes its socket, then stops its containers: the run looks failed
     # (exit code, maybe an error.json) although only the engine went away. It must run again.
@@ -442,18 +445,13 @@ def _execute(
     if gone and not engine_answers():
         message = f"its container stopped with exit code {exit_.exit_code}"
         _engine_gone(run, manifest, message, common, say)
-    log_tail = (
-        tail_lines(workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
-        if verdict.status != "completed"
-        else None
-    )
     record = manifest.update_run(
         run.run_id,
         status=verdict.status,
         outcome=verdict.outcome,
         error_type=verdict.error_type,
         error=verdict.error,
-        log_tail=log_tail or None,
+        log_tail=(log_tail or None) if verdict.status != "completed" else None,
         result_path=(
             str((workdir / "result.json").relative_to(study_dir))
             if verdict.status == "completed"

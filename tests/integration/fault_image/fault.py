@@ -8,6 +8,8 @@ fault:hang          progress every 0.2 s forever (only the timeout stops it)
 fault:stall         no progress, sleeps forever (the stall timeout stops it)
 fault:stubborn      progress forever and ignores SIGTERM (only SIGKILL stops it)
 fault:oom           allocates memory until the kernel kills it
+fault:forkbomb      forks sleeping children until a fork is refused, keeps trying for 1 s, exit 4
+                    (exit 5 after 2000 children: no limit stopped it; the test fails, not the host)
 fault:corrupt-result  exit 0 with a result.json that is not valid
 fault:no-result     exit 0, no result.json
 """
@@ -38,6 +40,29 @@ def write_atomic(name, data):
 def on_term(signum, frame):
     write_atomic("error.json", json.dumps({"type": "Interrupted", "message": "SIGTERM"}))
     sys.exit(1)
+
+
+def fork_loop():
+    children = 0
+    while children < 2000:
+        try:
+            pid = os.fork()
+        except OSError as error:
+            print(f"fork refused after {children} children: {error}", flush=True)
+            deadline = time.time() + 1.0  # a runaway pool keeps trying
+            while time.time() < deadline:
+                try:
+                    if os.fork() == 0:
+                        os._exit(0)
+                except OSError:
+                    time.sleep(0.01)
+            return 4
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+        children += 1
+    print("2000 children and no fork refused: no process limit", flush=True)
+    return 5
 
 
 def main():
@@ -79,6 +104,8 @@ def main():
         hog = []
         while True:
             hog.append(bytearray(16 * 1024 * 1024))
+    if model == "fault:forkbomb":
+        return fork_loop()
     if model == "fault:corrupt-result":
         write_atomic("result.json", '{"schema_version": 1, "truncated": ')
         return 0
