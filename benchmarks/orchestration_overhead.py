@@ -26,6 +26,7 @@ from llenergymeasure.orchestrator.container import run_container
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import resolve_image
 from llenergymeasure.orchestrator.outcome import classify
+from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.orchestrator.stop import StopState
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
@@ -82,11 +83,10 @@ def llem_lifecycle(
         "bench",
         study_dir,
         offline=True,
-        gpu_ids=[0],
         user=ContainerUser.for_invoker(DEFAULT_CONTAINER_USER),
         limits=ContainerLimits(DEFAULT_PIDS_LIMIT),
     )
-    request, spec = run_spec.build(run, ctx, image, workdir)
+    request, spec = run_spec.build(run, ctx, image, workdir, Slot())
     spec.entrypoint, spec.command = ["true"], []
     atomic_write_json(workdir / CONFIG_FILE, request)
     manifest.update_run(run.run_id, status="running", attempts=1, image_id=image.id)

@@ -11,6 +11,7 @@ from llenergymeasure.contract.workdir import (
     TRACEBACK_CAP_BYTES,
     ErrorReport,
     ProgressEvent,
+    ProgressTail,
     append_jsonl,
     atomic_write_json,
     atomic_write_text,
@@ -57,6 +58,22 @@ def test_progress_lines_round_trip_and_partial_last_line_is_ignored(tmp_path: Pa
     assert [e.event for e in events] == ["started", "batch"]
     assert (events[1].i, events[1].n) == (1, 4)
     assert read_progress(tmp_path / "absent.jsonl") == []
+
+
+def test_progress_tail_reads_each_event_once_and_waits_for_a_whole_line(tmp_path: Path) -> None:
+    path = tmp_path / "progress.jsonl"
+    tail = ProgressTail(path)
+    assert tail.read_new() == []  # not written yet
+    append_jsonl(path, ProgressEvent(event="started"))
+    with open(path, "a") as handle:
+        handle.write('{"event": "batch", "i": 2')
+    assert [e.event for e in tail.read_new()] == ["started"]
+    with open(path, "a") as handle:
+        handle.write(', "n": 4}\n')
+    append_jsonl(path, ProgressEvent(event="finished"))
+    fresh = tail.read_new()
+    assert [(e.event, e.i) for e in fresh] == [("batch", 2), ("finished", None)]
+    assert tail.read_new() == [] and tail.offset == path.stat().st_size
 
 
 def test_error_report_keeps_the_end_of_a_long_traceback() -> None:

@@ -12,6 +12,7 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.study.hashing import config_hash
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import StudyRecord
@@ -35,10 +36,10 @@ def _run(**config: object) -> PlannedRun:
 
 def _build(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
     ctx = run_spec.StudyContext(
-        "s", "s", study_dir, offline=True, gpu_ids=[], user=USER, limits=ContainerLimits(None)
+        "s", "s", study_dir, offline=True, user=USER, limits=ContainerLimits(None)
     )
     image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
-    request, spec = run_spec.build(run, ctx, image, tmp_path / "work")
+    request, spec = run_spec.build(run, ctx, image, tmp_path / "work", Slot())
     return request.config.model_dump(), spec.mounts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -9,7 +10,9 @@ from rich.console import Console
 
 from llenergymeasure.cli.plan import plan_command, render_plan
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.study_run import RunOptions, run_study
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.preflight import Preflight, RunOptions, plan_study
+from llenergymeasure.orchestrator.study_run import execute
 
 STUDY_FILE = typer.Argument(..., help="The study file (YAML).")
 
@@ -50,7 +53,8 @@ def run(
 ) -> None:
     """Run a study: pre-flight (the plan, the images by ID and digest, the estimated time,
     confirmation above execution.max_runs_without_confirmation), then each experiment in a
-    fresh container. A study folder's own study.yaml puts its rerun beside that folder."""
+    fresh container, up to execution.max_parallel at once. A study folder's own study.yaml puts
+    its rerun beside that folder."""
     if not study_file.is_file():
         raise UserError(f"{study_file}: no such file", hint="give the path of a study YAML file")
     if as_json and not dry_run:
@@ -61,13 +65,31 @@ def run(
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
     console = Console(highlight=False, soft_wrap=True)
-    code = run_study(
-        study_file,
-        RunOptions(
-            resume=resume, retry_failed=retry_failed, yes=yes, locked=locked, mem_limit=memory
-        ),
-        show_plan=lambda plan, study: render_plan(plan, study, console),
-    )
+    options = RunOptions(resume=resume, retry_failed=retry_failed, locked=locked, mem_limit=memory)
+    planned = plan_study(study_file)
+    render_plan(planned.plan, planned.study, console)
+    display = Display(console)
+    pre = Preflight.check(planned, options, display)
+    try:
+        if pre.needs_confirmation and not yes:
+            _confirm(len(planned.plan.runs), planned.study.execution.max_runs_without_confirmation)
+    except BaseException:
+        pre.release()
+        raise
+    code = execute(pre, options, display)
     # SystemExit, not typer.Exit: the app runs with standalone_mode=False, where click would
     # return an Exit's code instead of exiting with it.
     raise SystemExit(code)
+
+
+def _confirm(runs: int, cap: int) -> None:
+    """Above the cap, a person says yes (or --yes does); without a terminal, an error."""
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"the study plans {runs} runs, above the {cap} that run without confirmation, and "
+            "there is no terminal to ask",
+            hint="pass --yes (or raise execution.max_runs_without_confirmation)",
+        )
+    answer = input(f"{runs} runs planned (cap {cap}). Run them? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("not confirmed; nothing was run")

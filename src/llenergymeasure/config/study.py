@@ -98,9 +98,27 @@ class ExecutionConfig(BaseModel):
     gpu_ids: list[int] = Field(
         default_factory=lambda: [0],
         min_length=1,
-        description="Host GPU indices the study may use; a run with gpu_count N takes the first N.",
+        description="Host GPU indices the study may use (the pool): a run with gpu_count N takes "
+        "N free ones, the lowest first, never shared with a run in flight.",
     )
 
+    max_parallel: int = Field(
+        1,
+        ge=1,
+        description="Experiments run at once, each in its own slot: disjoint GPUs from gpu_ids "
+        "(gpu_count of them), or for gpu_count 0 a disjoint set of host CPUs.",
+    )
+    cpu_ids: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="Host CPUs that runs with gpu_count 0 may use, split evenly between the "
+        "max_parallel slots; default: every CPU of the host (pinned only when max_parallel > 1).",
+    )
+    foreign_gpu_processes: Literal["error", "warn"] = Field(
+        "warn",
+        description="A process that is not this study's on a run's GPU when it starts: error "
+        "fails the run without starting it; warn runs it and records the processes.",
+    )
     container_user: str = Field(
         DEFAULT_CONTAINER_USER,
         pattern=r"^[0-9]+:[0-9]+$",
@@ -136,13 +154,15 @@ class ExecutionConfig(BaseModel):
             raise ValueError("a ulimit is -1 (unlimited) or a non-negative number")
         return value
 
-    @field_validator("gpu_ids")
+    @field_validator("gpu_ids", "cpu_ids")
     @classmethod
-    def _distinct_indices(cls, value: list[int]) -> list[int]:
+    def _distinct_indices(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
         if any(index < 0 for index in value):
-            raise ValueError("GPU indices are 0 or more")
+            raise ValueError("indices are 0 or more")
         if len(set(value)) != len(value):
-            raise ValueError("GPU indices must be distinct")
+            raise ValueError("indices must be distinct")
         return value
 
     def timeout_for(self, estimated_run_s: float) -> float:

@@ -280,7 +280,12 @@ WarningCode = Literal[
     "energy_unavailable",
     "warmup_not_converged",
     "baseline_disabled",
+    "concurrent_runs",
+    "gpu_identity",
+    "foreign_gpu_processes",
 ]
+HOST_WARNINGS: tuple[str, ...] = ("concurrent_runs", "foreign_gpu_processes")
+"""Warning codes the host adds after the run, from what only it saw."""
 
 
 class QualityWarning(Strict):
@@ -304,6 +309,41 @@ class ExperimentResult(Strict):
     telemetry: GpuTelemetry
     flops: Flops
     warnings: list[QualityWarning] = Field(default_factory=list)
+
+    def with_host_warning(self, code: str, message: str) -> ExperimentResult:
+        """This result with one more warning, added by the host (`HOST_WARNINGS`)."""
+        if code not in HOST_WARNINGS:
+            raise ValueError(f"{code!r} is not a warning the host adds")
+        warning = QualityWarning(code=code, message=message)  # type: ignore[arg-type]
+        return self.model_copy(update={"warnings": [*self.warnings, warning]})
+
+    def with_host_shared(self, concurrent_runs: list[str]) -> ExperimentResult:
+        """This result measured while other runs were in flight on the same host: host-wide
+        figures (RAPL CPU package and DRAM, which meter every process) are null with that
+        reason, never split by a guess, and the warning `concurrent_runs` names the runs.
+        Per-GPU figures are the run's own and stay."""
+        reason = f"host shared with {len(concurrent_runs)} concurrent run(s)"
+        energy = self.energy
+        gpu = energy.gpu_j is not None
+        shared = energy.model_copy(
+            update={
+                "cpu_source": "unavailable",
+                "cpu_package_j": None,
+                "cpu_package_j_reason": reason,
+                "dram_j": None,
+                "dram_j_reason": reason,
+                "baseline_cpu_w": None,
+                "baseline_cpu_w_reason": reason,
+                "total_j": energy.gpu_j if gpu else None,
+                "total_j_reason": None if gpu else f"GPU: {energy.gpu_j_reason}; CPU: {reason}",
+                "total_parts": ["gpu"] if gpu else [],
+            }
+        )
+        result = self.model_copy(update={"energy": Energy.model_validate(shared.model_dump())})
+        runs = ", ".join(concurrent_runs)
+        return result.with_host_warning(
+            "concurrent_runs", f"{reason} ({runs}); CPU and DRAM energy are not this run's alone"
+        )
 
     @model_validator(mode="after")
     def _known_version(self) -> ExperimentResult:

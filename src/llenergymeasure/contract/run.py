@@ -26,6 +26,15 @@ class RunContext(Strict):
     gpu_indices: list[int] = Field(
         default_factory=list, description="Host GPU indices given to the container."
     )
+    gpu_uuids: list[str] = Field(
+        default_factory=list,
+        description="Physical UUIDs of those GPUs, as the host's NVML named them (the container "
+        "is granted them by UUID); empty where the host could not read NVML.",
+    )
+    cpuset: str | None = Field(
+        None, description="Host CPUs the container was pinned to (Docker cpuset); null: all."
+    )
+    max_parallel: int = Field(1, ge=1, description="Runs the study executes at once.")
     offline: bool = False
 
 

@@ -110,17 +110,34 @@ def append_jsonl(path: Path, record: BaseModel) -> None:
 
 
 def read_progress(path: Path) -> list[ProgressEvent]:
-    """Parse `progress.jsonl`, ignoring a last line still being written."""
-    events: list[ProgressEvent] = []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return events
-    for line in text.splitlines():
-        if not line.strip():
-            continue
+    """Parse the whole of `progress.jsonl`, ignoring a last line still being written."""
+    return ProgressTail(path).read_new()
+
+
+class ProgressTail:
+    """Reads `progress.jsonl` from where the last read stopped: each event is parsed once, so
+    following a run costs what it appends, not what it has written so far. A last line still
+    being written waits for its newline."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+
+    def read_new(self) -> list[ProgressEvent]:
         try:
-            events.append(ProgressEvent.model_validate_json(line))
-        except ValueError:
-            continue
-    return events
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = data.rfind(b"\n") + 1
+        self.offset += complete
+        events: list[ProgressEvent] = []
+        for line in data[:complete].splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(ProgressEvent.model_validate_json(line))
+            except ValueError:
+                continue
+        return events

@@ -14,8 +14,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ class ContainerSpec:
     user: str  # uid:gid, never 0 (container_user)
     mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # host path -> bind spec
     environment: dict[str, str] = field(default_factory=dict)
-    gpu_indices: list[int] = field(default_factory=list)
+    gpu_devices: list[str] = field(default_factory=list)  # GPU UUIDs (or host indices)
+    cpuset: str | None = None  # host CPUs the container may use ("0,1"); None: all
     network_none: bool = False
     shm_size: str | None = None
     mem_limit: str | None = None
@@ -71,10 +72,12 @@ class ContainerSpec:
             "working_dir": CONTAINER_WORKDIR,
             "detach": True,
         }
-        if self.gpu_indices:
+        if self.gpu_devices:
             kwargs["device_requests"] = [
-                DeviceRequest(device_ids=[str(i) for i in self.gpu_indices], capabilities=[["gpu"]])
+                DeviceRequest(device_ids=list(self.gpu_devices), capabilities=[["gpu"]])
             ]
+        if self.cpuset is not None:
+            kwargs["cpuset_cpus"] = self.cpuset
         if self.network_none:
             kwargs["network_mode"] = "none"
         if self.pids_limit is not None:
@@ -92,19 +95,24 @@ class ContainerSpec:
         return kwargs
 
 
+class KillReason(str, Enum):
+    """Why the host killed a container."""
+
+    TIMEOUT = "timeout"
+    STALL = "stall"
+    INTERRUPT = "interrupt"
+
+
 @dataclass
 class ContainerExit:
     container_id: str | None
     exit_code: int | None
     oom_killed: bool
-    killed_for: str | None  # "timeout", "stall", "interrupt" or None
+    killed_for: KillReason | None
     started_at: float
     finished_at: float
     engine_error: str | None = None  # the engine failed us (create/start refused, daemon gone)
     forks_refused: int | None = None  # at the pids limit; None: the cgroup was not readable
-
-
-OnProgress = Callable[[], None]
 
 
 def run_container(
@@ -113,16 +121,15 @@ def run_container(
     timeout_s: float | None,
     stall_timeout_s: float | None,
     stop: StopState,
-    on_tick: OnProgress | None = None,
-    on_created: Callable[[str], None] | None = None,
 ) -> ContainerExit:
+    """Create, start and watch one container until it ends (or is killed), then remove it.
+    Blocks; `stop` (its first request SIGTERMs, its second SIGKILLs) may be set from another
+    thread."""
     started = time.time()
     container = None
     try:
         try:
             container = client.containers.create(spec.image_id, **spec.create_kwargs())
-            if on_created is not None:
-                on_created(container.id)
             container.start()
         except (docker.errors.DockerException, OSError) as error:
             return ContainerExit(
@@ -134,7 +141,7 @@ def run_container(
                 time.time(),
                 engine_error=_one_line(error),
             )
-        return _watch(container, spec, timeout_s, stall_timeout_s, stop, on_tick, started)
+        return _watch(container, spec, timeout_s, stall_timeout_s, stop, started)
     finally:
         _remove(client, container, spec.name)
 
@@ -145,7 +152,6 @@ def _watch(
     timeout_s: float | None,
     stall_timeout_s: float | None,
     stop: StopState,
-    on_tick: OnProgress | None,
     started: float,
 ) -> ContainerExit:
     logs = threading.Thread(target=_stream_logs, args=(container, spec.workdir), daemon=True)
@@ -165,41 +171,36 @@ def _watch(
     pids = PidsWatch(container.id)
     last_size = -1
     last_progress = started
-    killed_for: str | None = None
-    sigterm_at: float | None = None
+    killed_for: KillReason | None = None
+    sigterm_at: float | None = None  # an interrupt's SIGTERM, whose grace ends in a SIGKILL
+    sigkilled = False
     while not done.wait(POLL_S):
         now = time.time()
         size = progress.stat().st_size if progress.exists() else 0
         if size != last_size:
             last_size, last_progress = size, now
         pids.poll()
-        if on_tick is not None:
-            on_tick()
-        if stop.immediate and killed_for != "interrupt!":
-            killed_for = "interrupt!"
+        if stop.immediate and not sigkilled:
+            killed_for, sigkilled = killed_for or KillReason.INTERRUPT, True
             _kill(container, signal.SIGKILL)
-        elif stop.requested and sigterm_at is None and killed_for is None:
-            killed_for, sigterm_at = "interrupt", now
+        elif stop.requested and killed_for is None:
+            killed_for, sigterm_at = KillReason.INTERRUPT, now
             _kill(container, signal.SIGTERM)
-        elif sigterm_at is not None and now - sigterm_at > GRACE_S and killed_for == "interrupt":
-            killed_for = "interrupt!"
+        elif sigterm_at is not None and not sigkilled and now - sigterm_at > GRACE_S:
+            sigkilled = True
             _kill(container, signal.SIGKILL)
-        elif killed_for is None and timeout_s is not None and now - started > timeout_s:
-            killed_for = "timeout"
+        elif killed_for is None and _past(now - started, timeout_s):
+            killed_for, sigkilled = KillReason.TIMEOUT, True
             _kill(container, signal.SIGKILL)
-        elif (
-            killed_for is None
-            and stall_timeout_s is not None
-            and now - last_progress > (stall_timeout_s)
-        ):
-            killed_for = "stall"
+        elif killed_for is None and _past(now - last_progress, stall_timeout_s):
+            killed_for, sigkilled = KillReason.STALL, True
             _kill(container, signal.SIGKILL)
     finished = time.time()
     pids.poll()
     logs.join(timeout=5)
     if "error" in waited:
         return ContainerExit(
-            container.id, None, False, _reason(killed_for), started, finished, waited["error"]
+            container.id, None, False, killed_for, started, finished, waited["error"]
         )
     exit_code = int(waited["status"].get("StatusCode", -1))
     try:
@@ -211,15 +212,15 @@ def _watch(
         container.id,
         exit_code,
         oom,
-        _reason(killed_for),
+        killed_for,
         started,
         finished,
         forks_refused=pids.refused,
     )
 
 
-def _reason(killed_for: str | None) -> str | None:
-    return "interrupt" if killed_for in ("interrupt", "interrupt!") else killed_for
+def _past(elapsed: float, limit: float | None) -> bool:
+    return limit is not None and elapsed > limit
 
 
 def _kill(container: Any, sig: signal.Signals) -> None:

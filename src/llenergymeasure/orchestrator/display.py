@@ -1,22 +1,35 @@
 """What `llem run` shows while a study runs: a rich live view on a TTY, plain lines otherwise.
 
-Live view: an overall bar with ETA, the current run (backend, model, swept values, phase,
-batch i/N, elapsed) and one line per finished run (J/token and tok/s, or the failure reason).
+Live view: an overall bar with ETA, one line per run in flight (backend, model, swept values,
+phase, batch i/N, elapsed), the gap's countdown, and one line per finished run (J/token and
+tok/s, or the failure reason). Progress is read incrementally (`ProgressTail`) and the view
+refreshes at most `REFRESH_HZ` times a second, whatever the caller's pace: following a run costs
+what it appends, not what it has written so far.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.contract.workdir import PROGRESS_FILE, read_progress
+from llenergymeasure.contract.workdir import PROGRESS_FILE, ProgressTail
 from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.models import PlannedRun
+
+REFRESH_HZ = 4.0
 
 
 def result_summary(result: ExperimentResult) -> str:
@@ -29,19 +42,27 @@ def result_summary(result: ExperimentResult) -> str:
     return f"{jpt}, {result.throughput.output_tokens_per_s:.4g} output tok/s"
 
 
+@dataclass
+class _Watched:
+    """A run in flight as the view follows it."""
+
+    head: str
+    tail: ProgressTail
+    started: float
+    task: TaskID | None = None
+    phase: str = "starting"
+    batch: tuple[int, int] | None = field(default=None)
+
+
 class Display:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
         self.live = self.console.is_terminal
         self._progress: Progress | None = None
-        self._overall = None
-        self._current = None
-        self._run: PlannedRun | None = None
-        self._run_started = 0.0
-        self._workdir: Path | None = None
-        self._events_seen = 0
-        self._phase = "starting"
-        self._head = ""
+        self._overall: TaskID | None = None
+        self._gap_task: TaskID | None = None
+        self._runs: dict[str, _Watched] = {}
+        self._last_refresh = 0.0
         self._gap_reason = ""
 
     # study ------------------------------------------------------------------------------------
@@ -55,12 +76,12 @@ class Display:
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
+                refresh_per_second=REFRESH_HZ,
             )
             self._progress.start()
             self._overall = self._progress.add_task(
                 "study", total=total, completed=done, count=f"{done}/{total} runs"
             )
-            self._current = self._progress.add_task("", total=None, visible=False, count="")
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -72,80 +93,84 @@ class Display:
 
     # runs -------------------------------------------------------------------------------------
     def run_started(self, run: PlannedRun, position: int, total: int, workdir: Path) -> None:
-        self._run, self._workdir = run, workdir
-        self._run_started, self._events_seen, self._phase = time.time(), 0, "starting"
         swept = " ".join(f"{k}={v}" for k, v in run.swept.items())
-        self._head = f"{run.run_id} {run.config.backend} {run.config.model} {swept}".rstrip()
-        if self.live and self._progress is not None:
-            self._progress.update(
-                self._current,
-                description=escape(f"{self._head}: starting"),
-                total=None,
-                completed=0,
-                count="",
-                visible=True,
+        head = f"{run.run_id} {run.config.backend} {run.config.model} {swept}".rstrip()
+        watched = _Watched(head, ProgressTail(workdir / PROGRESS_FILE), time.time())
+        self._runs[run.run_id] = watched
+        self._hide_gap()
+        if self._progress is not None:
+            watched.task = self._progress.add_task(
+                escape(f"{head}: starting"), total=None, count=""
             )
         else:
-            self.console.print(escape(f"[{position}/{total}] {self._head} ... started"))
+            self.console.print(escape(f"[{position}/{total}] {head} ... started"))
 
-    def tick(self) -> None:
-        """Called while the container runs: pick up new progress events."""
-        if self._workdir is None:
+    def refresh(self, force: bool = False) -> None:
+        """Pick up new progress events of every run in flight; at most REFRESH_HZ a second."""
+        now = time.monotonic()
+        if not force and now - self._last_refresh < 1.0 / REFRESH_HZ:
             return
-        events = read_progress(self._workdir / PROGRESS_FILE)
-        fresh = events[self._events_seen :]
-        self._events_seen = len(events)
-        batch = None
+        self._last_refresh = now
+        for watched in self._runs.values():
+            self._follow(watched)
+
+    def _follow(self, watched: _Watched) -> None:
+        fresh = watched.tail.read_new()
         for event in fresh:
-            self._phase = event.event + (f" ({event.detail})" if event.detail else "")
+            watched.phase = event.event + (f" ({event.detail})" if event.detail else "")
             if event.event == "batch" and event.i and event.n:
-                batch = (event.i, event.n)
-            elif not self.live:
-                self.console.print(escape(f"    {event.event}"))
-        if self.live and self._progress is not None and self._run is not None:
-            elapsed = time.time() - self._run_started
-            fields: dict = {}
-            if batch is not None:
-                fields = {
-                    "completed": batch[0],
-                    "total": batch[1],
-                    "count": "batch {}/{}".format(*batch),
-                }
-            elif fresh:
-                fields = {"completed": 0, "total": None, "count": ""}
-            self._progress.update(
-                self._current,
-                description=escape(f"{self._head}: {self._phase}, {elapsed:.0f} s"),
-                **fields,
-            )
+                watched.batch = (event.i, event.n)
+            else:
+                watched.batch = None
+                if self._progress is None:
+                    self.console.print(escape(f"    {event.event}"))
+        if self._progress is None or watched.task is None:
+            return
+        fields: dict = {"completed": 0, "total": None, "count": ""}
+        if watched.batch is not None:
+            i, n = watched.batch
+            fields = {"completed": i, "total": n, "count": f"batch {i}/{n}"}
+        elapsed = time.time() - watched.started
+        self._progress.update(
+            watched.task,
+            description=escape(f"{watched.head}: {watched.phase}, {elapsed:.0f} s"),
+            **fields,
+        )
 
     def run_finished(self, record: RunRecord, summary: str) -> None:
+        watched = self._runs.pop(record.run_id, None)
         text = f"  {record.run_id}: {record.outcome} {summary}".rstrip()
-        if self._progress is not None:
+        if self._progress is not None and self._overall is not None:
             self._progress.advance(self._overall)
             task = self._progress.tasks[self._overall]
             self._progress.update(
                 self._overall, count=f"{int(task.completed)}/{int(task.total or 0)} runs"
             )
-            self._progress.update(self._current, visible=False)
+            if watched is not None and watched.task is not None:
+                self._progress.remove_task(watched.task)
         style = "green" if record.status == "completed" else "red"
         self.console.print(f"[{style}]{escape(text)}[/]")
-        self._workdir = None
 
+    # gaps -------------------------------------------------------------------------------------
     def gap(self, seconds: float, reason: str) -> None:
-        if self.live and self._progress is not None:
-            self._gap_reason = reason
-            self.gap_left(seconds)
-        else:
+        """A gap begins before the next run."""
+        if self._progress is None:
             self.console.print(escape(f"  waiting {seconds:.0f} s ({reason})"))
+            return
+        self._hide_gap()
+        self._gap_task = self._progress.add_task("", total=None, count="")
+        self._gap_reason = reason
+        self.gap_left(seconds)
 
     def gap_left(self, seconds: float) -> None:
         """The gap's countdown on the live view."""
-        if self.live and self._progress is not None:
+        if self._progress is not None and self._gap_task is not None:
             self._progress.update(
-                self._current,
+                self._gap_task,
                 description=escape(f"gap {self._gap_reason}: {seconds:.0f} s left (Enter skips)"),
-                total=None,
-                count="",
-                visible=True,
             )
+
+    def _hide_gap(self) -> None:
+        if self._progress is not None and self._gap_task is not None:
+            self._progress.remove_task(self._gap_task)
+        self._gap_task = None

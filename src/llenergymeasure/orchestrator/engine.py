@@ -16,6 +16,10 @@ from llenergymeasure.orchestrator.image_inventory import (
 from llenergymeasure.orchestrator.image_lock import LockedImage
 
 
+class ImageMissing(UserError):
+    """The engine has no image by that reference."""
+
+
 @dataclass(frozen=True)
 class ResolvedImage:
     ref: str
@@ -79,7 +83,7 @@ def resolve_image(client: docker.DockerClient, ref: str, backend: str) -> Resolv
             if project
             else f"pull it (`docker pull {ref}`)"
         ) + f", or name another image under `images: {{{backend}: ...}}` in the study"
-        raise UserError(
+        raise ImageMissing(
             f"image {ref!r} for backend {backend!r} is not present", hint=hint
         ) from None
     except docker.errors.DockerException as error:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import ERROR_FILE, RESULT_FILE, ErrorReport
+from llenergymeasure.orchestrator.container import KillReason
 from llenergymeasure.study.manifest_models import Outcome, RunStatus
 
 
@@ -25,7 +26,7 @@ def classify(
     workdir: Path,
     exit_code: int | None,
     oom_killed: bool,
-    killed_for: str | None,
+    killed_for: KillReason | None,
     timeout_s: float | None = None,
     stall_timeout_s: float | None = None,
     process_limit: str | None = None,
@@ -33,13 +34,13 @@ def classify(
     """`process_limit`: why the container ran into its pids limit (`pids.limit_reason`), if it
     did; a crash it explains is classified as that."""
     # Order matters: what the host did (interrupt, kill) explains an exit before its code.
-    if killed_for == "interrupt":
+    if killed_for is KillReason.INTERRUPT:
         return Classified("interrupted", "interrupted", "Interrupted", "stopped by Ctrl+C/SIGTERM")
-    if killed_for == "timeout":
+    if killed_for is KillReason.TIMEOUT:
         return Classified(
             "failed", "killed_timeout", "Timeout", f"killed after the {timeout_s:g} s timeout"
         )
-    if killed_for == "stall":
+    if killed_for is KillReason.STALL:
         return Classified(
             "failed",
             "killed_stall",

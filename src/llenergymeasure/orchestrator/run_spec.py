@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
@@ -41,6 +41,7 @@ from llenergymeasure.orchestrator.container import (
 )
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
 
@@ -69,15 +70,11 @@ class StudyContext:
     study_name: str
     study_file_dir: Path
     offline: bool
-    gpu_ids: list[int]
     user: ContainerUser
     limits: ContainerLimits
+    gpu_uuids: dict[int, str] = field(default_factory=dict)  # host index -> UUID, where known
+    max_parallel: int = 1
     mem_limit: str | None = None
-
-
-def gpus_for(run: PlannedRun, gpu_ids: list[int]) -> list[int]:
-    """A run with gpu_count N takes the first N of the study's GPUs."""
-    return list(gpu_ids[: run.config.gpu_count])
 
 
 @dataclass(frozen=True)
@@ -147,8 +144,10 @@ def engine_cache_dir() -> Path:
 
 
 def build(
-    run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path
+    run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path, slot: Slot
 ) -> tuple[RunRequest, ContainerSpec]:
+    """The run's config.json and container, in `slot` (its GPUs, granted by UUID where the
+    host's NVML named them, or its CPUs)."""
     config = run.config
     mounts: dict[str, dict[str, str]] = {}
     for item in local_inputs(config, ctx.study_file_dir):
@@ -174,7 +173,10 @@ def build(
     for name in ENV_ALLOWLIST["*"] + ENV_ALLOWLIST.get(config.backend, ()):
         if name in os.environ:
             environment[name] = os.environ[name]
-    gpus = gpus_for(run, ctx.gpu_ids)
+    gpus = list(slot.gpus)
+    uuids = [ctx.gpu_uuids[i] for i in gpus if i in ctx.gpu_uuids]
+    if len(uuids) != len(gpus):
+        uuids = []
     request = RunRequest(
         config=config,
         context=RunContext(
@@ -188,6 +190,9 @@ def build(
             image_id=image.id,
             image_digest=image.digest,
             gpu_indices=gpus,
+            gpu_uuids=uuids,
+            cpuset=slot.cpuset,
+            max_parallel=ctx.max_parallel,
             offline=ctx.offline,
         ),
     )
@@ -204,7 +209,8 @@ def build(
         user=ctx.user.spec,
         mounts=mounts,
         environment=environment,
-        gpu_indices=gpus,
+        gpu_devices=uuids or [str(i) for i in gpus],
+        cpuset=slot.cpuset,
         network_none=ctx.offline,
         shm_size=shm_size_for(config),
         mem_limit=ctx.mem_limit,

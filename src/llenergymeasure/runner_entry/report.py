@@ -189,6 +189,15 @@ def warnings(
             "other_gpu_processes",
             f"{max(crowded) - 1} other compute process(es) shared a GPU during the window",
         )
+    granted = rec.request.context.gpu_uuids
+    if ins.nvml is not None and granted:
+        metered = [g.uuid for g in ins.nvml.static_info()]
+        if sorted(metered) != sorted(granted):
+            warn(
+                "gpu_identity",
+                f"NVML in the container metered GPU(s) {metered}, but the host granted "
+                f"{granted}: the energy may not be this run's GPUs'",
+            )
     if ins.nvml is not None:
         off = [g.index for g in ins.nvml.static_info() if g.persistence_mode is False]
         if off:

@@ -45,6 +45,18 @@ class RunRecord(BaseModel):
     error: str | None = None
     log_tail: str | None = Field(None, description="Last lines of container.log on a crash.")
     result_path: str | None = Field(None, description="result.json, relative to the study dir.")
+    gpu_indices: list[int] = Field(default_factory=list, description="The slot's host GPUs.")
+    gpu_uuids: list[str] = Field(
+        default_factory=list, description="Their physical UUIDs, where the host's NVML named them."
+    )
+    cpuset: str | None = Field(None, description="Host CPUs the container was pinned to.")
+    concurrent_runs: list[str] = Field(
+        default_factory=list, description="Runs whose containers overlapped this one's in time."
+    )
+    foreign_gpu_processes: list[int] = Field(
+        default_factory=list,
+        description="Host PIDs of processes not of this study on the slot's GPUs at its start.",
+    )
 
 
 class StudyRecord(BaseModel):

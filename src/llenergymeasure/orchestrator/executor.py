@@ -1,0 +1,105 @@
+"""Where a planned run executes: the executor interface, and the local Docker executor.
+
+The study runner owns the manifest, the schedule and the display; an executor only runs what it
+is given in the slot it is given and hands back how each run ended. The contract between them is
+the work folder (config.json in, progress/result/error out) and the container's exit, so another
+executor (Slurm, Kubernetes) runs the same lifecycle elsewhere.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec, run_container
+from llenergymeasure.orchestrator.slots import Slot
+from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.study.models import PlannedRun
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One planned run, ready to execute: its slot, work folder and container."""
+
+    run: PlannedRun
+    slot: Slot
+    workdir: Path
+    spec: ContainerSpec
+    timeout_s: float
+    stall_timeout_s: float
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job: RunJob
+    exit: ContainerExit
+
+
+class Executor(ABC):
+    """Runs jobs in their slots; `wait` hands back the ones that ended."""
+
+    @abstractmethod
+    def start(self, job: RunJob) -> None:
+        """Begin `job`; returns at once."""
+
+    @abstractmethod
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        """The jobs that ended since the last call, waiting up to `timeout_s` for one."""
+
+    @abstractmethod
+    def cancel(self, run_id: str) -> None:
+        """Stop a job: the first call asks its container to stop (SIGTERM, then SIGKILL after
+        a grace), a second kills it at once."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> list[str]:
+        """Run ids started and not yet handed back."""
+
+
+class LocalDockerExecutor(Executor):
+    """Each job's container lifecycle (`container.run_container`) in a thread of its own, on
+    this host's engine; the lifecycle enforces the job's timeout, stall limit and stop."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self._done: queue.Queue[JobDone] = queue.Queue()
+        self._stops: dict[str, StopState] = {}
+
+    def start(self, job: RunJob) -> None:
+        stop = StopState()
+        self._stops[job.run.run_id] = stop
+        thread = threading.Thread(
+            target=self._lifecycle, args=(job, stop), name=f"run-{job.run.run_id}", daemon=True
+        )
+        thread.start()
+
+    def _lifecycle(self, job: RunJob, stop: StopState) -> None:
+        exit_ = run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
+        self._done.put(JobDone(job, exit_))
+
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        finished: list[JobDone] = []
+        try:
+            finished.append(self._done.get(timeout=timeout_s))
+            while True:
+                finished.append(self._done.get_nowait())
+        except queue.Empty:
+            pass
+        for done in finished:
+            self._stops.pop(done.job.run.run_id, None)
+        return finished
+
+    def cancel(self, run_id: str) -> None:
+        stop = self._stops.get(run_id)
+        if stop is not None:
+            stop.request()
+
+    @property
+    def in_flight(self) -> list[str]:
+        return list(self._stops)

@@ -1,0 +1,202 @@
+"""Pre-flight of `llem run`: everything checked and resolved once, before anything is written.
+
+Order: the study planned (`plan_study`; the CLI shows it); local inputs present and readable by
+the containers' user; with --locked, the lock file read; the slot pools (every run fits); GPU
+locks (before the engine and runtime checks, so a busy GPU is named even where the NVIDIA
+runtime is missing); engine reachable; every image resolved to its ID and digest; with
+--locked, each compared with the lock; the NVIDIA runtime when GPUs are requested; each pool
+GPU's physical UUID. The confirmation above the cap is the CLI's (`Preflight.needs_confirmation`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from llenergymeasure.config.loader import load_study
+from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.engine import (
+    ImageMissing,
+    ResolvedImage,
+    connect,
+    require_nvidia_runtime,
+    resolve_image,
+)
+from llenergymeasure.orchestrator.host_gpus import gpu_uuids
+from llenergymeasure.orchestrator.image_lock import (
+    StudyLock,
+    load_lock,
+    lock_path_for,
+    require_locked,
+)
+from llenergymeasure.orchestrator.locks import GpuLocks
+from llenergymeasure.orchestrator.slots import cpu_groups_for
+from llenergymeasure.study.expand import Plan, expand
+from llenergymeasure.study.hashing import design_hash
+
+
+@dataclass
+class RunOptions:
+    resume: bool = False
+    retry_failed: bool = False
+    locked: bool = False
+    mem_limit: str | None = None
+    gpu_lock_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class PlannedStudy:
+    """A study file read and expanded, with the folder its relative paths resolve from."""
+
+    path: Path
+    study: StudyConfig
+    plan: Plan
+    source_dir: Path
+
+
+def plan_study(study_path: Path) -> PlannedStudy:
+    study = load_study(study_path)
+    source_dir = layout.source_dir_for(study_path)
+    plan = expand(study, source_dir)
+    if not plan.runs:
+        raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
+    return PlannedStudy(study_path, study, plan, source_dir)
+
+
+@dataclass
+class Preflight:
+    """What a study runs with, resolved once: its plan, images, slot pools and container
+    settings, the engine client, and the GPU locks it holds until `release`."""
+
+    planned: PlannedStudy
+    design_hash: str
+    client: docker.DockerClient
+    locks: GpuLocks
+    images: dict[str, ResolvedImage]
+    user: ContainerUser
+    limits: ContainerLimits
+    cpu_groups: list[tuple[int, ...]] | None
+    gpu_uuids: dict[int, str] = field(default_factory=dict)
+    gpu_uuids_reason: str | None = None
+
+    @property
+    def study(self) -> StudyConfig:
+        return self.planned.study
+
+    @property
+    def plan(self) -> Plan:
+        return self.planned.plan
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return len(self.plan.runs) > self.study.execution.max_runs_without_confirmation
+
+    def release(self) -> None:
+        self.locks.release()
+
+    @classmethod
+    def check(cls, planned: PlannedStudy, options: RunOptions, say: Display) -> Preflight:
+        study, plan = planned.study, planned.plan
+        execution = study.execution
+        user = ContainerUser.for_invoker(execution.container_user)
+        run_spec.check_local_inputs(plan.runs, planned.source_dir, user)
+        lock_file = lock_path_for(planned.path) if options.locked else None
+        lock = load_lock(lock_file) if lock_file is not None else None
+        gpu_ids = execution.gpu_ids
+        for run in plan.runs:
+            if run.config.gpu_count > len(gpu_ids):
+                raise UserError(
+                    f"run {run.run_id} needs {run.config.gpu_count} GPUs but execution.gpu_ids "
+                    f"lists {len(gpu_ids)}",
+                    hint="list more GPU indices under execution.gpu_ids",
+                )
+        cpu_runs = any(run.config.gpu_count == 0 for run in plan.runs)
+        host_cpus = sorted(os.sched_getaffinity(0))
+        cpu_groups = cpu_groups_for(execution.cpu_ids, host_cpus, execution.max_parallel, cpu_runs)
+        # One run at a time takes the first GPUs of the pool; several may use all of it.
+        widest = max(run.config.gpu_count for run in plan.runs)
+        needed = gpu_ids[:widest] if execution.max_parallel == 1 else list(gpu_ids)
+        needed = needed if widest > 0 else []
+        locks = GpuLocks(needed, study.name, options.gpu_lock_dir)
+        locks.acquire()
+        try:
+            client = connect()
+            images = {
+                backend: _resolve(client, study.image_for(backend), backend, lock, lock_file)
+                for backend in sorted({run.config.backend for run in plan.runs})
+            }
+            for backend, image in images.items():
+                say.note(f"image for {backend}: {image.ref} {image.id} " + _digest_text(image))
+            if lock_file is not None:
+                require_locked(lock_file, {b: image.locked() for b, image in images.items()})
+                say.note(f"images match the lock {lock_file}")
+            uuids: dict[int, str] = {}
+            uuids_reason = None
+            if needed:
+                require_nvidia_runtime(client)
+                found = gpu_uuids(needed)
+                if isinstance(found, str):
+                    uuids_reason = found
+                    say.note(f"GPUs granted by index, not UUID: {found}")
+                else:
+                    uuids = found
+        except BaseException:
+            locks.release()
+            raise
+        return cls(
+            planned=planned,
+            design_hash=design_hash(study),
+            client=client,
+            locks=locks,
+            images=images,
+            user=user,
+            limits=ContainerLimits(execution.pids_limit, execution.ulimits),
+            cpu_groups=cpu_groups,
+            gpu_uuids=uuids,
+            gpu_uuids_reason=uuids_reason,
+        )
+
+
+def _digest_text(image: ResolvedImage) -> str:
+    return f"digest {image.digest}" if image.digest else "(no repo digest: a local build)"
+
+
+def _resolve(
+    client: docker.DockerClient,
+    ref: str,
+    backend: str,
+    lock: StudyLock | None,
+    lock_file: Path | None,
+) -> ResolvedImage:
+    """The image by ID; under --locked a missing one is named with the image the lock wants."""
+    try:
+        return resolve_image(client, ref, backend)
+    except ImageMissing:
+        wanted = lock.images.get(backend) if lock is not None else None
+        if wanted is None:
+            raise
+        present = True
+        try:
+            client.images.get(wanted.image_id)
+        except docker.errors.DockerException:
+            present = False
+        raise UserError(
+            f"--locked: image {ref!r} for backend {backend!r} is not present; the lock "
+            f"{lock_file} wants image {wanted.image_id}"
+            + (f" ({wanted.repo_digest})" if wanted.repo_digest else " (a local build)"),
+            hint=(
+                f"that image is still here under another name: `docker tag {wanted.image_id} "
+                f"{ref}` restores it"
+                if present
+                else f"load or pull that image and tag it {ref} "
+                f"(`docker load`, `docker pull {wanted.repo_digest or ref}`)"
+            ),
+        ) from None

@@ -1,0 +1,113 @@
+"""The study folder a run writes: created (or found again with --resume), its plan, its image
+lock, and its manifest opened with a record for every planned run.
+
+Every study folder gets `study.lock.yaml`, the images it runs on, in the format of
+`llem images lock`; beside the folder's copy `study.yaml` it is that copy's lock, so
+`llem run <study-folder>/study.yaml --locked` reruns a study on the same images or names the
+one that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from llenergymeasure import __version__
+from llenergymeasure.orchestrator import layout
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
+from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
+from llenergymeasure.study.manifest import Manifest, manifest_path
+from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
+from llenergymeasure.study.models import PlannedRun
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class StudyFolder:
+    """A study folder opened for a run: its manifest and its planned runs as it recorded them."""
+
+    manifest: Manifest
+    plan: list[PlannedRun]
+
+    @property
+    def path(self) -> Path:
+        return self.manifest.path.parent
+
+
+def open_study(pre: Preflight, options: RunOptions, say: Display) -> StudyFolder:
+    """A new study folder, or with --resume the newest one of the same design."""
+    study, study_path = pre.study, pre.planned.path
+    output_dir = layout.output_dir_for(study_path, study.output_dir)
+    study_dir = (
+        layout.find_resumable(output_dir, study.name, pre.design_hash) if options.resume else None
+    )
+    if options.resume and study_dir is None:
+        say.note("nothing to resume for this design: starting a new study folder")
+    if study_dir is None:
+        study_dir = layout.create_study_dir(
+            output_dir, study.name, pre.design_hash, study.source_path, study.base_path
+        )
+        layout.write_plan(study_dir, pre.plan.runs)
+        plan = pre.plan.runs
+    else:
+        plan = layout.load_plan(study_dir)
+    _lock_study_images(study_dir, pre, say)
+    if manifest_path(study_dir).exists():
+        manifest = Manifest.open(study_dir)
+    else:
+        record = StudyRecord(
+            study_id=study_dir.name,
+            study_name=study.name,
+            design_hash=pre.design_hash,
+            created_at=now_iso(),
+            llem_version=__version__,
+            source_dir=str(pre.planned.source_dir),
+        )
+        manifest = Manifest.create(study_dir, record)
+    missing = [_pending(run) for run in plan if run.run_id not in manifest.record.runs]
+    if missing:  # a kill while the journal was being started
+        manifest.add_runs(missing)
+    if manifest.record.status != "running":
+        manifest.set_status("running")
+    return StudyFolder(manifest, plan)
+
+
+def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
+    """Write the study's `study.lock.yaml` (also when a resumed folder lacks one); on resume,
+    warn when the images now differ from it: the manifest records each run's own image."""
+    current = {backend: image.locked() for backend, image in pre.images.items()}
+    lock_file = study_dir / layout.STUDY_LOCK_FILE
+    if lock_file.is_file():
+        for line in differences(load_lock(lock_file).images, current):
+            say.note(f"warning: the images differ from {lock_file}: {line}")
+        return
+    lock = StudyLock(
+        study_name=pre.study.name, created_at=now_iso(), llem_version=__version__, images=current
+    )
+    write_lock(lock_file, lock, origin="`llem run` at the start of this study")
+
+
+def _pending(run: PlannedRun) -> RunRecord:
+    return RunRecord(
+        run_id=run.run_id,
+        run_index=run.run_index,
+        config_hash=run.config_hash,
+        cycle=run.cycle,
+        backend=run.config.backend,
+    )
+
+
+def runs_to_do(manifest: Manifest, plan: list[PlannedRun], retry_failed: bool) -> list[PlannedRun]:
+    """Completed runs never repeat; running/interrupted/pending run; failed only on request."""
+    todo = []
+    for run in plan:
+        status = manifest.record.runs[run.run_id].status
+        if status == "completed" or (status == "failed" and not retry_failed):
+            continue
+        todo.append(run)
+    return todo
