@@ -120,3 +120,25 @@ def test_a_study_folder_copy_resolves_paths_from_the_original_study_file(tmp_pat
     Manifest.create(study_dir, record).close()
     assert layout.source_dir_for(study_dir / layout.STUDY_FILE) == origin
     assert layout.source_dir_for(origin / "study.yaml") == origin
+
+
+def test_a_slots_gpus_are_granted_by_physical_uuid_and_its_cpus_pinned(tmp_path: Path) -> None:
+    run = _run(gpu_count=2, model="org/m")
+    image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
+    uuids = {3: "GPU-aaaa", 5: "GPU-bbbb"}
+    ctx = run_spec.StudyContext(
+        "s", "s", tmp_path, offline=True, user=USER, limits=ContainerLimits(None), gpu_uuids=uuids
+    )
+    request, spec = run_spec.build(run, ctx, image, tmp_path / "w", Slot(gpus=(5, 3)))
+    assert spec.gpu_devices == ["GPU-bbbb", "GPU-aaaa"]
+    assert request.context.gpu_indices == [5, 3]
+    assert request.context.gpu_uuids == ["GPU-bbbb", "GPU-aaaa"]
+    # where the host's NVML could not name them, by index (and the context says none)
+    ctx_unknown = run_spec.StudyContext(
+        "s", "s", tmp_path, offline=True, user=USER, limits=ContainerLimits(None)
+    )
+    request, spec = run_spec.build(run, ctx_unknown, image, tmp_path / "w", Slot(gpus=(5, 3)))
+    assert spec.gpu_devices == ["5", "3"] and request.context.gpu_uuids == []
+    cpu_run = _run(model="org/m")
+    request, spec = run_spec.build(cpu_run, ctx_unknown, image, tmp_path / "w", Slot(cpus=(2, 3)))
+    assert spec.create_kwargs()["cpuset_cpus"] == "2,3" == request.context.cpuset
