@@ -10,14 +10,17 @@ from llenergymeasure.backends.registry import BackendUnavailable, get_backend
 from llenergymeasure.backends.tensorrt_args import (
     QUANT_ALGOS,
     build_config,
-    check_supported,
     engine_cache_key,
     kv_cache_config,
     llm_kwargs,
     quant_config,
     sampling_kwargs,
 )
-from llenergymeasure.contract.config import ExperimentConfig, TensorRTQuantization
+from llenergymeasure.contract.config import (
+    CombinationError,
+    ExperimentConfig,
+    TensorRTQuantization,
+)
 
 
 def _config(**fields) -> ExperimentConfig:
@@ -71,10 +74,13 @@ def test_fp8_kv_cache() -> None:
     }
 
 
-def test_quantising_needs_the_tensorrt_flow() -> None:
-    with pytest.raises(ValueError, match="engine: tensorrt"):
-        check_supported(_config(tensorrt={"quantization": "fp8"}))
-    check_supported(_config(tensorrt={"engine": "tensorrt", "quantization": "fp8"}))
+def test_quantising_needs_the_tensorrt_flow_and_is_a_combination_rule() -> None:
+    with pytest.raises(ValueError, match="engine: tensorrt") as caught:
+        _config(tensorrt={"quantization": "fp8"})
+    cause = caught.value.errors()[0]["ctx"]["error"]
+    assert isinstance(cause, CombinationError)
+    assert cause.fields == ("tensorrt.engine", "tensorrt.quantization")
+    _config(tensorrt={"engine": "tensorrt", "quantization": "fp8"})
 
 
 def test_sampling_is_fixed_length_and_greedy_by_top_k() -> None:

@@ -61,9 +61,19 @@ BAD = [
     ("model: !custom gpt2\n", 1, ["unsupported YAML value"]),
     (
         "model: gpt2\nmax_new_tokens: 8\nexperiments:\n  - max_new_tokens: 4\n"
-        "sweep:\n  max_new_tokens: [1, 2]\n",
+        "    sweep:\n      max_new_tokens: [1, 2]\n",
         4,
-        ["experiments[0].max_new_tokens", "also swept"],
+        ["experiments[0].max_new_tokens", "also swept by experiments[0].sweep.max_new_tokens"],
+    ),
+    (
+        "model: gpt2\nwarmup:\n  min_batches: 9\n  max_batches: 2\n",
+        3,
+        ["warmup.min_batches", "must not exceed max_batches"],
+    ),
+    (
+        "model: gpt2\nprompts:\n  input_length: {distribution: uniform, min: 200, max: 100}\n",
+        3,
+        ["prompts.input_length.min", "must not exceed max"],
     ),
 ]
 

@@ -10,7 +10,7 @@ import pytest
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.errors import UserError
-from llenergymeasure.study import config_hash, cycle_order, design_hash, expand, gap_before
+from llenergymeasure.study import Plan, config_hash, cycle_order, design_hash, expand, gap_before
 
 
 def study(**fields: Any) -> StudyConfig:
@@ -79,23 +79,69 @@ def test_defaults_hold_one_section_per_backend_of_a_mixed_study() -> None:
     assert vllm.vllm.enforce_eager is True and vllm.pytorch is None
 
 
-def test_sweep_applies_to_each_experiment_entry() -> None:
+def test_sweep_and_experiments_mean_the_grid_then_each_entry_once() -> None:
+    # LLenergyMeasure's test_sweep_plus_explicit: 2 sweep configs + 1 explicit = 3, grid first
     plan = expand(
         study(
-            experiments=[{"model": "a"}, {"model": "b", "backend": "vllm"}],
-            sweep={"max_new_tokens": [8, 16], "pytorch.batch_size": [1, 2]},
+            defaults={"model": "gpt2", "backend": "pytorch"},
+            sweep={"precision": ["fp16", "bf16"]},
+            experiments=[{"model": "gpt2-xl", "backend": "pytorch"}],
         )
     )
-    # entry a (pytorch): 2 x 2; entry b (vllm): 2; the pytorch dimension skips vllm.
-    assert [(c.config.model, c.config.backend) for c in plan.configs] == [
-        ("a", "pytorch"),
-        ("a", "pytorch"),
-        ("a", "pytorch"),
-        ("a", "pytorch"),
-        ("b", "vllm"),
-        ("b", "vllm"),
+    got = [(c.config.model, c.config.precision.value, c.origin) for c in plan.configs]
+    assert got == [
+        ("gpt2", "fp16", "grid"),
+        ("gpt2", "bf16", "grid"),
+        ("gpt2-xl", "bf16", "experiments[0]"),
     ]
-    assert plan.configs[4].swept == {"model": "b", "backend": "vllm", "max_new_tokens": 8}
+    assert plan.configs[2].swept == {"model": "gpt2-xl", "backend": "pytorch"}
+
+
+def test_an_entry_sweeps_only_when_it_says_so() -> None:
+    plan = expand(
+        study(
+            experiments=[
+                {"model": "a", "sweep": {"max_new_tokens": [8, 16], "pytorch.batch_size": [1, 2]}},
+                {"model": "b", "backend": "vllm"},
+            ],
+        )
+    )
+    # no top-level sweep: no grid; entry a: 2 x 2; entry b: once
+    assert [(c.config.model, c.origin) for c in plan.configs] == [
+        ("a", "experiments[0]"),
+        ("a", "experiments[0]"),
+        ("a", "experiments[0]"),
+        ("a", "experiments[0]"),
+        ("b", "experiments[1]"),
+    ]
+    assert plan.configs[0].swept == {"model": "a", "max_new_tokens": 8, "pytorch.batch_size": 1}
+    with pytest.raises(UserError, match=r"experiments\[1\]\.sweep\.pytorch\.batch_size: scoped to"):
+        expand(
+            study(
+                experiments=[
+                    {"model": "a"},
+                    {"model": "b", "backend": "vllm", "sweep": {"pytorch.batch_size": [1, 2]}},
+                ]
+            )
+        )
+
+
+def test_multi_backend_scoped_sweep_gives_independent_grids() -> None:
+    # LLenergyMeasure's test_multi_backend_scoped_sweep: pytorch 2 x 2 + vllm 2 x 2 = 8
+    plan = expand(
+        study(
+            defaults={"model": "gpt2"},
+            sweep={
+                "backend": ["pytorch", "vllm"],
+                "precision": ["fp16", "bf16"],
+                "pytorch.batch_size": [1, 8],
+                "vllm.max_num_seqs": [64, 256],
+            },
+        )
+    )
+    assert Counter(c.config.backend for c in plan.configs) == {"pytorch": 4, "vllm": 4}
+    assert all(c.config.vllm is None for c in plan.configs if c.config.backend == "pytorch")
+    assert {c.config.vllm.max_num_seqs for c in plan.configs if c.config.vllm} == {64, 256}
 
 
 def test_nested_block_in_entry_overrides_only_its_keys() -> None:
@@ -133,17 +179,38 @@ def test_invalid_combination_is_skipped_with_its_reason() -> None:
 
 def test_every_combination_invalid_is_an_error() -> None:
     with pytest.raises(UserError, match="every combination of the study is invalid"):
+        expand(study(defaults={"model": "m", "backend": "vllm"}, sweep={"gpu_count": [2, 3]}))
+    # the same rule broken by the defaults alone is a mistake in the file, named at its key
+    with pytest.raises(UserError, match=r"gpu_count: vllm.tensor_parallel_size .* must equal"):
         expand(study(defaults={"model": "m", "backend": "vllm", "gpu_count": 2}))
 
 
-def test_entry_and_sweep_setting_the_same_key_is_an_error() -> None:
-    with pytest.raises(UserError, match="also swept"):
+def test_entry_and_its_own_sweep_setting_the_same_key_is_an_error() -> None:
+    with pytest.raises(
+        UserError, match=r"also swept by experiments\[0\]\.sweep\.decoding\.temperature"
+    ):
         expand(
             study(
-                experiments=[{"decoding": {"temperature": 0.5}}],
-                sweep={"decoding.temperature": [0.1, 0.2]},
+                experiments=[
+                    {
+                        "decoding": {"temperature": 0.5},
+                        "sweep": {"decoding.temperature": [0.1, 0.2]},
+                    }
+                ],
             )
         )
+
+
+def test_a_rule_broken_by_swept_values_is_skipped_but_by_written_ones_is_an_error() -> None:
+    swept = expand(study(sweep={"warmup.min_batches": [1, 50]}))
+    assert plan_counts(swept) == (1, 1)
+    assert "must not exceed max_batches" in swept.skipped[0].reason
+    with pytest.raises(UserError, match=r"warmup\.min_batches: min_batches \(50\) must not exceed"):
+        expand(study(defaults={"model": "m", "warmup": {"min_batches": 50}}))
+
+
+def plan_counts(plan: Plan) -> tuple[int, int]:
+    return plan.n_configs, len(plan.skipped)
 
 
 def test_section_for_unused_backend_is_an_error() -> None:

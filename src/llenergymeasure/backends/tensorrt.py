@@ -37,7 +37,6 @@ from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.tensorrt_args import (
     TENSORRT_IMAGE,
     build_config,
-    check_supported,
     engine_cache_key,
     kv_cache_config,
     llm_kwargs,
@@ -107,7 +106,6 @@ class TensorRTBackend(BackendAdapter):
         if config.tensorrt.engine == "pytorch":
             return "TensorRT-LLM's PyTorch flow runs the checkpoint; it compiles no engine"
         self._trt = import_tensorrt_llm()
-        check_supported(config)
         engine_dir = self._engine_dir(config)
         if (engine_dir / BUILD_RECORD).is_file():
             return f"engine reused from the cache ({engine_dir.name}), built by an earlier run"
@@ -147,7 +145,6 @@ class TensorRTBackend(BackendAdapter):
 
     def load(self, config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int) -> None:
         trt = import_tensorrt_llm()
-        check_supported(config)
         self._trt, self._config, self._offline = trt, config, offline
         from tensorrt_llm.llmapi import KvCacheConfig
 

@@ -40,18 +40,6 @@ def _section(config: ExperimentConfig) -> TensorRTConfig:
     return section
 
 
-def check_supported(config: ExperimentConfig) -> None:
-    """Combinations TensorRT-LLM cannot run as asked; ValueError naming the fix."""
-    section = _section(config)
-    if section.engine == "pytorch" and section.quantization is not None:
-        raise ValueError(
-            "tensorrt.quantization quantises while building a TensorRT engine; the PyTorch "
-            "flow (tensorrt.engine: pytorch) only loads checkpoints that are already quantised. "
-            "Set tensorrt.engine: tensorrt, or point model at a quantised checkpoint and leave "
-            "quantization null"
-        )
-
-
 def llm_kwargs(config: ExperimentConfig, model: str, *, offline: bool) -> dict[str, Any]:
     """Scalar arguments of `LLM(...)` common to both flows."""
     section = _section(config)

@@ -15,6 +15,7 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
+from llenergymeasure.study.expand import GRID
 
 DEFAULT_ROWS = 20
 # Columns beyond these are summarised, so a wide sweep still fits a terminal.
@@ -59,6 +60,7 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
             {
                 "config_index": planned.config_index,
                 "config_hash": planned.config_hash,
+                "origin": planned.origin,
                 "swept": planned.swept,
                 "config": planned.config.model_dump(mode="json"),
             }
@@ -96,6 +98,7 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
     if shown < len(plan.runs):
         console.print(f"  ... {len(plan.runs) - shown} more runs (--rows 0 lists all, --json)")
     _print_backend_counts(plan, console)
+    _print_origins(plan, console)
 
     execution = study.execution
     console.print(
@@ -133,6 +136,10 @@ def _runs_table(plan: Plan, rows: int) -> Table:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("config", no_wrap=True)
     table.add_column("cycle", justify="right", no_wrap=True)
+    origins = [planned.origin for planned in plan.configs]
+    mixed = any(origin != GRID for origin in origins)
+    if mixed:
+        table.add_column("from", no_wrap=True)
     table.add_column("backend", no_wrap=True)
     table.add_column("model", overflow="fold")
     for key in shown_keys:
@@ -145,6 +152,7 @@ def _runs_table(plan: Plan, rows: int) -> Table:
             str(run.run_index),
             run.config_hash[:8],
             str(run.cycle),
+            *([origins[run.config_index]] if mixed else []),
             run.config.backend,
             escape(run.config.model),
         ]
@@ -162,6 +170,18 @@ def _print_backend_counts(plan: Plan, console: Console) -> None:
     if len(counts) > 1:
         parts = ", ".join(f"{backend} {n}" for backend, n in sorted(counts.items()))
         console.print(f"  configurations per backend: {parts}")
+
+
+def _print_origins(plan: Plan, console: Console) -> None:
+    """Which configurations the sweep's grid made and which the experiments list gave."""
+    grid = sum(planned.origin == GRID for planned in plan.configs)
+    listed = plan.n_configs - grid
+    if listed:
+        entries = len({planned.origin for planned in plan.configs} - {GRID})
+        console.print(
+            f"  configurations from the sweep's grid: {grid}; from the experiments list: "
+            f"{listed} ({entries} entries; the top-level sweep does not apply to them)"
+        )
 
 
 def _print_estimate(estimate: WallTimeEstimate, console: Console) -> None:

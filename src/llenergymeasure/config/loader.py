@@ -64,9 +64,17 @@ def load_study(path: Path) -> StudyConfig:
         )
     if "sweep" in document:
         fields["sweep"] = _sweep(document["sweep"], source)
+    backends = _backend_list(document, source)
+    if backends is not None:
+        # `backend: [pytorch, vllm]` sweeps backends exactly as sweep.backend does, outermost.
+        fields["sweep"] = {"backend": backends, **fields.get("sweep", {})}
     if "experiments" in document:
         fields["experiments"] = _experiments(document["experiments"], source)
-    fields["defaults"] = {k: v for k, v in document.items() if k in EXPERIMENT_KEYS}
+    fields["defaults"] = {
+        k: v
+        for k, v in document.items()
+        if k in EXPERIMENT_KEYS and not (k == "backend" and backends is not None)
+    }
     fields["base_defaults"] = base_defaults
 
     study = _validated(StudyConfig, fields, "", source)
@@ -118,6 +126,23 @@ def _load_base(
     return base_path, document, base_map
 
 
+def _backend_list(document: dict[str, Any], source: SourceMap) -> list[Any] | None:
+    """A top-level `backend:` list (the backends the study sweeps), or None for one backend."""
+    value = document.get("backend")
+    if not isinstance(value, list):
+        return None
+    if not value:
+        raise UserError(f"{source.where('backend')}: backend: an empty list; name a backend")
+    sweep = document.get("sweep")
+    if isinstance(sweep, dict) and "backend" in sweep:
+        raise UserError(
+            f"{source.where('backend')}: backend: a list sweeps backends, and so does "
+            f"sweep.backend ({source.where('sweep.backend')})",
+            hint="keep one of the two",
+        )
+    return value
+
+
 def _images(value: Any, source: SourceMap) -> dict[str, str]:
     if not isinstance(value, dict):
         raise UserError(
@@ -132,20 +157,20 @@ def _images(value: Any, source: SourceMap) -> dict[str, str]:
     return value
 
 
-def _sweep(value: Any, source: SourceMap) -> dict[str, Any]:
+def _sweep(value: Any, source: SourceMap, at: str = "sweep") -> dict[str, Any]:
     if not isinstance(value, dict) or not value:
         raise UserError(
-            f"{source.where('sweep')}: sweep: must be a non-empty mapping of key -> list of values",
+            f"{source.where(at)}: {at}: must be a non-empty mapping of key -> list of values",
             hint="e.g. sweep: {max_new_tokens: [64, 256], pytorch.batch_size: [1, 8]}",
         )
-    _check_sweep_node(value, "", source)
+    _check_sweep_node(value, "", source, at)
     return value
 
 
-def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap) -> None:
+def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap, at: str) -> None:
     for key, value in node.items():
         dotted = f"{prefix}{key}"
-        path = join("sweep", dotted)
+        path = join(at, dotted)
         parts = dotted.split(".")
         if any(not part for part in parts):
             raise UserError(f"{source.where(path)}: {path}: empty part in a dotted key")
@@ -157,7 +182,7 @@ def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap) -> N
         if isinstance(value, dict):
             if not value:
                 raise UserError(f"{source.where(path)}: {path}: empty mapping; list values")
-            _check_sweep_node(value, f"{dotted}.", source)
+            _check_sweep_node(value, f"{dotted}.", source, at)
         elif isinstance(value, list) and not value:
             raise UserError(
                 f"{source.where(path)}: {path}: empty list; a swept key needs at least one value"
@@ -177,7 +202,9 @@ def _experiments(value: Any, source: SourceMap) -> list[dict[str, Any]]:
                 f"{source.where(path)}: {path}: each experiment is a mapping of keys "
                 f"(got {type(entry).__name__})"
             )
-        _check_keys(entry, path, EXPERIMENT_KEYS, source)
+        _check_keys(entry, path, (*EXPERIMENT_KEYS, "sweep"), source)
+        if "sweep" in entry:
+            _sweep(entry["sweep"], source, join(path, "sweep"))
     return value
 
 

@@ -19,6 +19,19 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+class CombinationError(ValueError):
+    """Values that are each valid but cannot go together (a cross-field rule).
+
+    `fields` are the dotted paths involved, relative to the model that raises it; the study
+    expansion reads them to tell a combination the sweep made (skipped, with this reason) from
+    one the file wrote outright (an error at its line).
+    """
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
 class Strict(BaseModel):
     """Base of every contract model: unknown keys are errors, values are checked on assignment."""
 
@@ -47,7 +60,9 @@ class UniformLength(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> UniformLength:
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+            raise CombinationError(
+                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
+            )
         return self
 
 
@@ -61,7 +76,9 @@ class NormalLength(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> NormalLength:
         if self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+            raise CombinationError(
+                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
+            )
         return self
 
 
@@ -125,9 +142,12 @@ class Decoding(Strict):
     @model_validator(mode="after")
     def _sampling_knobs_need_sampling(self) -> Decoding:
         if self.greedy and (self.top_p != 1.0 or self.top_k != 0):
-            raise ValueError(
+            raise CombinationError(
                 "top_p/top_k have no effect under greedy decoding (temperature 0); "
-                "set temperature > 0 or leave them at their defaults"
+                "set temperature > 0 or leave them at their defaults",
+                "temperature",
+                "top_p",
+                "top_k",
             )
         return self
 
@@ -144,8 +164,11 @@ class Warmup(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Warmup:
         if self.min_batches > self.max_batches:
-            raise ValueError(
-                f"min_batches ({self.min_batches}) must not exceed max_batches ({self.max_batches})"
+            raise CombinationError(
+                f"min_batches ({self.min_batches}) must not exceed max_batches "
+                f"({self.max_batches})",
+                "min_batches",
+                "max_batches",
             )
         return self
 
@@ -175,7 +198,11 @@ class PyTorchConfig(Strict):
     @model_validator(mode="after")
     def _one_quantisation(self) -> PyTorchConfig:
         if self.load_in_8bit and self.load_in_4bit:
-            raise ValueError("load_in_8bit and load_in_4bit are mutually exclusive")
+            raise CombinationError(
+                "load_in_8bit and load_in_4bit are mutually exclusive",
+                "load_in_8bit",
+                "load_in_4bit",
+            )
         return self
 
 
@@ -277,9 +304,11 @@ class ExperimentConfig(Strict):
     def _backend_section(self) -> ExperimentConfig:
         for name in BACKENDS:
             if name != self.backend and getattr(self, name) is not None:
-                raise ValueError(
+                raise CombinationError(
                     f"a '{name}:' section was given but backend is '{self.backend}'; "
-                    f"remove it or set backend: {name}"
+                    f"remove it or set backend: {name}",
+                    name,
+                    "backend",
                 )
         if getattr(self, self.backend) is None:
             # Fill in the defaults so the recorded config is the one that ran.
@@ -292,32 +321,56 @@ class ExperimentConfig(Strict):
             length = self.prompts.input_length
             longest = length.tokens if isinstance(length, FixedLength) else length.max
             if longest is not None and longest > self.max_input_tokens:
-                raise ValueError(
+                raise CombinationError(
                     f"synthetic prompts of up to {longest} tokens exceed "
-                    f"max_input_tokens ({self.max_input_tokens})"
+                    f"max_input_tokens ({self.max_input_tokens})",
+                    "prompts.input_length",
+                    "max_input_tokens",
                 )
         if self.backend == "vllm":
             assert self.vllm is not None
             # gpu_count 0 is vLLM's CPU build (one process: TP = PP = 1).
             if self.vllm.gpus_needed != max(self.gpu_count, 1):
-                raise ValueError(
+                raise CombinationError(
                     f"vllm.tensor_parallel_size x pipeline_parallel_size "
                     f"({self.vllm.gpus_needed}) must equal gpu_count ({self.gpu_count})"
-                    + (" (1 on CPU, gpu_count 0)" if self.gpu_count == 0 else "")
+                    + (" (1 on CPU, gpu_count 0)" if self.gpu_count == 0 else ""),
+                    "vllm.tensor_parallel_size",
+                    "vllm.pipeline_parallel_size",
+                    "gpu_count",
                 )
         if self.backend == "tensorrt":
             assert self.tensorrt is not None
             if self.tensorrt.gpus_needed != self.gpu_count:
-                raise ValueError(
+                raise CombinationError(
                     f"tensorrt.tp_size x pp_size ({self.tensorrt.gpus_needed}) must equal "
-                    f"gpu_count ({self.gpu_count})"
+                    f"gpu_count ({self.gpu_count})",
+                    "tensorrt.tp_size",
+                    "tensorrt.pp_size",
+                    "gpu_count",
+                )
+            if self.tensorrt.engine == "pytorch" and self.tensorrt.quantization is not None:
+                raise CombinationError(
+                    "tensorrt.quantization quantises while building a TensorRT engine; the "
+                    "PyTorch flow (tensorrt.engine: pytorch) only loads checkpoints that are "
+                    "already quantised: set tensorrt.engine: tensorrt, or point model at a "
+                    "quantised checkpoint and leave quantization null",
+                    "tensorrt.engine",
+                    "tensorrt.quantization",
                 )
         if self.backend == "tensorrt" and self.gpu_count == 0:
-            raise ValueError("backend 'tensorrt' needs gpu_count >= 1")
+            raise CombinationError(
+                "backend 'tensorrt' needs gpu_count >= 1", "backend", "gpu_count"
+            )
         if self.backend == "pytorch":
             assert self.pytorch is not None
             if (self.pytorch.load_in_8bit or self.pytorch.load_in_4bit) and self.gpu_count == 0:
-                raise ValueError("bitsandbytes quantisation (load_in_8bit/4bit) needs a GPU")
+                raise CombinationError(
+                    "bitsandbytes quantisation (load_in_8bit/4bit) needs a GPU",
+                    "pytorch.load_in_8bit",
+                    "pytorch.load_in_4bit",
+                    "gpu_count",
+                )
         return self
 
     @property

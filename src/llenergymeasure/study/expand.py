@@ -2,17 +2,20 @@
 
 How a study becomes configurations:
 1. defaults = the base file, with the study file's top-level experiment keys merged over it;
-2. each `experiments:` entry is deep-merged over the defaults (no list: one entry, `{}`);
-3. the `sweep:` applies to every entry: the Cartesian product of its dimensions, in file order,
-   the last one varying fastest. A dimension whose first part is a backend name
-   (`vllm.max_num_seqs`) only multiplies the configurations of that backend; `backend` itself
-   may be swept. A key an entry sets may not also be swept (the two would silently fight);
+2. the grid: the `sweep:` over the defaults, the Cartesian product of its dimensions in file
+   order, the last varying fastest (no sweep and no list: the defaults alone, once). A
+   dimension whose first part is a backend name (`vllm.max_num_seqs`) only multiplies the
+   configurations of that backend; `backend` itself may be swept (a top-level `backend:` list
+   is that dimension, put there by the loader);
+3. then each `experiments:` entry once, deep-merged over the defaults: the grid's sweep does
+   not apply to it (LLenergyMeasure's meaning). An entry may carry a `sweep:` of its own, which
+   multiplies that entry alone; a key the entry sets may not also be swept by it;
 4. each configuration keeps only its own backend's section, so defaults may hold one section
    per backend of a mixed study;
-5. each configuration is validated once. One that fails a cross-field check (e.g.
-   tensor_parallel_size != gpu_count), or does not fit a local model's context
-   (`model_fit`), is skipped with its reason; any other failure is a mistake in the document
-   and raises UserError with file:line. If all fail, UserError.
+5. each configuration is validated once. A cross-field rule it breaks (`CombinationError`) that
+   a swept value takes part in, or a misfit to a local model's context (`model_fit`), skips it
+   with its reason; a rule broken by values the file wrote outright, and any other failure, is
+   a mistake in the document: UserError with file:line. If all are skipped, UserError.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from llenergymeasure.config.merge import deep_merge, get_path, leaf_paths, set_path
+from llenergymeasure.config.merge import deep_merge, flatten_sweep, get_path, leaf_paths, set_path
 from llenergymeasure.config.messages import display, problem, walk_loc
 from llenergymeasure.config.source import SourceMap
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.config import (
     BACKENDS,
+    CombinationError,
     ExperimentConfig,
     FixedLength,
     SyntheticPrompts,
@@ -46,9 +51,7 @@ from llenergymeasure.study.order import cycle_order
 DEFAULT_BACKEND: str = ExperimentConfig.model_fields["backend"].default
 _DEFAULT_SOURCE: str = SyntheticPrompts.model_fields["source"].default
 _DEFAULT_LENGTH: str = FixedLength.model_fields["distribution"].default
-# Failures raised by a model's own cross-field validator: the combination, not the document,
-# is at fault.
-_COMBINATION_ERRORS = frozenset({"value_error", "assertion_error"})
+GRID = "grid"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PlannedConfig:
     config: ExperimentConfig
     config_hash: str
     swept: dict[str, Any]
+    origin: str = GRID  # "grid", or "experiments[i]": the part of the file it came from
 
 
 @dataclass(frozen=True)
@@ -83,22 +87,56 @@ class _Dimension:
     key: str
     path: tuple[str, ...]
     values: list[Any]
+    written_at: str  # "sweep" or "experiments[i].sweep"
+
+    @classmethod
+    def all_of(cls, sweep: dict[str, list[Any]], written_at: str) -> list[_Dimension]:
+        return [
+            cls(key, tuple(key.split(".")), values, written_at) for key, values in sweep.items()
+        ]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A part of the study that expands into configurations: the grid, or one entry."""
+
+    entry: int | None
+    data: dict[str, Any]  # defaults, with the entry merged over them
+    entry_data: dict[str, Any] | None  # the entry as written, less its own sweep
+    dimensions: list[_Dimension]
+
+    @property
+    def origin(self) -> str:
+        return GRID if self.entry is None else f"experiments[{self.entry}]"
 
 
 @dataclass(frozen=True)
 class _Combination:
-    entry: int | None
+    source: _Source
     choices: tuple[tuple[_Dimension, int], ...]
     data: dict[str, Any]
 
-    def swept(self, entry_data: dict[str, Any] | None) -> dict[str, Any]:
+    @property
+    def entry(self) -> int | None:
+        return self.source.entry
+
+    def swept(self) -> dict[str, Any]:
         shown: dict[str, Any] = {}
+        entry_data = self.source.entry_data
         if entry_data:
             for path in leaf_paths(entry_data):
                 shown[".".join(path)] = get_path(entry_data, path)
         for dimension, item in self.choices:
             shown[dimension.key] = dimension.values[item]
         return shown
+
+    def sweeps(self, path: tuple[str, ...]) -> bool:
+        """Whether a swept value of this combination is, holds or lies inside `path`."""
+        for dimension, _ in self.choices:
+            short = min(len(path), len(dimension.path))
+            if path[:short] == dimension.path[:short]:
+                return True
+        return False
 
 
 def expand(study: StudyConfig, inputs_dir: Path | None = None) -> Plan:
@@ -123,39 +161,38 @@ def expand(study: StudyConfig, inputs_dir: Path | None = None) -> Plan:
 
 def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     locator = _Locator(study)
-    dimensions = [_Dimension(k, tuple(k.split(".")), v) for k, v in study.sweep.items()]
-    _check_entries_against_sweep(study, dimensions, locator)
+    sources = _sources(study)
+    _check_entries_against_sweep(sources, locator)
 
     configs: list[PlannedConfig] = []
     skipped: list[SkippedCombination] = []
     backends_used: dict[int | None, set[str]] = {}
-    entries = study.experiments
-    for combination in _combinations(study, dimensions):
+    for combination in _combinations(sources):
         backend = combination.data.get("backend", DEFAULT_BACKEND)
         if isinstance(backend, str):
             backends_used.setdefault(combination.entry, set()).add(backend)
-        entry_data = entries[combination.entry] if combination.entry is not None else None
         try:
             config = ExperimentConfig.model_validate(combination.data)
         except ValidationError as error:
-            reason = _combination_reason(error)
+            reason = _combination_reason(error, combination)
             if reason is None:
                 raise locator.document_error(error, combination) from None
-            skipped.append(SkippedCombination(swept=combination.swept(entry_data), reason=reason))
+            skipped.append(SkippedCombination(swept=combination.swept(), reason=reason))
             continue
         reason = fit_problem(config, inputs_dir)
         if reason is not None:
-            skipped.append(SkippedCombination(swept=combination.swept(entry_data), reason=reason))
+            skipped.append(SkippedCombination(swept=combination.swept(), reason=reason))
             continue
         configs.append(
             PlannedConfig(
                 config_index=len(configs),
                 config=config,
                 config_hash=config_hash(config),
-                swept=combination.swept(entry_data),
+                swept=combination.swept(),
+                origin=combination.source.origin,
             )
         )
-    _check_sections_used(study, dimensions, backends_used, locator)
+    _check_sections_used(study, sources, backends_used, locator)
     if not configs:
         first = skipped[0]
         values = ", ".join(f"{k}={v!r}" for k, v in first.swept.items())
@@ -183,33 +220,47 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     return Plan(configs=configs, runs=runs, skipped=skipped)
 
 
-def _combinations(study: StudyConfig, dimensions: list[_Dimension]) -> Iterator[_Combination]:
+def _sources(study: StudyConfig) -> list[_Source]:
+    """The grid (when there is a sweep, or nothing else), then each experiments entry."""
     defaults = deep_merge(study.base_defaults, study.defaults)
+    sources = []
+    if study.sweep or not study.experiments:
+        sources.append(_Source(None, defaults, None, _Dimension.all_of(study.sweep, "sweep")))
+    for index, entry in enumerate(study.experiments):
+        own = {key: value for key, value in entry.items() if key != "sweep"}
+        sweep = flatten_sweep(entry.get("sweep") or {})
+        dimensions = _Dimension.all_of(sweep, f"experiments[{index}].sweep")
+        sources.append(_Source(index, deep_merge(defaults, own), own, dimensions))
+    return sources
+
+
+def _combinations(sources: list[_Source]) -> Iterator[_Combination]:
+    for source in sources:
+        yield from _source_combinations(source)
+
+
+def _source_combinations(source: _Source) -> Iterator[_Combination]:
+    dimensions = source.dimensions
     common = [d for d in dimensions if d.path[0] not in BACKENDS]
     scoped: dict[str, list[_Dimension]] = {}
     for dimension in dimensions:
         if dimension.path[0] in BACKENDS:
             scoped.setdefault(dimension.path[0], []).append(dimension)
-
-    entries: list[tuple[int | None, dict[str, Any]]] = (
-        list(enumerate(study.experiments)) if study.experiments else [(None, {})]
-    )
-    for entry_index, entry in entries:
-        base = deep_merge(defaults, entry) if entry else defaults
-        for point in itertools.product(*(range(len(d.values)) for d in common)):
-            choices = tuple(zip(common, point, strict=True))
-            data = base
-            for dimension, item in choices:
-                data = set_path(data, dimension.path, dimension.values[item])
-            backend = data.get("backend", DEFAULT_BACKEND)
-            own = scoped.get(backend, []) if isinstance(backend, str) else []
-            for scoped_point in itertools.product(*(range(len(d.values)) for d in own)):
-                scoped_choices = tuple(zip(own, scoped_point, strict=True))
-                full = data
-                for dimension, item in scoped_choices:
-                    full = set_path(full, dimension.path, dimension.values[item])
-                full = _with_default_tags(_own_section(full))
-                yield _Combination(entry_index, choices + scoped_choices, full)
+    base = source.data
+    for point in itertools.product(*(range(len(d.values)) for d in common)):
+        choices = tuple(zip(common, point, strict=True))
+        data = base
+        for dimension, item in choices:
+            data = set_path(data, dimension.path, dimension.values[item])
+        backend = data.get("backend", DEFAULT_BACKEND)
+        own = scoped.get(backend, []) if isinstance(backend, str) else []
+        for scoped_point in itertools.product(*(range(len(d.values)) for d in own)):
+            scoped_choices = tuple(zip(own, scoped_point, strict=True))
+            full = data
+            for dimension, item in scoped_choices:
+                full = set_path(full, dimension.path, dimension.values[item])
+            full = _with_default_tags(_own_section(full))
+            yield _Combination(source, choices + scoped_choices, full)
 
 
 def _with_default_tags(data: dict[str, Any]) -> dict[str, Any]:
@@ -235,13 +286,25 @@ def _own_section(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key not in foreign}
 
 
-def _combination_reason(error: ValidationError) -> str | None:
-    """The reason a combination is invalid, or None if the document itself is wrong."""
-    details = error.errors()
-    if any(detail["type"] not in _COMBINATION_ERRORS for detail in details):
+def combination_fields(detail: ErrorDetails) -> tuple[tuple[str, ...], ...] | None:
+    """The paths (from the experiment's root) a broken cross-field rule involves; None when
+    the error is not a `CombinationError`."""
+    cause = (detail.get("ctx") or {}).get("error")
+    if not isinstance(cause, CombinationError):
         return None
+    model_path, _ = walk_loc(ExperimentConfig, detail["loc"])
+    prefix = tuple(str(key) for key in model_path)
+    return tuple(prefix + tuple(name.split(".")) for name in cause.fields) or (prefix,)
+
+
+def _combination_reason(error: ValidationError, combination: _Combination) -> str | None:
+    """The reason a combination is skipped, or None when the document itself is wrong: an
+    error that is no cross-field rule, or a rule broken by values no sweep chose."""
     reasons = []
-    for detail in details:
+    for detail in error.errors():
+        fields = combination_fields(detail)
+        if fields is None or not any(combination.sweeps(path) for path in fields):
+            return None
         path, holder = walk_loc(ExperimentConfig, detail["loc"])
         where = display("", path)
         text = problem(detail, holder)
@@ -249,25 +312,27 @@ def _combination_reason(error: ValidationError) -> str | None:
     return "; ".join(reasons)
 
 
-def _check_entries_against_sweep(
-    study: StudyConfig, dimensions: list[_Dimension], locator: _Locator
-) -> None:
-    for index, entry in enumerate(study.experiments):
-        for leaf in leaf_paths(entry):
-            for dimension in dimensions:
+def _check_entries_against_sweep(sources: list[_Source], locator: _Locator) -> None:
+    """An entry may not set a key its own sweep varies (the two would silently fight)."""
+    for source in sources:
+        if not source.entry_data:
+            continue
+        for leaf in leaf_paths(source.entry_data):
+            for dimension in source.dimensions:
                 short = min(len(leaf), len(dimension.path))
                 if leaf[:short] == dimension.path[:short]:
-                    path = display(f"experiments[{index}]", leaf)
+                    path = display(source.origin, leaf)
+                    swept = f"{dimension.written_at}.{dimension.key}"
                     raise UserError(
-                        f"{locator.where(path)}: {path}: also swept by sweep.{dimension.key} "
-                        f"({locator.where('sweep.' + dimension.key)}); the sweep would override it",
+                        f"{locator.where(path)}: {path}: also swept by {swept} "
+                        f"({locator.where(swept)}); the sweep would override it",
                         hint="set it in the entry or sweep it, not both",
                     )
 
 
 def _check_sections_used(
     study: StudyConfig,
-    dimensions: list[_Dimension],
+    sources: list[_Source],
     backends_used: dict[int | None, set[str]],
     locator: _Locator,
 ) -> None:
@@ -285,12 +350,16 @@ def _check_sections_used(
                     f"'{name}' (backends: {', '.join(sorted(every))})",
                     hint=fix.format(name=name),
                 )
-        for dimension in dimensions:
-            if dimension.path[0] == name:
-                path = f"sweep.{dimension.key}"
+    for source in sources:
+        used = backends_used.get(source.entry, set())
+        for dimension in source.dimensions:
+            name = dimension.path[0]
+            if name in BACKENDS and name not in used:
+                path = f"{dimension.written_at}.{dimension.key}"
                 raise UserError(
                     f"{locator.where(path)}: {path}: scoped to backend '{name}', but no "
-                    f"configuration uses it (backends: {', '.join(sorted(every))})",
+                    f"configuration of the {_part(source)} uses it "
+                    f"(backends: {', '.join(sorted(used))})",
                     hint=fix.format(name=name),
                 )
     for index, entry in enumerate(study.experiments):
@@ -303,6 +372,10 @@ def _check_sections_used(
                     f"backend is {', '.join(sorted(used))}",
                     hint=f"remove the section or set backend: {name} in this entry",
                 )
+
+
+def _part(source: _Source) -> str:
+    return "grid" if source.entry is None else f"entry experiments[{source.entry}]"
 
 
 class _Locator:
@@ -318,11 +391,23 @@ class _Locator:
         return self.study.where(path) if self.study else "study"
 
     def document_error(self, error: ValidationError, combination: _Combination) -> UserError:
-        """The first non-combination error, located in the layer that supplied the value."""
-        detail = next(d for d in error.errors() if d["type"] not in _COMBINATION_ERRORS)
+        """The first error the document made (not a combination the sweep made), located in
+        the layer that supplied the value; a broken cross-field rule at the first of its
+        fields that a layer wrote."""
+        detail = next(
+            d
+            for d in error.errors()
+            if not any(combination.sweeps(f) for f in combination_fields(d) or ())
+            or combination_fields(d) is None
+        )
         path, holder = walk_loc(ExperimentConfig, detail["loc"])
         keys = tuple(str(k) for k in path)
         text = problem(detail, holder)
+        for involved in combination_fields(detail) or ():
+            shown, source = self._origin(involved, combination)
+            if shown is not None:
+                where = source.where(shown) if source else "study"
+                return UserError(f"{where}: {shown}: {text}")
         shown, source = self._origin(keys, combination)
         if shown is None:
             target = f"experiments[{combination.entry}]" if combination.entry is not None else ""
@@ -351,9 +436,11 @@ class _Locator:
         for dimension, item in combination.choices:
             depth = len(dimension.path)
             if keys[:depth] == dimension.path:
-                return display(f"sweep.{dimension.key}[{item}]", keys[depth:]), self.study
+                written = f"{dimension.written_at}.{dimension.key}[{item}]"
+                return display(written, keys[depth:]), self.study
         study = self.study_obj
-        if combination.entry is not None and _holds(study.experiments[combination.entry], keys):
+        entry = combination.source.entry_data
+        if combination.entry is not None and entry is not None and _holds(entry, keys):
             return display(f"experiments[{combination.entry}]", keys), self.study
         if _holds(study.defaults, keys):
             return display("", keys), self.study
