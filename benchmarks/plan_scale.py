@@ -6,12 +6,17 @@ Two shapes per size: every run a distinct configuration (1 cycle: the worst case
 validation and one hash per run), and a tenth as many configurations over 10 cycles. Prints the
 best of --repeat wall-clock timings (time.perf_counter), the process CPU time of that repeat
 (time.process_time; less sensitive to other load on the machine), runs per second and
-microseconds per run, which stays flat when the cost grows linearly.
+microseconds per run, which stays flat when the cost grows linearly. Then the command line end
+to end: `llem plan --json` of the all-distinct study at each size of 10^3 or more, as a fresh
+process (interpreter start, imports, load, expand, the JSON written), wall clock, best of
+--repeat. Target: <= 5 s at 10^5.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +25,7 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.study import expand
 
 VALUES_PER_DIMENSION = 10
+LLEM = str(Path(sys.executable).parent / "llem")
 
 
 def study_text(n_configs: int, n_cycles: int) -> str:
@@ -70,6 +76,17 @@ def main() -> None:
                     f"{runs / wall:>9.0f} {wall / runs * 1e6:>7.1f}",
                     flush=True,
                 )
+        print(f"\n{'runs':>8} {'llem plan --json, s':>20} {'JSON MB':>8}")
+        for size in (s for s in args.sizes if s >= 1000):
+            path = Path(folder) / f"scale-{size}-1.yaml"
+            best, size_mb = float("inf"), 0.0
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                proc = subprocess.run([LLEM, "plan", str(path), "--json"], capture_output=True)
+                best = min(best, time.perf_counter() - start)
+                assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+                size_mb = len(proc.stdout) / 1e6
+            print(f"{size:>8} {best:>20.2f} {size_mb:>8.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -118,3 +118,35 @@ def test_version_and_help() -> None:
     assert code == 0 and out.strip() == f"llem {__version__}"
     code, out, _ = llem("plan", "--help")
     assert code == 0 and "--json" in out
+
+
+def test_cycles_and_order_override_the_file(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("model: gpt2\nsweep:\n  n_prompts: [1, 2]\nexecution: {n_cycles: 1}\n")
+    code, out, _ = llem("plan", str(study), "--json", "--cycles", "3", "--order", "sequential")
+    assert code == 0
+    plan = json.loads(out)
+    assert (plan["n_runs"], plan["execution"]["cycle_order"]) == (6, "sequential")
+    assert [r["config_index"] for r in plan["runs"]] == [0, 0, 0, 1, 1, 1]
+    code, _, err = llem("plan", str(study), "--order", "random")
+    assert code == 2 and "--order 'random': not an order" in err
+    code, _, err = llem("run", str(study), "--dry-run", "--cycles", "0")
+    assert code == 2
+
+
+def test_a_top_level_backend_list_sweeps_backends(tmp_path: Path) -> None:
+    # LLenergyMeasure's multi-backend form: backend-scoped dimensions add, they do not multiply
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "model: gpt2\nbackend: [pytorch, vllm]\nsweep:\n  precision: [fp16, bf16]\n"
+        "  pytorch.batch_size: [1, 8]\n  vllm.max_num_seqs: [64, 256]\n"
+    )
+    code, out, err = llem("plan", str(study), "--json")
+    assert code == 0, err
+    configs = json.loads(out)["configs"]
+    assert [c["config"]["backend"] for c in configs] == ["pytorch"] * 4 + ["vllm"] * 4
+    assert all(c["origin"] == "grid" for c in configs)
+    study.write_text("model: gpt2\nbackend: [pytorch, vllm]\nsweep:\n  backend: [vllm]\n")
+    code, _, err = llem("plan", str(study))
+    assert code == 2
+    assert f"{study}:2: backend: a list sweeps backends" in err and f"({study}:4)" in err

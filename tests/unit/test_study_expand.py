@@ -11,6 +11,7 @@ from llenergymeasure.config.study import ExecutionConfig, StudyConfig
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.study import Plan, config_hash, cycle_order, design_hash, expand, gap_before
+from llenergymeasure.study.order import shuffle_seed
 
 
 def study(**fields: Any) -> StudyConfig:
@@ -236,8 +237,8 @@ def test_cycle_orders(order: str, expected: list[tuple[int, int]]) -> None:
 
 def test_shuffled_order_is_reproducible_and_complete() -> None:
     def pairs(seed: int) -> list[tuple[int, int]]:
-        execution = ExecutionConfig(n_cycles=3, cycle_order="shuffled", shuffle_seed=seed)
-        return cycle_order(20, execution)
+        execution = ExecutionConfig(n_cycles=3, cycle_order="shuffled")
+        return cycle_order(20, execution, seed)
 
     assert pairs(1) == pairs(1)
     assert pairs(1) != pairs(2)
@@ -246,6 +247,22 @@ def test_shuffled_order_is_reproducible_and_complete() -> None:
         chunk = order[cycle * 20 : (cycle + 1) * 20]
         assert {c for c, k in chunk} == set(range(20)) and {k for _, k in chunk} == {cycle}
     assert [c for c, _ in order[:20]] != [c for c, _ in order[20:40]]
+
+
+def test_without_a_seed_each_study_shuffles_its_own_way_and_reruns_alike() -> None:
+    execution = ExecutionConfig(n_cycles=2, cycle_order="shuffled")
+
+    def order(values: list[int]) -> list[int]:
+        plan = expand(study(sweep={"n_prompts": values}, execution=execution))
+        return [values.index(r.config.n_prompts) for r in plan.runs]
+
+    a, b = list(range(1, 13)), list(range(101, 113))  # as many configurations, other designs
+    assert order(a) == order(a)
+    assert order(a) != order(b)
+    seeded = execution.model_copy(update={"shuffle_seed": 5})
+    same = [expand(study(sweep={"n_prompts": v}, execution=seeded)) for v in (a, b)]
+    assert [r.config_index for r in same[0].runs] == [r.config_index for r in same[1].runs]
+    assert shuffle_seed(execution, "0000002a" + "0" * 56) == 42
 
 
 def test_gap_before_uses_cycle_gap_when_cycle_changes() -> None:

@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
-import json
+import gc
+import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.config.loader import load_study
-from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.config.study import CycleOrder, StudyConfig
+from llenergymeasure.errors import UserError
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
+from llenergymeasure.study.order import shuffle_seed
 
 DEFAULT_ROWS = 20
+CYCLES_OPTION = typer.Option(
+    "--cycles", min=1, help="Runs per configuration, over execution.n_cycles of the file."
+)
+ORDER_OPTION = typer.Option(
+    "--order",
+    help="sequential | interleaved | shuffled, over execution.cycle_order of the file.",
+)
+
+
+def with_overrides(study: StudyConfig, cycles: int | None, order: str | None) -> StudyConfig:
+    """The study with the command line's --cycles/--order over its execution settings."""
+    if order is not None and order not in typing.get_args(CycleOrder):
+        raise UserError(
+            f"--order {order!r}: not an order",
+            hint=f"one of {', '.join(typing.get_args(CycleOrder))}",
+        )
+    return study.with_execution(n_cycles=cycles, cycle_order=order)
+
+
 # Columns beyond these are summarised, so a wide sweep still fits a terminal.
 MAX_SWEPT_COLUMNS = 6
 
@@ -30,13 +54,26 @@ def plan_command(
     rows: Annotated[
         int, typer.Option("--rows", min=0, help="Runs (and skipped combinations) listed; 0: all.")
     ] = DEFAULT_ROWS,
+    cycles: Annotated[int | None, CYCLES_OPTION] = None,
+    order: Annotated[str | None, ORDER_OPTION] = None,
 ) -> None:
     """Show what a study would run: configurations x cycles, the swept values, skipped
     combinations with their reasons, the images, and an estimated wall time. Runs nothing."""
-    study = load_study(study_file)
+    study = with_overrides(load_study(study_file), cycles, order)
     plan = expand(study)
+    gc.freeze()  # the plan lives as long as this process: keep cyclic GC passes off it
     if as_json:
-        typer.echo(json.dumps(plan_json(plan, study), indent=2))
+        # orjson: the stdlib's indented dump is most of the time of a 10^5-run plan
+        text = orjson.dumps(
+            plan_json(plan, study), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+        )
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text-only stream (a caller capturing output)
+            sys.stdout.write(text.decode())
+            return
+        sys.stdout.flush()
+        binary.write(text)
+        binary.flush()
         return
     render_plan(plan, study, Console(highlight=False, soft_wrap=True), rows=rows)
 
@@ -54,7 +91,7 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
         "execution": study.execution.model_dump(mode="json"),
         "n_configs": plan.n_configs,
         "n_cycles": plan.n_cycles,
-        "n_runs": len(plan.runs),
+        "n_runs": plan.n_runs,
         "estimated_wall_time": estimate.as_dict(),
         "configs": [
             {
@@ -62,19 +99,19 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
                 "config_hash": planned.config_hash,
                 "origin": planned.origin,
                 "swept": planned.swept,
-                "config": planned.config.model_dump(mode="json"),
+                "config": planned.data or planned.config.model_dump(mode="json"),
             }
             for planned in plan.configs
         ],
         "runs": [
             {
-                "run_index": run.run_index,
-                "run_id": run.run_id,
-                "config_index": run.config_index,
-                "cycle": run.cycle,
-                "config_hash": run.config_hash,
+                "run_index": run_index,
+                "run_id": plan.run_id(run_index),
+                "config_index": config_index,
+                "cycle": cycle,
+                "config_hash": plan.configs[config_index].config_hash,
             }
-            for run in plan.runs
+            for run_index, (config_index, cycle) in enumerate(plan.order)
         ],
         "skipped": [{"swept": s.swept, "reason": s.reason} for s in plan.skipped],
     }
@@ -104,7 +141,7 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
     console.print(
         f"[bold]Total[/] {plan.n_configs} configurations x {plan.n_cycles} cycles = "
         f"{len(plan.runs)} runs, order {execution.cycle_order}"
-        + (f" (seed {execution.shuffle_seed})" if execution.cycle_order == "shuffled" else "")
+        + (f" ({_seed_text(study)})" if execution.cycle_order == "shuffled" else "")
     )
     _print_estimate(estimate_wall_time(plan, execution), console)
     if len(plan.runs) > execution.max_runs_without_confirmation:
@@ -113,6 +150,13 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             f"({execution.max_runs_without_confirmation}): `llem run` will ask for --yes[/]"
         )
     _print_skipped(plan, console, rows)
+
+
+def _seed_text(study: StudyConfig) -> str:
+    seed = shuffle_seed(study.execution, design_hash(study))
+    return f"seed {seed}" + (
+        " from the design hash" if study.execution.shuffle_seed is None else ""
+    )
 
 
 def _backends(plan: Plan) -> list[str]:
@@ -208,7 +252,7 @@ def _print_skipped(plan: Plan, console: Console, rows: int) -> None:
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _duration(seconds: float) -> str:

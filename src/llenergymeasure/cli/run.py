@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from llenergymeasure.cli.plan import plan_command, render_plan
+from llenergymeasure.cli.plan import (
+    CYCLES_OPTION,
+    ORDER_OPTION,
+    plan_command,
+    render_plan,
+    with_overrides,
+)
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions, plan_study
@@ -44,6 +51,8 @@ def run(
         "study folder's copy study.yaml has its study.lock.yaml, the images it ran on: "
         "`llem run <study-folder>/study.yaml --locked` reruns it on the same images.",
     ),
+    cycles: Annotated[int | None, CYCLES_OPTION] = None,
+    order: Annotated[str | None, ORDER_OPTION] = None,
     memory: str | None = typer.Option(
         None,
         "--memory",
@@ -60,13 +69,13 @@ def run(
     if as_json and not dry_run:
         raise UserError("--json goes with --dry-run", hint="`llem run STUDY.yaml --dry-run --json`")
     if dry_run:
-        plan_command(study_file, as_json=as_json)
+        plan_command(study_file, as_json=as_json, cycles=cycles, order=order)
         return
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
     console = Console(highlight=False, soft_wrap=True)
     options = RunOptions(resume=resume, retry_failed=retry_failed, locked=locked, mem_limit=memory)
-    planned = plan_study(study_file)
+    planned = plan_study(study_file, lambda study: with_overrides(study, cycles, order))
     render_plan(planned.plan, planned.study, console)
     display = Display(console)
     pre = Preflight.check(planned, options, display)

@@ -11,12 +11,21 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llenergymeasure import __version__
 from llenergymeasure.config.merge import flatten_sweep
 from llenergymeasure.config.source import SourceMap
 from llenergymeasure.contract.config import BACKENDS, Backend
+from llenergymeasure.errors import UserError
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 
@@ -70,7 +79,11 @@ class ExecutionConfig(BaseModel):
             "shuffled: each cycle in its own seeded random order."
         ),
     )
-    shuffle_seed: int = Field(0, description="Seed of the shuffled order; same seed, same order.")
+    shuffle_seed: int | None = Field(
+        None,
+        description="Seed of the shuffled order; same seed, same order. Unset: derived from the "
+        "study's design hash, so each study shuffles its own way and reruns shuffle alike.",
+    )
     gap_between_experiments_s: float = Field(
         30.0, ge=0, description="Idle wait between two experiments, s."
     )
@@ -246,6 +259,20 @@ class StudyConfig(BaseModel):
         """Called by the loader: keep the line maps for file:line messages during expansion."""
         self._source_map = study_map
         self._base_source_map = base_map
+
+    def with_execution(self, **changes: Any) -> StudyConfig:
+        """This study with some execution settings replaced (validated), e.g. from the command
+        line's --cycles/--order; None values leave a setting as the file has it."""
+        changes = {key: value for key, value in changes.items() if value is not None}
+        if not changes:
+            return self
+        try:
+            execution = ExecutionConfig.model_validate({**self.execution.model_dump(), **changes})
+        except ValidationError as error:
+            raise UserError(f"execution override {changes}: {error.errors()[0]['msg']}") from None
+        copy = self.model_copy(update={"execution": execution})
+        copy.attach_sources(self._source_map, self._base_source_map)  # type: ignore[arg-type]
+        return copy
 
     def image_for(self, backend: str) -> str:
         return self.images[backend]  # type: ignore[index]

@@ -11,6 +11,7 @@ GPU's physical UUID. The confirmation above the cap is the CLI's (`Preflight.nee
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +63,13 @@ class PlannedStudy:
     source_dir: Path
 
 
-def plan_study(study_path: Path) -> PlannedStudy:
+def plan_study(
+    study_path: Path, adjust: Callable[[StudyConfig], StudyConfig] | None = None
+) -> PlannedStudy:
+    """Read and expand the study; `adjust` changes it first (the command line's overrides)."""
     study = load_study(study_path)
+    if adjust is not None:
+        study = adjust(study)
     source_dir = layout.source_dir_for(study_path)
     plan = expand(study, source_dir)
     if not plan.runs:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.study.expand import Plan
-from llenergymeasure.study.order import gap_before
+from llenergymeasure.study.order import gap_between
 
 # Guesses, not measurements: container start plus loading a ~1-8 B model from the local cache, s.
 STARTUP_GUESS_S = {"pytorch": 45.0, "vllm": 90.0, "tensorrt": 120.0}
@@ -23,14 +23,13 @@ STARTUP_GUESS_S = {"pytorch": 45.0, "vllm": 90.0, "tensorrt": 120.0}
 DECODE_STEP_GUESS_S = {"gpu": 0.033, "cpu": 0.25}
 
 
+# The section key that caps how many sequences decode together, per backend.
+CONCURRENCY_KEY = {"pytorch": "batch_size", "vllm": "max_num_seqs", "tensorrt": "max_batch_size"}
+
+
 def _concurrency(config: ExperimentConfig) -> int:
     """Sequences decoded together: the batch size, or the engine's cap on running sequences."""
-    section = config.backend_section
-    cap = {
-        "pytorch": getattr(section, "batch_size", 1),
-        "vllm": getattr(section, "max_num_seqs", 1),
-        "tensorrt": getattr(section, "max_batch_size", 1),
-    }[config.backend]
+    cap = getattr(config.backend_section, CONCURRENCY_KEY[config.backend])
     return max(1, min(cap, config.n_prompts))
 
 
@@ -98,13 +97,13 @@ def estimate_wall_time(plan: Plan, execution: ExecutionConfig) -> WallTimeEstima
     """Sum of `estimate_run` over the plan's runs plus the gaps `gap_before` puts between them."""
     per_config = [estimate_run(planned.config) for planned in plan.configs]
     startup = baseline = warmup = measured = gaps = 0.0
-    previous = None
-    for run in plan.runs:
-        estimate = per_config[run.config_index]
+    previous: int | None = None
+    for config_index, cycle in plan.order:
+        estimate = per_config[config_index]
         startup += estimate.startup_s
         baseline += estimate.baseline_s
         warmup += estimate.warmup_s
         measured += estimate.measured_s
-        gaps += gap_before(previous, run, execution)
-        previous = run
-    return WallTimeEstimate(len(plan.runs), startup, baseline, warmup, measured, gaps)
+        gaps += gap_between(previous, cycle, execution)
+        previous = cycle
+    return WallTimeEstimate(plan.n_runs, startup, baseline, warmup, measured, gaps)

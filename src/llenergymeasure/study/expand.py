@@ -24,6 +24,7 @@ import gc
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,10 @@ from llenergymeasure.contract.config import (
 )
 from llenergymeasure.contract.workdir import run_dir_name
 from llenergymeasure.errors import UserError
-from llenergymeasure.study.hashing import config_hash
+from llenergymeasure.study.hashing import data_hash, design_hash
 from llenergymeasure.study.model_fit import fit_problem
 from llenergymeasure.study.models import PlannedRun, SkippedCombination
-from llenergymeasure.study.order import cycle_order
+from llenergymeasure.study.order import cycle_order, shuffle_seed
 
 DEFAULT_BACKEND: str = ExperimentConfig.model_fields["backend"].default
 _DEFAULT_SOURCE: str = SyntheticPrompts.model_fields["source"].default
@@ -63,6 +64,7 @@ class PlannedConfig:
     config_hash: str
     swept: dict[str, Any]
     origin: str = GRID  # "grid", or "experiments[i]": the part of the file it came from
+    data: dict[str, Any] = field(default_factory=dict, repr=False)  # config as JSON data
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Plan:
     """The expanded study: configurations, runs in execution order, skipped combinations."""
 
     configs: list[PlannedConfig]
-    runs: list[PlannedRun]
+    order: list[tuple[int, int]]  # (config_index, cycle) of each run, in execution order
     skipped: list[SkippedCombination] = field(default_factory=list)
 
     @property
@@ -78,8 +80,35 @@ class Plan:
         return len(self.configs)
 
     @property
+    def n_runs(self) -> int:
+        return len(self.order)
+
+    @property
     def n_cycles(self) -> int:
-        return len(self.runs) // len(self.configs) if self.configs else 0
+        return len(self.order) // len(self.configs) if self.configs else 0
+
+    def run_id(self, run_index: int) -> str:
+        config_index, cycle = self.order[run_index]
+        return run_dir_name(run_index, self.configs[config_index].config_hash, cycle)
+
+    @cached_property
+    def runs(self) -> list[PlannedRun]:
+        """Every run, made when first asked for (a JSON plan or an estimate needs none)."""
+        runs = []
+        for run_index, (config_index, cycle) in enumerate(self.order):
+            planned = self.configs[config_index]
+            runs.append(
+                PlannedRun.model_construct(
+                    run_index=run_index,
+                    run_id=run_dir_name(run_index, planned.config_hash, cycle),
+                    config_hash=planned.config_hash,
+                    config_index=config_index,
+                    cycle=cycle,
+                    swept=planned.swept,
+                    config=planned.config,
+                )
+            )
+        return runs
 
 
 @dataclass(frozen=True)
@@ -183,13 +212,15 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
         if reason is not None:
             skipped.append(SkippedCombination(swept=combination.swept(), reason=reason))
             continue
+        data = config.model_dump(mode="json")
         configs.append(
             PlannedConfig(
                 config_index=len(configs),
                 config=config,
-                config_hash=config_hash(config),
+                config_hash=data_hash(data),
                 swept=combination.swept(),
                 origin=combination.source.origin,
+                data=data,
             )
         )
     _check_sections_used(study, sources, backends_used, locator)
@@ -203,21 +234,9 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
             hint="change the values this reason names",
         )
 
-    runs = []
-    for run_index, (config_index, cycle) in enumerate(cycle_order(len(configs), study.execution)):
-        planned = configs[config_index]
-        runs.append(
-            PlannedRun.model_construct(
-                run_index=run_index,
-                run_id=run_dir_name(run_index, planned.config_hash, cycle),
-                config_hash=planned.config_hash,
-                config_index=config_index,
-                cycle=cycle,
-                swept=planned.swept,
-                config=planned.config,
-            )
-        )
-    return Plan(configs=configs, runs=runs, skipped=skipped)
+    seed = shuffle_seed(study.execution, design_hash(study))
+    order = cycle_order(len(configs), study.execution, seed)
+    return Plan(configs=configs, order=order, skipped=skipped)
 
 
 def _sources(study: StudyConfig) -> list[_Source]:

@@ -68,6 +68,12 @@ def _model_folder(model: str, inputs_dir: Path) -> Path | None:
 def fit_problem(config: ExperimentConfig, inputs_dir: Path | None) -> str | None:
     """Why `config` cannot run on its model's context or its vLLM length; None when it can
     (or when that cannot be known before the run)."""
+    section = config.vllm
+    fixed_len = section.max_model_len if section is not None else None
+    folder = _model_folder(config.model, inputs_dir) if inputs_dir is not None else None
+    context = _folder_context(folder) if folder is not None else None
+    if fixed_len is None and context is None:
+        return None  # nothing to judge against (the common case: keep it cheap)
     longest, exact = longest_input_tokens(config)
     needed = longest + config.max_new_tokens
     need = (
@@ -75,15 +81,12 @@ def fit_problem(config: ExperimentConfig, inputs_dir: Path | None) -> str | None
         if exact
         else f"max_input_tokens {longest} + max_new_tokens {config.max_new_tokens}"
     )
-    section = config.vllm
-    fixed_len = section.max_model_len if section is not None else None
     if fixed_len is not None and fixed_len < needed:
         return f"vllm.max_model_len ({fixed_len}) is shorter than {need} = {needed}"
-    folder = _model_folder(config.model, inputs_dir) if inputs_dir is not None else None
-    context = _folder_context(folder) if folder is not None else None
     if context is None:
         return None
     length, key = context
+    assert folder is not None
     source = f"{key} in {folder / 'config.json'}"
     if fixed_len is not None and fixed_len > length:
         return f"vllm.max_model_len ({fixed_len}) exceeds the model's context ({length}, {source})"

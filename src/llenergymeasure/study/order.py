@@ -8,11 +8,20 @@ from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.study.models import PlannedRun
 
 
-def cycle_order(n_configs: int, execution: ExecutionConfig) -> list[tuple[int, int]]:
+def shuffle_seed(execution: ExecutionConfig, design_hash: str) -> int:
+    """The shuffled order's seed: the study's own, else one derived from its design hash (so
+    two studies with as many configurations do not shuffle alike, and a rerun shuffles the
+    same)."""
+    if execution.shuffle_seed is not None:
+        return execution.shuffle_seed
+    return int(design_hash[:8], 16)
+
+
+def cycle_order(n_configs: int, execution: ExecutionConfig, seed: int = 0) -> list[tuple[int, int]]:
     """(config_index, cycle) pairs in execution order.
 
     sequential: A0 A1 B0 B1; interleaved: A0 B0 A1 B1; shuffled: every cycle runs all
-    configurations in an order drawn from `shuffle_seed` and the cycle number (reproducible).
+    configurations in an order drawn from `seed` (`shuffle_seed`) and the cycle number.
     """
     configs = range(n_configs)
     cycles = range(execution.n_cycles)
@@ -23,7 +32,7 @@ def cycle_order(n_configs: int, execution: ExecutionConfig) -> list[tuple[int, i
     pairs: list[tuple[int, int]] = []
     for cycle in cycles:
         order = list(configs)
-        random.Random(f"{execution.shuffle_seed}/{cycle}").shuffle(order)
+        random.Random(f"{seed}/{cycle}").shuffle(order)
         pairs.extend((config, cycle) for config in order)
     return pairs
 
@@ -31,8 +40,13 @@ def cycle_order(n_configs: int, execution: ExecutionConfig) -> list[tuple[int, i
 def gap_before(previous: PlannedRun | None, run: PlannedRun, execution: ExecutionConfig) -> float:
     """Idle wait before `run`, s: none before the first run; the cycle gap where the cycle
     changes from the previous run; else the experiment gap."""
-    if previous is None:
+    return gap_between(previous.cycle if previous is not None else None, run.cycle, execution)
+
+
+def gap_between(previous_cycle: int | None, cycle: int, execution: ExecutionConfig) -> float:
+    """`gap_before` by cycle numbers: None for no previous run."""
+    if previous_cycle is None:
         return 0.0
-    if previous.cycle != run.cycle:
+    if previous_cycle != cycle:
         return execution.gap_between_cycles_s
     return execution.gap_between_experiments_s
