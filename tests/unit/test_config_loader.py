@@ -66,6 +66,33 @@ BAD = [
         ["experiments[0].max_new_tokens", "also swept by experiments[0].sweep.max_new_tokens"],
     ),
     (
+        "model: gpt2\nbackend: vllm\nsweep:\n  vllm.engine.block_size: [8, 16]\n",
+        4,
+        ["sweep.vllm.engine: unknown key 'engine'", "here it is 'vllm.block_size'"],
+    ),
+    (
+        "model: gpt2\nbackend: vllm\nsweep:\n  vllm:\n    engine:\n      block_size: [8]\n",
+        6,
+        ["sweep.vllm.engine: unknown key 'engine'", "here it is 'vllm.block_size'"],
+    ),
+    ("model: gpt2\nn: 100\n", 2, ["n: unknown key 'n'", "here it is 'n_prompts'"]),
+    (
+        "model: gpt2\nmax_output_tokens: 64\n",
+        2,
+        ["LLenergyMeasure v0.8's name; here it is 'max_new_tokens'"],
+    ),
+    (
+        "model: gpt2\nexecution:\n  experiment_gap_seconds: 5\n",
+        3,
+        ["here it is 'execution.gap_between_experiments_s'"],
+    ),
+    (
+        "model: gpt2\nexperiments:\n  - model: a\n    decoder: {temperature: 0}\n",
+        4,
+        ["experiments[0].decoder: unknown key", "here it is 'decoding'"],
+    ),
+    ("model: gpt2\nrunners: {vllm: docker}\n", 2, ["no counterpart here: every backend runs"]),
+    (
         "model: gpt2\nwarmup:\n  min_batches: 9\n  max_batches: 2\n",
         3,
         ["warmup.min_batches", "must not exceed max_batches"],

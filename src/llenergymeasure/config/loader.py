@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.config.messages import did_you_mean, display, problem, walk_loc
+from llenergymeasure.config.messages import did_you_mean, display, models_in, problem, walk_loc
 from llenergymeasure.config.source import SourceMap, join, read_yaml
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
@@ -96,7 +96,8 @@ def _check_keys(
         if key not in allowed:
             path = join(prefix, key)
             raise UserError(
-                f"{source.where(path)}: {path}: unknown key '{key}'{did_you_mean(key, allowed)}"
+                f"{source.where(path)}: {path}: unknown key '{key}'"
+                f"{did_you_mean(key, allowed, path)}"
             )
 
 
@@ -174,11 +175,8 @@ def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap, at: 
         parts = dotted.split(".")
         if any(not part for part in parts):
             raise UserError(f"{source.where(path)}: {path}: empty part in a dotted key")
-        if parts[0] not in EXPERIMENT_KEYS:
-            raise UserError(
-                f"{source.where(path)}: {path}: unknown key '{parts[0]}'"
-                f"{did_you_mean(parts[0], EXPERIMENT_KEYS)}"
-            )
+        if not isinstance(value, dict):  # a leaf: its whole path is known
+            _check_swept_path(parts, at, source.where(path))
         if isinstance(value, dict):
             if not value:
                 raise UserError(f"{source.where(path)}: {path}: empty mapping; list values")
@@ -187,6 +185,23 @@ def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap, at: 
             raise UserError(
                 f"{source.where(path)}: {path}: empty list; a swept key needs at least one value"
             )
+
+
+def _check_swept_path(parts: list[str], at: str, where: str) -> None:
+    """Every part of a swept key names a field of the experiment's schema: an unknown one is
+    named with its full dotted path, at the swept key's line."""
+    models: list[type[BaseModel]] = [ExperimentConfig]
+    for depth, part in enumerate(parts):
+        if not models:
+            return  # below a plain value or mapping: the values' validation judges the rest
+        fields = {name: model.model_fields[name] for model in models for name in model.model_fields}
+        if part not in fields:
+            shown = join(at, ".".join(parts[: depth + 1]))
+            raise UserError(
+                f"{where}: {shown}: unknown key '{part}'"
+                f"{did_you_mean(part, fields, '.'.join(parts))}"
+            )
+        models = models_in(fields[part].annotation)
 
 
 def _experiments(value: Any, source: SourceMap) -> list[dict[str, Any]]:
@@ -225,4 +240,5 @@ def validation_user_error(
     more = error.error_count() - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     lookup = display(prefix, path)
-    return UserError(f"{source.where(lookup)}: {shown}: {problem(first, holder)}{suffix}")
+    text = problem(first, holder, lookup)
+    return UserError(f"{source.where(lookup)}: {shown}: {text}{suffix}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -11,13 +12,26 @@ from typing import Any, Union
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from llenergymeasure.config.peer import suggestion
 from llenergymeasure.config.source import join
 
 _SHOWN_INPUT_CHARS = 60
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for a close option, else ` (valid: a, b, c)` when few, else ``."""
+def config_path(shown: str) -> str:
+    """The experiment-level dotted path of a displayed one: no `experiments[i].`, `sweep.` or
+    index (`experiments[0].sweep.vllm.engine[1]` -> `vllm.engine`)."""
+    path = re.sub(r"\[\d+\]", "", shown)
+    path = re.sub(r"^experiments\.", "", path)
+    return path.removeprefix("sweep.")
+
+
+def did_you_mean(word: str, options: Iterable[str], path: str | None = None) -> str:
+    """A LLenergyMeasure v0.8 spelling's counterpart (`path`: where the word was found), else
+    ` (did you mean 'x'?)` for a close option, else ` (valid: a, b, c)` when few, else ``."""
+    peer = suggestion(config_path(path)) if path else None
+    if peer is not None:
+        return peer
     options = sorted(set(options))
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
@@ -27,14 +41,14 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return ""
 
 
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
+def models_in(annotation: Any) -> list[type[BaseModel]]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _models_in(typing.get_args(annotation)[0])
+        return models_in(typing.get_args(annotation)[0])
     if origin is Union or isinstance(annotation, types.UnionType):
         found: list[type[BaseModel]] = []
         for member in typing.get_args(annotation):
-            found.extend(_models_in(member))
+            found.extend(models_in(member))
         return found
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -70,7 +84,7 @@ def walk_loc(
             current = None
             continue
         field = current.model_fields[key]
-        members = _models_in(field.annotation)
+        members = models_in(field.annotation)
         discriminator = field.discriminator
         if isinstance(discriminator, str) and len(members) > 1 and items:
             tag = items.pop(0)
@@ -87,14 +101,15 @@ def display(prefix: str, path: Iterable[str | int]) -> str:
     return shown
 
 
-def problem(error: ErrorDetails, holder: type[BaseModel] | None) -> str:
-    """The problem in words, with the offending input and a suggestion where there is one."""
+def problem(error: ErrorDetails, holder: type[BaseModel] | None, path: str | None = None) -> str:
+    """The problem in words, with the offending input and a suggestion where there is one;
+    `path`: the dotted path of the value, for suggestions of LLenergyMeasure v0.8 spellings."""
     kind = error["type"]
     loc = error["loc"]
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         options = holder.model_fields if holder is not None else ()
-        return f"unknown key '{key}'{did_you_mean(key, options)}"
+        return f"unknown key '{key}'{did_you_mean(key, options, path)}"
     if kind == "missing":
         return "required but not set"
     message = error["msg"]

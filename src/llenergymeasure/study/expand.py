@@ -421,7 +421,7 @@ class _Locator:
         )
         path, holder = walk_loc(ExperimentConfig, detail["loc"])
         keys = tuple(str(k) for k in path)
-        text = problem(detail, holder)
+        text = problem(detail, holder, display("", path))
         for involved in combination_fields(detail) or ():
             shown, source = self._origin(involved, combination)
             if shown is not None:
