@@ -27,6 +27,14 @@ from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.run import RunContext
 
 FAULT_IMAGE = "llem-test/fault:latest"
+# A few prompts of a few tokens: a real run on the CPU image in seconds (figures meaningless).
+TINY_WORKLOAD: dict[str, Any] = {
+    "n_prompts": 2,
+    "max_input_tokens": 32,
+    "max_new_tokens": 4,
+    "prompts": {"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 8}},
+    "warmup": {"min_batches": 1, "max_batches": 1},
+}
 CPU_IMAGE = "llenergymeasure/cpu:latest"
 LLEM = str(Path(sys.executable).parent / "llem")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CPU_IMAGE, LLEM, llem, make_tiny_model, study_dirs, write_study
+from conftest import CPU_IMAGE, LLEM, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
 from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.workdir import CONTAINER_WORKDIR
 from llenergymeasure.study.manifest import load_manifest
@@ -52,11 +52,7 @@ def test_a_live_experiment_container_is_locked_down(tmp_path, client):
         tmp_path,
         ["model"],
         image=CPU_IMAGE,
-        n_prompts=2,
-        max_input_tokens=32,
-        max_new_tokens=4,
-        prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 8}},
-        warmup={"min_batches": 1, "max_batches": 1},
+        **TINY_WORKLOAD,
         baseline={"duration_s": 3},  # the container idles here while it is inspected
         min_window_s=1,
         execution={"experiment_timeout_s": 240},

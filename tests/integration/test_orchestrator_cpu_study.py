@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
+from conftest import CPU_IMAGE, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -22,11 +22,7 @@ def test_three_run_study_end_to_end(tmp_path, client):
         tmp_path,
         ["model"],
         image=CPU_IMAGE,
-        n_prompts=2,
-        max_input_tokens=32,
-        max_new_tokens=4,
-        prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 8}},
-        warmup={"min_batches": 1, "max_batches": 1},
+        **TINY_WORKLOAD,
         baseline={"enabled": False},
         min_window_s=0.1,
         sweep={"pytorch.batch_size": [1, 2, 4]},

@@ -198,3 +198,38 @@ def test_daemon_stopped_mid_study_fails_clearly_then_resumes(tmp_path, second_en
     assert kept.is_file()
     # the container the dead daemon left behind was found by label and removed
     assert second.containers.list(all=True, filters={"label": "llem.owner_pid"}) == []
+
+
+def test_daemon_stopped_with_two_runs_in_flight_interrupts_both(tmp_path, second_engine):
+    models = ["fault:ok-40", "fault:ok-41", "fault:ok-42"]
+    study = write_study(tmp_path, models, execution={"max_parallel": 2, "cpu_ids": [0, 1]})
+    env = {**os.environ, "DOCKER_HOST": second_engine.url}
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(
+            tmp_path,
+            lambda record: sum(r.status == "running" for r in record.runs.values()) == 2,
+        )
+        time.sleep(0.5)
+        second_engine.stop()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in out + err
+    assert err.count("error:") == 1 and "Docker engine stopped answering" in err, err
+    (study_dir,) = study_dirs(tmp_path)
+    record = load_manifest(study_dir)
+    runs = sorted(record.runs.values(), key=lambda r: r.run_index)
+    assert record.status == "failed"
+    assert [r.status for r in runs] == ["interrupted", "interrupted", "pending"]
+    assert {r.error_type for r in runs[:2]} == {"EngineGone"}

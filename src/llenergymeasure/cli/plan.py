@@ -142,6 +142,7 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         f"[bold]Total[/] {plan.n_configs} configurations x {plan.n_cycles} cycles = "
         f"{len(plan.runs)} runs, order {execution.cycle_order}"
         + (f" ({_seed_text(study)})" if execution.cycle_order == "shuffled" else "")
+        + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
     )
     _print_estimate(estimate_wall_time(plan, execution), console)
     if len(plan.runs) > execution.max_runs_without_confirmation:
@@ -233,7 +234,9 @@ def _print_estimate(estimate: WallTimeEstimate, console: Console) -> None:
         f"[bold]Estimated wall time[/] {_duration(estimate.total_s)} (a guess, not a measurement: "
         f"start+load {_duration(estimate.startup_s)}, baseline {_duration(estimate.baseline_s)}, "
         f"warmup {_duration(estimate.warmup_s)}, measured {_duration(estimate.measured_s)}, "
-        f"gaps {_duration(estimate.gaps_s)}; model downloads not included)"
+        f"gaps {_duration(estimate.gaps_s)}"
+        + (f"; summed over runs, over {estimate.parallel} slots" if estimate.parallel > 1 else "")
+        + "; model downloads not included)"
     )
 
 

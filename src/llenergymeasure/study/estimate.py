@@ -2,7 +2,8 @@
 
 Per run: container start + model load (a per-backend guess), the idle baseline (configured),
 warmup (min_batches batches), and the measured window (the prompt set at a guessed per-sequence
-decode rate, repeated until min_window_s). Plus the configured gaps between runs. A first model
+decode rate, repeated until min_window_s). Plus the configured gaps between runs. With
+`max_parallel` N the sum is divided by N, as if every slot were always busy. A first model
 download and a TensorRT engine build on first use are not included: they depend on the network
 and the model, which the plan cannot know.
 """
@@ -74,10 +75,12 @@ class WallTimeEstimate:
     warmup_s: float
     measured_s: float
     gaps_s: float
+    parallel: int = 1  # runs at once (max_parallel): the wall time is the sum over this
 
     @property
     def total_s(self) -> float:
-        return self.startup_s + self.baseline_s + self.warmup_s + self.measured_s + self.gaps_s
+        busy = self.startup_s + self.baseline_s + self.warmup_s + self.measured_s + self.gaps_s
+        return busy / self.parallel
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {
@@ -87,9 +90,11 @@ class WallTimeEstimate:
             "warmup_s": self.warmup_s,
             "measured_s": self.measured_s,
             "gaps_s": self.gaps_s,
+            "parallel": self.parallel,
             "total_s": self.total_s,
             "method": "guess: per-backend start/load + configured baseline + guessed decode "
-            "rate + configured gaps; excludes model downloads and engine builds",
+            "rate + configured gaps, summed over runs, over max_parallel; excludes model "
+            "downloads and engine builds",
         }
 
 
@@ -106,4 +111,5 @@ def estimate_wall_time(plan: Plan, execution: ExecutionConfig) -> WallTimeEstima
         measured += estimate.measured_s
         gaps += gap_between(previous, cycle, execution)
         previous = cycle
-    return WallTimeEstimate(plan.n_runs, startup, baseline, warmup, measured, gaps)
+    parallel = min(execution.max_parallel, max(plan.n_runs, 1))
+    return WallTimeEstimate(plan.n_runs, startup, baseline, warmup, measured, gaps, parallel)
