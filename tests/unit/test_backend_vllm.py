@@ -22,12 +22,9 @@ from llenergymeasure.backends.vllm_args import (
     max_model_len,
     sampling_kwargs,
 )
+from llenergymeasure.contract.backends import VLLM_ENV
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.container import (
-    VLLM_ENV,
-    VLLM_MULTIPROCESSING_VAR,
-    backend_environment,
-)
+from llenergymeasure.contract.container import VLLM_MULTIPROCESSING_VAR, backend_environment
 
 
 def _config(**fields) -> ExperimentConfig:

@@ -87,3 +87,23 @@ def test_run_request_wraps_config_and_context() -> None:
     again = RunRequest.model_validate_json(request.model_dump_json())
     assert again == request
     assert again.schema_version >= 1
+
+
+def test_every_figure_with_a_reason_sibling_is_checked_by_one_validator() -> None:
+    from pydantic import ValidationError as Invalid
+
+    from llenergymeasure.contract.result import Energy, Flops, Memory, value_reason_pairs
+
+    assert value_reason_pairs(Memory) == (
+        "peak_allocated_mb",
+        "peak_reserved_mb",
+        "nvml_peak_used_mb",
+    )
+    assert len(value_reason_pairs(Energy)) == 14
+    assert value_reason_pairs(Flops) == ("total", "per_output_token")
+    fields = {"parameters": 1, "total": 1.0, "per_output_token": None, "method": "m"}
+    with pytest.raises(Invalid, match="per_output_token and per_output_token_reason are both null"):
+        Flops.model_validate(fields)
+    with pytest.raises(Invalid, match="total and total_reason are both set"):
+        Flops.model_validate({**fields, "per_output_token": 1.0, "total_reason": "x"})
+    Flops.model_validate({**fields, "per_output_token_reason": "no output tokens"})

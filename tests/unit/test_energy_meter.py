@@ -21,6 +21,7 @@ class RecordedCounters:
 
     def __init__(self, readings: list[list[float] | None]) -> None:
         self._readings: Iterator[list[float] | None] = iter(readings)
+        self.counter_reason: str | None = None  # as Nvml: why a None reading has no counter
 
     def energy_counters_mj(self) -> list[float] | None:
         return next(self._readings)
@@ -141,3 +142,21 @@ def test_sampler_phases_and_parquet(tmp_path: Path) -> None:
 def test_throttle_bits_decode() -> None:
     assert throttle_names(0x1 | 0x4 | 0x40) == ["gpu_idle", "sw_power_cap", "hw_thermal_slowdown"]
     assert throttle_names(0) == []
+
+
+def test_nvml_errors_are_named_by_their_code() -> None:
+    import pynvml
+
+    from llenergymeasure.energy.nvml import nvml_reason
+
+    cases = {
+        pynvml.NVML_ERROR_NOT_SUPPORTED: "NVML_ERROR_NOT_SUPPORTED: not supported by this GPU",
+        pynvml.NVML_ERROR_NO_PERMISSION: "NVML_ERROR_NO_PERMISSION: not permitted",
+        pynvml.NVML_ERROR_GPU_IS_LOST: "NVML_ERROR_GPU_IS_LOST: the GPU fell off the bus",
+        pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "NVML_ERROR_LIBRARY_NOT_FOUND: libnvidia-ml",
+    }
+    for code, text in cases.items():
+        error = pynvml.NVMLError(code)
+        assert type(error).__name__.startswith("NVMLError_")  # pynvml's typed subclass
+        assert nvml_reason(error).startswith(text)
+    assert nvml_reason(pynvml.NVMLError(pynvml.NVML_ERROR_IRQ_ISSUE)).startswith("NVML error: ")

@@ -10,9 +10,10 @@ from llenergymeasure.config.study import (
     ExecutionConfig,
     StudyConfig,
 )
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.study import estimate_run, estimate_wall_time, expand
-from llenergymeasure.study.estimate import DECODE_STEP_GUESS_S, STARTUP_GUESS_S
+from llenergymeasure.study.estimate import DECODE_STEP_GUESS_S
 
 
 def test_run_estimate_phases() -> None:
@@ -29,7 +30,7 @@ def test_run_estimate_phases() -> None:
     )
     estimate = estimate_run(config)
     batch_s = 10 * DECODE_STEP_GUESS_S["gpu"]
-    assert estimate.startup_s == STARTUP_GUESS_S["pytorch"]
+    assert estimate.startup_s == spec_of("pytorch").startup_guess_s
     assert estimate.baseline_s == 7
     assert math.isclose(estimate.warmup_s, 2 * batch_s)
     assert math.isclose(estimate.measured_s, 2 * batch_s)  # 8 prompts / batch 4

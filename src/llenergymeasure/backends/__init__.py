@@ -1,7 +1,13 @@
 """Inference engine adapters (container side). Importing this package loads no engine."""
 
-from llenergymeasure.backends.base import BackendAdapter, BatchOutput, MemoryStats, ModelShape
-from llenergymeasure.backends.registry import BackendUnavailable, get_backend
+from llenergymeasure.backends.base import (
+    BackendAdapter,
+    BackendUnavailable,
+    BatchOutput,
+    MemoryStats,
+    ModelShape,
+)
+from llenergymeasure.backends.registry import get_backend
 
 __all__ = [
     "BackendAdapter",

@@ -14,6 +14,13 @@ from typing import Any, Literal
 from llenergymeasure.contract.config import ExperimentConfig
 
 Device = Literal["cuda", "cpu"]
+
+
+class BackendUnavailable(RuntimeError):
+    """The configured backend cannot run in this runner (its engine is missing, or a need of
+    the run that this image cannot meet)."""
+
+
 EngineArguments = dict[str, str | int | float | bool | None]
 
 

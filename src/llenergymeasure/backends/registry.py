@@ -1,25 +1,19 @@
-"""Backend name -> adapter. Adapters are imported only when chosen: each pulls its engine."""
+"""Backend name -> adapter, as the backend table names it (`module:Class`); the adapter's
+module is imported only when chosen, since each pulls its engine."""
 
 from __future__ import annotations
 
-from llenergymeasure.backends.base import BackendAdapter
+import importlib
 
-
-class BackendUnavailable(RuntimeError):
-    """The configured backend has no adapter in this runner."""
+from llenergymeasure.backends.base import BackendAdapter, BackendUnavailable
+from llenergymeasure.contract.backends import BACKEND_TABLE
 
 
 def get_backend(name: str) -> BackendAdapter:
-    if name == "pytorch":
-        from llenergymeasure.backends.pytorch import PyTorchBackend
-
-        return PyTorchBackend()
-    if name == "vllm":
-        from llenergymeasure.backends.vllm import VLLMBackend
-
-        return VLLMBackend()
-    if name == "tensorrt":
-        from llenergymeasure.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend()
-    raise BackendUnavailable(f"unknown backend '{name}'; known: pytorch, vllm, tensorrt")
+    spec = BACKEND_TABLE.get(name)
+    if spec is None:
+        raise BackendUnavailable(f"unknown backend '{name}'; known: {', '.join(BACKEND_TABLE)}")
+    module, _, cls = spec.adapter.partition(":")
+    adapter = getattr(importlib.import_module(module), cls)()
+    assert isinstance(adapter, BackendAdapter)
+    return adapter

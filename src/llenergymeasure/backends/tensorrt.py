@@ -27,15 +27,14 @@ from typing import Any
 
 from llenergymeasure.backends.base import (
     BackendAdapter,
+    BackendUnavailable,
     BatchOutput,
     Device,
     MemoryStats,
     ModelShape,
 )
-from llenergymeasure.backends.registry import BackendUnavailable
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.tensorrt_args import (
-    TENSORRT_IMAGE,
     build_config,
     engine_cache_key,
     kv_cache_config,
@@ -43,6 +42,7 @@ from llenergymeasure.backends.tensorrt_args import (
     quant_config,
     sampling_kwargs,
 )
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import ENGINE_CACHE_DIR
 
@@ -53,10 +53,11 @@ def import_tensorrt_llm() -> Any:
     try:
         import tensorrt_llm
     except ImportError as exc:
+        image = spec_of("tensorrt").image
         raise BackendUnavailable(
             f"backend 'tensorrt' needs the tensorrt_llm package, which this runner lacks "
-            f"({exc}); run it in the {TENSORRT_IMAGE} image: "
-            f"`images: {{tensorrt: {TENSORRT_IMAGE}:<version>}}` in the study"
+            f"({exc}); run it in the {image} image: "
+            f"`images: {{tensorrt: {image}:<version>}}` in the study"
         ) from exc
     return tensorrt_llm
 

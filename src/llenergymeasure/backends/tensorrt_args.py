@@ -19,8 +19,6 @@ from typing import Any
 
 from llenergymeasure.contract.config import ExperimentConfig, Precision, TensorRTConfig
 
-TENSORRT_IMAGE = "llenergymeasure/tensorrt"
-
 TRT_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
 # contract name -> tensorrt_llm.llmapi.QuantAlgo member
 QUANT_ALGOS = {

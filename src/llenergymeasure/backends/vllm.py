@@ -27,6 +27,7 @@ from typing import Any
 
 from llenergymeasure.backends.base import (
     BackendAdapter,
+    BackendUnavailable,
     BatchOutput,
     Device,
     EngineArguments,
@@ -34,17 +35,15 @@ from llenergymeasure.backends.base import (
     ModelShape,
     hub_kwargs,
 )
-from llenergymeasure.backends.registry import BackendUnavailable
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.vllm_args import (
-    VLLM_CPU_IMAGE,
-    VLLM_IMAGE,
     KVShape,
     cpu_kv_cache_bytes,
     engine_kwargs,
     max_model_len,
     sampling_kwargs,
 )
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import VLLM_MULTIPROCESSING_VAR, backend_environment
 
@@ -64,10 +63,11 @@ def import_vllm(config: ExperimentConfig) -> Any:
     try:
         import vllm
     except ImportError as exc:
+        spec = spec_of("vllm")
         raise BackendUnavailable(
             f"backend 'vllm' needs the vllm package, which this runner lacks ({exc}); run it "
-            f"in the {VLLM_IMAGE} image (GPU) or {VLLM_CPU_IMAGE} (CPU): "
-            f"`images: {{vllm: {VLLM_IMAGE}:<version>}}` in the study"
+            f"in the {spec.image} image (GPU) or {spec.cpu_image} (CPU): "
+            f"`images: {{vllm: {spec.image}:<version>}}` in the study"
         ) from exc
     return vllm
 

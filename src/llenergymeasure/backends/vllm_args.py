@@ -25,9 +25,6 @@ from typing import Any
 
 from llenergymeasure.contract.config import ExperimentConfig, Precision, VLLMConfig
 
-VLLM_IMAGE = "llenergymeasure/vllm"
-VLLM_CPU_IMAGE = "llenergymeasure/vllm-cpu"
-
 VLLM_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
 ELEMENT_BYTES = {Precision.fp32: 4, Precision.fp16: 2, Precision.bf16: 2}
 # The largest KV block vLLM's CPU attention backends use, in tokens: a sequence's cache is sized

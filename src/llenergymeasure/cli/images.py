@@ -11,12 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure import __version__
+from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.image_build import build_cpu_image
 
 images_app = typer.Typer(help="Build, list and lock the project's images.", no_args_is_help=True)
 
-TARGETS = ("cpu", "vllm-cpu", "pytorch", "vllm", "tensorrt")
+TARGETS = ("cpu", "vllm-cpu", *BACKEND_TABLE)
 TARGETS_ARG = typer.Argument(
     None, help="Images to build: " + ", ".join(TARGETS) + ". Default: cpu."
 )

@@ -24,7 +24,8 @@ from pydantic import (
 from llenergymeasure import __version__
 from llenergymeasure.config.merge import flatten_sweep
 from llenergymeasure.config.source import SourceMap
-from llenergymeasure.contract.config import BACKENDS, Backend
+from llenergymeasure.contract.backends import BACKEND_TABLE
+from llenergymeasure.contract.config import Backend
 from llenergymeasure.errors import UserError
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
@@ -62,7 +63,7 @@ ULIMIT_NAMES = (
 
 def default_images() -> dict[str, str]:
     """The project's own image for each backend, tagged with this version."""
-    return {backend: f"llenergymeasure/{backend}:{__version__}" for backend in BACKENDS}
+    return {name: f"{spec.image}:{__version__}" for name, spec in BACKEND_TABLE.items()}
 
 
 class ExecutionConfig(BaseModel):

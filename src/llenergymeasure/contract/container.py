@@ -5,6 +5,7 @@ The host mounts and sets these; the container reads them. Both halves import the
 
 from __future__ import annotations
 
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 
 MODELS_DIR = "/llem/models"
@@ -19,28 +20,14 @@ HF_CACHE_DIR = "/llem/hf-cache"
 ENGINE_CACHE_DIR = "/llem/engine-cache"
 """Compiled TensorRT-LLM engines, kept on the host across experiments."""
 
-# Why each vLLM variable:
-# - spawn: worker processes must not fork a parent that may have touched CUDA (NVML sampling
-#   threads, torch); forked CUDA state breaks tensor-parallel workers.
-# - no usage statistics: containers may be offline, and a study must not phone home.
-# Whether the V1 engine core runs in its own process is the experiment's choice
-# (`vllm.engine_multiprocessing`), so it is set from the config by `backend_environment`.
-VLLM_ENV: dict[str, str] = {
-    "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-}
 VLLM_MULTIPROCESSING_VAR = "VLLM_ENABLE_V1_MULTIPROCESSING"
-
-BACKEND_ENV: dict[str, dict[str, str]] = {"pytorch": {}, "vllm": VLLM_ENV, "tensorrt": {}}
-"""Environment every container of a backend runs with, set by the host."""
 
 
 def backend_environment(config: ExperimentConfig) -> dict[str, str]:
     """The environment an experiment's engine runs with: its backend's, plus what the
     experiment chose. The host sets it on the container; the runner sets it again before the
     engine is imported, so a run started by hand behaves the same."""
-    environment = dict(BACKEND_ENV[config.backend])
+    environment = dict(spec_of(config.backend).environment)
     if config.vllm is not None:
         environment[VLLM_MULTIPROCESSING_VAR] = "1" if config.vllm.engine_multiprocessing else "0"
     return environment

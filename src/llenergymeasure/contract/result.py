@@ -3,15 +3,16 @@
 Rules every field follows:
 - the unit is in the name (`_s`, `_ms`, `_j`, `_w`, `_mb`, `_c`, `_mhz`, `_pct`) or stated;
 - a figure that cannot be measured everywhere is nullable, and a `*_reason` sibling says why it
-  is null; a validator enforces that exactly one of the two is set;
+  is null; `Figures` enforces that exactly one of the two is set, for every such pair;
 - every measured figure names the method that produced it.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from llenergymeasure.contract.config import ExperimentConfig, Strict
 from llenergymeasure.contract.run import RunContext
@@ -19,17 +20,29 @@ from llenergymeasure.contract.run import RunContext
 RESULT_SCHEMA_VERSION = 1
 
 
-def _require_value_or_reason(model: Strict, *names: str) -> None:
-    """Exactly one of `name` and `name_reason` is set, for each name."""
-    for name in names:
-        value = getattr(model, name)
-        reason = getattr(model, f"{name}_reason")
-        if (value is None) == (reason is None):
-            state = "both set" if value is not None else "both null"
-            raise ValueError(
-                f"{name} and {name}_reason are {state}: a null figure needs a reason, "
-                "a measured one must not have one"
-            )
+@cache
+def value_reason_pairs(model: type[BaseModel]) -> tuple[str, ...]:
+    """The figures of `model` that have a `<name>_reason` sibling."""
+    fields = model.model_fields
+    return tuple(name for name in fields if f"{name}_reason" in fields)
+
+
+class Figures(Strict):
+    """A section of figures: each one with a `<name>_reason` sibling holds exactly one of the
+    two, a measured value or the reason it is null (found from the fields, never listed)."""
+
+    @model_validator(mode="after")
+    def _value_or_reason(self) -> Figures:
+        for name in value_reason_pairs(type(self)):
+            value = getattr(self, name)
+            reason = getattr(self, f"{name}_reason")
+            if (value is None) == (reason is None):
+                state = "both set" if value is not None else "both null"
+                raise ValueError(
+                    f"{name} and {name}_reason are {state}: a null figure needs a reason, "
+                    "a measured one must not have one"
+                )
+        return self
 
 
 class Percentiles(Strict):
@@ -82,7 +95,7 @@ class Environment(Strict):
     device: Literal["cuda", "cpu"]
 
 
-class Timings(Strict):
+class Timings(Figures):
     engine_build_s: float | None = Field(
         description="Compiling an engine (TensorRT-LLM) before the load, metered apart from it."
     )
@@ -101,11 +114,6 @@ class Timings(Strict):
     window_s: float = Field(gt=0, description="Measured window, CUDA-synchronised at both edges.")
     total_s: float = Field(ge=0, description="Runner start to result written.")
 
-    @model_validator(mode="after")
-    def _reasons(self) -> Timings:
-        _require_value_or_reason(self, "engine_build_s")
-        return self
-
 
 class TokenCounts(Strict):
     requests: int = Field(ge=1, description="Requests generated in the measured window.")
@@ -123,7 +131,7 @@ class Throughput(Strict):
     requests_per_s: float
 
 
-class Latency(Strict):
+class Latency(Figures):
     request_ms: Percentiles = Field(description="End-to-end latency per request, ms.")
     ttft_ms: Percentiles | None = Field(description="Time to first token per request, ms.")
     ttft_ms_reason: str | None = None
@@ -131,17 +139,12 @@ class Latency(Strict):
     itl_ms_reason: str | None = None
     method: str = Field(description="How per-token times were taken.")
 
-    @model_validator(mode="after")
-    def _reasons(self) -> Latency:
-        _require_value_or_reason(self, "ttft_ms", "itl_ms")
-        return self
-
 
 GpuEnergySource = Literal["nvml_energy_counter", "nvml_power_integral", "unavailable"]
 CpuEnergySource = Literal["rapl", "unavailable"]
 
 
-class Energy(Strict):
+class Energy(Figures):
     """Energy over the measured window. GPU figures are summed over the container's GPUs."""
 
     gpu_source: GpuEnergySource
@@ -185,32 +188,18 @@ class Energy(Strict):
     )
     engine_build_gpu_j_reason: str | None = None
     sample_interval_ms: float | None = Field(None, description="Power sampler period, ms.")
+    power_sample_method: str | None = Field(
+        None, description="How power samples were read (NVML call or field); null without NVML."
+    )
 
     @model_validator(mode="after")
-    def _reasons(self) -> Energy:
-        _require_value_or_reason(
-            self,
-            "gpu_j",
-            "cpu_package_j",
-            "dram_j",
-            "baseline_gpu_w",
-            "baseline_cpu_w",
-            "gpu_adjusted_j",
-            "total_j",
-            "j_per_output_token",
-            "adjusted_j_per_output_token",
-            "output_tokens_per_j",
-            "mean_gpu_power_w",
-            "peak_gpu_power_w",
-            "load_gpu_j",
-            "engine_build_gpu_j",
-        )
+    def _gpu_source(self) -> Energy:
         if (self.gpu_source == "unavailable") != (self.gpu_j is None):
             raise ValueError("gpu_source is 'unavailable' exactly when gpu_j is null")
         return self
 
 
-class Memory(Strict):
+class Memory(Figures):
     peak_allocated_mb: float | None = Field(description="torch.cuda.max_memory_allocated, MB.")
     peak_allocated_mb_reason: str | None = None
     peak_reserved_mb: float | None = Field(description="torch.cuda.max_memory_reserved, MB.")
@@ -219,13 +208,8 @@ class Memory(Strict):
     nvml_peak_used_mb_reason: str | None = None
     process_peak_rss_mb: float = Field(description="Peak resident memory of the runner, MB.")
 
-    @model_validator(mode="after")
-    def _reasons(self) -> Memory:
-        _require_value_or_reason(self, "peak_allocated_mb", "peak_reserved_mb", "nvml_peak_used_mb")
-        return self
 
-
-class GpuTelemetry(Strict):
+class GpuTelemetry(Figures):
     """Summary of the sampler's timeline over the measured window (all GPUs)."""
 
     utilisation_mean_pct: float | None
@@ -244,31 +228,14 @@ class GpuTelemetry(Strict):
     samples: int = Field(ge=0)
     timeseries_file: str | None = Field(description="Work-folder file with the samples.")
 
-    @model_validator(mode="after")
-    def _reasons(self) -> GpuTelemetry:
-        _require_value_or_reason(
-            self,
-            "utilisation_mean_pct",
-            "temperature_start_c",
-            "temperature_end_c",
-            "temperature_max_c",
-            "sm_clock_mean_mhz",
-        )
-        return self
 
-
-class Flops(Strict):
+class Flops(Figures):
     parameters: int = Field(ge=0, description="Model parameters counted from the weights.")
     total: float | None = Field(description="Estimated floating-point operations in the window.")
     total_reason: str | None = None
     per_output_token: float | None
     per_output_token_reason: str | None = None
     method: str = Field(description="How the estimate was made.")
-
-    @model_validator(mode="after")
-    def _reasons(self) -> Flops:
-        _require_value_or_reason(self, "total", "per_output_token")
-        return self
 
 
 WarningCode = Literal[

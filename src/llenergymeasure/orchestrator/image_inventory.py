@@ -10,8 +10,6 @@ import docker
 import docker.errors
 
 # Set by every Dockerfile under images/ (OCI annotation keys plus the project's own).
-LABEL_SOURCE = "org.opencontainers.image.source"
-LABEL_VERSION = "org.opencontainers.image.version"
 LABEL_BACKEND = "io.llenergymeasure.backend"
 LABEL_ENGINE = "io.llenergymeasure.engine"
 LABEL_ENGINE_VERSION = "io.llenergymeasure.engine.version"

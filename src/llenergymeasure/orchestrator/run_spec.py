@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llenergymeasure.contract.backends import COMMON_ENV_ALLOWLIST, spec_of
 from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.container import (
     ENGINE_CACHE_DIR,
@@ -45,23 +46,11 @@ from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
 
-# Passed from the host environment when set; nothing else from it reaches the container.
-ENV_ALLOWLIST: dict[str, tuple[str, ...]] = {
-    "*": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"),
-    "vllm": ("VLLM_LOGGING_LEVEL", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1"),
-    "tensorrt": ("TLLM_LOG_LEVEL",),
-}
-
 
 def shm_size_for(config: ExperimentConfig) -> str | None:
-    """/dev/shm only where the engine's processes talk through it: TensorRT-LLM's MPI workers
-    always, vLLM's across GPUs (tensor/pipeline parallel; 1g covers its engine-core IPC
-    otherwise); one PyTorch process needs none beyond the engine's default (64 MB)."""
-    if config.backend == "tensorrt":
-        return "16g"
-    if config.backend == "vllm":
-        return "16g" if config.gpu_count > 1 else "1g"
-    return None
+    """/dev/shm only where the engine's processes talk through it (the backend table says
+    how much); one PyTorch process needs none beyond the engine's default (64 MB)."""
+    return spec_of(config.backend).shm_size(config.gpu_count)
 
 
 @dataclass(frozen=True)
@@ -170,7 +159,8 @@ def build(
         engines.mkdir(parents=True, exist_ok=True)
         ctx.user.hand_over(engines)
         mounts[str(engines)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
-    for name in ENV_ALLOWLIST["*"] + ENV_ALLOWLIST.get(config.backend, ()):
+    # From the host's environment only these, when set; nothing else reaches the container.
+    for name in COMMON_ENV_ALLOWLIST + spec_of(config.backend).env_allowlist:
         if name in os.environ:
             environment[name] = os.environ[name]
     gpus = list(slot.gpus)

@@ -31,6 +31,7 @@ from llenergymeasure.contract.workdir import (
     CONTAINER_LOG_FILE,
     RESULT_FILE,
     atomic_write_json,
+    utc_now,
 )
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
@@ -44,7 +45,7 @@ from llenergymeasure.orchestrator.pids import limit_reason
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
-from llenergymeasure.orchestrator.study_folder import StudyFolder, now_iso, runs_to_do
+from llenergymeasure.orchestrator.study_folder import StudyFolder, runs_to_do
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.order import gap_before
@@ -260,7 +261,7 @@ class StudyRunner:
             image_id=image.id,
             image_digest=image.digest,
             container_id=None,
-            started_at=now_iso(),
+            started_at=utc_now(),
             finished_at=None,
             duration_s=None,
             exit_code=None,
@@ -284,7 +285,7 @@ class StudyRunner:
                 error_type="ForeignGpuProcesses",
                 error=f"process(es) {foreign} not of this study were on GPU(s) "
                 f"{list(slot.gpus)}; not started (execution.foreign_gpu_processes: error)",
-                finished_at=now_iso(),
+                finished_at=utc_now(),
             )
             self.display.run_finished(record, record.error or "")
             return
@@ -315,7 +316,7 @@ class StudyRunner:
             self.freed[resource] = _Freed(now, run)
         common: dict[str, object] = {
             "container_id": exit_.container_id,
-            "finished_at": now_iso(),
+            "finished_at": utc_now(),
             "duration_s": round(exit_.finished_at - exit_.started_at, 3),
             "exit_code": exit_.exit_code,
             "concurrent_runs": sorted(flight.overlapped),

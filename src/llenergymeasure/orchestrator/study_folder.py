@@ -10,10 +10,10 @@ one that differs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure import __version__
+from llenergymeasure.contract.workdir import utc_now
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
@@ -21,10 +21,6 @@ from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -64,7 +60,7 @@ def open_study(pre: Preflight, options: RunOptions, say: Display) -> StudyFolder
             study_id=study_dir.name,
             study_name=study.name,
             design_hash=pre.design_hash,
-            created_at=now_iso(),
+            created_at=utc_now(),
             llem_version=__version__,
             source_dir=str(pre.planned.source_dir),
         )
@@ -87,7 +83,7 @@ def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
             say.note(f"warning: the images differ from {lock_file}: {line}")
         return
     lock = StudyLock(
-        study_name=pre.study.name, created_at=now_iso(), llem_version=__version__, images=current
+        study_name=pre.study.name, created_at=utc_now(), llem_version=__version__, images=current
     )
     write_lock(lock_file, lock, origin="`llem run` at the start of this study")
 

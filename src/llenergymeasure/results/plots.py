@@ -20,13 +20,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.tables import na_reason
 
 J_TOKEN = "energy.j_per_output_token"
 TOK_S = "throughput.output_tokens_per_s"
-BACKEND_COLOURS = {"pytorch": "#1f77b4", "vllm": "#ff7f0e", "tensorrt": "#2ca02c"}
 FORMATS = ("png", "svg")
 PNG_DPI = 120
 
@@ -42,7 +42,8 @@ class Plot:
 
 
 def _colour(backend: str) -> str:
-    return BACKEND_COLOURS.get(backend, "#7f7f7f")
+    spec = BACKEND_TABLE.get(backend)
+    return spec.colour if spec is not None else "#7f7f7f"
 
 
 def _errors(frame: pd.DataFrame, metric: str) -> list[list[float]]:

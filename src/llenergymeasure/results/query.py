@@ -57,10 +57,6 @@ def _matches(cell: object, value: str, key: str) -> bool:
     return str(cell) == value
 
 
-def sort_columns(summary: pd.DataFrame) -> list[str]:
-    return [*SORT_ALIASES, *summary.columns]
-
-
 def apply_sort(summary: pd.DataFrame, key: str | None) -> pd.DataFrame:
     """Sort by a column or alias; a leading '-' sorts descending; missing values go last."""
     if key is None:

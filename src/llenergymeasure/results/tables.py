@@ -45,7 +45,6 @@ CV_FLAG_METRICS = (
     "latency.ttft_ms.p50",
     "latency.itl_ms.p50",
 )
-STAT_SUFFIXES = ("n", "mean", "std", "ci95_low", "ci95_high", "cv_pct", "na_reason")
 NOT_FAILED = ("completed", "pending", "running")
 
 

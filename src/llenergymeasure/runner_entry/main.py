@@ -29,6 +29,7 @@ from llenergymeasure.contract.workdir import (
     ProgressEvent,
     append_jsonl,
     atomic_write_json,
+    utc_now,
 )
 
 # If the main thread is stuck inside native code when SIGTERM arrives, leave anyway after this.
@@ -82,7 +83,7 @@ class Runner:
         # Imported here so a bad config or missing engine is still reported through error.json.
         from llenergymeasure.backends.registry import get_backend
         from llenergymeasure.energy.sampler import write_parquet
-        from llenergymeasure.runner_entry.protocol import Instruments, run_protocol, utc_now
+        from llenergymeasure.runner_entry.protocol import Instruments, run_protocol
         from llenergymeasure.runner_entry.report import build_result
 
         started_at = utc_now()

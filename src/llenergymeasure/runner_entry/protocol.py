@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from llenergymeasure.backends.base import BackendAdapter, BatchOutput, MemoryStats, ModelShape
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import ProgressEvent
 from llenergymeasure.energy.meter import EnergyMeter, WindowEnergy
@@ -23,10 +23,6 @@ from llenergymeasure.runner_entry.metrics import coefficient_of_variation
 from llenergymeasure.runner_entry.prompts import tokenised_prompts
 
 Emit = Callable[[ProgressEvent], None]
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -138,8 +134,13 @@ def run_protocol(
     load = meter.end("load")
     emit(ProgressEvent(event="model_loaded", detail=f"{time.perf_counter() - start:.2f} s"))
 
-    section = config.pytorch if config.backend == "pytorch" else None
-    batch_size = section.batch_size if section is not None else len(prompts)
+    spec = spec_of(config.backend)
+    # static batching: batches of the section's size; continuous: the engine takes the whole set
+    batch_size = (
+        getattr(config.backend_section, spec.concurrency_key)
+        if spec.batching == "static"
+        else len(prompts)
+    )
     batches = _batches(prompts, batch_size)
     prepared = [backend.prepare(batch) for batch in batches]
 

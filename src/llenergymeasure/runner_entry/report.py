@@ -18,13 +18,13 @@ from llenergymeasure.contract.result import (
     Timings,
     TokenCounts,
 )
-from llenergymeasure.contract.workdir import TIMESERIES_FILE
+from llenergymeasure.contract.workdir import TIMESERIES_FILE, utc_now
 from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
 from llenergymeasure.energy.nvml import PERFORMANCE_THROTTLES, throttle_names
 from llenergymeasure.energy.sampler import Row
 from llenergymeasure.runner_entry.environment import environment
 from llenergymeasure.runner_entry.metrics import flops, latency
-from llenergymeasure.runner_entry.protocol import Instruments, Recording, utc_now
+from llenergymeasure.runner_entry.protocol import Instruments, Recording
 
 TEMPERATURE_DRIFT_C = 10.0
 
@@ -104,6 +104,7 @@ def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Inst
         engine_build_gpu_j=build_j,
         engine_build_gpu_j_reason=build_why,
         sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
+        power_sample_method=ins.nvml.power_method if ins.nvml is not None else None,
     )
 
 

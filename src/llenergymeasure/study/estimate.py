@@ -14,23 +14,18 @@ import math
 from dataclasses import dataclass
 
 from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.study.expand import Plan
 from llenergymeasure.study.order import gap_between
 
-# Guesses, not measurements: container start plus loading a ~1-8 B model from the local cache, s.
-STARTUP_GUESS_S = {"pytorch": 45.0, "vllm": 90.0, "tensorrt": 120.0}
 # Guessed time of one decode step of a batch, s (~30 tokens/s per sequence on a GPU).
 DECODE_STEP_GUESS_S = {"gpu": 0.033, "cpu": 0.25}
 
 
-# The section key that caps how many sequences decode together, per backend.
-CONCURRENCY_KEY = {"pytorch": "batch_size", "vllm": "max_num_seqs", "tensorrt": "max_batch_size"}
-
-
 def _concurrency(config: ExperimentConfig) -> int:
     """Sequences decoded together: the batch size, or the engine's cap on running sequences."""
-    cap = getattr(config.backend_section, CONCURRENCY_KEY[config.backend])
+    cap = getattr(config.backend_section, spec_of(config.backend).concurrency_key)
     return max(1, min(cap, config.n_prompts))
 
 
@@ -58,7 +53,7 @@ def estimate_run(config: ExperimentConfig) -> RunEstimate:
     warmup = config.warmup.min_batches * batch_s if config.warmup.enabled else 0.0
     baseline = config.baseline.duration_s if config.baseline.enabled else 0.0
     return RunEstimate(
-        startup_s=STARTUP_GUESS_S[config.backend],
+        startup_s=spec_of(config.backend).startup_guess_s,
         baseline_s=baseline,
         warmup_s=warmup,
         measured_s=passes * pass_s,

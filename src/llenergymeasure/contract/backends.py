@@ -1,0 +1,104 @@
+"""The backends, one row each: every fact about a backend that more than one module needs.
+
+Host-safe (no engine import): the host reads it to plan, estimate, build images and start
+containers; the runner reads it to find the adapter and set the engine's environment. Adding a
+backend is a row here, a section model in `contract/config.py`, and its adapter module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from llenergymeasure.contract.config import BACKENDS
+
+Batching = Literal["static", "continuous"]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    engine: str  # the inference engine's own name, as results record it
+    adapter: str  # "module:Class" of the runner's adapter, imported only when chosen
+    image: str  # image repository of the GPU image (tag: the llem version)
+    cpu_image: str | None  # repository of an image that runs it without a GPU, if any
+    batching: Batching  # static: batches of `concurrency_key`; continuous: the whole set at once
+    concurrency_key: str  # the section key that caps the sequences decoded together
+    startup_guess_s: float  # container start + load of a ~1-8 B model, for the plan's estimate
+    environment: dict[str, str] = field(default_factory=dict)  # set in every container
+    env_allowlist: tuple[str, ...] = ()  # passed from the host's environment when set
+    shm_one_gpu: str | None = None  # /dev/shm its processes need on one GPU (None: default)
+    shm_multi_gpu: str | None = None  # ... across GPUs (tensor/pipeline parallel)
+    colour: str = "#7f7f7f"  # in plots
+
+    def shm_size(self, gpu_count: int) -> str | None:
+        return self.shm_multi_gpu if gpu_count > 1 else self.shm_one_gpu
+
+
+# Why each vLLM variable:
+# - spawn: worker processes must not fork a parent that may have touched CUDA (NVML sampling
+#   threads, torch); forked CUDA state breaks tensor-parallel workers.
+# - no usage statistics: containers may be offline, and a study must not phone home.
+# Whether the V1 engine core runs in its own process is the experiment's choice
+# (`vllm.engine_multiprocessing`), set from the config by `contract.container`.
+VLLM_ENV: dict[str, str] = {
+    "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+BACKEND_TABLE: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec(
+            name="pytorch",
+            engine="transformers",
+            adapter="llenergymeasure.backends.pytorch:PyTorchBackend",
+            image="llenergymeasure/pytorch",
+            cpu_image="llenergymeasure/cpu",
+            batching="static",
+            concurrency_key="batch_size",
+            startup_guess_s=45.0,
+            colour="#1f77b4",
+        ),
+        BackendSpec(
+            name="vllm",
+            engine="vllm",
+            adapter="llenergymeasure.backends.vllm:VLLMBackend",
+            image="llenergymeasure/vllm",
+            cpu_image="llenergymeasure/vllm-cpu",
+            batching="continuous",
+            concurrency_key="max_num_seqs",
+            startup_guess_s=90.0,
+            environment=VLLM_ENV,
+            env_allowlist=("VLLM_LOGGING_LEVEL", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1"),
+            # 1g covers the engine core's IPC on one GPU; NCCL across GPUs wants much more.
+            shm_one_gpu="1g",
+            shm_multi_gpu="16g",
+            colour="#ff7f0e",
+        ),
+        BackendSpec(
+            name="tensorrt",
+            engine="tensorrt_llm",
+            adapter="llenergymeasure.backends.tensorrt:TensorRTBackend",
+            image="llenergymeasure/tensorrt",
+            cpu_image=None,
+            batching="continuous",
+            concurrency_key="max_batch_size",
+            startup_guess_s=120.0,
+            env_allowlist=("TLLM_LOG_LEVEL",),
+            shm_one_gpu="16g",  # its executor's MPI workers, even on one GPU
+            shm_multi_gpu="16g",
+            colour="#2ca02c",
+        ),
+    )
+}
+COMMON_ENV_ALLOWLIST = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT")
+"""Passed from the host's environment to every container when set (secrets: never written)."""
+
+if tuple(BACKEND_TABLE) != BACKENDS:
+    raise RuntimeError("every backend of the contract needs its row here, and only those")
+
+
+def spec_of(backend: str) -> BackendSpec:
+    return BACKEND_TABLE[backend]
