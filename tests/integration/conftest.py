@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ def client() -> docker.DockerClient:
             pytest.fail(f"Docker engine required but not reachable: {error}")
         pytest.skip(f"no Docker engine: {error}")
     return engine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_nothing_behind() -> Iterator[None]:
+    """The suite leaves no container and no dangling image of its own on the engine."""
+    try:
+        engine = docker.from_env()
+        engine.ping()
+    except docker.errors.DockerException:
+        yield  # no engine: the docker tests skip or fail on their own
+        return
+    containers = {c.id for c in engine.containers.list(all=True)}
+    dangling = {image.id for image in engine.images.list(filters={"dangling": True})}
+    yield
+    left = [c.name for c in engine.containers.list(all=True) if c.id not in containers]
+    new = [i.id for i in engine.images.list(filters={"dangling": True}) if i.id not in dangling]
+    assert not left, f"containers left behind by the tests: {left}"
+    assert not new, f"dangling images left behind by the tests: {new}"
 
 
 def base_image(client: docker.DockerClient) -> str:

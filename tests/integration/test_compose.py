@@ -38,6 +38,28 @@ def wheelhouse() -> Path:
     return image_build.wheelhouse(image_build.source_root(), print)
 
 
+def test_compose_file_is_valid_on_a_fresh_clone(tmp_path: Path) -> None:
+    """Only the tracked files (what a clone has, before any build): `config` passes."""
+    tracked = (
+        subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, tracked):
+        source = REPO / name
+        if source.is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tmp_path / name)
+    assert not (tmp_path / "build" / "wheelhouse").exists()
+    proc = subprocess.run(
+        [_compose(), "-f", str(tmp_path / "compose" / "images.yaml"), "config", "--services"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.split()) == SERVICES
+
+
 def test_compose_file_names_every_image(wheelhouse: Path) -> None:
     proc = subprocess.run(
         [_compose(), "-f", str(COMPOSE_FILE), "config", "--services"],

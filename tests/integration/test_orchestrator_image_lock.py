@@ -50,7 +50,9 @@ def images(client: docker.DockerClient, fault_image: str) -> Iterator[Images]:
             "LABEL io.llenergymeasure.backend=pytorch io.llenergymeasure.engine=fake "
             "io.llenergymeasure.engine.version=9.9\n"
         )
-        child, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:b")
+        child, _ = client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:b", rm=True, forcerm=True
+        )
         tags.append(f"{repo}:b")
         fault.tag(repo, "study")
         tags.append(f"{repo}:study")

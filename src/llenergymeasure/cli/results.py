@@ -28,13 +28,6 @@ results_app = typer.Typer(
 console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 StudyDir = Annotated[Path, typer.Argument(help="The study folder: <output_dir>/<study_id>.")]
-# (metric, column title) of the `show` table.
-SHOW_METRICS = (
-    ("energy.j_per_output_token", "J/out-token"),
-    ("throughput.output_tokens_per_s", "tok/s"),
-    ("latency.ttft_ms.p50", "TTFT p50 ms"),
-    ("latency.itl_ms.p50", "ITL p50 ms"),
-)
 
 
 def _missing(value: Any) -> bool:
@@ -74,8 +67,9 @@ def show(
 ) -> None:
     """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs."""
     from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.metrics import BY_COLUMN, SHOWN
     from llenergymeasure.results.query import apply_filters, apply_sort
-    from llenergymeasure.results.tables import METRICS_BY_COLUMN, summary_frame
+    from llenergymeasure.results.tables import summary_frame
 
     study = load_study(study_dir)
     require_results(study)
@@ -96,14 +90,14 @@ def show(
                 "cv_flagged": bool(row["cv_flagged"]),
                 "metrics": {
                     metric: {
-                        "unit": METRICS_BY_COLUMN[metric].unit,
+                        "unit": BY_COLUMN[metric].unit,
                         **{
                             stat: _jsonable(row[f"{metric}.{stat}"])
                             for stat in ("n", "mean", "std", "ci95_low", "ci95_high", "cv_pct")
                         },
                         "na_reason": _jsonable(row[f"{metric}.na_reason"]),
                     }
-                    for metric, _ in SHOW_METRICS
+                    for metric in (m.column for m in SHOWN)
                 },
             }
             for _, row in summary.iterrows()
@@ -123,7 +117,7 @@ def show(
     )
     for column in ["#", *varying, *swept]:
         table.add_column(escape(column))
-    for _, title in SHOW_METRICS:
+    for title in (m.short for m in SHOWN):
         table.add_column(title, justify="right")
     table.add_column("ok/planned", justify="right")
     table.add_column("failed", justify="right")
@@ -132,7 +126,7 @@ def show(
     for _, row in summary.iterrows():
         cells = [str(int(row["config_index"])), *(escape(str(row[key])) for key in varying)]
         cells += ["" if _missing(row[key]) else escape(str(row[key])) for key in swept]
-        for metric, _ in SHOW_METRICS:
+        for metric in (m.column for m in SHOWN):
             cells.append(_metric_text(row, metric, reasons))
         cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
         failed = int(row["runs_failed"])

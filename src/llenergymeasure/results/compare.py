@@ -6,15 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llenergymeasure.results.load import RunData, StudyData
+from llenergymeasure.results.metrics import BY_COLUMN, COMPARED
 from llenergymeasure.results.stats import ratio_of_means, summarise
-from llenergymeasure.results.tables import METRICS_BY_COLUMN
-
-COMPARE_METRICS = (
-    "energy.j_per_output_token",
-    "throughput.output_tokens_per_s",
-    "latency.ttft_ms.p50",
-    "latency.itl_ms.p50",
-)
 
 
 @dataclass(frozen=True)
@@ -96,14 +89,14 @@ def compare_studies(a: StudyData, b: StudyData) -> Comparison:
             continue
         runs_b = groups_b[digest]
         ratios = []
-        for metric in COMPARE_METRICS:
+        for metric in COMPARED:
             va, vb = _values(runs_a, metric), _values(runs_b, metric)
             sa, sb = summarise(va), summarise(vb)
             ratio = ratio_of_means(va, vb)
             ratios.append(
                 MetricRatio(
                     metric=metric,
-                    unit=METRICS_BY_COLUMN[metric].unit,
+                    unit=BY_COLUMN[metric].unit,
                     a_n=sa.n,
                     a_mean=sa.mean,
                     b_n=sb.n,

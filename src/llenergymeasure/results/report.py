@@ -14,21 +14,12 @@ import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.load import StudyData, load_study, require_results
+from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT
 from llenergymeasure.results.plots import Plot, render, study_plots
 from llenergymeasure.results.stats import CV_FLAG_PCT
-from llenergymeasure.results.tables import METRICS_BY_COLUMN, runs_frame, summary_frame
+from llenergymeasure.results.tables import runs_frame, summary_frame
 
 REPORT_FILE = "report.html"
-# The metrics of the configuration table, in order.
-TABLE_METRICS = (
-    "energy.j_per_output_token",
-    "energy.adjusted_j_per_output_token",
-    "energy.mean_gpu_power_w",
-    "throughput.output_tokens_per_s",
-    "latency.ttft_ms.p50",
-    "latency.itl_ms.p50",
-    "latency.request_ms.p50",
-)
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
@@ -107,24 +98,21 @@ def _metric_cell(row: pd.Series, metric: str, notes: Notes) -> str:
 def configurations_section(study: StudyData, summary: pd.DataFrame, notes: Notes) -> str:
     swept = study.swept_keys
     headers = ["#", "backend", "model", *map(escape, swept), "runs ok / planned"]
-    headers += [
-        f"{escape(METRICS_BY_COLUMN[m].label)} ({escape(METRICS_BY_COLUMN[m].unit)})"
-        for m in TABLE_METRICS
-    ]
+    headers += [f"{escape(BY_COLUMN[m].label)} ({escape(BY_COLUMN[m].unit)})" for m in IN_REPORT]
     headers.append(f"CV &gt; {CV_FLAG_PCT:g} %")
     rows = []
     for _, row in summary.iterrows():
         cells = [str(int(row["config_index"])), fmt(row["backend"]), fmt(row["model"])]
         cells += [fmt(row[key]) for key in swept]
         cells.append(f"{int(row['runs_completed'])} / {int(row['runs_planned'])}")
-        cells += [_metric_cell(row, m, notes) for m in TABLE_METRICS]
-        flagged = [METRICS_BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m]
+        cells += [_metric_cell(row, m, notes) for m in IN_REPORT]
+        flagged = [BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m]
         cells.append(
             f'<span class="flag">{"<br>".join(map(escape, flagged))}</span>' if flagged else "no"
         )
         rows.append(cells)
     first_metric = 4 + len(swept)
-    numeric = set(range(first_metric, first_metric + len(TABLE_METRICS)))
+    numeric = set(range(first_metric, first_metric + len(IN_REPORT)))
     return (
         '<section id="configurations"><h2>Results by configuration</h2>'
         "<p>Mean over completed cycles ± half-width of the 95 % confidence interval (seeded "

@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from llenergymeasure.results.flatten import ID_COLUMNS, cell, run_row
 from llenergymeasure.results.load import StudyData
+from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED
 from llenergymeasure.results.stats import CV_FLAG_PCT, summarise
 
-
-@dataclass(frozen=True)
-class Metric:
-    column: str
-    label: str
-    unit: str
-
-
-# The figures summarised over cycles: energy first, then speed, latency, memory, heat.
-KEY_METRICS: tuple[Metric, ...] = (
-    Metric("energy.j_per_output_token", "GPU energy per output token", "J/token"),
-    Metric("energy.adjusted_j_per_output_token", "Baseline-adjusted J per output token", "J/token"),
-    Metric("energy.output_tokens_per_j", "Output tokens per joule", "token/J"),
-    Metric("energy.gpu_j", "GPU energy in the window", "J"),
-    Metric("energy.total_j", "GPU+CPU+DRAM energy in the window", "J"),
-    Metric("energy.mean_gpu_power_w", "Mean GPU power", "W"),
-    Metric("throughput.output_tokens_per_s", "Output throughput", "token/s"),
-    Metric("throughput.requests_per_s", "Request throughput", "request/s"),
-    Metric("latency.request_ms.p50", "Request latency p50", "ms"),
-    Metric("latency.ttft_ms.p50", "Time to first token p50", "ms"),
-    Metric("latency.ttft_ms.p99", "Time to first token p99", "ms"),
-    Metric("latency.itl_ms.p50", "Inter-token latency p50", "ms"),
-    Metric("latency.itl_ms.p99", "Inter-token latency p99", "ms"),
-    Metric("memory.peak_allocated_mb", "Peak allocated memory", "MB"),
-    Metric("telemetry.temperature_max_c", "Highest GPU temperature", "°C"),
-)
-METRICS_BY_COLUMN = {metric.column: metric for metric in KEY_METRICS}
-# A configuration is flagged when one of these varies by more than CV_FLAG_PCT over cycles.
-CV_FLAG_METRICS = (
-    "energy.j_per_output_token",
-    "throughput.output_tokens_per_s",
-    "latency.ttft_ms.p50",
-    "latency.itl_ms.p50",
-)
 NOT_FAILED = ("completed", "pending", "running")
 
 
@@ -101,7 +67,7 @@ def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.Data
         row.update(metric_summaries(group))
         flagged = [
             metric
-            for metric in CV_FLAG_METRICS
+            for metric in CV_FLAGGED
             if row[f"{metric}.cv_pct"] is not None and row[f"{metric}.cv_pct"] > CV_FLAG_PCT
         ]
         row["cv_flagged"] = bool(flagged)
@@ -114,7 +80,7 @@ def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
     """`<metric>.<stat>` columns for one group of runs; CI columns are the 95 % bootstrap CI."""
     out: dict[str, Any] = {}
     completed = group[group["outcome"] == "completed"]
-    for metric in KEY_METRICS:
+    for metric in CATALOGUE:
         values = completed[metric.column].tolist() if metric.column in completed.columns else []
         summary = summarise(values)
         out.update(

@@ -1,0 +1,81 @@
+"""The metric catalogue: every figure the results summarise, with its unit, its labels and where
+it is shown. One row per metric; the summary table, `results show`, `results compare`, the CV
+flags, plots and the HTML report all read it. Every metric is summarised over a configuration's
+cycles as mean, sample std, a 95 % bootstrap CI and the CV (`stats.summarise`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str  # the flattened result field, e.g. "energy.j_per_output_token"
+    label: str  # for people, in full
+    unit: str
+    short: str = ""  # a narrow column title (`results show`); "" where it is not shown there
+    compared: bool = False  # in `results compare`
+    cv_flagged: bool = False  # a CV above the bound flags the configuration
+    in_report: bool = False  # in the HTML report's configuration table
+
+
+# Energy first, then speed, latency, memory, heat.
+CATALOGUE: tuple[Metric, ...] = (
+    Metric(
+        "energy.j_per_output_token",
+        "GPU energy per output token",
+        "J/token",
+        short="J/out-token",
+        compared=True,
+        cv_flagged=True,
+        in_report=True,
+    ),
+    Metric(
+        "energy.adjusted_j_per_output_token",
+        "Baseline-adjusted J per output token",
+        "J/token",
+        in_report=True,
+    ),
+    Metric("energy.output_tokens_per_j", "Output tokens per joule", "token/J"),
+    Metric("energy.gpu_j", "GPU energy in the window", "J"),
+    Metric("energy.total_j", "GPU+CPU+DRAM energy in the window", "J"),
+    Metric("energy.mean_gpu_power_w", "Mean GPU power", "W", in_report=True),
+    Metric(
+        "throughput.output_tokens_per_s",
+        "Output throughput",
+        "token/s",
+        short="tok/s",
+        compared=True,
+        cv_flagged=True,
+        in_report=True,
+    ),
+    Metric("throughput.requests_per_s", "Request throughput", "request/s"),
+    Metric("latency.request_ms.p50", "Request latency p50", "ms", in_report=True),
+    Metric(
+        "latency.ttft_ms.p50",
+        "Time to first token p50",
+        "ms",
+        short="TTFT p50 ms",
+        compared=True,
+        cv_flagged=True,
+        in_report=True,
+    ),
+    Metric("latency.ttft_ms.p99", "Time to first token p99", "ms"),
+    Metric(
+        "latency.itl_ms.p50",
+        "Inter-token latency p50",
+        "ms",
+        short="ITL p50 ms",
+        compared=True,
+        cv_flagged=True,
+        in_report=True,
+    ),
+    Metric("latency.itl_ms.p99", "Inter-token latency p99", "ms"),
+    Metric("memory.peak_allocated_mb", "Peak allocated memory", "MB"),
+    Metric("telemetry.temperature_max_c", "Highest GPU temperature", "°C"),
+)
+BY_COLUMN: dict[str, Metric] = {metric.column: metric for metric in CATALOGUE}
+SHOWN = tuple(metric for metric in CATALOGUE if metric.short)
+COMPARED = tuple(metric.column for metric in CATALOGUE if metric.compared)
+CV_FLAGGED = tuple(metric.column for metric in CATALOGUE if metric.cv_flagged)
+IN_REPORT = tuple(metric.column for metric in CATALOGUE if metric.in_report)
