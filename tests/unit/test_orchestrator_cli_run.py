@@ -12,7 +12,8 @@ from unittest import mock
 
 from llenergymeasure.cli.app import main
 from llenergymeasure.orchestrator.image_lock import LockedImage, StudyLock, write_lock
-from llenergymeasure.orchestrator.layout import STUDY_LOCK_FILE, output_dir_for
+from llenergymeasure.orchestrator.layout import output_dir_for
+from llenergymeasure.study.folder import STUDY_LOCK_FILE
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 

@@ -49,13 +49,20 @@ def test_timeline_draws_per_gpu_power_and_temperature(tmp_path: Path) -> None:
     assert [text.get_text() for text in power_ax.texts] == ["baseline", "window"]
 
 
-def test_timeline_is_tolerant_of_missing_file_and_columns(tmp_path: Path) -> None:
+def test_timeline_says_why_it_cannot_draw(tmp_path: Path) -> None:
+    def frame(**columns: object) -> dict[str, object]:
+        # every column the runner writes, values where given, else nulls
+        n = len(next(iter(columns.values()))) if columns else 0
+        base = {"t_s": [float(i) for i in range(n)], "gpu": [0] * n, "phase": ["window"] * n}
+        empty = {"power_w": [None] * n, "temperature_c": [None] * n}
+        return {**base, **empty, **columns}
+
     assert timeline_plot(None, "r").reason == "the run left no timeseries.parquet"
-    no_time = _timeseries(tmp_path / "a.parquet", power_w=[1.0, 2.0])
-    assert "no samples with a time column" in (timeline_plot(no_time, "r").reason or "")
-    no_power = _timeseries(tmp_path / "b.parquet", t_s=[0.0, 1.0], sm_clock_mhz=[1.0, 2.0])
+    empty = _timeseries(tmp_path / "a.parquet", **frame(t_s=[]))
+    assert timeline_plot(empty, "r").reason == "timeseries.parquet has no samples"
+    no_power = _timeseries(tmp_path / "b.parquet", **frame(sm_clock_mhz=[1.0, 2.0]))
     assert "no power or temperature" in (timeline_plot(no_power, "r").reason or "")
-    only_power = _timeseries(tmp_path / "c.parquet", t_s=[0.0, 1.0], power_w=[100.0, 120.0])
+    only_power = _timeseries(tmp_path / "c.parquet", **frame(power_w=[100.0, 120.0]))
     plot = timeline_plot(only_power, "r")
     assert plot.figure is not None and len(plot.figure.axes) == 1
 

@@ -25,6 +25,7 @@ from llenergymeasure.backends.base import (
     ModelShape,
     hub_kwargs,
 )
+from llenergymeasure.backends.shape import shape_of
 from llenergymeasure.contract.config import ExperimentConfig, Precision, PyTorchConfig
 
 _DTYPES = {
@@ -201,20 +202,7 @@ class PyTorchBackend(BackendAdapter):
         )
 
     def model_shape(self) -> ModelShape:
-        model = self._model
-        params = sum(p.numel() for p in model.parameters())
-        embedding = model.get_input_embeddings().weight
-        head = model.get_output_embeddings()
-        tied = head is not None and head.weight is embedding
-        cfg = model.config.get_text_config()
-        heads = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        return ModelShape(
-            parameters=params,
-            matmul_parameters=params if tied else params - embedding.numel(),
-            layers=cfg.num_hidden_layers,
-            attention_dim=heads * head_dim,
-        )
+        return shape_of(self._model)
 
     def close(self) -> None:
         self._model = None

@@ -7,6 +7,8 @@ checkpoint, the logical, unpacked parameters, which is what a FLOPs estimate wan
 
 from __future__ import annotations
 
+from typing import Any
+
 from llenergymeasure.backends.base import ModelShape, hub_kwargs
 from llenergymeasure.contract.config import ExperimentConfig
 
@@ -18,11 +20,16 @@ def shape_from_config(experiment: ExperimentConfig, *, offline: bool) -> ModelSh
     config = AutoConfig.from_pretrained(experiment.model, **hub_kwargs(experiment, offline=offline))
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
-    params = sum(p.numel() for p in skeleton.parameters())
-    embedding = skeleton.get_input_embeddings().weight
-    head = skeleton.get_output_embeddings()
+    return shape_of(skeleton)
+
+
+def shape_of(model: Any) -> ModelShape:
+    """The shape of a transformers causal LM (loaded, or a `meta` skeleton)."""
+    params = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
     tied = head is not None and head.weight is embedding
-    text = config.get_text_config()
+    text = model.config.get_text_config()
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return ModelShape(

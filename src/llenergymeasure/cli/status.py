@@ -13,7 +13,7 @@ from rich.table import Table
 
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
-from llenergymeasure.orchestrator.layout import STUDY_LOCK_FILE
+from llenergymeasure.study.folder import STUDY_LOCK_FILE
 from llenergymeasure.study.manifest import load_manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord
 

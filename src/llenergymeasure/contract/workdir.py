@@ -21,6 +21,13 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 CONTAINER_LOG_FILE = "container.log"
 TIMESERIES_FILE = "timeseries.parquet"
+# Its columns: seconds since the runner started, the protocol phase, the GPU index, power in W,
+# temperature in °C (and more samples; units in the names).
+TIMESERIES_TIME = "t_s"
+TIMESERIES_PHASE = "phase"
+TIMESERIES_GPU = "gpu"
+TIMESERIES_POWER = "power_w"
+TIMESERIES_TEMPERATURE = "temperature_c"
 
 TRACEBACK_CAP_BYTES = 8 * 1024
 

@@ -9,6 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llenergymeasure.contract.workdir import (
+    TIMESERIES_GPU,
+    TIMESERIES_PHASE,
+    TIMESERIES_POWER,
+    TIMESERIES_TEMPERATURE,
+    TIMESERIES_TIME,
+)
 from llenergymeasure.energy.nvml import GpuSample, throttle_names
 
 DEFAULT_INTERVAL_S = 0.1
@@ -84,12 +91,12 @@ def write_parquet(rows: Sequence[Row], path: Path) -> None:
 
     table = pa.table(
         {
-            "t_s": pa.array([r.t_s for r in rows], pa.float64()),
+            TIMESERIES_TIME: pa.array([r.t_s for r in rows], pa.float64()),
             "unix_s": pa.array([r.unix_s for r in rows], pa.float64()),
-            "phase": pa.array([r.phase for r in rows], pa.string()),
-            "gpu": pa.array([r.gpu for r in rows], pa.int32()),
-            "power_w": pa.array([r.sample.power_w for r in rows], pa.float64()),
-            "temperature_c": pa.array([r.sample.temperature_c for r in rows], pa.float64()),
+            TIMESERIES_PHASE: pa.array([r.phase for r in rows], pa.string()),
+            TIMESERIES_GPU: pa.array([r.gpu for r in rows], pa.int32()),
+            TIMESERIES_POWER: pa.array([r.sample.power_w for r in rows], pa.float64()),
+            TIMESERIES_TEMPERATURE: pa.array([r.sample.temperature_c for r in rows], pa.float64()),
             "sm_clock_mhz": pa.array([r.sample.sm_clock_mhz for r in rows], pa.float64()),
             "utilisation_pct": pa.array([r.sample.utilisation_pct for r in rows], pa.float64()),
             "memory_used_mb": pa.array([r.sample.memory_used_mb for r in rows], pa.float64()),

@@ -33,14 +33,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.study.folder import (
+    EXPERIMENTS_DIR,
+    PLAN_FILE,
+    STUDY_FILE,
+)
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.models import PlannedRun
 
-STUDY_FILE = "study.yaml"
-# `<stem>.lock.yaml` of STUDY_FILE: what `llem run <study-folder>/study.yaml --locked` reads.
-STUDY_LOCK_FILE = "study.lock.yaml"
-PLAN_FILE = "plan.json"
-EXPERIMENTS_DIR = "experiments"
 _STAMP = "%Y%m%dT%H%M%S"
 
 

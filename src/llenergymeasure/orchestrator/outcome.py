@@ -1,4 +1,4 @@
-"""Classify a finished container into the manifest's outcome (DESIGN.md, "Outcome")."""
+"""Classify a finished container into the manifest's outcome (README: "Running a study")."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
+from llenergymeasure.study.folder import STUDY_LOCK_FILE
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
@@ -77,7 +78,7 @@ def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
     """Write the study's `study.lock.yaml` (also when a resumed folder lacks one); on resume,
     warn when the images now differ from it: the manifest records each run's own image."""
     current = {backend: image.locked() for backend, image in pre.images.items()}
-    lock_file = study_dir / layout.STUDY_LOCK_FILE
+    lock_file = study_dir / STUDY_LOCK_FILE
     if lock_file.is_file():
         for line in differences(load_lock(lock_file).images, current):
             say.note(f"warning: the images differ from {lock_file}: {line}")

@@ -11,13 +11,10 @@ from pydantic import TypeAdapter, ValidationError
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import ERROR_FILE, RESULT_FILE, TIMESERIES_FILE, ErrorReport
 from llenergymeasure.errors import UserError
+from llenergymeasure.study.folder import EXPERIMENTS_DIR, PLAN_FILE, STUDY_FILE
 from llenergymeasure.study.manifest import MANIFEST_FILE, load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
-
-PLAN_FILE = "plan.json"
-STUDY_FILE = "study.yaml"
-EXPERIMENTS_DIR = "experiments"
 
 _PLAN = TypeAdapter(list[PlannedRun])
 

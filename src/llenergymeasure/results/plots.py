@@ -21,6 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from llenergymeasure.contract.backends import BACKEND_TABLE
+from llenergymeasure.contract.workdir import (
+    TIMESERIES_GPU,
+    TIMESERIES_PHASE,
+    TIMESERIES_POWER,
+    TIMESERIES_TEMPERATURE,
+    TIMESERIES_TIME,
+)
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.tables import na_reason
@@ -175,28 +182,21 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
     return Plot(f"sweep_{_slug(key)}", title, fig)
 
 
-# Column names the timeline understands; the sampler's file may hold any subset of them.
-TIME_COLUMNS = ("t_s", "time_s", "elapsed_s", "timestamp_s", "t")
-GPU_COLUMNS = ("gpu", "gpu_index", "index")
-
-
 def timeline_plot(timeseries: Path | None, run_id: str) -> Plot:
-    """Power and temperature over the measured window of one run, per GPU."""
+    """Power and temperature over the measured window of one run, per GPU (the runner's
+    timeseries.parquet: its columns are named in contract.workdir)."""
     title = f"Power and temperature of run {run_id}"
     if timeseries is None or not Path(timeseries).is_file():
         return Plot("timeline", title, None, "the run left no timeseries.parquet")
     frame = pd.read_parquet(timeseries).reset_index(drop=True)
-    time = next((c for c in TIME_COLUMNS if c in frame.columns), None)
-    if time is None or frame.empty:
-        return Plot("timeline", title, None, "timeseries.parquet has no samples with a time column")
-    power = [c for c in frame.columns if re.search(r"power.*_w$", c)]
-    temperature = [c for c in frame.columns if re.search(r"temp.*_c$", c)]
+    if frame.empty:
+        return Plot("timeline", title, None, "timeseries.parquet has no samples")
+    power = [c for c in (TIMESERIES_POWER,) if frame[c].notna().any()]
+    temperature = [c for c in (TIMESERIES_TEMPERATURE,) if frame[c].notna().any()]
     if not power and not temperature:
-        return Plot(
-            "timeline", title, None, "timeseries.parquet has no power or temperature column"
-        )
-    t = frame[time] - frame[time].min()
-    gpu = next((c for c in GPU_COLUMNS if c in frame.columns), None)
+        return Plot("timeline", title, None, "timeseries.parquet has no power or temperature")
+    t = frame[TIMESERIES_TIME] - frame[TIMESERIES_TIME].min()
+    gpu = TIMESERIES_GPU
     fig = Figure(figsize=(10, 4.8), layout="constrained")
     ax = fig.add_subplot()
     twin = ax.twinx() if power and temperature else None
@@ -212,8 +212,7 @@ def timeline_plot(timeseries: Path | None, run_id: str) -> Plot:
             power_ax.plot(part_t, part[column], color=colour, label=f"{column}{suffix} (W)")
         for column in temperature:
             temp_ax.plot(part_t, part[column], "--", color=colour, label=f"{column}{suffix} (°C)")
-    if "phase" in frame.columns:
-        _shade_phases(ax, t, frame["phase"])
+    _shade_phases(ax, t, frame[TIMESERIES_PHASE])
     ax.set_xlabel("Time since first sample (s)")
     if power:
         power_ax.set_ylabel("Power (W)")
