@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from results_fixtures import NO_ENERGY, OOM, cpu_study, standard_study
 
-from llenergymeasure.results.load import load_study
+from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.plots import pareto_front, timeline_plot
 from llenergymeasure.results.report import build_report
 
@@ -72,7 +72,7 @@ SECTIONS += ("environment", "study-file")
 
 
 def test_report_has_every_section_and_no_external_resource(tmp_path: Path) -> None:
-    html = build_report(load_study(standard_study(tmp_path)))
+    html = build_report(load_study_results(standard_study(tmp_path)))
     for section in SECTIONS:
         assert f'<section id="{section}">' in html
     assert html.count("data:image/png;base64,") == 2  # Pareto and one sweep plot
@@ -84,7 +84,7 @@ def test_report_has_every_section_and_no_external_resource(tmp_path: Path) -> No
 
 
 def test_report_marks_unmeasured_figures_na_with_the_reason(tmp_path: Path) -> None:
-    html = build_report(load_study(cpu_study(tmp_path)))
+    html = build_report(load_study_results(cpu_study(tmp_path)))
     assert f'title="{NO_ENERGY}">n/a' in html
     assert '<section id="notes">' in html and NO_ENERGY in html
     assert "energy per token not measured" in html  # the Pareto plot is not drawn from zeros
@@ -95,5 +95,5 @@ def test_report_marks_unmeasured_figures_na_with_the_reason(tmp_path: Path) -> N
 def test_report_escapes_the_study_file(tmp_path: Path, text: str) -> None:
     study_dir = standard_study(tmp_path)
     (study_dir / "study.yaml").write_text(f"name: {text}\n", encoding="utf-8")
-    html = build_report(load_study(study_dir))
+    html = build_report(load_study_results(study_dir))
     assert text not in html.split('<section id="study-file">')[1]

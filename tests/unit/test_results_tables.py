@@ -18,14 +18,14 @@ from results_fixtures import (
 
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.export import write_study_outputs
-from llenergymeasure.results.load import load_study, require_results
+from llenergymeasure.results.load import load_study_results, require_results
 from llenergymeasure.results.tables import runs_frame, summary_frame
 
 
 def test_runs_frame_has_one_row_per_planned_run_with_ids_swept_and_outcome(
     tmp_path: Path,
 ) -> None:
-    runs = runs_frame(load_study(standard_study(tmp_path)))
+    runs = runs_frame(load_study_results(standard_study(tmp_path)))
     assert len(runs) == 6
     assert list(runs["cycle"]) == [0, 0, 1, 1, 2, 2]
     assert list(runs["pytorch.batch_size"]) == [1, 4, 1, 4, 1, 4]
@@ -43,7 +43,7 @@ def test_runs_frame_has_one_row_per_planned_run_with_ids_swept_and_outcome(
 
 
 def test_summary_over_cycles_has_known_statistics(tmp_path: Path) -> None:
-    summary = summary_frame(load_study(standard_study(tmp_path))).set_index("config_index")
+    summary = summary_frame(load_study_results(standard_study(tmp_path))).set_index("config_index")
     first, second = summary.loc[0], summary.loc[1]
     assert first["energy.j_per_output_token.n"] == 3
     assert first["energy.j_per_output_token.mean"] == pytest.approx(0.51)
@@ -71,14 +71,14 @@ def test_configuration_with_cv_above_5_percent_is_flagged(tmp_path: Path) -> Non
         3,
         lambda ci, cy: Figures(tokens_per_s=noisy[cy], j_per_token=0.5),
     )
-    row = summary_frame(load_study(study_dir)).iloc[0]
+    row = summary_frame(load_study_results(study_dir)).iloc[0]
     assert row["throughput.output_tokens_per_s.cv_pct"] == pytest.approx(20.0)
     assert row["cv_flagged"]
     assert row["high_cv_metrics"] == "throughput.output_tokens_per_s"
 
 
 def test_unmeasured_energy_is_null_with_the_runners_reason(tmp_path: Path) -> None:
-    summary = summary_frame(load_study(cpu_study(tmp_path)))
+    summary = summary_frame(load_study_results(cpu_study(tmp_path)))
     assert summary["energy.j_per_output_token.n"].tolist() == [0, 0]
     assert summary["energy.j_per_output_token.mean"].isna().all()
     assert summary["energy.j_per_output_token.na_reason"].tolist() == [NO_ENERGY, NO_ENERGY]
@@ -92,9 +92,9 @@ def test_pending_runs_are_neither_completed_nor_failed(tmp_path: Path) -> None:
         3,
         lambda ci, cy: Figures(tokens_per_s=10.0, j_per_token=1.0) if cy == 0 else None,
     )
-    row = summary_frame(load_study(study_dir)).iloc[0]
+    row = summary_frame(load_study_results(study_dir)).iloc[0]
     assert (row["runs_completed"], row["runs_failed"]) == (1, 0)
-    assert runs_frame(load_study(study_dir))["outcome"].tolist() == [
+    assert runs_frame(load_study_results(study_dir))["outcome"].tolist() == [
         "completed",
         "pending",
         "pending",
@@ -132,22 +132,22 @@ def test_mixed_type_swept_values_still_write_parquet(tmp_path: Path) -> None:
 
 def test_not_a_study_folder_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a study folder"):
-        load_study(tmp_path)
+        load_study_results(tmp_path)
     with pytest.raises(UserError, match="no such folder"):
-        load_study(tmp_path / "missing")
+        load_study_results(tmp_path / "missing")
 
 
 def test_no_results_yet_is_a_user_error(tmp_path: Path) -> None:
     study_dir = write_study(tmp_path, [({}, pytorch_config(1))], 2, lambda ci, cy: None)
     with pytest.raises(UserError, match=r"no results yet \(2 pending\)"):
-        require_results(load_study(study_dir))
+        require_results(load_study_results(study_dir))
 
 
 def test_schema_invalid_result_counts_as_a_failure(tmp_path: Path) -> None:
     study_dir = standard_study(tmp_path)
     result = next(study_dir.glob("experiments/*/result.json"))
     result.write_text('{"schema_version": 1}', encoding="utf-8")
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     broken = next(run for run in study.runs if run.work_dir == result.parent)
     assert broken.result is None
     assert "fails the result schema" in (broken.error or "")

@@ -66,12 +66,12 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs."""
-    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.load import load_study_results, require_results
     from llenergymeasure.results.metrics import BY_COLUMN, SHOWN
     from llenergymeasure.results.query import apply_filters, apply_sort
     from llenergymeasure.results.tables import summary_frame
 
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     require_results(study)
     summary = summary_frame(study)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
@@ -170,12 +170,12 @@ def export(
 ) -> None:
     """Write the per-run (or per-configuration) table as CSV, Parquet or JSON."""
     from llenergymeasure.results.export import EXPORT_FORMATS, write_frame
-    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.load import load_study_results, require_results
     from llenergymeasure.results.tables import runs_frame, summary_frame
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     require_results(study)
     runs = runs_frame(study)
     frame = summary_frame(study, runs) if summary else runs
@@ -204,9 +204,9 @@ def compare(
 ) -> None:
     """Pair configurations by config hash; ratios B/A of key metrics with 95 % CIs."""
     from llenergymeasure.results.compare import compare_studies
-    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.load import load_study_results, require_results
 
-    a, b = load_study(study_a), load_study(study_b)
+    a, b = load_study_results(study_a), load_study_results(study_b)
     require_results(a)
     require_results(b)
     comparison = compare_studies(a, b)
@@ -257,11 +257,11 @@ def plot(
     ),
 ) -> None:
     """Pareto plot, one plot per swept dimension and a run's timeline, as PNG and SVG."""
-    from llenergymeasure.results.load import load_study, require_results
+    from llenergymeasure.results.load import load_study_results, require_results
     from llenergymeasure.results.plots import save, study_plots
     from llenergymeasure.results.tables import runs_frame, summary_frame
 
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     require_results(study)
     runs = runs_frame(study)
     folder = output if output is not None else study_dir / "plots"

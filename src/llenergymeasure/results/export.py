@@ -9,7 +9,7 @@ from typing import Literal
 import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
-from llenergymeasure.results.load import load_study
+from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.tables import runs_frame, summary_frame
 
 RESULTS_PARQUET = "results.parquet"
@@ -27,7 +27,7 @@ def write_study_outputs(study_dir: Path) -> list[Path]:
     too, so a study with no completed run still gets its tables. Returns the paths written.
     """
     study_dir = Path(study_dir)
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     runs = runs_frame(study)
     summary = summary_frame(study, runs)
     written = [

@@ -66,7 +66,7 @@ class StudyData:
         return list(keys)
 
 
-def load_study(study_dir: Path) -> StudyData:
+def load_study_results(study_dir: Path) -> StudyData:
     """Load everything a study folder holds; a folder that is not a study is a UserError."""
     study_dir = Path(study_dir)
     if not study_dir.is_dir():

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
-from llenergymeasure.results.load import StudyData, load_study, require_results
+from llenergymeasure.results.load import StudyData, load_study_results, require_results
 from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT
 from llenergymeasure.results.plots import Plot, render, study_plots
 from llenergymeasure.results.stats import CV_FLAG_PCT
@@ -280,7 +280,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
 
 def write_report(study_dir: Path, output: Path | None = None, run_id: str | None = None) -> Path:
     """Write the study's report (default `<study_dir>/report.html`); returns its path."""
-    study = load_study(study_dir)
+    study = load_study_results(study_dir)
     path = Path(output) if output is not None else Path(study_dir) / REPORT_FILE
     atomic_write_text(path, build_report(study, run_id))
     return path

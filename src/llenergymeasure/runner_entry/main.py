@@ -84,7 +84,7 @@ class Runner:
         from llenergymeasure.backends.registry import get_backend
         from llenergymeasure.energy.sampler import write_parquet
         from llenergymeasure.runner_entry.protocol import Instruments, run_protocol
-        from llenergymeasure.runner_entry.report import build_result
+        from llenergymeasure.runner_entry.result_builder import build_result
 
         started_at = utc_now()
         request = self.load_request()
