@@ -12,7 +12,7 @@ import pytest
 
 from conftest import base_image
 from llenergymeasure import __version__
-from llenergymeasure.orchestrator import image_build
+from llenergymeasure.imagebuild import cpu_image as image_build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -174,8 +174,14 @@ def test_report_loads_cleanly_with_its_sections_and_figures(
     study_dir = standard_study(tmp_path)
     first_run = sorted((study_dir / "experiments").iterdir())[0]
     t = np.arange(0.0, 12.0, 0.1)
-    pd.DataFrame(
-        {"t_s": t, "gpu_index": 0, "power_w": 250 + 30 * np.sin(t), "temperature_c": 40 + t}
+    pd.DataFrame(  # the runner's columns (contract.workdir TIMESERIES_*)
+        {
+            "t_s": t,
+            "phase": "window",
+            "gpu": 0,
+            "power_w": 250 + 30 * np.sin(t),
+            "temperature_c": 40 + t,
+        }
     ).to_parquet(first_run / "timeseries.parquet")
     report = write_report(study_dir)
 

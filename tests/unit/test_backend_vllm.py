@@ -233,8 +233,8 @@ def test_missing_vllm_names_both_images() -> None:
 
 
 def test_vllm_cpu_image_inputs_change_with_what_it_is_built_from() -> None:
-    from llenergymeasure.orchestrator.backend_images import vllm_cpu_inputs
-    from llenergymeasure.orchestrator.image_build import source_root
+    from llenergymeasure.imagebuild.backend_images import vllm_cpu_inputs
+    from llenergymeasure.imagebuild.cpu_image import source_root
 
     root = source_root()
     same = vllm_cpu_inputs(root, "sha256:base")

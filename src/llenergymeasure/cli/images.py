@@ -13,7 +13,7 @@ from rich.table import Table
 from llenergymeasure import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.image_build import build_cpu_image
+from llenergymeasure.imagebuild.cpu_image import build_cpu_image
 
 images_app = typer.Typer(help="Build, list and lock the project's images.", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def build(
     ),
 ) -> None:
     """Build images; cpu and vllm-cpu are skipped when one with the same inputs exists."""
-    from llenergymeasure.orchestrator.backend_images import (
+    from llenergymeasure.imagebuild.backend_images import (
         GPU_BACKENDS,
         VLLM_CPU,
         build_gpu_image,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,16 +30,8 @@ console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isa
 StudyDir = Annotated[Path, typer.Argument(help="The study folder: <output_dir>/<study_id>.")]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _num(value: Any) -> str:
-    return f"{float(value):.4g}"
-
-
 def _jsonable(value: Any) -> Any:
-    if _missing(value):
+    if missing(value):
         return None
     if hasattr(value, "item"):
         return value.item()  # numpy scalars
@@ -122,12 +114,12 @@ def show(
     table.add_column("ok/planned", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("CV>5%")
-    reasons: list[str] = []
+    notes = Footnotes()
     for _, row in summary.iterrows():
         cells = [str(int(row["config_index"])), *(escape(str(row[key])) for key in varying)]
-        cells += ["" if _missing(row[key]) else escape(str(row[key])) for key in swept]
+        cells += ["" if missing(row[key]) else escape(str(row[key])) for key in swept]
         for metric in (m.column for m in SHOWN):
-            cells.append(_metric_text(row, metric, reasons))
+            cells.append(_metric_text(row, metric, notes))
         cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
         failed = int(row["runs_failed"])
         cells.append(f"[red]{failed}[/]" if failed else "0")
@@ -136,21 +128,17 @@ def show(
     console.print(table)
     if summary.empty:
         console.print("no configuration matches the filters")
-    for number, reason in enumerate(reasons, 1):
-        console.print(f"[yellow]n/a[{number}][/]: {escape(reason)}")
+    for index, reason in enumerate(notes.reasons, 1):
+        console.print(f"[yellow]n/a[{index}][/]: {escape(reason)}")
 
 
-def _metric_text(row: pd.Series, metric: str, reasons: list[str]) -> str:
-    mean = row[f"{metric}.mean"]
-    if _missing(mean):
-        reason = row[f"{metric}.na_reason"] or "not reported"
-        if reason not in reasons:
-            reasons.append(reason)
-        return f"[yellow]n/a[{reasons.index(reason) + 1}][/]"
-    low, high = row[f"{metric}.ci95_low"], row[f"{metric}.ci95_high"]
-    if _missing(low):
-        return _num(mean)
-    return f"{_num(mean)} ± {_num((high - low) / 2)}"
+def _metric_text(row: pd.Series, metric: str, notes: Footnotes) -> str:
+    cell = MetricCell.of(row, metric)
+    if cell.mean is None:
+        return f"[yellow]n/a[{notes.number(cell.reason or NOT_REPORTED)}][/]"
+    if cell.half_width is None:
+        return number(cell.mean)
+    return f"{number(cell.mean)} ± {number(cell.half_width)}"
 
 
 @results_app.command("export")
@@ -228,8 +216,8 @@ def compare(
                 ref.backend if first else "",
                 escape(swept) if first else "",
                 f"{m.metric} ({m.unit})",
-                "n/a" if m.a_mean is None else f"{_num(m.a_mean)} (n={m.a_n})",
-                "n/a" if m.b_mean is None else f"{_num(m.b_mean)} (n={m.b_n})",
+                "n/a" if m.a_mean is None else f"{number(m.a_mean)} (n={m.a_n})",
+                "n/a" if m.b_mean is None else f"{number(m.b_mean)} (n={m.b_n})",
                 "n/a" if m.ratio is None else f"{m.ratio:.3f}",
                 ""
                 if m.ratio_ci95_low is None

@@ -5,7 +5,6 @@ the study file, warnings and failures. No script, no external resource: it opens
 from __future__ import annotations
 
 import base64
-import math
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 from llenergymeasure.results.load import StudyData, load_study_results, require_results
 from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT
 from llenergymeasure.results.plots import Plot, render, study_plots
@@ -36,33 +36,24 @@ code{font-size:.85rem}
 """
 
 
-class Notes:
-    """Footnotes for n/a cells: each distinct reason gets one number."""
-
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
+class Notes(Footnotes):
+    """Footnotes of the report's n/a cells, as links."""
 
     def na(self, reason: str | None) -> str:
-        reason = reason or "not reported"
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-        number = self.reasons.index(reason) + 1
+        reason = reason or NOT_REPORTED
+        index = self.number(reason)
         return (
-            f'<span class="na" title="{escape(reason)}">n/a<sup><a href="#note-{number}">'
-            f"[{number}]</a></sup></span>"
+            f'<span class="na" title="{escape(reason)}">n/a<sup><a href="#note-{index}">'
+            f"[{index}]</a></sup></span>"
         )
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def fmt(value: Any, digits: int = 4) -> str:
     """Numbers to `digits` significant figures; text escaped."""
-    if _missing(value):
+    if missing(value):
         return ""
     if pd.api.types.is_number(value) and not pd.api.types.is_bool(value):
-        return f"{float(value):.{digits}g}"
+        return number(value, digits)
     return escape(str(value))
 
 
@@ -85,14 +76,12 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
 
 
 def _metric_cell(row: pd.Series, metric: str, notes: Notes) -> str:
-    mean = row[f"{metric}.mean"]
-    if _missing(mean):
-        return notes.na(row[f"{metric}.na_reason"])
-    low, high = row[f"{metric}.ci95_low"], row[f"{metric}.ci95_high"]
-    if _missing(low):
-        return f'{fmt(mean)} <span class="muted" title="one cycle: no interval">(n=1)</span>'
-    half = (high - low) / 2
-    return f'{fmt(mean)} <span class="muted">± {fmt(half, 3)}</span>'
+    cell = MetricCell.of(row, metric)
+    if cell.mean is None:
+        return notes.na(cell.reason)
+    if cell.half_width is None:
+        return f'{fmt(cell.mean)} <span class="muted" title="one cycle: no interval">(n=1)</span>'
+    return f'{fmt(cell.mean)} <span class="muted">± {fmt(cell.half_width, 3)}</span>'
 
 
 def configurations_section(study: StudyData, summary: pd.DataFrame, notes: Notes) -> str:
@@ -185,7 +174,7 @@ def images_section(runs: pd.DataFrame) -> str:
             fmt(r["image_ref"]),
             f"<code>{fmt(r['image_id'])}</code>",
             f"<code>{fmt(r['image_digest'])}</code>"
-            if not _missing(r["image_digest"])
+            if not missing(r["image_digest"])
             else '<span class="muted">none: image built locally</span>',
         ]
         for _, r in images.iterrows()

@@ -21,10 +21,8 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -32,6 +30,8 @@ import docker.errors
 
 from llenergymeasure import __version__
 from llenergymeasure.errors import UserError
+from llenergymeasure.imagebuild import wheels
+from llenergymeasure.imagebuild.wheels import Say, run
 
 CPU_REPO = "llenergymeasure/cpu"
 OFFLINE_BASE = "llenergymeasure/base-offline"
@@ -50,8 +50,6 @@ PLATFORMS = (
     "linux_x86_64",
 )
 TORCH_PIN = "torch==2.13.0"
-
-Say = Callable[[str], None]
 
 
 def source_root() -> Path:
@@ -111,14 +109,6 @@ def _docker_cli() -> str:
     )
 
 
-def _run(cmd: list[str], say: Say, env: dict[str, str] | None = None) -> None:
-    say("  $ " + " ".join(cmd[:6]) + (" ..." if len(cmd) > 6 else ""))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise UserError(f"`{' '.join(cmd[:3])} ...` failed (exit {proc.returncode}):\n{tail}")
-
-
 def _image_label(client: docker.DockerClient, ref: str, label: str) -> str | None:
     try:
         image = client.images.get(ref)
@@ -144,7 +134,7 @@ def offline_base(client: docker.DockerClient, say: Say) -> str:
         work = Path(tmp)
         (work / "cache" / "archives" / "partial").mkdir(parents=True)
         (work / "status").write_text("")
-        _run(
+        run(
             [
                 "apt-get",
                 "-q",
@@ -231,43 +221,14 @@ def resolve_base(client: docker.DockerClient, say: Say, base: str | None) -> str
 def wheelhouse(root: Path, say: Say) -> Path:
     """Third-party wheels (cached by requirement set) plus a fresh wheel of this checkout."""
     requirements = _requirements(root)
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
     house = root / "build" / "wheelhouse"
-    stamp = house / f".complete-{key}"
-    if not stamp.exists():
-        say(f"wheelhouse: downloading {len(requirements)} requirements and their closure")
-        shutil.rmtree(house, ignore_errors=True)
-        house.mkdir(parents=True)
-        platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--only-binary=:all:",
-                "--python-version",
-                PYTHON_VERSION,
-                "--implementation",
-                "cp",
-                *platforms,
-                "-d",
-                str(house),
-                "pip",
-                *requirements,
-            ],
-            say,
-        )
-        stamp.write_text("\n".join(requirements) + "\n")
+    platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
+    target = ["--python-version", PYTHON_VERSION, "--implementation", "cp", *platforms]
+    if wheels.fill(house, requirements, say, pip_args=target):
+        say(f"wheelhouse: downloaded {len(requirements)} requirements and their closure")
     else:
         say("wheelhouse: third-party wheels cached")
-    for old in house.glob("llenergymeasure-*.whl"):
-        old.unlink()
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(house), str(root)],
-        say,
-    )
+    wheels.project_wheel(root, house, say)
     return house
 
 
@@ -296,7 +257,7 @@ def build_cpu_image(base: str | None = None, say: Say = print, force: bool = Fal
     house = wheelhouse(root, say)
     say(f"image: building {CPU_REPO}:{__version__} on {base_ref}")
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    _run(
+    run(
         [
             _docker_cli(),
             "build",

