@@ -1,14 +1,18 @@
 """One self-contained HTML file per study: tables, plots (embedded PNG), environment, images,
 the study file, warnings and failures. No script, no external resource: it opens anywhere.
+
+This module gathers the data; `templates/report.html.j2` lays it out (Jinja2, every value
+escaped by autoescape).
 """
 
 from __future__ import annotations
 
 import base64
-from html import escape
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
@@ -36,173 +40,91 @@ code{font-size:.85rem}
 """
 
 
-class Notes(Footnotes):
-    """Footnotes of the report's n/a cells, as links."""
+@dataclass(frozen=True)
+class NotedCell:
+    """A metric cell of the report: the cell, and its footnote's number when it is n/a."""
 
-    def na(self, reason: str | None) -> str:
-        reason = reason or NOT_REPORTED
-        index = self.number(reason)
-        return (
-            f'<span class="na" title="{escape(reason)}">n/a<sup><a href="#note-{index}">'
-            f"[{index}]</a></sup></span>"
-        )
+    mean: float | None
+    half_width: float | None
+    reason: str | None
+    note: int | None
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """Numbers to `digits` significant figures; text escaped."""
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("llenergymeasure.results", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
+    env.filters["num"] = _num
+    return env
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    """Numbers to `digits` significant figures; anything else as text; missing: empty."""
     if missing(value):
         return ""
     if pd.api.types.is_number(value) and not pd.api.types.is_bool(value):
         return number(value, digits)
-    return escape(str(value))
+    return str(value)
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
-
-
-def _metric_cell(row: pd.Series, metric: str, notes: Notes) -> str:
-    cell = MetricCell.of(row, metric)
-    if cell.mean is None:
-        return notes.na(cell.reason)
-    if cell.half_width is None:
-        return f'{fmt(cell.mean)} <span class="muted" title="one cycle: no interval">(n=1)</span>'
-    return f'{fmt(cell.mean)} <span class="muted">± {fmt(cell.half_width, 3)}</span>'
-
-
-def configurations_section(study: StudyData, summary: pd.DataFrame, notes: Notes) -> str:
-    swept = study.swept_keys
-    headers = ["#", "backend", "model", *map(escape, swept), "runs ok / planned"]
-    headers += [f"{escape(BY_COLUMN[m].label)} ({escape(BY_COLUMN[m].unit)})" for m in IN_REPORT]
-    headers.append(f"CV &gt; {CV_FLAG_PCT:g} %")
+def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -> list[dict]:
     rows = []
     for _, row in summary.iterrows():
-        cells = [str(int(row["config_index"])), fmt(row["backend"]), fmt(row["model"])]
-        cells += [fmt(row[key]) for key in swept]
-        cells.append(f"{int(row['runs_completed'])} / {int(row['runs_planned'])}")
-        cells += [_metric_cell(row, m, notes) for m in IN_REPORT]
-        flagged = [BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m]
-        cells.append(
-            f'<span class="flag">{"<br>".join(map(escape, flagged))}</span>' if flagged else "no"
+        cells = []
+        for metric in IN_REPORT:
+            cell = MetricCell.of(row, metric)
+            note = notes.number(cell.reason or NOT_REPORTED) if cell.mean is None else None
+            cells.append(NotedCell(cell.mean, cell.half_width, cell.reason, note))
+        rows.append(
+            {
+                "index": int(row["config_index"]),
+                "backend": row["backend"],
+                "model": row["model"],
+                "swept": [row[key] for key in study.swept_keys],
+                "completed": int(row["runs_completed"]),
+                "planned": int(row["runs_planned"]),
+                "cells": cells,
+                "flagged": [BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m],
+            }
         )
-        rows.append(cells)
-    first_metric = 4 + len(swept)
-    numeric = set(range(first_metric, first_metric + len(IN_REPORT)))
-    return (
-        '<section id="configurations"><h2>Results by configuration</h2>'
-        "<p>Mean over completed cycles ± half-width of the 95 % confidence interval (seeded "
-        "percentile bootstrap of the mean, 10 000 resamples). Full statistics per metric are in "
-        "<code>summary.csv</code>; one row per run in <code>results.csv</code> / "
-        "<code>results.parquet</code>.</p>" + _table(headers, rows, numeric) + "</section>"
-    )
+    return rows
 
 
-def plots_section(plots: list[Plot]) -> str:
-    parts = ['<section id="plots"><h2>Plots</h2>']
-    for plot in plots:
-        if plot.figure is None:
-            parts.append(
-                f'<p class="plot-missing"><strong>{escape(plot.title)}</strong>: '
-                f'<span class="na">n/a</span>: {escape(plot.reason or "")}</p>'
-            )
-            continue
-        data = base64.b64encode(render(plot.figure, "png")).decode("ascii")
-        parts.append(
-            f'<figure id="plot-{escape(plot.name)}"><img alt="{escape(plot.title)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{escape(plot.title)}</figcaption>'
-            "</figure>"
-        )
-    parts.append("</section>")
-    return "".join(parts)
-
-
-def failures_section(study: StudyData) -> str:
-    rows = [
-        [
-            escape(run.planned.run_id),
-            escape(run.outcome),
-            fmt(run.record.exit_code if run.record else None),
-            fmt(run.error) or '<span class="muted">no error recorded</span>',
-        ]
-        for run in study.runs
-        if run.result is None
+def _plots(plots: list[Plot]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": plot.name,
+            "title": plot.title,
+            "reason": plot.reason or "",
+            "png": (
+                base64.b64encode(render(plot.figure, "png")).decode("ascii")
+                if plot.figure is not None
+                else None
+            ),
+        }
+        for plot in plots
     ]
-    body = (
-        _table(["run", "outcome", "exit code", "error"], rows)
-        if rows
-        else "<p>Every planned run completed.</p>"
-    )
-    return (
-        f'<section id="failures"><h2>Failed and unfinished runs ({len(rows)})</h2>{body}</section>'
-    )
 
 
-def warnings_section(study: StudyData) -> str:
-    rows = [
-        [escape(run.planned.run_id), escape(w.code), escape(w.message)]
-        for run in study.completed
-        for w in (run.result.warnings if run.result else [])
-    ]
-    body = (
-        _table(["run", "warning", "message"], rows)
-        if rows
-        else "<p>No quality warning was raised.</p>"
-    )
-    return f'<section id="warnings"><h2>Quality warnings ({len(rows)})</h2>{body}</section>'
-
-
-def images_section(runs: pd.DataFrame) -> str:
-    columns = ["backend", "image_ref", "image_id", "image_digest"]
-    images = runs[columns].drop_duplicates().dropna(subset=["image_ref"])
-    rows = [
-        [
-            fmt(r["backend"]),
-            fmt(r["image_ref"]),
-            f"<code>{fmt(r['image_id'])}</code>",
-            f"<code>{fmt(r['image_digest'])}</code>"
-            if not missing(r["image_digest"])
-            else '<span class="muted">none: image built locally</span>',
-        ]
-        for _, r in images.iterrows()
-    ]
-    body = (
-        _table(["backend", "image", "image ID", "repo digest"], rows)
-        if rows
-        else ("<p>No run recorded an image.</p>")
-    )
-    return f'<section id="images"><h2>Images</h2>{body}</section>'
-
-
-def environment_section(study: StudyData) -> str:
+def _environment_rows(study: StudyData) -> list[list[str]]:
     results = [run.result for run in study.completed if run.result is not None]
     env = results[0].environment
     gpus = sorted({gpu.name for r in results for gpu in r.environment.gpus}) or ["none"]
     rows = [
-        ["device", escape(env.device)],
-        ["GPUs", escape(", ".join(gpus))],
-        ["NVIDIA driver", fmt(env.driver_version) or "none"],
-        ["CUDA", fmt(env.cuda_version) or "none"],
-        ["CPU", f"{escape(env.cpu_model)} ({env.cpu_count} cores)"],
-        ["OS", escape(env.os)],
-        ["Python", escape(env.python_version)],
-        ["engine", f"{escape(env.backend_engine)} {fmt(env.backend_engine_version)}"],
-        ["torch / transformers", f"{fmt(env.torch_version)} / {fmt(env.transformers_version)}"],
-        ["llem", escape(env.llem_version)],
-        ["hosts", escape(", ".join(sorted({r.environment.hostname for r in results})))],
+        ["device", env.device],
+        ["GPUs", ", ".join(gpus)],
+        ["NVIDIA driver", env.driver_version or "none"],
+        ["CUDA", env.cuda_version or "none"],
+        ["CPU", f"{env.cpu_model} ({env.cpu_count} cores)"],
+        ["OS", env.os],
+        ["Python", env.python_version],
+        ["engine", f"{env.backend_engine} {env.backend_engine_version or ''}".rstrip()],
+        ["torch / transformers", f"{env.torch_version or ''} / {env.transformers_version or ''}"],
+        ["llem", env.llem_version],
+        ["hosts", ", ".join(sorted({r.environment.hostname for r in results}))],
     ]
     methods = [
         ["GPU energy", sorted({r.energy.gpu_source for r in results})],
@@ -210,60 +132,62 @@ def environment_section(study: StudyData) -> str:
         ["latency", sorted({r.latency.method for r in results})],
         ["FLOPs", sorted({r.flops.method for r in results})],
     ]
-    rows += [[f"method: {name}", escape(", ".join(values))] for name, values in methods]
-    note = "<p class=muted>As reported by the first completed run's container.</p>"
-    return f'<section id="environment"><h2>Environment</h2>{note}{_table(["", ""], rows)}</section>'
+    return rows + [[f"method: {name}", ", ".join(values)] for name, values in methods]
 
 
-def study_file_section(study: StudyData) -> str:
-    text = study.study_file
-    body = f"<pre>{escape(text)}</pre>" if text is not None else "<p>No study.yaml was kept.</p>"
-    return f'<section id="study-file"><h2>Study file</h2>{body}</section>'
-
-
-def notes_section(notes: Notes) -> str:
-    if not notes.reasons:
-        return ""
-    items = "".join(
-        f'<li id="note-{i}">{escape(reason)}</li>' for i, reason in enumerate(notes.reasons, 1)
-    )
-    return f'<section id="notes"><h2>Notes: why figures are n/a</h2><ol>{items}</ol></section>'
+def _images(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = ["backend", "image_ref", "image_id", "image_digest"]
+    images = runs[columns].drop_duplicates().dropna(subset=["image_ref"])
+    return [
+        {
+            "backend": r["backend"],
+            "ref": r["image_ref"],
+            "id": r["image_id"],
+            "digest": None if missing(r["image_digest"]) else r["image_digest"],
+        }
+        for _, r in images.iterrows()
+    ]
 
 
 def build_report(study: StudyData, run_id: str | None = None) -> str:
     require_results(study)
     runs = runs_frame(study)
     summary = summary_frame(study, runs)
-    notes = Notes()
-    record = study.manifest
+    notes = Footnotes()
     counts = runs["outcome"].value_counts().to_dict()
-    states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    header = (
-        f"<h1>{escape(record.study_name)}</h1>"
-        f'<section id="overview"><p class="muted">study <code>{escape(record.study_id)}</code> · '
-        f"created {escape(record.created_at)} · status {escape(record.status)} · llem "
-        f"{escape(record.llem_version)}</p><p>{len(study.runs)} runs planned over "
-        f"{len(summary)} configurations: {escape(states)}.</p></section>"
-    )
-    body = "".join(
-        [
-            header,
-            configurations_section(study, summary, notes),
-            plots_section(study_plots(study, runs, summary, run_id)),
-            failures_section(study),
-            warnings_section(study),
-            images_section(runs),
-            environment_section(study),
-            study_file_section(study),
-            notes_section(notes),
-        ]
-    )
-    title = escape(f"llem report: {record.study_name} ({record.study_id})")
+    template = _environment().get_template("report.html.j2")
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<link rel="icon" href="data:,"><title>{title}</title><style>{CSS}</style></head>'
-        f"<body>{body}</body></html>\n"
+        template.render(
+            css=CSS,
+            study=study.manifest,
+            n_runs=len(study.runs),
+            states=", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+            swept_keys=list(study.swept_keys),
+            metrics=[BY_COLUMN[m] for m in IN_REPORT],
+            cv_flag_pct=f"{CV_FLAG_PCT:g}",
+            configurations=_configurations(study, summary, notes),
+            plots=_plots(study_plots(study, runs, summary, run_id)),
+            failures=[
+                [
+                    run.planned.run_id,
+                    run.outcome,
+                    _num(run.record.exit_code if run.record else None),
+                    run.error or "no error recorded",
+                ]
+                for run in study.runs
+                if run.result is None
+            ],
+            warnings=[
+                [run.planned.run_id, w.code, w.message]
+                for run in study.completed
+                for w in (run.result.warnings if run.result else [])
+            ],
+            images=_images(runs),
+            environment=_environment_rows(study),
+            study_file=study.study_file,
+            notes=notes.reasons,
+        )
+        + "\n"
     )
 
 
