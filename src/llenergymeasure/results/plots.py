@@ -30,11 +30,17 @@ from llenergymeasure.contract.workdir import (
 )
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
+from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.tables import na_reason
 
 J_TOKEN = "energy.j_per_output_token"
 TOK_S = "throughput.output_tokens_per_s"
 FORMATS = ("png", "svg")
+
+
+def axis_label(metric: str) -> str:
+    """A metric's label and unit, from the catalogue."""
+    return f"{BY_COLUMN[metric].label} ({BY_COLUMN[metric].unit})"
 PNG_DPI = 120
 
 
@@ -114,8 +120,8 @@ def pareto_plot(summary: pd.DataFrame, runs: pd.DataFrame) -> Plot:
             xytext=(6, 6),
             fontsize=9,
         )
-    ax.set_xlabel("Output throughput (tokens/s)")
-    ax.set_ylabel("GPU energy per output token (J/token)")
+    ax.set_xlabel(axis_label(TOK_S))
+    ax.set_ylabel(axis_label(J_TOKEN))
     ax.set_title(f"{title}\n(mean over cycles, bars = 95 % bootstrap CI; lower right is better)")
     ax.grid(True, alpha=0.3)
     ax.legend(title="backend")
@@ -133,10 +139,7 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
     numeric = _is_numeric(summary[key])
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
-    panels = (
-        (J_TOKEN, "GPU energy per output token (J/token)"),
-        (TOK_S, "Output throughput (tokens/s)"),
-    )
+    panels = ((J_TOKEN, axis_label(J_TOKEN)), (TOK_S, axis_label(TOK_S)))
     groups = summary.groupby(others, sort=True, dropna=False) if others else [((), summary)]
     for ax, (metric, label) in zip(axes, panels, strict=True):
         measured = summary.dropna(subset=[f"{metric}.mean"])
