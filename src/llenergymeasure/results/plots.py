@@ -41,6 +41,8 @@ FORMATS = ("png", "svg")
 def axis_label(metric: str) -> str:
     """A metric's label and unit, from the catalogue."""
     return f"{BY_COLUMN[metric].label} ({BY_COLUMN[metric].unit})"
+
+
 PNG_DPI = 120
 
 
