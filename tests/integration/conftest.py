@@ -12,7 +12,9 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +64,22 @@ def leaves_nothing_behind() -> Iterator[None]:
         yield  # no engine: the docker tests skip or fail on their own
         return
     containers = {c.id for c in engine.containers.list(all=True)}
-    dangling = {image.id for image in engine.images.list(filters={"dangling": True})}
+    started = time.time()
     yield
     left = [c.name for c in engine.containers.list(all=True) if c.id not in containers]
-    new = [i.id for i in engine.images.list(filters={"dangling": True}) if i.id not in dangling]
+    # Images made during the session and left untagged (an image replaced by a rebuild of its
+    # tag before the session, on a machine used before, is not the suite's doing).
+    new = [
+        i.id for i in engine.images.list(filters={"dangling": True}) if _created(i) >= started - 1
+    ]
     assert not left, f"containers left behind by the tests: {left}"
     assert not new, f"dangling images left behind by the tests: {new}"
+
+
+def _created(image: docker.models.images.Image) -> float:
+    """The image's creation time, s since the epoch."""
+    stamp = image.attrs["Created"]  # RFC 3339 with nanoseconds
+    return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp()
 
 
 def base_image(client: docker.DockerClient) -> str:

@@ -100,5 +100,9 @@ def test_compose_builds_the_cpu_image_offline(
         )
         assert out.decode().strip().startswith("2.13.0")
     finally:
-        # `llem images build cpu` owns this tag; give it back its image.
+        # `llem images build cpu` owns this tag; give it back its image, and leave nothing of
+        # compose's build behind.
+        built = client.images.get(tag).id if client.images.list(name=tag) else None
         subprocess.run(["docker", "tag", "llenergymeasure/cpu:latest", tag], check=False)
+        if built is not None and built != client.images.get(tag).id:
+            client.images.remove(built, noprune=False)
