@@ -84,11 +84,7 @@ def main() -> None:
                 watch = watches.setdefault(run, PidsWatch(container.id))
                 tasks = watch.tasks()
                 if tasks is not None:
-                    label = "; ".join(
-                        e for e in container.attrs["Config"]["Env"] if "MULTIPROC" in e
-                    )
-                    image = container.attrs["Config"]["Image"][:19]
-                    peaks[run] = (f"{image} {label}", max(tasks, peaks.get(run, ("", 0))[1]))
+                    peaks[run] = (describe(container), max(tasks, peaks.get(run, ("", 0))[1]))
             time.sleep(0.02)
     print(f"host cores (nproc): {os.cpu_count()}; default pids_limit {DEFAULT_PIDS_LIMIT}")
     for run, (what, peak) in sorted(peaks.items()):
