@@ -14,7 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -24,6 +24,7 @@ import pytest
 from conftest import LLEM, llem, study_dirs, write_study
 from llenergymeasure.orchestrator.layout import load_plan
 from llenergymeasure.study.manifest import load_manifest
+from llenergymeasure.study.manifest_models import StudyRecord
 
 pytestmark = pytest.mark.docker
 
@@ -145,32 +146,43 @@ def _wait_for(study_dir_parent: Path, predicate, timeout: float = 60) -> None:
     raise AssertionError("the study never reached the expected state")
 
 
-def test_daemon_stopped_mid_study_fails_clearly_then_resumes(tmp_path, second_engine):
-    models = ["fault:ok-30", "fault:ok-31", "fault:ok-32", "fault:ok-33"]
-    study = write_study(tmp_path, models)
-    env = {**os.environ, "DOCKER_HOST": second_engine.url}
+def _run_and_stop_engine(
+    study: Path, engine: SecondEngine, ready: Callable[[StudyRecord], bool]
+) -> tuple[subprocess.Popen, str, str]:
+    """`llem run` on the second engine, stopped once the manifest says `ready`."""
+    env = {**os.environ, "DOCKER_HOST": engine.url}
     proc = subprocess.Popen(
         [LLEM, "run", str(study)],
-        cwd=tmp_path,
+        cwd=study.parent,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        _wait_for(
-            tmp_path,
-            lambda record: (
-                sorted(r.status for r in record.runs.values())[:2] == ["completed", "pending"]
-                and any(r.status == "running" for r in record.runs.values())
-            ),
-        )
-        second_engine.stop()
+        _wait_for(study.parent, ready)
+        time.sleep(0.3)
+        engine.stop()
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, out, err
+
+
+def test_daemon_stopped_mid_study_fails_clearly_then_resumes(tmp_path, second_engine):
+    models = ["fault:ok-30", "fault:ok-31", "fault:ok-32", "fault:ok-33"]
+    study = write_study(tmp_path, models)
+    env = {**os.environ, "DOCKER_HOST": second_engine.url}
+    proc, out, err = _run_and_stop_engine(
+        study,
+        second_engine,
+        lambda record: (
+            sorted(r.status for r in record.runs.values())[:2] == ["completed", "pending"]
+            and any(r.status == "running" for r in record.runs.values())
+        ),
+    )
     assert proc.returncode == 2, out + err
     assert "Traceback" not in out + err
     assert err.count("error:") == 1 and "Docker engine stopped answering" in err, err
@@ -203,27 +215,11 @@ def test_daemon_stopped_mid_study_fails_clearly_then_resumes(tmp_path, second_en
 def test_daemon_stopped_with_two_runs_in_flight_interrupts_both(tmp_path, second_engine):
     models = ["fault:ok-40", "fault:ok-41", "fault:ok-42"]
     study = write_study(tmp_path, models, execution={"max_parallel": 2, "cpu_ids": [0, 1]})
-    env = {**os.environ, "DOCKER_HOST": second_engine.url}
-    proc = subprocess.Popen(
-        [LLEM, "run", str(study)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc, out, err = _run_and_stop_engine(
+        study,
+        second_engine,
+        lambda record: sum(r.status == "running" for r in record.runs.values()) == 2,
     )
-    try:
-        _wait_for(
-            tmp_path,
-            lambda record: sum(r.status == "running" for r in record.runs.values()) == 2,
-        )
-        time.sleep(0.5)
-        second_engine.stop()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 2, out + err
     assert "Traceback" not in out + err
     assert err.count("error:") == 1 and "Docker engine stopped answering" in err, err
