@@ -19,10 +19,10 @@ from llenergymeasure.orchestrator.locks import GpuLocks
 from llenergymeasure.orchestrator.preflight import PlannedStudy, Preflight, RunOptions
 from llenergymeasure.orchestrator.runner import StudyRunner
 from llenergymeasure.orchestrator.stop import StopState
-from llenergymeasure.orchestrator.study_folder import StudyFolder
+from llenergymeasure.orchestrator.study_folder import StudyFolder, pending_record
 from llenergymeasure.study import expand
 from llenergymeasure.study.manifest import Manifest
-from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
+from llenergymeasure.study.manifest_models import StudyRecord
 
 
 class InstantExecutor(Executor):
@@ -75,16 +75,7 @@ def _runner(tmp_path: Path, execution: dict, n: int = 2) -> tuple[StudyRunner, I
         design_hash="d" * 64,
         created_at="2026-01-01T00:00:00Z",
         llem_version="0",
-        runs={
-            run.run_id: RunRecord(
-                run_id=run.run_id,
-                run_index=run.run_index,
-                config_hash=run.config_hash,
-                cycle=run.cycle,
-                backend="pytorch",
-            )
-            for run in plan.runs
-        },
+        runs={run.run_id: pending_record(run) for run in plan.runs},
     )
     (tmp_path / "study").mkdir()
     manifest = Manifest.create(tmp_path / "study", record)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.config.messages import did_you_mean, display, models_in, problem, walk_loc
+from llenergymeasure.config.messages import did_you_mean, display, problem, walk_loc, walk_schema
 from llenergymeasure.config.source import SourceMap, join, read_yaml
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
@@ -190,18 +190,14 @@ def _check_sweep_node(node: dict[str, Any], prefix: str, source: SourceMap, at: 
 def _check_swept_path(parts: list[str], at: str, where: str) -> None:
     """Every part of a swept key names a field of the experiment's schema: an unknown one is
     named with its full dotted path, at the swept key's line."""
-    models: list[type[BaseModel]] = [ExperimentConfig]
-    for depth, part in enumerate(parts):
-        if not models:
-            return  # below a plain value or mapping: the values' validation judges the rest
-        fields = {name: model.model_fields[name] for model in models for name in model.model_fields}
-        if part not in fields:
-            shown = join(at, ".".join(parts[: depth + 1]))
-            raise UserError(
-                f"{where}: {shown}: unknown key '{part}'"
-                f"{did_you_mean(part, fields, '.'.join(parts))}"
-            )
-        models = models_in(fields[part].annotation)
+    walk = walk_schema(ExperimentConfig, parts)
+    if walk.unknown_at is not None:
+        part = parts[walk.unknown_at]
+        shown = join(at, ".".join(parts[: walk.unknown_at + 1]))
+        raise UserError(
+            f"{where}: {shown}: unknown key '{part}'"
+            f"{did_you_mean(part, walk.offered, '.'.join(parts))}"
+        )
 
 
 def _experiments(value: Any, source: SourceMap) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Union
 
 from pydantic import BaseModel
@@ -53,6 +54,29 @@ def models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return []
+
+
+@dataclass(frozen=True)
+class SchemaWalk:
+    """Where a dotted path leads in a model's schema."""
+
+    unknown_at: int | None  # the first part the schema lacks; None: every part is known
+    offered: tuple[str, ...]  # the keys offered where the walk stopped (for suggestions)
+    models: list[type[BaseModel]]  # the models at its end ([]: a plain value, or unknown)
+
+
+def walk_schema(model: type[BaseModel], parts: list[str]) -> SchemaWalk:
+    """Follow `parts` through `model`'s fields (and union members); below a plain value or
+    mapping every further part is taken as known (the value's own validation judges it)."""
+    models: list[type[BaseModel]] = [model]
+    for depth, part in enumerate(parts):
+        if not models:
+            return SchemaWalk(None, (), [])
+        fields = {name: m.model_fields[name] for m in models for name in m.model_fields}
+        if part not in fields:
+            return SchemaWalk(depth, tuple(fields), [])
+        models = models_in(fields[part].annotation)
+    return SchemaWalk(None, (), models)
 
 
 def _tag_of(model: type[BaseModel], discriminator: str) -> str | None:

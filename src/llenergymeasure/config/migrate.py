@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from llenergymeasure.config.messages import models_in
+from llenergymeasure.config.messages import walk_schema
 from llenergymeasure.config.peer import our_name, unmapped_reason
 from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
@@ -280,26 +280,12 @@ def _flatten(sweep: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _models_at(dotted: str) -> list[type[BaseModel]]:
-    models: list[type[BaseModel]] = [ExperimentConfig]
-    for part in dotted.split("."):
-        fields = {name: m.model_fields[name] for m in models for name in m.model_fields}
-        if part not in fields:
-            return []
-        models = models_in(fields[part].annotation)
-    return models
+    return walk_schema(ExperimentConfig, dotted.split(".")).models
 
 
 def _known(dotted: str) -> bool:
     """Whether our experiment schema has this dotted path (below a plain mapping: yes)."""
-    models: list[type[BaseModel]] = [ExperimentConfig]
-    for part in dotted.split("."):
-        if not models:
-            return True
-        fields = {name: m.model_fields[name] for m in models for name in m.model_fields}
-        if part not in fields:
-            return False
-        models = models_in(fields[part].annotation)
-    return True
+    return walk_schema(ExperimentConfig, dotted.split(".")).unknown_at is None
 
 
 def _join(prefix: str, path: str) -> str:

@@ -90,8 +90,7 @@ class Preflight:
     user: ContainerUser
     limits: ContainerLimits
     cpu_groups: list[tuple[int, ...]] | None
-    gpu_uuids: dict[int, str] = field(default_factory=dict)
-    gpu_uuids_reason: str | None = None
+    gpu_uuids: dict[int, str] = field(default_factory=dict)  # where the host's NVML named them
 
     @property
     def study(self) -> StudyConfig:
@@ -145,12 +144,10 @@ class Preflight:
                 require_locked(lock_file, {b: image.locked() for b, image in images.items()})
                 say.note(f"images match the lock {lock_file}")
             uuids: dict[int, str] = {}
-            uuids_reason = None
             if needed:
                 require_nvidia_runtime(client)
                 found = gpu_uuids(needed)
                 if isinstance(found, str):
-                    uuids_reason = found
                     say.note(f"GPUs granted by index, not UUID: {found}")
                 else:
                     uuids = found
@@ -167,7 +164,6 @@ class Preflight:
             limits=ContainerLimits(execution.pids_limit, execution.ulimits),
             cpu_groups=cpu_groups,
             gpu_uuids=uuids,
-            gpu_uuids_reason=uuids_reason,
         )
 
 

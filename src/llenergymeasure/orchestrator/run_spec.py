@@ -132,6 +132,20 @@ def engine_cache_dir() -> Path:
     return Path(os.environ.get("LLEM_ENGINE_CACHE") or default)
 
 
+def prepare_caches(ctx: StudyContext, backends: set[str]) -> None:
+    """Once per study, before any run: the host caches containers write into exist and belong
+    to the containers' user (the HF cache of an online study: downloads land there; the
+    TensorRT engine cache)."""
+    if not ctx.offline:
+        cache = hf_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        ctx.user.hand_over(cache, recursive=True)
+    if "tensorrt" in backends:
+        engines = engine_cache_dir()
+        engines.mkdir(parents=True, exist_ok=True)
+        ctx.user.hand_over(engines)
+
+
 def build(
     run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path, slot: Slot
 ) -> tuple[RunRequest, ContainerSpec]:
@@ -148,7 +162,6 @@ def build(
     cache = hf_cache_dir()
     if not ctx.offline:
         cache.mkdir(parents=True, exist_ok=True)
-        ctx.user.hand_over(cache, recursive=True)  # downloads land there
     if cache.is_dir():
         mounts[str(cache)] = {"bind": HF_CACHE_DIR, "mode": "ro" if ctx.offline else "rw"}
     if ctx.offline:
@@ -157,7 +170,6 @@ def build(
     if config.backend == "tensorrt":
         engines = engine_cache_dir()
         engines.mkdir(parents=True, exist_ok=True)
-        ctx.user.hand_over(engines)
         mounts[str(engines)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     # From the host's environment only these, when set; nothing else reaches the container.
     for name in COMMON_ENV_ALLOWLIST + spec_of(config.backend).env_allowlist:

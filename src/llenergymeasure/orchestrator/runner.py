@@ -109,6 +109,7 @@ class StudyRunner:
             max_parallel=execution.max_parallel,
             mem_limit=options.mem_limit,
         )
+        run_spec.prepare_caches(self.ctx, {run.config.backend for run in self.plan})
         self.flights: dict[str, _Flight] = {}
         self.freed: dict[str, _Freed] = {}
         self.waiting: _Waiting | None = None

@@ -66,7 +66,7 @@ def open_study(pre: Preflight, options: RunOptions, say: Display) -> StudyFolder
             source_dir=str(pre.planned.source_dir),
         )
         manifest = Manifest.create(study_dir, record)
-    missing = [_pending(run) for run in plan if run.run_id not in manifest.record.runs]
+    missing = [pending_record(run) for run in plan if run.run_id not in manifest.record.runs]
     if missing:  # a kill while the journal was being started
         manifest.add_runs(missing)
     if manifest.record.status != "running":
@@ -89,7 +89,8 @@ def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
     write_lock(lock_file, lock, origin="`llem run` at the start of this study")
 
 
-def _pending(run: PlannedRun) -> RunRecord:
+def pending_record(run: PlannedRun) -> RunRecord:
+    """The manifest record of a planned run not yet started."""
     return RunRecord(
         run_id=run.run_id,
         run_index=run.run_index,

@@ -100,7 +100,7 @@ class Plan:
             runs.append(
                 PlannedRun.model_construct(
                     run_index=run_index,
-                    run_id=run_dir_name(run_index, planned.config_hash, cycle),
+                    run_id=self.run_id(run_index),
                     config_hash=planned.config_hash,
                     config_index=config_index,
                     cycle=cycle,
@@ -158,6 +158,12 @@ class _Combination:
         for dimension, item in self.choices:
             shown[dimension.key] = dimension.values[item]
         return shown
+
+    def made(self, detail: ErrorDetails) -> bool:
+        """Whether this combination made the error: a cross-field rule a swept value takes
+        part in (anything else is the document's own mistake)."""
+        fields = combination_fields(detail)
+        return fields is not None and any(self.sweeps(path) for path in fields)
 
     def sweeps(self, path: tuple[str, ...]) -> bool:
         """Whether a swept value of this combination is, holds or lies inside `path`."""
@@ -321,8 +327,7 @@ def _combination_reason(error: ValidationError, combination: _Combination) -> st
     error that is no cross-field rule, or a rule broken by values no sweep chose."""
     reasons = []
     for detail in error.errors():
-        fields = combination_fields(detail)
-        if fields is None or not any(combination.sweeps(path) for path in fields):
+        if not combination.made(detail):
             return None
         path, holder = walk_loc(ExperimentConfig, detail["loc"])
         where = display("", path)
@@ -413,12 +418,7 @@ class _Locator:
         """The first error the document made (not a combination the sweep made), located in
         the layer that supplied the value; a broken cross-field rule at the first of its
         fields that a layer wrote."""
-        detail = next(
-            d
-            for d in error.errors()
-            if not any(combination.sweeps(f) for f in combination_fields(d) or ())
-            or combination_fields(d) is None
-        )
+        detail = next(d for d in error.errors() if not combination.made(d))
         path, holder = walk_loc(ExperimentConfig, detail["loc"])
         keys = tuple(str(k) for k in path)
         text = problem(detail, holder, display("", path))
