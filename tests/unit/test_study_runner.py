@@ -86,7 +86,7 @@ def _runner(tmp_path: Path, execution: dict, n: int = 2) -> tuple[StudyRunner, I
 
 @pytest.fixture(autouse=True)
 def _quiet_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "engine_answers", lambda: True)
+    monkeypatch.setattr(runner_module, "engine_answers", lambda engine: True)
 
 
 def test_a_foreign_process_fails_the_run_unstarted_under_error(

@@ -11,6 +11,7 @@ from rich.markup import escape
 from llenergymeasure import __version__
 from llenergymeasure.cli.config_cmd import config_app
 from llenergymeasure.cli.images import images_app
+from llenergymeasure.cli.node_run import node_run_command
 from llenergymeasure.cli.plan import plan_command
 from llenergymeasure.cli.results import results_app
 from llenergymeasure.cli.run import run
@@ -37,6 +38,7 @@ app.add_typer(results_app, name="results")
 app.command("run")(run)
 app.command("status")(status)
 app.add_typer(images_app, name="images")
+app.command("node-run", hidden=True)(node_run_command)
 
 
 def _version(value: bool) -> None:

@@ -16,6 +16,7 @@ from llenergymeasure.cli.plan import (
     render_plan,
     with_overrides,
 )
+from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions, plan_study
@@ -53,6 +54,18 @@ def run(
     ),
     cycles: Annotated[int | None, CYCLES_OPTION] = None,
     order: Annotated[str | None, ORDER_OPTION] = None,
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="local | slurm, over execution.executor of the file (slurm: one Slurm job per "
+        "run, execution.slurm).",
+    ),
+    detach: bool = typer.Option(
+        False,
+        "--detach",
+        help="Slurm: submit every run, then exit; `llem status STUDY_DIR` collects what ended, "
+        "`llem run STUDY.yaml --resume` follows the jobs again.",
+    ),
     memory: str | None = typer.Option(
         None,
         "--memory",
@@ -73,9 +86,17 @@ def run(
         return
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
+    if executor not in (None, "local", "slurm"):
+        raise UserError(f"--executor {executor!r}: choose local or slurm")
     console = Console(highlight=False, soft_wrap=True)
-    options = RunOptions(resume=resume, retry_failed=retry_failed, locked=locked, mem_limit=memory)
-    planned = plan_study(study_file, lambda study: with_overrides(study, cycles, order))
+    options = RunOptions(
+        resume=resume, retry_failed=retry_failed, locked=locked, mem_limit=memory, detach=detach
+    )
+    planned = plan_study(
+        study_file, lambda study: with_executor(with_overrides(study, cycles, order), executor)
+    )
+    if detach and planned.study.execution.executor != "slurm":
+        raise UserError("--detach goes with the Slurm executor", hint="add --executor slurm")
     render_plan(planned.plan, planned.study, console)
     display = Display(console)
     pre = Preflight.check(planned, options, display)
@@ -89,6 +110,13 @@ def run(
     # SystemExit, not typer.Exit: the app runs with standalone_mode=False, where click would
     # return an Exit's code instead of exiting with it.
     raise SystemExit(code)
+
+
+def with_executor(study: StudyConfig, executor: str | None) -> StudyConfig:
+    if executor is None:
+        return study
+    execution = study.execution.model_copy(update={"executor": executor})
+    return study.model_copy(update={"execution": execution})
 
 
 def _confirm(runs: int, cap: int) -> None:

@@ -12,7 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
+from llenergymeasure.orchestrator.slurm.reconcile import has_open_jobs, reconcile
 from llenergymeasure.study.folder import STUDY_LOCK_FILE
 from llenergymeasure.study.manifest import load_manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord
@@ -27,9 +29,17 @@ def status(
     ),
 ) -> None:
     """Show the study's images (its study.lock.yaml) and each run's status, outcome, attempts,
-    duration, error and image (repo digest, or image ID for a local build)."""
+    duration, error and image (repo digest, or image ID for a local build). A Slurm study that
+    no llem follows has its ended jobs collected first."""
     if not manifest_path(study_dir).is_file():
         raise UserError(f"{study_dir}: no manifest.jsonl here", hint="give a study folder")
+    if has_open_jobs(study_dir):
+        display = Display(Console(stderr=True, highlight=False, soft_wrap=True))
+        try:
+            collected = reconcile(study_dir, display)
+            display.note(f"Slurm: {collected} ended job(s) collected")
+        except UserError as error:  # an attached llem follows it, or Slurm does not answer
+            display.note(f"Slurm jobs not collected: {error}")
     record = load_manifest(study_dir)
     lock_file = study_dir / STUDY_LOCK_FILE
     images = load_lock(lock_file).images if lock_file.is_file() else None
@@ -56,8 +66,12 @@ def status(
         console.print(escape(f"image for {backend}: {_image_line(image)}"))
     table = Table()
     table.add_column("run", no_wrap=True)
+    slurm = any(run.executor_job_id for run in record.runs.values())
     for name in ("status", "outcome", "attempts", "duration s", "exit"):
         table.add_column(name)
+    if slurm:
+        table.add_column("job")
+        table.add_column("node")
     table.add_column("image", no_wrap=True)
     table.add_column("error", overflow="fold")
     for run in sorted(record.runs.values(), key=lambda r: r.run_index):
@@ -68,6 +82,7 @@ def status(
             str(run.attempts),
             f"{run.duration_s:.1f}" if run.duration_s is not None else "",
             "" if run.exit_code is None else str(run.exit_code),
+            *((run.executor_job_id or "", run.node or "") if slurm else ()),
             escape(_run_image(run)),
             escape(((run.error_type or "") + (": " + run.error if run.error else ""))[:80]),
         )

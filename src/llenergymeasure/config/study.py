@@ -66,6 +66,56 @@ def default_images() -> dict[str, str]:
     return {name: f"{spec.image}:{__version__}" for name, spec in BACKEND_TABLE.items()}
 
 
+class SlurmConfig(BaseModel):
+    """How a study runs on a Slurm cluster (`execution.executor: slurm`): one job per run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str | None = Field(None, description="sbatch --partition; unset: the default.")
+    account: str | None = Field(None, description="sbatch --account.")
+    qos: str | None = Field(None, description="sbatch --qos.")
+    time_limit_min: int | None = Field(
+        None,
+        ge=1,
+        description="sbatch --time, minutes; unset: the run's timeout plus its gap plus a "
+        "margin, so llem's own timeout fires first.",
+    )
+    gres: str = Field(
+        "gpu",
+        min_length=1,
+        description="GRES name of a GPU: a run with gpu_count k asks --gres "
+        "<gres>:k (e.g. gpu:a100 for a typed GRES).",
+    )
+    exclusive: bool = Field(
+        True, description="sbatch --exclusive: energy is measured on a quiet node."
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="More sbatch arguments, as given (e.g. --constraint=h100).",
+    )
+    llem_command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="How a compute node starts llem, e.g. [/shared/venv/bin/llem]; unset: the "
+        "Python running this llem, `-m llenergymeasure` (a shared venv).",
+    )
+    max_concurrent_jobs: int | None = Field(
+        None, ge=1, description="Most jobs of the study running at once (the array's %cap)."
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Submissions of one run at most when Slurm loses it (NODE_FAIL, PREEMPTED, "
+        "BOOT_FAIL: submitted again).",
+    )
+    poll_s: float = Field(2.0, gt=0, description="How often squeue is asked while attached, s.")
+    probe_paths: bool = Field(
+        True,
+        description="Before submitting, one short job checks that the study folder and the "
+        "local inputs are on a filesystem the compute nodes share.",
+    )
+
+
 class ExecutionConfig(BaseModel):
     """How the study runs: cycles, order, gaps, timeouts, GPUs. Not part of the design hash."""
 
@@ -128,6 +178,17 @@ class ExecutionConfig(BaseModel):
         description="Host CPUs that runs with gpu_count 0 may use, split evenly between the "
         "max_parallel slots; default: every CPU of the host (pinned only when max_parallel > 1).",
     )
+    executor: Literal["local", "slurm"] = Field(
+        "local",
+        description="local: containers on this host; slurm: one Slurm job per run "
+        "(execution.slurm), llem on the node starts the container.",
+    )
+    container_engine: Literal["docker", "podman"] = Field(
+        "docker",
+        description="The engine that runs the containers (on the nodes, for slurm): docker, or "
+        "podman through its Docker-compatible API socket.",
+    )
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     foreign_gpu_processes: Literal["error", "warn"] = Field(
         "warn",
         description="A process that is not this study's on a run's GPU when it starts: error "

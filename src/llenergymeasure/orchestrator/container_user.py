@@ -10,6 +10,7 @@ access to them and to everything written there.
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,13 +84,32 @@ class ContainerUser:
         )
 
 
+def engine_process_limits() -> dict[str, int]:
+    """nofile and nproc at this process's hard limits, nproc also at most the kernel's pid_max
+    (runc is refused more, seen under a hard limit of 96365 with pid_max 32768): what an engine
+    that must be told them (podman) can set without CAP_SYS_RESOURCE."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        pid_max = 32768
+    nproc = pid_max if nproc == resource.RLIM_INFINITY else min(nproc, pid_max)
+    return {"nofile": -1 if nofile == resource.RLIM_INFINITY else nofile, "nproc": nproc}
+
+
 @dataclass(frozen=True)
 class ContainerLimits:
     """Process and resource limits of every experiment container of a study."""
 
     pids_limit: int | None
     ulimits: dict[str, int] = field(default_factory=dict)  # the study's, over the defaults
+    engine_defaults: dict[str, int] = field(default_factory=dict)  # what the engine needs said
 
     def ulimits_for(self, gpu_count: int) -> dict[str, int]:
-        defaults = {**BASE_ULIMITS, **(GPU_ULIMITS if gpu_count > 0 else {})}
+        defaults = {
+            **self.engine_defaults,
+            **BASE_ULIMITS,
+            **(GPU_ULIMITS if gpu_count > 0 else {}),
+        }
         return {**defaults, **self.ulimits}

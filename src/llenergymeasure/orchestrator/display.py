@@ -92,18 +92,24 @@ class Display:
         self.console.print(escape(text))
 
     # runs -------------------------------------------------------------------------------------
-    def run_started(self, run: PlannedRun, position: int, total: int, workdir: Path) -> None:
+    def run_started(
+        self, run: PlannedRun, position: int, total: int, workdir: Path, queued: bool = False
+    ) -> None:
+        """A run began; `queued`: handed to a scheduler (Slurm), its line appears with its first
+        progress event, so a thousand queued jobs do not fill the view."""
         swept = " ".join(f"{k}={v}" for k, v in run.swept.items())
         head = f"{run.run_id} {run.config.backend} {run.config.model} {swept}".rstrip()
         watched = _Watched(head, ProgressTail(workdir / PROGRESS_FILE), time.time())
         self._runs[run.run_id] = watched
         self._hide_gap()
         if self._progress is not None:
-            watched.task = self._progress.add_task(
-                escape(f"{head}: starting"), total=None, count=""
-            )
+            if not queued:
+                watched.task = self._progress.add_task(
+                    escape(f"{head}: starting"), total=None, count=""
+                )
         else:
-            self.console.print(escape(f"[{position}/{total}] {head} ... started"))
+            verb = "submitted" if queued else "started"
+            self.console.print(escape(f"[{position}/{total}] {head} ... {verb}"))
 
     def refresh(self, force: bool = False) -> None:
         """Pick up new progress events of every run in flight; at most REFRESH_HZ a second."""
@@ -124,8 +130,13 @@ class Display:
                 watched.batch = None
                 if self._progress is None:
                     self.console.print(escape(f"    {event.event}"))
-        if self._progress is None or watched.task is None:
+        if self._progress is None:
             return
+        if watched.task is None:
+            if not fresh:
+                return  # queued: no line until it starts
+            watched.started = time.time()
+            watched.task = self._progress.add_task(escape(watched.head), total=None, count="")
         fields: dict = {"completed": 0, "total": None, "count": ""}
         if watched.batch is not None:
             i, n = watched.batch

@@ -1,7 +1,12 @@
-"""The Docker engine as the host sees it: connection, image resolution, GPU runtime check."""
+"""The container engine as the host sees it: connection, image resolution, GPU runtime check.
+
+Two engines, one SDK: Docker, and podman through its Docker-compatible API socket (`podman
+system service`, or the `podman.socket` unit). `ENGINES` is the one table of what differs.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import docker
@@ -39,28 +44,77 @@ class ResolvedImage:
         )
 
 
-def connect() -> docker.DockerClient:
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    start_hint: str
+    # Where its socket is unless the environment says: None = the SDK's own default.
+    socket_env: str
+    default_socket: str | None
+    # podman's compat API sets nofile/nproc of a container to the maximum when it is given any
+    # ulimit but those; that fails where the engine lacks CAP_SYS_RESOURCE. They are stated.
+    states_nofile_nproc: bool
+
+    def base_url(self) -> str | None:
+        return os.environ.get(self.socket_env) or self.default_socket
+
+
+def _podman_socket() -> str:
+    if os.geteuid() == 0:
+        return "unix:///run/podman/podman.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    return f"unix://{runtime}/podman/podman.sock"
+
+
+ENGINES = {
+    "docker": EngineSpec(
+        "Docker",
+        "start it (e.g. `sudo systemctl start docker`, or `dockerd &`) and make sure you may "
+        "use its socket; DOCKER_HOST selects another engine",
+        "DOCKER_HOST",
+        None,
+        states_nofile_nproc=False,
+    ),
+    "podman": EngineSpec(
+        "podman",
+        "start its API socket (`systemctl start podman.socket`, or `podman system service "
+        "--time=0 &`); LLEM_PODMAN_SOCKET names another socket (unix:///path)",
+        "LLEM_PODMAN_SOCKET",
+        _podman_socket(),
+        states_nofile_nproc=True,
+    ),
+}
+
+
+def _client(engine: str, timeout: int) -> docker.DockerClient:
+    url = ENGINES[engine].base_url()
+    if url is None:
+        return docker.from_env(timeout=timeout)
+    return docker.DockerClient(base_url=url, timeout=timeout)
+
+
+def connect(engine: str = "docker") -> docker.DockerClient:
     """A client whose engine answers, or a UserError naming the fix."""
+    spec = ENGINES[engine]
     try:
-        client = docker.from_env(timeout=120)
+        client = _client(engine, 120)
         client.ping()
-    except docker.errors.DockerException as error:
+    except (docker.errors.DockerException, OSError) as error:
         raise UserError(
-            f"the Docker engine is not reachable ({str(error).splitlines()[0][:160]})",
-            hint="start it (e.g. `sudo systemctl start docker`, or `dockerd &`) and make sure "
-            "you may use its socket; DOCKER_HOST selects another engine",
+            f"the {spec.name} engine is not reachable ({str(error).splitlines()[0][:160]})",
+            hint=spec.start_hint,
         ) from None
     return client
 
 
-def engine_answers() -> bool:
-    """Whether the engine answers a new connection now (DOCKER_HOST, as `connect`).
+def engine_answers(engine: str = "docker") -> bool:
+    """Whether the engine answers a new connection now (as `connect` reaches it).
 
     A fresh client, not the study's: while a daemon shuts down, the study client's kept-alive
     connections may still answer although the socket is already gone.
     """
     try:
-        fresh = docker.from_env(timeout=10)
+        fresh = _client(engine, 10)
     except (docker.errors.DockerException, OSError):
         return False
     try:

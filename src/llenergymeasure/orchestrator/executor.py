@@ -35,13 +35,36 @@ class RunJob:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a run executed, when the executor chose it (a Slurm node and its allocation)."""
+
+    node: str
+    gpu_indices: list[int]
+    gpu_uuids: list[str]
+    cpuset: str | None
+
+
+@dataclass(frozen=True)
 class JobDone:
     job: RunJob
     exit: ContainerExit
+    placement: Placement | None = None
+    # Runs that shared its host while it ran, where the executor knows (Slurm: same node, times
+    # overlapping); None: the runner's own record of what was in flight.
+    concurrent: frozenset[str] | None = None
+    detail: str | None = None  # the executor's word on how it ended (e.g. Slurm's job state)
+    log_tail: str | None = None  # instead of container.log's (e.g. the Slurm job's output)
+    requeue: str | None = None  # the executor lost the run (node failure): run it again, why
+    crash: str | None = None  # ended without a container outcome (the node-side llem died)
 
 
 class Executor(ABC):
-    """Runs jobs in their slots; `wait` hands back the ones that ended."""
+    """Runs jobs in their slots; `wait` hands back the ones that ended.
+
+    `schedules_itself`: the executor's scheduler (Slurm) decides where and when each job runs:
+    the runner hands it every job at once and leaves slots, gaps and cool-down to it."""
+
+    schedules_itself = False
 
     @abstractmethod
     def start(self, job: RunJob) -> None:
@@ -60,6 +83,20 @@ class Executor(ABC):
     @abstractmethod
     def in_flight(self) -> list[str]:
         """Run ids started and not yet handed back."""
+
+    def reattach(self, runs: list[PlannedRun]) -> list[RunJob]:
+        """Jobs of an earlier llem for these runs that the executor follows again (queued,
+        running, or ended and not yet collected); they are in flight from now on."""
+        return []
+
+    def submitted(self) -> dict[str, str]:
+        """run id -> the executor's job id, for jobs submitted since the last call."""
+        return {}
+
+    @property
+    def all_submitted(self) -> bool:
+        """Nothing handed to `start` still waits to be submitted."""
+        return True
 
 
 class LocalDockerExecutor(Executor):

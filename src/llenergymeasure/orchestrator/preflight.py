@@ -22,9 +22,14 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
-from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
+from llenergymeasure.orchestrator.container_user import (
+    ContainerLimits,
+    ContainerUser,
+    engine_process_limits,
+)
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import (
+    ENGINES,
     ImageMissing,
     ResolvedImage,
     connect,
@@ -40,8 +45,11 @@ from llenergymeasure.orchestrator.image_lock import (
 )
 from llenergymeasure.orchestrator.locks import GpuLocks
 from llenergymeasure.orchestrator.slots import cpu_groups_for
+from llenergymeasure.orchestrator.slurm import commands as slurm_commands
+from llenergymeasure.orchestrator.slurm.probe import probe_shared_paths
 from llenergymeasure.study.expand import Plan, expand
 from llenergymeasure.study.hashing import design_hash
+from llenergymeasure.study.paths import host_path
 
 
 @dataclass
@@ -51,6 +59,7 @@ class RunOptions:
     locked: bool = False
     mem_limit: str | None = None
     gpu_lock_dir: Path | None = None
+    detach: bool = False  # Slurm: submit every run, then return
 
 
 @dataclass(frozen=True)
@@ -115,31 +124,27 @@ class Preflight:
         run_spec.check_local_inputs(plan.runs, planned.source_dir, user)
         lock_file = lock_path_for(planned.path) if options.locked else None
         lock = load_lock(lock_file) if lock_file is not None else None
-        gpu_ids = execution.gpu_ids
-        for run in plan.runs:
-            if run.config.gpu_count > len(gpu_ids):
-                raise UserError(
-                    f"run {run.run_id} needs {run.config.gpu_count} GPUs but execution.gpu_ids "
-                    f"lists {len(gpu_ids)}",
-                    hint="list more GPU indices under execution.gpu_ids",
-                )
-        cpu_runs = any(run.config.gpu_count == 0 for run in plan.runs)
-        host_cpus = sorted(os.sched_getaffinity(0))
-        cpu_groups = cpu_groups_for(execution.cpu_ids, host_cpus, execution.max_parallel, cpu_runs)
-        # One run at a time takes the first GPUs of the pool; several may use all of it.
-        widest = max(run.config.gpu_count for run in plan.runs)
-        needed = gpu_ids[:widest] if execution.max_parallel == 1 else list(gpu_ids)
-        needed = needed if widest > 0 else []
+        slurm = execution.executor == "slurm"
+        if slurm:
+            _check_slurm(planned, say)
+            cpu_groups, needed = None, []  # Slurm allocates GPUs and CPUs on the node
+        else:
+            cpu_groups, needed = _local_pools(planned)
         locks = GpuLocks(needed, study.name, options.gpu_lock_dir)
         locks.acquire()
         try:
-            client = connect()
+            client = connect(execution.container_engine)
             images = {
                 backend: _resolve(client, study.image_for(backend), backend, lock, lock_file)
                 for backend in sorted({run.config.backend for run in plan.runs})
             }
             for backend, image in images.items():
                 say.note(f"image for {backend}: {image.ref} {image.id} " + _digest_text(image))
+            if slurm:
+                say.note(
+                    "the compute nodes must hold these images by ID "
+                    f"({execution.container_engine} load / pull by digest)"
+                )
             if lock_file is not None:
                 require_locked(lock_file, {b: image.locked() for b, image in images.items()})
                 say.note(f"images match the lock {lock_file}")
@@ -154,6 +159,11 @@ class Preflight:
         except BaseException:
             locks.release()
             raise
+        engine_defaults = (
+            engine_process_limits()
+            if ENGINES[execution.container_engine].states_nofile_nproc
+            else {}
+        )
         return cls(
             planned=planned,
             design_hash=design_hash(study),
@@ -161,10 +171,47 @@ class Preflight:
             locks=locks,
             images=images,
             user=user,
-            limits=ContainerLimits(execution.pids_limit, execution.ulimits),
+            limits=ContainerLimits(execution.pids_limit, execution.ulimits, engine_defaults),
             cpu_groups=cpu_groups,
             gpu_uuids=uuids,
         )
+
+
+def _local_pools(planned: PlannedStudy) -> tuple[list[tuple[int, ...]] | None, list[int]]:
+    """This host's CPU groups and the GPUs the study locks; every run fits its pool."""
+    execution, runs = planned.study.execution, planned.plan.runs
+    gpu_ids = execution.gpu_ids
+    for run in runs:
+        if run.config.gpu_count > len(gpu_ids):
+            raise UserError(
+                f"run {run.run_id} needs {run.config.gpu_count} GPUs but execution.gpu_ids "
+                f"lists {len(gpu_ids)}",
+                hint="list more GPU indices under execution.gpu_ids",
+            )
+    cpu_runs = any(run.config.gpu_count == 0 for run in runs)
+    host_cpus = sorted(os.sched_getaffinity(0))
+    cpu_groups = cpu_groups_for(execution.cpu_ids, host_cpus, execution.max_parallel, cpu_runs)
+    # One run at a time takes the first GPUs of the pool; several may use all of it.
+    widest = max(run.config.gpu_count for run in runs)
+    needed = gpu_ids[:widest] if execution.max_parallel == 1 else list(gpu_ids)
+    return cpu_groups, (needed if widest > 0 else [])
+
+
+def _check_slurm(planned: PlannedStudy, say: Display) -> None:
+    """The controller answers; the nodes see the output folder and the local inputs."""
+    settings = planned.study.execution.slurm
+    slurm_commands.ping()
+    if not settings.probe_paths:
+        return
+    inputs = sorted(
+        {
+            host_path(item.value, planned.source_dir)
+            for run in planned.plan.runs
+            for item in run_spec.local_inputs(run.config, planned.source_dir)
+        }
+    )
+    output_dir = layout.output_dir_for(planned.path, planned.study.output_dir)
+    say.note(probe_shared_paths(settings, output_dir, inputs))
 
 
 def _digest_text(image: ResolvedImage) -> str:

@@ -18,6 +18,7 @@ recorded `interrupted`.
 
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import sys
@@ -25,23 +26,23 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import (
     CONFIG_FILE,
-    CONTAINER_LOG_FILE,
-    RESULT_FILE,
     atomic_write_json,
     utc_now,
 )
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator import layout, run_spec
-from llenergymeasure.orchestrator.container import KillReason, tail_lines
-from llenergymeasure.orchestrator.display import Display, result_summary
+from llenergymeasure.orchestrator import collect, layout, run_spec
+from llenergymeasure.orchestrator.container import KillReason
+from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import engine_answers
 from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
-from llenergymeasure.orchestrator.host_gpus import compute_processes, temperatures
-from llenergymeasure.orchestrator.outcome import Classified, classify
-from llenergymeasure.orchestrator.pids import limit_reason
+from llenergymeasure.orchestrator.host_gpus import (
+    COOLDOWN_MAX_WAIT_S,
+    COOLDOWN_POLL_S,
+    compute_processes,
+    temperatures,
+)
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
@@ -52,8 +53,6 @@ from llenergymeasure.study.order import gap_before
 
 LOG_TAIL_LINES = 20
 TICK_S = 0.05  # how often the runner looks at stops, finished runs and slots
-COOLDOWN_POLL_S = 2.0
-COOLDOWN_MAX_WAIT_S = 1800.0
 
 
 @dataclass
@@ -93,11 +92,16 @@ class StudyRunner:
     ) -> None:
         self.pre, self.manifest, self.plan = pre, folder.manifest, folder.plan
         self.executor, self.display, self.stop = executor, display, stop
-        self.retry_failed = options.retry_failed
+        self.retry_failed, self.detach = options.retry_failed, options.detach
         execution = pre.study.execution
         self.execution = execution
         self.study_dir = folder.path
-        self.pool = SlotPool(execution.gpu_ids, execution.max_parallel, pre.cpu_groups)
+        self.engine = execution.container_engine
+        self.pool = (
+            SlotPool.unbounded()
+            if executor.schedules_itself
+            else SlotPool(execution.gpu_ids, execution.max_parallel, pre.cpu_groups)
+        )
         self.ctx = run_spec.StudyContext(
             study_id=self.manifest.record.study_id,
             study_name=pre.study.name,
@@ -116,15 +120,18 @@ class StudyRunner:
         self.stops_sent = 0
         self.engine_gone: tuple[str, str] | None = None  # (first run, message)
         self.position = 0
+        self.todo: deque[PlannedRun] = deque()
+        self.recorder = collect.Recorder(self.manifest, self.study_dir, display)
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
         """Run every run still to do; the exit code: 0 all completed, 1 some did not, 130
         interrupted. An engine that went away raises UserError (exit 2)."""
-        todo = deque(runs_to_do(self.manifest, self.plan, self.retry_failed))
+        todo = self.todo = deque(runs_to_do(self.manifest, self.plan, self.retry_failed))
         total = len(self.plan)
         self.position = total - len(todo)
         self.display.note(f"study {self.study_dir} : {len(todo)} of {total} runs to do")
+        self._reattach(todo)
         self.display.start(total, self.position)
         try:
             while todo or self.flights:
@@ -133,12 +140,16 @@ class StudyRunner:
                     self._start_ready(todo)
                 for done in self.executor.wait(TICK_S if self.flights else 0):
                     self._collect(done)
+                self._record_submitted()
                 self.display.refresh()
+                if self.detach and not todo and self.executor.all_submitted:
+                    return self._detached()
                 if not self.flights and (self.stop.requested or self.engine_gone):
                     break
                 if not self.flights and todo:
                     self.stop.sleep(TICK_S)
         finally:
+            self._record_submitted()
             self.display.stop()
         if self.engine_gone is not None:
             self._engine_gone_error()
@@ -150,6 +161,30 @@ class StudyRunner:
             )
             return EXIT_INTERRUPTED
         return self._finish(total)
+
+    def _reattach(self, todo: deque[PlannedRun]) -> None:
+        """Jobs an earlier llem left with the executor (Slurm) are followed, not started again."""
+        for job in self.executor.reattach(list(todo)):
+            todo.remove(job.run)
+            self.flights[job.run.run_id] = _Flight(job)
+            self.pool.take(job.run.config.gpu_count)
+            self.position += 1
+            self.display.run_started(job.run, self.position, len(self.plan), job.workdir, True)
+        if self.flights:
+            self.display.note(f"following {len(self.flights)} run(s) submitted earlier")
+
+    def _record_submitted(self) -> None:
+        for run_id, job_id in self.executor.submitted().items():
+            self.manifest.update_run(run_id, executor_job_id=job_id)
+
+    def _detached(self) -> int:
+        self.display.stop()
+        self.display.note(
+            f"{len(self.flights)} run(s) submitted; this llem stops following them. "
+            f"`llem status {self.study_dir}` collects what ended; "
+            f"`llem run {self.pre.planned.path} --resume` follows them again"
+        )
+        return 0
 
     def _finish(self, total: int) -> int:
         failed = [r for r in self.manifest.record.runs.values() if r.status != "completed"]
@@ -252,6 +287,7 @@ class StudyRunner:
         request, spec = run_spec.build(run, self.ctx, image, workdir, slot)
         atomic_write_json(workdir / CONFIG_FILE, request)
         foreign = self._foreign_processes(slot)
+        queued = self.executor.schedules_itself  # the executor's scheduler places it later
         previous = self.manifest.record.runs[run.run_id]
         self.manifest.update_run(
             run.run_id,
@@ -275,8 +311,10 @@ class StudyRunner:
             cpuset=slot.cpuset,
             concurrent_runs=[],
             foreign_gpu_processes=foreign,
+            node=None if queued else os.uname().nodename,
+            executor_job_id=None,
         )
-        self.display.run_started(run, self.position, len(self.plan), workdir)
+        self.display.run_started(run, self.position, len(self.plan), workdir, queued)
         if foreign and self.execution.foreign_gpu_processes == "error":
             self.pool.give_back(slot)
             record = self.manifest.update_run(
@@ -315,82 +353,61 @@ class StudyRunner:
         now = time.monotonic()
         for resource in job.slot.resources:
             self.freed[resource] = _Freed(now, run)
-        common: dict[str, object] = {
-            "container_id": exit_.container_id,
-            "finished_at": utc_now(),
-            "duration_s": round(exit_.finished_at - exit_.started_at, 3),
-            "exit_code": exit_.exit_code,
-            "concurrent_runs": sorted(flight.overlapped),
-        }
+        if done.requeue is not None:
+            return self._requeue(run, done.requeue)
+        overlapped = set(done.concurrent) if done.concurrent is not None else flight.overlapped
+        common = collect.common_fields(done, overlapped)
         interrupted = exit_.killed_for is KillReason.INTERRUPT
-        if exit_.engine_error is not None and not interrupted and self.engine_gone is None:
-            if not engine_answers():
-                return self._engine_went_away(run, exit_.engine_error, common)
+        if self.executor.schedules_itself:
+            engine_error = exit_.engine_error
+        elif self.engine_gone is not None:
+            return self._engine_went_away(run, exit_.engine_error or "stopped", common)
+        else:
+            engine_error = None if interrupted else exit_.engine_error
+            if engine_error is not None and not engine_answers(self.engine):
+                return self._engine_went_away(run, engine_error, common)
+        if engine_error is not None:
+            return self.recorder.engine_refused(done, engine_error, common)
+        log_tail = collect.log_tail_of(done)
+        verdict = collect.verdict_of(done, log_tail)
+        # A daemon shutting down closes its socket, then stops its containers: the run looks
+        # failed (exit code, maybe an error.json) although only the engine went away.
+        if (
+            verdict.status != "completed"
+            and not interrupted
+            and not self.executor.schedules_itself
+            and not engine_answers(self.engine)
+        ):
+            message = f"its container stopped with exit code {exit_.exit_code}"
+            return self._engine_went_away(run, message, common)
+        self.recorder.finished(done, verdict, log_tail, common, overlapped)
+        return None
+
+    def _requeue(self, run: PlannedRun, why: str) -> None:
+        """A run the executor lost (node failure) goes back to the head of the queue, within
+        execution.slurm.max_attempts; after the last it has failed."""
+        attempts = self.manifest.record.runs[run.run_id].attempts
+        limit = self.execution.slurm.max_attempts
+        if attempts >= limit:
             record = self.manifest.update_run(
                 run.run_id,
                 status="failed",
                 outcome="crashed",
-                error_type="EngineError",
-                error=f"the Docker engine refused the container: {exit_.engine_error}",
-                **common,
+                error_type="NodeFailure",
+                error=f"{why}; not submitted again after {attempts} attempt(s) "
+                f"(execution.slurm.max_attempts: {limit})",
+                finished_at=utc_now(),
             )
             self.display.run_finished(record, record.error or "")
-            return None
-        if self.engine_gone is not None:
-            return self._engine_went_away(run, exit_.engine_error or "stopped", common)
-        log_tail = tail_lines(job.workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
-        verdict = classify(
-            job.workdir,
-            exit_.exit_code,
-            exit_.oom_killed,
-            exit_.killed_for,
-            job.timeout_s,
-            job.stall_timeout_s,
-            limit_reason(job.spec.pids_limit, exit_.forks_refused, log_tail),
-        )
-        # A daemon shutting down closes its socket, then stops its containers: the run looks
-        # failed (exit code, maybe an error.json) although only the engine went away.
-        if verdict.status != "completed" and not interrupted and not engine_answers():
-            message = f"its container stopped with exit code {exit_.exit_code}"
-            return self._engine_went_away(run, message, common)
-        result = self._with_host_findings(verdict, job, flight)
-        record = self.manifest.update_run(
+            return
+        self.manifest.update_run(
             run.run_id,
-            status=verdict.status,
-            outcome=verdict.outcome,
-            error_type=verdict.error_type,
-            error=verdict.error,
-            log_tail=(log_tail or None) if verdict.status != "completed" else None,
-            result_path=(
-                str((job.workdir / RESULT_FILE).relative_to(self.study_dir))
-                if verdict.status == "completed"
-                else None
-            ),
-            **common,
+            status="pending",
+            error_type="Requeued",
+            error=f"{why}; submitted again (attempt {attempts + 1} of {limit})",
         )
-        self.display.run_finished(record, result_summary(result) if result else verdict.error or "")
-        return None
-
-    def _with_host_findings(
-        self, verdict: Classified, job: RunJob, flight: _Flight
-    ) -> ExperimentResult | None:
-        """The result with what only the host saw: runs that shared the host with it, foreign
-        processes on its GPUs at its start. Rewritten in place (atomically) when there are any."""
-        result = verdict.result
-        if result is None:
-            return None
-        foreign = self.manifest.record.runs[job.run.run_id].foreign_gpu_processes
-        changed = result
-        if flight.overlapped:
-            changed = changed.with_host_shared(sorted(flight.overlapped))
-        if foreign:
-            changed = changed.with_host_warning(
-                "foreign_gpu_processes",
-                f"process(es) {foreign} not of this study were on its GPU(s) when it started",
-            )
-        if changed is not result:
-            atomic_write_json(job.workdir / RESULT_FILE, changed)
-        return changed
+        self.display.note(f"  {run.run_id}: {why}; submitting it again")
+        self.todo.appendleft(run)
 
     def _engine_went_away(self, run: PlannedRun, message: str, common: dict[str, object]) -> None:
         """The engine stopped answering: the run is `interrupted` (it runs again on --resume);

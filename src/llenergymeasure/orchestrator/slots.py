@@ -59,8 +59,18 @@ class SlotPool:
             list(cpu_groups) if cpu_groups is not None else None
         )
         self.held: list[Slot] = []
+        self.bounded = True
+
+    @classmethod
+    def unbounded(cls) -> SlotPool:
+        """Slots without resources or a count: for an executor whose scheduler places runs."""
+        pool = cls([], 1, None)
+        pool.bounded = False
+        return pool
 
     def fits(self, gpu_count: int) -> bool:
+        if not self.bounded:
+            return True
         if len(self.held) >= self.max_parallel:
             return False
         if gpu_count > 0:
@@ -71,6 +81,8 @@ class SlotPool:
         """The slot `take` would give now."""
         if not self.fits(gpu_count):
             raise RuntimeError(f"no free slot for a run with gpu_count {gpu_count}")
+        if not self.bounded:
+            return Slot()
         if gpu_count > 0:
             return Slot(gpus=tuple(self.free_gpus[:gpu_count]))
         if self.free_cpu_groups is None:

@@ -9,11 +9,16 @@ one that differs.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure import __version__
 from llenergymeasure.contract.workdir import utc_now
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
@@ -109,3 +114,29 @@ def runs_to_do(manifest: Manifest, plan: list[PlannedRun], retry_failed: bool) -
             continue
         todo.append(run)
     return todo
+
+
+WRITER_LOCK_FILE = ".llem-writer.lock"
+
+
+@contextmanager
+def writer_lock(study_dir: Path) -> Iterator[None]:
+    """The study folder's manifest has one writer at a time: the llem that runs (or follows)
+    it, or `llem status` collecting ended Slurm jobs. An flock: the kernel drops it when the
+    holder ends, however it ends. Held: UserError naming the holder's pid."""
+    path = study_dir / WRITER_LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise UserError(
+                f"another llem (pid {holder}) is running or following the study {study_dir}",
+                hint="let it finish, or stop it (Ctrl+C) first",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -53,6 +53,10 @@ class RunRecord(BaseModel):
     concurrent_runs: list[str] = Field(
         default_factory=list, description="Runs whose containers overlapped this one's in time."
     )
+    node: str | None = Field(None, description="Host the container ran on (a Slurm node).")
+    executor_job_id: str | None = Field(
+        None, description="The executor's job id (Slurm: <array id>_<task>), once submitted."
+    )
     foreign_gpu_processes: list[int] = Field(
         default_factory=list,
         description="Host PIDs of processes not of this study on the slot's GPUs at its start.",

@@ -1,0 +1,116 @@
+"""A batch: planned runs submitted together as one Slurm job array.
+
+Its tag (`b0001`, `b0002`, ...) names everything it leaves behind, so a later llem finds it from
+the study folder alone: the job name `llem.<study id>.<tag>`, the run list
+`<study>/slurm/<tag>.runs` (line k: the run id of array task k, written before sbatch), and each
+task's output `<study>/slurm/<tag>_<k>.out`.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.config.study import SlurmConfig
+from llenergymeasure.contract.workdir import atomic_write_text
+
+SLURM_DIR = "slurm"
+NODES_DIR = "nodes"
+JOB_NAME_PREFIX = "llem."
+# Slurm's time limit is llem's own timeout plus this (and the gap, and a cool-down's longest
+# wait), so llem's timeout always fires first and Slurm's only catches a node-side llem gone.
+TIME_LIMIT_MARGIN_S = 600.0
+
+
+def slurm_dir(study_dir: Path) -> Path:
+    return study_dir / SLURM_DIR
+
+
+def job_name(study_id: str, tag: str) -> str:
+    return f"{JOB_NAME_PREFIX}{study_id}.{tag}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    study_dir: Path
+    study_id: str
+    tag: str
+    run_ids: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return job_name(self.study_id, self.tag)
+
+    @property
+    def runs_file(self) -> Path:
+        return slurm_dir(self.study_dir) / f"{self.tag}.runs"
+
+    def output_file(self, index: int) -> Path:
+        return slurm_dir(self.study_dir) / f"{self.tag}_{index}.out"
+
+    def write(self) -> None:
+        atomic_write_text(self.runs_file, "".join(f"{run_id}\n" for run_id in self.run_ids))
+
+
+def new_batch(study_dir: Path, study_id: str, run_ids: list[str]) -> Batch:
+    """The next batch of the study folder (tags count up, never reused)."""
+    folder = slurm_dir(study_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(path.stem[1:]) for path in folder.glob("b*.runs") if path.stem[1:].isdigit()]
+    return Batch(study_dir, study_id, f"b{max(taken, default=0) + 1:04d}", tuple(run_ids))
+
+
+def existing_batches(study_dir: Path, study_id: str) -> list[Batch]:
+    """The study folder's batches, oldest first."""
+    batches = []
+    for path in sorted(slurm_dir(study_dir).glob("b*.runs")):
+        runs = tuple(line for line in path.read_text(encoding="utf-8").split() if line)
+        batches.append(Batch(study_dir, study_id, path.stem, runs))
+    return batches
+
+
+def time_limit_min(settings: SlurmConfig, longest_run_s: float) -> int:
+    """sbatch --time in minutes: the configured one, else the longest run's need + margin."""
+    if settings.time_limit_min is not None:
+        return settings.time_limit_min
+    return math.ceil((longest_run_s + TIME_LIMIT_MARGIN_S) / 60.0)
+
+
+def node_command(settings: SlurmConfig) -> list[str]:
+    """How a compute node starts llem: configured, else this very Python (a shared venv)."""
+    return list(settings.llem_command or [sys.executable, "-m", "llenergymeasure"])
+
+
+def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: int) -> list[str]:
+    """sbatch's arguments for `batch` (after --parsable): an array of one task per run, whose
+    task runs `llem node-run` for its line of the run list."""
+    last = len(batch.run_ids) - 1
+    array = f"0-{last}" + (
+        f"%{settings.max_concurrent_jobs}" if settings.max_concurrent_jobs else ""
+    )
+    args = [
+        f"--job-name={batch.name}",
+        f"--array={array}",
+        f"--output={slurm_dir(batch.study_dir)}/{batch.tag}_%a.out",
+        f"--time={minutes}",
+        # Slurm never resubmits on its own: llem does, counting attempts (max_attempts).
+        "--no-requeue",
+    ]
+    for flag, value in (
+        ("--partition", settings.partition),
+        ("--account", settings.account),
+        ("--qos", settings.qos),
+    ):
+        if value:
+            args.append(f"{flag}={value}")
+    if settings.exclusive:
+        args.append("--exclusive")
+    if gpu_count > 0:
+        args.append(f"--gres={settings.gres}:{gpu_count}")
+    args += settings.extra_args
+    command = [*node_command(settings), "node-run", str(batch.study_dir), str(batch.runs_file)]
+    args.append(f"--wrap=exec {shlex.join(command)}")
+    return args

@@ -1,0 +1,274 @@
+"""SlurmExecutor: the study runner's jobs as Slurm array tasks, followed by squeue/sacct.
+
+`start` only queues a job; the next `wait` submits everything queued, consecutive runs of the
+same GPU count as one array (capped by `max_concurrent_jobs`). `wait` asks squeue at most every
+`poll_s`, and sacct for tasks the controller no longer lists. Cancels are gathered into one
+scancel per tick: the first asks politely (Slurm's SIGTERM to the node's llem, which stops its
+container with the usual grace), the second signals again at once (the node's llem kills it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.orchestrator import layout
+from llenergymeasure.orchestrator.container import ContainerExit, KillReason, tail_lines
+from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
+from llenergymeasure.orchestrator.host_gpus import COOLDOWN_MAX_WAIT_S
+from llenergymeasure.orchestrator.slots import Slot
+from llenergymeasure.orchestrator.slurm import commands
+from llenergymeasure.orchestrator.slurm.batches import (
+    Batch,
+    existing_batches,
+    new_batch,
+    sbatch_args,
+    time_limit_min,
+)
+from llenergymeasure.orchestrator.slurm.commands import SlurmUnreachable, TaskState
+from llenergymeasure.orchestrator.slurm.node_job import NodeJob, read_node_exit, read_node_job
+from llenergymeasure.orchestrator.slurm.outcomes import job_done
+from llenergymeasure.study.models import PlannedRun
+
+# A task Slurm says ended but whose node_exit.json is not visible yet (shared storage lags):
+# looked for this long before the run counts as crashed.
+NODE_EXIT_GRACE_S = 20.0
+# The controller may be restarted under a running study: squeue failing is tolerated this long.
+UNREACHABLE_LIMIT_S = 120.0
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class _Task:
+    job: RunJob
+    batch: Batch
+    index: int
+    array_id: str
+    state: str = "PENDING"
+    node: str | None = None
+    running_since: float | None = None  # time.time() when first seen RUNNING
+    exit_missing_since: float | None = None
+    cancels: int = 0
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.array_id}_{self.index}"
+
+
+class SlurmExecutor(Executor):
+    schedules_itself = True
+
+    def __init__(self, study_dir: Path, study_id: str, execution: ExecutionConfig) -> None:
+        self.study_dir, self.study_id = study_dir, study_id
+        self.execution = execution
+        self.settings = execution.slurm
+        self._queued: list[RunJob] = []  # started, not yet submitted
+        self._tasks: dict[str, _Task] = {}  # run id -> its task, until handed back
+        self._new_ids: dict[str, str] = {}
+        self._done: list[JobDone] = []
+        self._cancel_now: list[str] = []  # job ids: first cancel
+        self._signal_again: list[str] = []  # job ids: second cancel
+        self._last_poll = float("-inf")
+        self._unreachable_since: float | None = None
+        self._finished_on: dict[str, list[tuple[str, float, float]]] = {}  # node -> intervals
+
+    # Executor ----------------------------------------------------------------------------------
+    def start(self, job: RunJob) -> None:
+        NodeJob.of(
+            job.spec,
+            run_id=job.run.run_id,
+            cycle=job.run.cycle,
+            gpu_count=job.run.config.gpu_count,
+            timeout_s=job.timeout_s,
+            stall_timeout_s=job.stall_timeout_s,
+            execution=self.execution,
+        ).write(job.workdir)
+        self._queued.append(job)
+
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        deadline = time.monotonic() + timeout_s
+        self._submit_queued()
+        self._send_cancels()
+        while True:
+            now = time.monotonic()
+            if now - self._last_poll >= self.settings.poll_s and self._tasks:
+                self._last_poll = now
+                self._poll()
+            if self._done or now >= deadline:
+                break
+            time.sleep(min(deadline - now, 0.05))
+        done, self._done = self._done, []
+        for item in done:
+            self._tasks.pop(item.job.run.run_id, None)
+        return done
+
+    def cancel(self, run_id: str) -> None:
+        queued = next((job for job in self._queued if job.run.run_id == run_id), None)
+        if queued is not None:  # never submitted: ends here
+            self._queued.remove(queued)
+            now = time.time()
+            exit_ = ContainerExit(None, None, False, KillReason.INTERRUPT, now, now)
+            self._done.append(JobDone(queued, exit_, detail="not submitted"))
+            return
+        task = self._tasks.get(run_id)
+        if task is None:
+            return
+        task.cancels += 1
+        (self._cancel_now if task.cancels == 1 else self._signal_again).append(task.job_id)
+
+    @property
+    def in_flight(self) -> list[str]:
+        return [job.run.run_id for job in self._queued] + list(self._tasks)
+
+    def submitted(self) -> dict[str, str]:
+        new, self._new_ids = self._new_ids, {}
+        return new
+
+    @property
+    def all_submitted(self) -> bool:
+        return not self._queued
+
+    def reattach(self, runs: list[PlannedRun]) -> list[RunJob]:
+        """Runs whose newest batch Slurm still knows (queued, running or ended, from squeue or
+        sacct) are followed again, never submitted twice."""
+        batches = existing_batches(self.study_dir, self.study_id)
+        if not batches:
+            return []
+        arrays = {task.name: task.array_id for task in commands.jobs_named(b.name for b in batches)}
+        newest: dict[str, Batch] = {}
+        for batch in batches:  # oldest first: the newest known batch of a run wins
+            if batch.name in arrays:
+                for run_id in batch.run_ids:
+                    newest[run_id] = batch
+        jobs = []
+        for run in runs:
+            batch = newest.get(run.run_id)
+            node_job = read_node_job(layout.work_dir(self.study_dir, run.run_id))
+            if batch is None or node_job is None:
+                continue
+            job = RunJob(
+                run,
+                Slot(),
+                layout.work_dir(self.study_dir, run.run_id),
+                node_job.spec(),
+                node_job.timeout_s,
+                node_job.stall_timeout_s,
+            )
+            task = _Task(job, batch, batch.run_ids.index(run.run_id), arrays[batch.name])
+            self._tasks[run.run_id] = task
+            self._new_ids[run.run_id] = task.job_id
+            jobs.append(job)
+        return jobs
+
+    # submitting ---------------------------------------------------------------------------------
+    def _submit_queued(self) -> None:
+        while self._queued:
+            width = self._queued[0].run.config.gpu_count
+            group = []
+            while self._queued and self._queued[0].run.config.gpu_count == width:
+                group.append(self._queued.pop(0))
+            self._submit(group, width)
+
+    def _submit(self, group: list[RunJob], gpu_count: int) -> None:
+        batch = new_batch(self.study_dir, self.study_id, [job.run.run_id for job in group])
+        batch.write()
+        longest = max(job.timeout_s for job in group) + self._longest_wait_s()
+        args = sbatch_args(batch, self.settings, gpu_count, time_limit_min(self.settings, longest))
+        try:
+            array_id = commands.submit(args)
+        except SlurmUnreachable:
+            self._queued[:0] = group  # still to submit: the runner records them interrupted
+            raise
+        for index, job in enumerate(group):
+            task = _Task(job, batch, index, array_id)
+            self._tasks[job.run.run_id] = task
+            self._new_ids[job.run.run_id] = task.job_id
+
+    def _longest_wait_s(self) -> float:
+        """What a node may wait before a run starts: the longer gap, and a cool-down."""
+        gaps = max(self.execution.gap_between_experiments_s, self.execution.gap_between_cycles_s)
+        cooling = COOLDOWN_MAX_WAIT_S if self.execution.cooldown_to_temp_c is not None else 0.0
+        return gaps + cooling
+
+    def _send_cancels(self) -> None:
+        first, again = self._cancel_now, self._signal_again
+        self._cancel_now, self._signal_again = [], []
+        commands.cancel(first)
+        commands.cancel(again, signal="TERM")
+
+    # following ----------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        try:
+            states = {
+                t.job_id: t for t in commands.queue(t.batch.name for t in self._tasks.values())
+            }
+            unlisted = {t.array_id for t in self._tasks.values() if t.job_id not in states}
+            if unlisted:
+                states.update({t.job_id: t for t in commands.accounting(unlisted)})
+        except SlurmUnreachable as error:
+            now = time.monotonic()
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since > UNREACHABLE_LIMIT_S:
+                raise SlurmUnreachable(
+                    f"{error} (for {UNREACHABLE_LIMIT_S:.0f} s); the study's jobs go on",
+                    hint="once Slurm answers, `llem status STUDY_DIR` or `llem run STUDY.yaml "
+                    "--resume` collects them",
+                ) from None
+            return
+        self._unreachable_since = None
+        for run_id, task in list(self._tasks.items()):
+            state = states.get(task.job_id)
+            if state is None:
+                continue
+            self._observe(task, state)
+            if state.ended:
+                self._ended(run_id, task, state)
+
+    def _observe(self, task: _Task, state: TaskState) -> None:
+        task.state, task.node = state.state, state.node or task.node
+        if state.state == "RUNNING" and task.running_since is None:
+            task.running_since = time.time()
+
+    def _ended(self, run_id: str, task: _Task, state: TaskState) -> None:
+        node_exit = read_node_exit(task.job.workdir)
+        if node_exit is None and state.state in ("COMPLETED", "FAILED"):
+            now = time.monotonic()
+            task.exit_missing_since = task.exit_missing_since or now
+            if now - task.exit_missing_since < NODE_EXIT_GRACE_S:
+                return
+        concurrent = frozenset() if self.settings.exclusive else self._overlaps(run_id, task)
+        if node_exit is not None:
+            interval = (run_id, node_exit.started_at, node_exit.finished_at)
+            self._finished_on.setdefault(node_exit.node, []).append(interval)
+        output = task.batch.output_file(task.index)
+        self._done.append(
+            job_done(
+                task.job,
+                state,
+                node_exit,
+                output=str(output),
+                output_tail=tail_lines(output, LOG_TAIL_LINES),
+                concurrent=concurrent,
+            )
+        )
+
+    def _overlaps(self, run_id: str, task: _Task) -> frozenset[str]:
+        """Runs of this study on the same node whose time there overlapped this one's (on
+        shared nodes, `exclusive: false`)."""
+        node_exit = read_node_exit(task.job.workdir)
+        if node_exit is None:
+            return frozenset()
+        start, end = node_exit.started_at, node_exit.finished_at
+        found = {
+            other
+            for other, s, e in self._finished_on.get(node_exit.node, [])
+            if s < end and e > start and other != run_id
+        }
+        found |= {
+            other
+            for other, t in self._tasks.items()
+            if other != run_id and t.node == node_exit.node and t.state == "RUNNING"
+        }
+        return frozenset(found)

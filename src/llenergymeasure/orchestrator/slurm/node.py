@@ -1,0 +1,210 @@
+"""`llem node-run STUDY_DIR RUNS_FILE`: one planned run on a compute node, inside its Slurm job.
+
+The node's share of the lifecycle, the same code as a local study's: wait the gap after the
+previous run on this node (and the cool-down), bind exactly the GPUs Slurm allocated (by
+physical UUID where the node's NVML names them) and the job's CPUs, start the container on the
+node's engine, enforce timeout and stall, and write how it ended (`node_exit.json`). The
+submitting llem reads that and the work folder; it alone writes the manifest.
+
+A node's last run is remembered in `<study>/slurm/nodes/<node>.json` (when it ended, its
+cycle): with exclusive nodes, runs on one node never overlap, so "the previous run on this node"
+is well defined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from llenergymeasure.contract.run import RunRequest
+from llenergymeasure.contract.workdir import CONFIG_FILE, ERROR_FILE, ErrorReport
+from llenergymeasure.contract.workdir import atomic_write_json as write_json
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout
+from llenergymeasure.orchestrator.container import (
+    OWNER_HOST_LABEL,
+    OWNER_PID_LABEL,
+    ContainerExit,
+    KillReason,
+    run_container,
+)
+from llenergymeasure.orchestrator.container_user import engine_process_limits
+from llenergymeasure.orchestrator.engine import ENGINES, connect, require_nvidia_runtime
+from llenergymeasure.orchestrator.host_gpus import (
+    COOLDOWN_MAX_WAIT_S,
+    COOLDOWN_POLL_S,
+    gpu_uuids,
+    temperatures,
+)
+from llenergymeasure.orchestrator.orphans import remove_orphans
+from llenergymeasure.orchestrator.slurm.batches import NODES_DIR, slurm_dir
+from llenergymeasure.orchestrator.slurm.node_job import (
+    NODE_EXIT_FILE,
+    NODE_JOB_FILE,
+    NodeExit,
+    NodeJob,
+)
+from llenergymeasure.orchestrator.stop import StopState, handle_signals
+from llenergymeasure.study.order import gap_between
+
+
+def allocated_gpus() -> list[int]:
+    """The node's GPU indices Slurm gave this job: SLURM_JOB_GPUS (the node's numbering),
+    else CUDA_VISIBLE_DEVICES where it lists indices."""
+    for name in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES"):
+        value = os.environ.get(name, "").strip()
+        if value and all(part.strip().isdigit() for part in value.split(",")):
+            return [int(part) for part in value.split(",")]
+    return []
+
+
+def run_id_of_task(runs_file: Path, task_index: int) -> str:
+    lines = [line for line in runs_file.read_text(encoding="utf-8").split() if line]
+    if not 0 <= task_index < len(lines):
+        raise UserError(f"{runs_file} has no run for array task {task_index}")
+    return lines[task_index]
+
+
+class NodeRun:
+    """One run on this node; `execute` returns the process's exit code."""
+
+    def __init__(self, study_dir: Path, run_id: str) -> None:
+        self.study_dir = study_dir
+        self.workdir = layout.work_dir(study_dir, run_id)
+        self.node = os.uname().nodename
+        self.job = NodeJob.model_validate_json(
+            (self.workdir / NODE_JOB_FILE).read_text(encoding="utf-8")
+        )
+        self.last_run_file = slurm_dir(study_dir) / NODES_DIR / f"{self.node}.json"
+
+    def execute(self) -> int:
+        with handle_signals(StopState()) as stop:
+            gpus = allocated_gpus()
+            cpuset = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+            found = gpu_uuids(gpus) if gpus else {}
+            uuids = [found[i] for i in gpus] if isinstance(found, dict) else []
+            exit_ = self._lifecycle(gpus, uuids, cpuset, stop)
+            self._remember_last_run()
+            outcome = NodeExit.of(
+                exit_, node=self.node, gpu_indices=gpus, gpu_uuids=uuids, cpuset=cpuset
+            )
+            write_json(self.workdir / NODE_EXIT_FILE, outcome)
+        return 0
+
+    def _lifecycle(
+        self, gpus: list[int], uuids: list[str], cpuset: str, stop: StopState
+    ) -> ContainerExit:
+        started = time.time()
+        problem = self._placement_problem(gpus)
+        if problem is not None:
+            self._error("NodePlacement", problem)
+            return ContainerExit(None, None, False, None, started, time.time())
+        self._wait_gap_and_cooldown(gpus, stop)
+        if stop.requested:
+            return ContainerExit(None, None, False, KillReason.INTERRUPT, started, time.time())
+        return self._run(gpus, uuids, cpuset, stop)
+
+    def _placement_problem(self, gpus: list[int]) -> str | None:
+        if self.job.gpu_count > 0 and len(gpus) != self.job.gpu_count:
+            return (
+                f"the run needs {self.job.gpu_count} GPU(s) but Slurm gave this job "
+                f"{len(gpus)} (SLURM_JOB_GPUS={os.environ.get('SLURM_JOB_GPUS', '')!r}); "
+                "check execution.slurm.gres against the cluster's gres.conf"
+            )
+        return None
+
+    def _wait_gap_and_cooldown(self, gpus: list[int], stop: StopState) -> None:
+        previous = self._last_run()
+        if previous is not None:
+            gap = gap_between(previous["cycle"], self.job.cycle, self.job.execution)
+            left = previous["finished_at"] + gap - time.time()
+            if left > 0:
+                print(f"llem node-run: waiting {left:.0f} s gap on {self.node}", flush=True)
+                if stop.sleep(left):
+                    return
+        target = self.job.execution.cooldown_to_temp_c
+        if target is None or not gpus:
+            return
+        deadline = time.monotonic() + COOLDOWN_MAX_WAIT_S
+        while time.monotonic() < deadline and not stop.requested:
+            temps = temperatures(gpus)
+            if isinstance(temps, str) or max(temps.values()) <= target:
+                return
+            stop.sleep(COOLDOWN_POLL_S)
+
+    def _run(
+        self, gpus: list[int], uuids: list[str], cpuset: str, stop: StopState
+    ) -> ContainerExit:
+        spec = self.job.spec()
+        spec.gpu_devices = uuids or [str(i) for i in gpus]
+        spec.cpuset = cpuset
+        spec.labels = {
+            **spec.labels,
+            OWNER_PID_LABEL: str(os.getpid()),
+            OWNER_HOST_LABEL: self.node,
+        }
+        spec.name = f"{spec.name}-{self.node}-{os.getpid()}"
+        engine = self.job.execution.container_engine
+        if ENGINES[engine].states_nofile_nproc:  # this node's limits, not the submitter's
+            stated = {
+                k: v
+                for k, v in engine_process_limits().items()
+                if k not in self.job.execution.ulimits
+            }
+            spec.ulimits = {**spec.ulimits, **stated}
+        self._place_request(gpus, uuids, cpuset)
+        started = time.time()
+        try:
+            client = connect(engine)
+            remove_orphans(client)
+            if gpus:
+                require_nvidia_runtime(client)
+            client.images.get(spec.image_id)
+        except UserError as error:
+            return ContainerExit(None, None, False, None, started, time.time(), str(error))
+        except Exception as error:  # the engine answered but has no such image
+            message = f"image {spec.image_id} is not on node {self.node} ({error})"
+            return ContainerExit(None, None, False, None, started, time.time(), message)
+        return run_container(client, spec, self.job.timeout_s, self.job.stall_timeout_s, stop)
+
+    def _place_request(self, gpus: list[int], uuids: list[str], cpuset: str) -> None:
+        """config.json says where the container runs: this node's GPUs and CPUs."""
+        path = self.workdir / CONFIG_FILE
+        request = RunRequest.model_validate_json(path.read_text(encoding="utf-8"))
+        context = request.context.model_copy(
+            update={"gpu_indices": gpus, "gpu_uuids": uuids, "cpuset": cpuset}
+        )
+        write_json(path, request.model_copy(update={"context": context}))
+
+    def _error(self, type_: str, message: str) -> None:
+        write_json(self.workdir / ERROR_FILE, ErrorReport.capped(type_, message, ""))
+
+    def _last_run(self) -> dict[str, float] | None:
+        try:
+            data = json.loads(self.last_run_file.read_text(encoding="utf-8"))
+            return {"finished_at": float(data["finished_at"]), "cycle": int(data["cycle"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _remember_last_run(self) -> None:
+        self.last_run_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(
+            self.last_run_file,
+            {"finished_at": time.time(), "cycle": self.job.cycle, "run_id": self.job.run_id},
+        )
+
+
+def node_run(study_dir: Path, runs_file: Path) -> int:
+    """The entry of `llem node-run`: the run of this array task (SLURM_ARRAY_TASK_ID)."""
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    if task is None or not task.isdigit():
+        raise UserError(
+            "llem node-run runs inside a Slurm array job (SLURM_ARRAY_TASK_ID is not set)",
+            hint="`llem run --executor slurm` submits it; it is not run by hand",
+        )
+    run_id = run_id_of_task(runs_file, int(task))
+    print(f"llem node-run: run {run_id} on {os.uname().nodename}", file=sys.stderr, flush=True)
+    return NodeRun(study_dir.resolve(), run_id).execute()
