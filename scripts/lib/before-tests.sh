@@ -14,6 +14,8 @@ before_tests() {
     ensure_cpu_image "$bin/llem"
     ensure_vllm_cpu_image "$bin/llem"
     export LLEM_REQUIRE_DOCKER=1
+    ensure_slurm_cluster
+    ensure_podman_service
 }
 
 # ensure_debian_package COMMAND PACKAGE: install PACKAGE from the distribution when COMMAND is

@@ -28,7 +28,8 @@ TERMINAL_STATES = frozenset(
         "DEADLINE",
     }
 )
-SQUEUE_FORMAT = "%A|%a|%T|%N|%j"
+# %F array job id, %K array task id (one line per task with -r), %T state, %N node, %j name
+SQUEUE_FORMAT = "%F|%K|%T|%N|%j"
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,NodeList"
 
 
@@ -168,27 +169,42 @@ def parse_squeue(text: str) -> list[TaskState]:
     return tasks
 
 
+def task_indices(spec: str) -> list[int]:
+    """`3` -> [3]; a range of tasks that never started, `[0-2,5%4]` -> [0, 1, 2, 5]."""
+    if spec.isdigit():
+        return [int(spec)]
+    inner = spec.strip("[]").split("%")[0]
+    indices: list[int] = []
+    for part in inner.split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            indices.extend(range(int(first), int(last or first) + 1))
+    return indices
+
+
 def parse_sacct(text: str) -> list[TaskState]:
-    """Lines of SACCT_FIELDS; pending ranges (`12_[3-5%2]`) are left out: not started yet."""
-    tasks = []
+    """Lines of SACCT_FIELDS. Tasks that never started come as one range line (`12_[3-5%2]`),
+    each of them in that line's state; a task's own line wins over a range's."""
+    own: dict[tuple[str, int], TaskState] = {}
+    ranged: dict[tuple[str, int], TaskState] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
         if len(parts) < 5:
             continue
         job_id, name, state, exit_code, node = parts[:5]
-        array_id, sep, index = job_id.partition("_")
-        if not sep or not index.isdigit():
+        array_id, sep, spec = job_id.partition("_")
+        if not sep:
             continue
         code, _, sig = exit_code.partition(":")
-        tasks.append(
-            TaskState(
+        for index in task_indices(spec):
+            task = TaskState(
                 array_id,
-                int(index),
+                index,
                 name,
                 state.split()[0] if state else "UNKNOWN",
                 None if node in ("", "None assigned") else node,
                 int(code) if code.isdigit() else None,
                 int(sig) if sig.isdigit() else None,
             )
-        )
-    return tasks
+            (own if spec.isdigit() else ranged)[(array_id, index)] = task
+    return list({**ranged, **own}.values())

@@ -32,9 +32,13 @@ from llenergymeasure.orchestrator.slurm.node_job import NodeJob, read_node_exit,
 from llenergymeasure.orchestrator.slurm.outcomes import job_done
 from llenergymeasure.study.models import PlannedRun
 
-# A task Slurm says ended but whose node_exit.json is not visible yet (shared storage lags):
-# looked for this long before the run counts as crashed.
+# A task Slurm says COMPLETED (the node's llem exited 0, having written node_exit.json) whose
+# node_exit.json is not visible here yet (shared storage lags): looked for this long before
+# the run counts as crashed. Any other end without it needs no wait: the node's llem failed.
 NODE_EXIT_GRACE_S = 20.0
+# squeue has no exit code: for a job that ended without node_exit.json, accounting is asked
+# for it for up to this long (slurmdbd records a job's end a moment after the controller).
+ACCOUNTING_GRACE_S = 10.0
 # The controller may be restarted under a running study: squeue failing is tolerated this long.
 UNREACHABLE_LIMIT_S = 120.0
 LOG_TAIL_LINES = 20
@@ -233,10 +237,15 @@ class SlurmExecutor(Executor):
 
     def _ended(self, run_id: str, task: _Task, state: TaskState) -> None:
         node_exit = read_node_exit(task.job.workdir)
-        if node_exit is None and state.state in ("COMPLETED", "FAILED"):
-            now = time.monotonic()
-            task.exit_missing_since = task.exit_missing_since or now
-            if now - task.exit_missing_since < NODE_EXIT_GRACE_S:
+        if (
+            node_exit is None
+            and state.state == "COMPLETED"
+            and not _waited(task, NODE_EXIT_GRACE_S)
+        ):
+            return
+        if node_exit is None and state.exit_code is None:
+            state = self._with_exit_code(state)
+            if state.exit_code is None and not _waited(task, ACCOUNTING_GRACE_S):
                 return
         concurrent = frozenset() if self.settings.exclusive else self._overlaps(run_id, task)
         if node_exit is not None:
@@ -253,6 +262,15 @@ class SlurmExecutor(Executor):
                 concurrent=concurrent,
             )
         )
+
+    @staticmethod
+    def _with_exit_code(state: TaskState) -> TaskState:
+        """squeue has no exit code; accounting has, once slurmdbd has the job's end."""
+        try:
+            found = [t for t in commands.accounting([state.array_id]) if t.job_id == state.job_id]
+        except SlurmUnreachable:
+            return state
+        return found[0] if found and found[0].exit_code is not None else state
 
     def _overlaps(self, run_id: str, task: _Task) -> frozenset[str]:
         """Runs of this study on the same node whose time there overlapped this one's (on
@@ -272,3 +290,10 @@ class SlurmExecutor(Executor):
             if other != run_id and t.node == node_exit.node and t.state == "RUNNING"
         }
         return frozenset(found)
+
+
+def _waited(task: _Task, seconds: float) -> bool:
+    """Whether `seconds` have passed since the task was first seen ended without its record."""
+    now = time.monotonic()
+    task.exit_missing_since = task.exit_missing_since or now
+    return now - task.exit_missing_since >= seconds
