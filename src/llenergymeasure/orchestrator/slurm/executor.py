@@ -28,7 +28,12 @@ from llenergymeasure.orchestrator.slurm.batches import (
     time_limit_min,
 )
 from llenergymeasure.orchestrator.slurm.commands import SlurmUnreachable, TaskState
-from llenergymeasure.orchestrator.slurm.node_job import NodeJob, read_node_exit, read_node_job
+from llenergymeasure.orchestrator.slurm.node_job import (
+    NODE_EXIT_FILE,
+    NodeJob,
+    read_node_exit,
+    read_node_job,
+)
 from llenergymeasure.orchestrator.slurm.outcomes import job_done
 from llenergymeasure.study.models import PlannedRun
 
@@ -42,6 +47,8 @@ ACCOUNTING_GRACE_S = 10.0
 # The controller may be restarted under a running study: squeue failing is tolerated this long.
 UNREACHABLE_LIMIT_S = 120.0
 LOG_TAIL_LINES = 20
+# How often the work folders of running tasks are looked at for node_exit.json (one stat each).
+EXIT_WATCH_S = 0.5
 
 
 @dataclass
@@ -75,6 +82,7 @@ class SlurmExecutor(Executor):
         self._cancel_now: list[str] = []  # job ids: first cancel
         self._signal_again: list[str] = []  # job ids: second cancel
         self._last_poll = float("-inf")
+        self._last_exit_watch = float("-inf")
         self._unreachable_since: float | None = None
         self._finished_on: dict[str, list[tuple[str, float, float]]] = {}  # node -> intervals
 
@@ -97,7 +105,7 @@ class SlurmExecutor(Executor):
         self._send_cancels()
         while True:
             now = time.monotonic()
-            if now - self._last_poll >= self.settings.poll_s and self._tasks:
+            if self._tasks and self._poll_due(now):
                 self._last_poll = now
                 self._poll()
             if self._done or now >= deadline:
@@ -107,6 +115,20 @@ class SlurmExecutor(Executor):
         for item in done:
             self._tasks.pop(item.job.run.run_id, None)
         return done
+
+    def _poll_due(self, now: float) -> bool:
+        """Every poll_s; sooner (EXIT_WATCH_S) once a running task's node_exit.json is there,
+        so a run is collected as it ends, not up to poll_s later."""
+        since = now - self._last_poll
+        if since >= self.settings.poll_s:
+            return True
+        if since < EXIT_WATCH_S or now - self._last_exit_watch < EXIT_WATCH_S:
+            return False
+        self._last_exit_watch = now
+        return any(
+            task.state == "RUNNING" and (task.job.workdir / NODE_EXIT_FILE).exists()
+            for task in self._tasks.values()
+        )
 
     def cancel(self, run_id: str) -> None:
         queued = next((job for job in self._queued if job.run.run_id == run_id), None)
