@@ -129,6 +129,7 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         )
     if study.offline:
         console.print("  offline: containers get no network; models must be cached")
+    console.print(f"  {escape(_where_text(study))}")
 
     console.print(_runs_table(plan, rows))
     shown = len(plan.runs) if rows == 0 else min(rows, len(plan.runs))
@@ -151,6 +152,23 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             f"({execution.max_runs_without_confirmation}): `llem run` will ask for --yes[/]"
         )
     _print_skipped(plan, console, rows)
+
+
+def _where_text(study: StudyConfig) -> str:
+    """Where the runs execute: this host, or Slurm with its settings."""
+    execution = study.execution
+    engine = execution.container_engine
+    if execution.executor == "local":
+        return f"runs on this host's {engine} engine"
+    slurm = execution.slurm
+    settings = [
+        f"partition {slurm.partition}" if slurm.partition else "the default partition",
+        *([f"account {slurm.account}"] if slurm.account else []),
+        *([f"qos {slurm.qos}"] if slurm.qos else []),
+        "exclusive nodes" if slurm.exclusive else "shared nodes",
+        *([f"at most {slurm.max_concurrent_jobs} at once"] if slurm.max_concurrent_jobs else []),
+    ]
+    return f"runs as Slurm jobs ({', '.join(settings)}), {engine} on the nodes"
 
 
 def _seed_text(study: StudyConfig) -> str:

@@ -30,6 +30,10 @@ class BackendSpec:
     shm_one_gpu: str | None = None  # /dev/shm its processes need on one GPU (None: default)
     shm_multi_gpu: str | None = None  # ... across GPUs (tensor/pipeline parallel)
     colour: str = "#7f7f7f"  # in plots
+    # Its own OpenAI-compatible server for `mode: serving`: the module the runner starts it
+    # from, or None with the reason it has none in llem's image.
+    server: str | None = None
+    no_server_reason: str | None = None
 
     def shm_size(self, gpu_count: int) -> str | None:
         return self.shm_multi_gpu if gpu_count > 1 else self.shm_one_gpu
@@ -60,6 +64,8 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             concurrency_key="batch_size",
             startup_guess_s=45.0,
             colour="#1f77b4",
+            no_server_reason="transformers' own server (`transformers serve`) needs fastapi and "
+            "uvicorn, which the pytorch image does not carry",
         ),
         BackendSpec(
             name="vllm",
@@ -76,6 +82,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             shm_one_gpu="1g",
             shm_multi_gpu="16g",
             colour="#ff7f0e",
+            server="llenergymeasure.runner_entry.serving.servers:VLLMServer",
         ),
         BackendSpec(
             name="tensorrt",
@@ -90,6 +97,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             shm_one_gpu="16g",  # its executor's MPI workers, even on one GPU
             shm_multi_gpu="16g",
             colour="#2ca02c",
+            server="llenergymeasure.runner_entry.serving.servers:TrtllmServer",
         ),
     )
 }

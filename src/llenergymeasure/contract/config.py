@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "tensorrt")
 Backend = Literal["pytorch", "vllm", "tensorrt"]
@@ -273,6 +273,115 @@ class TensorRTConfig(Strict):
 # --- the experiment -------------------------------------------------------------------------
 
 
+class ServingSLO(Strict):
+    """Latency objectives a request must all meet to count toward goodput, in milliseconds."""
+
+    ttft_ms: float | None = Field(None, gt=0, description="Time to first token.")
+    tpot_ms: float | None = Field(
+        None, gt=0, description="Time per output token after the first: (E2E - TTFT)/(n - 1)."
+    )
+    e2e_ms: float | None = Field(None, gt=0, description="Request latency, send to last token.")
+
+    @property
+    def given(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ServingConfig(Strict):
+    """Open-loop load against the backend's own OpenAI-compatible server (mode: serving)."""
+
+    request_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] | Literal["inf"] = Field(
+        1.0,
+        description="Target arrivals per second, or 'inf': every request sent at once (then "
+        "max_concurrency caps those in flight).",
+    )
+    arrival: Literal["poisson", "gamma", "constant"] = Field(
+        "poisson",
+        description="Inter-arrival times: exponential (poisson), gamma with shape `burstiness`, "
+        "or constant 1/request_rate.",
+    )
+    burstiness: float = Field(
+        1.0,
+        gt=0,
+        description="Gamma shape: 1 is Poisson, below 1 burstier, above 1 more regular.",
+    )
+    max_concurrency: PositiveInt | None = Field(
+        None, description="Most requests in flight; a send waits for a free place (unset: none)."
+    )
+    n_requests: PositiveInt | None = Field(
+        None, description="Requests sent, warm-up included (unset: as many as duration_s takes)."
+    )
+    duration_s: float | None = Field(
+        None, gt=0, description="Stop sending after this long, s (with n_requests: first wins)."
+    )
+    warmup_requests: int = Field(
+        0, ge=0, description="The first requests, excluded from every figure."
+    )
+    warmup_s: NonNegativeFloat = Field(
+        0.0, description="The first seconds of sending, excluded from every figure."
+    )
+    steady_fraction: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="The steady state: the longest interval, after the warm-up and before the "
+        "drain, with requests in flight at or above this fraction of their peak.",
+    )
+    min_steady_s: float = Field(
+        30.0, gt=0, description="A shorter steady state is a quality warning, s."
+    )
+    slice_s: float = Field(5.0, gt=0, description="Energy per time slice of this length, s.")
+    slo: ServingSLO = Field(default_factory=ServingSLO)
+    seed: int = Field(0, description="Seeds the arrival times and the prompt order.")
+    readiness_timeout_s: float = Field(
+        900.0, gt=0, description="The server must answer /health within this long, s."
+    )
+    max_send_lag_s: float = Field(
+        0.05,
+        gt=0,
+        description="A request sent later than its arrival time by more than this (p99) is a "
+        "warning: the host could not generate the rate.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ServingConfig:
+        if self.n_requests is None and self.duration_s is None:
+            raise CombinationError(
+                "serving needs n_requests or duration_s (or both): when to stop sending",
+                "n_requests",
+                "duration_s",
+            )
+        if self.request_rate == "inf" and self.duration_s is not None and self.n_requests is None:
+            raise CombinationError(
+                "request_rate 'inf' sends every request at once: give n_requests",
+                "request_rate",
+                "n_requests",
+            )
+        if self.n_requests is not None and self.warmup_requests >= self.n_requests:
+            raise CombinationError(
+                f"warmup_requests ({self.warmup_requests}) leaves none of n_requests "
+                f"({self.n_requests}) to measure",
+                "warmup_requests",
+                "n_requests",
+            )
+        return self
+
+    @field_validator("request_rate", mode="before")
+    @classmethod
+    def _inf_spellings(cls, value: object) -> object:
+        # YAML's .inf is a float; "Inf"/"INF" are strings: all mean 'inf'.
+        if isinstance(value, float) and value == float("inf"):
+            return "inf"
+        if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
+            return "inf"
+        return value
+
+    @property
+    def rate(self) -> float:
+        """Requests per second as a number (inf for 'inf')."""
+        return float("inf") if self.request_rate == "inf" else float(self.request_rate)
+
+
 class ExperimentConfig(Strict):
     """One experiment. The host hashes it; the container runs it."""
 
@@ -296,6 +405,12 @@ class ExperimentConfig(Strict):
         10.0, description="The measured window repeats the prompt set until this has passed."
     )
     gpu_count: int = Field(1, ge=0, description="GPUs given to the container; 0 runs on CPU.")
+    mode: Literal["offline", "serving"] = Field(
+        "offline",
+        description="offline: the prompt set in batches through the engine's API; serving: the "
+        "backend's OpenAI-compatible server under open-loop load (the `serving:` section).",
+    )
+    serving: ServingConfig | None = None
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None
@@ -313,6 +428,22 @@ class ExperimentConfig(Strict):
         if getattr(self, self.backend) is None:
             # Fill in the defaults so the recorded config is the one that ran.
             object.__setattr__(self, self.backend, _SECTIONS[self.backend]())
+        return self
+
+    @model_validator(mode="after")
+    def _serving_section(self) -> ExperimentConfig:
+        if self.mode == "offline" and self.serving is not None:
+            raise CombinationError(
+                "a 'serving:' section was given but mode is 'offline'; set mode: serving",
+                "serving",
+                "mode",
+            )
+        if self.mode == "serving" and self.serving is None:
+            raise CombinationError(
+                "mode: serving needs a 'serving:' section (n_requests or duration_s at least)",
+                "mode",
+                "serving",
+            )
         return self
 
     @model_validator(mode="after")

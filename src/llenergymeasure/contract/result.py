@@ -238,6 +238,76 @@ class Flops(Figures):
     method: str = Field(description="How the estimate was made.")
 
 
+class ServingFigures(Figures):
+    """What only serving mode measures (`mode: serving`). The result's other sections hold the
+    steady-state window's figures: timings.window_s its length, tokens/throughput/energy its
+    tokens and energy, latency the requests sent inside it."""
+
+    target_request_rate: float | None = Field(
+        description="Configured arrivals per second; null for 'inf' (all at once)."
+    )
+    target_request_rate_reason: str | None = None
+    achieved_request_rate: float = Field(
+        ge=0, description="Measured requests sent per second, first to last send."
+    )
+    send_lag_ms: Percentiles | None = Field(
+        description="The generator's own delay: actual send after the arrival time (or after "
+        "the concurrency cap released it), ms."
+    )
+    send_lag_ms_reason: str | None = None
+    requests_sent: int = Field(ge=0, description="Measured requests sent (warm-up excluded).")
+    requests_completed: int = Field(ge=0, description="Of those, answered in full.")
+    requests_failed: int = Field(ge=0, description="Of those, failed (error or cut stream).")
+    warmup_requests: int = Field(ge=0, description="Requests excluded as warm-up.")
+    steady_start_s: float = Field(description="Window start, s since sending began.")
+    steady_end_s: float = Field(description="Window end, s since sending began.")
+    steady_rule: str = Field(description="How the steady state was chosen.")
+    peak_in_flight: int = Field(ge=0)
+    steady_min_in_flight: int = Field(ge=0, description="In flight throughout the window.")
+    load_duration_s: float = Field(ge=0, description="First send to last answer, s.")
+    tpot_ms: Percentiles | None = Field(
+        description="Time per output token after the first, (E2E - TTFT)/(n - 1), ms."
+    )
+    tpot_ms_reason: str | None = None
+    slo: dict[str, float] = Field(
+        default_factory=dict, description="The SLOs given (ttft_ms, tpot_ms, e2e_ms)."
+    )
+    goodput_requests_per_s: float | None = Field(
+        description="Requests completed in the window meeting every SLO, per second."
+    )
+    goodput_requests_per_s_reason: str | None = None
+    goodput_fraction: float | None = Field(
+        description="Of the requests completed in the window, the share meeting every SLO."
+    )
+    goodput_fraction_reason: str | None = None
+    j_per_request: float | None = Field(
+        description="Window GPU energy per request: J per output token x mean output tokens."
+    )
+    j_per_request_reason: str | None = None
+    j_per_slo_request: float | None = Field(
+        description="Window GPU energy per request meeting every SLO: the energy shared by only "
+        "those requests' tokens in the window, x their mean output tokens."
+    )
+    j_per_slo_request_reason: str | None = None
+    j_per_slo_output_token: float | None = Field(
+        description="Window GPU energy / output tokens in the window of SLO-meeting requests."
+    )
+    j_per_slo_output_token_reason: str | None = None
+    adjusted_j_per_request: float | None = Field(
+        description="As j_per_request, from baseline-adjusted energy."
+    )
+    adjusted_j_per_request_reason: str | None = None
+    attribution: str = Field(description="How window energy is shared among requests.")
+    server: str = Field(description="The server measured, and how it was started.")
+    server_ready_s: float = Field(ge=0, description="Server start until /health answered, s.")
+    slices_file: str = Field(description="Work-folder file: energy and load per time slice.")
+    requests_file: str = Field(description="Work-folder file: one row per request.")
+    server_metrics_file: str | None = Field(
+        description="Work-folder file: the server's queue and KV-cache gauges over time."
+    )
+    server_metrics_file_reason: str | None = None
+
+
 WarningCode = Literal[
     "window_too_short",
     "temperature_drift",
@@ -250,6 +320,9 @@ WarningCode = Literal[
     "concurrent_runs",
     "gpu_identity",
     "foreign_gpu_processes",
+    "steady_state_short",
+    "send_lag",
+    "requests_failed",
 ]
 HOST_WARNINGS: tuple[str, ...] = ("concurrent_runs", "foreign_gpu_processes")
 """Warning codes the host adds after the run, from what only it saw."""
@@ -275,6 +348,7 @@ class ExperimentResult(Strict):
     memory: Memory
     telemetry: GpuTelemetry
     flops: Flops
+    serving: ServingFigures | None = Field(None, description="mode: serving only.")
     warnings: list[QualityWarning] = Field(default_factory=list)
 
     def with_host_warning(self, code: str, message: str) -> ExperimentResult:

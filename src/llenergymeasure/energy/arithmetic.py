@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 
@@ -89,3 +90,25 @@ def sum_devices(values: Sequence[float | None]) -> float | None:
     if not values or any(v is None for v in values):
         return None
     return float(sum(v for v in values if v is not None))
+
+
+def counter_window_j(
+    times_s: Sequence[float], counters_mj: Sequence[float], start_s: float, end_s: float
+) -> float | None:
+    """Energy (J) over [start_s, end_s] from a sampled cumulative counter (mJ): the counter
+    interpolated linearly at both edges between its bracketing samples (constant power between
+    two samples), the difference taken. For a window chosen after the fact (serving's steady
+    state). None when the samples do not bracket the window or the counter went backwards."""
+    pairs = sorted(zip(times_s, counters_mj, strict=True))
+    if len(pairs) < 2 or pairs[0][0] > start_s or pairs[-1][0] < end_s or end_s < start_s:
+        return None
+    if any(b[1] < a[1] for a, b in itertools.pairwise(pairs)):
+        return None  # reset (driver reload): unknown, never a guess
+    return (_counter_at(pairs, end_s) - _counter_at(pairs, start_s)) / 1000.0
+
+
+def _counter_at(pairs: list[tuple[float, float]], t: float) -> float:
+    for (ta, ca), (tb, cb) in itertools.pairwise(pairs):
+        if ta <= t <= tb:
+            return _interpolate(t, ta, ca, tb, cb)
+    raise ValueError("time outside the samples")

@@ -46,6 +46,7 @@ class GpuSample:
     utilisation_pct: float | None
     memory_used_mb: float | None
     throttle_bitmask: int | None
+    energy_mj: float | None = None  # the total-energy counter, mJ (a serving window's energy)
 
 
 def _visible_indices(count: int) -> list[int]:
@@ -173,6 +174,7 @@ class Nvml:
                     throttle_bitmask=_try(
                         lambda h=h: int(nv.nvmlDeviceGetCurrentClocksEventReasons(h))
                     ),
+                    energy_mj=_try(lambda h=h: float(nv.nvmlDeviceGetTotalEnergyConsumption(h))),
                 )
             )
         return out

@@ -12,8 +12,10 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -31,6 +33,9 @@ from llenergymeasure.contract.workdir import (
     atomic_write_json,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from llenergymeasure.runner_entry.protocol import Instruments
 
 # If the main thread is stuck inside native code when SIGTERM arrives, leave anyway after this.
 INTERRUPT_GRACE_S = 1.0
@@ -77,6 +82,14 @@ class Runner:
         except ValidationError as exc:
             raise InvalidConfig(f"{path} is not a valid run request:\n{exc}") from exc
 
+    def _write_timeseries(self, instruments: Instruments, write: Callable[..., None]) -> bool:
+        """The sampler's rows to timeseries.parquet (kept also when the run fails)."""
+        if instruments.sampler is None:
+            return False
+        instruments.sampler.stop()
+        write(instruments.sampler.rows, self.workdir / TIMESERIES_FILE)
+        return True
+
     def run(self) -> int:
         t0 = time.perf_counter()
         self.emit(ProgressEvent(event="started"))
@@ -88,19 +101,28 @@ class Runner:
 
         started_at = utc_now()
         request = self.load_request()
-        backend = get_backend(request.config.backend)
         instruments = Instruments.open(request.config.gpu_count)
         try:
-            recording = run_protocol(
-                request, backend, instruments, self.emit, started_at=started_at, t0=t0
-            )
-            if instruments.sampler is not None:
-                instruments.sampler.stop()
-                write_parquet(instruments.sampler.rows, self.workdir / TIMESERIES_FILE)
-            result = build_result(recording, backend, instruments, instruments.sampler is not None)
+            if request.config.mode == "serving":
+                from llenergymeasure.runner_entry.serving.session import ServingSession
+
+                session = ServingSession(request, self.workdir, self.emit, t0)
+                try:
+                    result = session.run(instruments)
+                finally:
+                    self._write_timeseries(instruments, write_parquet)
+            else:
+                backend = get_backend(request.config.backend)
+                try:
+                    recording = run_protocol(
+                        request, backend, instruments, self.emit, started_at=started_at, t0=t0
+                    )
+                    written = self._write_timeseries(instruments, write_parquet)
+                    result = build_result(recording, backend, instruments, written)
+                finally:
+                    backend.close()
         finally:
             instruments.close()
-            backend.close()
         if self.done.is_set():
             return 1
         atomic_write_json(self.workdir / RESULT_FILE, result)

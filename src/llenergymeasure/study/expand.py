@@ -35,6 +35,7 @@ from llenergymeasure.config.merge import deep_merge, flatten_sweep, get_path, le
 from llenergymeasure.config.messages import display, problem, walk_loc
 from llenergymeasure.config.source import SourceMap
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import (
     BACKENDS,
     CombinationError,
@@ -214,7 +215,7 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
                 raise locator.document_error(error, combination) from None
             skipped.append(SkippedCombination(swept=combination.swept(), reason=reason))
             continue
-        reason = fit_problem(config, inputs_dir)
+        reason = serving_problem(config) or fit_problem(config, inputs_dir)
         if reason is not None:
             skipped.append(SkippedCombination(swept=combination.swept(), reason=reason))
             continue
@@ -243,6 +244,18 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     seed = shuffle_seed(study.execution, design_hash(study))
     order = cycle_order(len(configs), study.execution, seed)
     return Plan(configs=configs, order=order, skipped=skipped)
+
+
+def serving_problem(config: ExperimentConfig) -> str | None:
+    """Why `mode: serving` cannot run on the config's backend (it has no server of its own in
+    llem's image), else None."""
+    reason = spec_of(config.backend).no_server_reason
+    if config.mode != "serving" or reason is None:
+        return None
+    return (
+        f"mode: serving needs the backend's own OpenAI-compatible server; backend "
+        f"'{config.backend}' has none here: {reason}"
+    )
 
 
 def _sources(study: StudyConfig) -> list[_Source]:
