@@ -39,6 +39,7 @@ TINY_WORKLOAD: dict[str, Any] = {
     "warmup": {"min_batches": 1, "max_batches": 1},
 }
 CPU_IMAGE = "llenergymeasure/cpu:latest"
+VLLM_CPU_IMAGE = "llenergymeasure/vllm-cpu:latest"
 LLEM = str(Path(sys.executable).parent / "llem")
 
 
@@ -190,3 +191,16 @@ def make_tiny_model(folder: Path, *options: str) -> Path:
         capture_output=True,
     )
     return folder / "model"
+
+
+@pytest.fixture
+def vllm_cpu_image(client) -> str:
+    if not client.images.list(name="llenergymeasure/cpu"):
+        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
+    if not client.images.list(name="llenergymeasure/vllm-cpu"):
+        reason = "llenergymeasure/vllm-cpu is absent: run `llem images build vllm-cpu`"
+        if os.environ.get("LLEM_REQUIRE_VLLM_CPU") == "1":
+            pytest.fail(reason)
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return VLLM_CPU_IMAGE

@@ -11,8 +11,6 @@ skip, saying how to build it.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from conftest import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
@@ -21,23 +19,9 @@ from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-VLLM_CPU_IMAGE = "llenergymeasure/vllm-cpu:latest"
 MAX_NEW_TOKENS = 8
 PROMPT_TOKENS = 16
 CONTEXT = 512
-
-
-@pytest.fixture
-def vllm_cpu_image(client) -> str:
-    if not client.images.list(name="llenergymeasure/cpu"):
-        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
-    if not client.images.list(name="llenergymeasure/vllm-cpu"):
-        reason = "llenergymeasure/vllm-cpu is absent: run `llem images build vllm-cpu`"
-        if os.environ.get("LLEM_REQUIRE_VLLM_CPU") == "1":
-            pytest.fail(reason)
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return VLLM_CPU_IMAGE
 
 
 def test_mixed_pytorch_and_vllm_study_on_cpu(tmp_path, vllm_cpu_image):

@@ -150,3 +150,34 @@ def test_a_top_level_backend_list_sweeps_backends(tmp_path: Path) -> None:
     code, _, err = llem("plan", str(study))
     assert code == 2
     assert f"{study}:2: backend: a list sweeps backends" in err and f"({study}:4)" in err
+
+
+def test_serving_plan_sweeps_rates_and_skips_a_backend_without_a_server(tmp_path) -> None:
+    study = tmp_path / "serving.yaml"
+    study.write_text(
+        "name: s\nmodel: m\nmode: serving\ngpu_count: 0\n"
+        "serving: {n_requests: 100, slo: {ttft_ms: 500}}\n"
+        "sweep:\n  backend: [vllm, pytorch]\n  serving.request_rate: [1, 4, .inf]\n"
+        "execution: {executor: slurm, slurm: {partition: gpu, max_concurrent_jobs: 4}}\n"
+    )
+    code, out, err = llem("plan", str(study), "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    rates = [config["swept"]["serving.request_rate"] for config in plan["configs"]]
+    assert rates == [1, 4, "inf"]  # .inf written in YAML: 'inf'
+    assert len(plan["skipped"]) == 3
+    assert all("fastapi and uvicorn" in s["reason"] for s in plan["skipped"])
+    code, out, _ = llem("plan", str(study))
+    assert "runs as Slurm jobs (partition gpu, exclusive nodes, at most 4 at once)" in out
+
+
+def test_serving_mistakes_are_one_message_naming_the_key(tmp_path) -> None:
+    study = tmp_path / "bad.yaml"
+    for body, expected in (
+        ("serving: {n_requests: 5, request_rate: -2}", "serving.request_rate"),
+        ("serving: {n_requests: 5, slo: {p99_ms: 3}}", "serving.slo.p99_ms"),
+        ("serving: {request_rate: 2}", "n_requests or duration_s"),
+    ):
+        study.write_text(f"name: s\nmodel: m\nbackend: vllm\ngpu_count: 0\nmode: serving\n{body}\n")
+        code, _, err = llem("config", "validate", str(study))
+        assert code == 2 and expected in err and "Traceback" not in err, err

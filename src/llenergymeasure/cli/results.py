@@ -59,12 +59,13 @@ def show(
 ) -> None:
     """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs."""
     from llenergymeasure.results.load import load_study_results, require_results
-    from llenergymeasure.results.metrics import BY_COLUMN, SHOWN
+    from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, for_study
     from llenergymeasure.results.query import apply_filters, apply_sort
     from llenergymeasure.results.tables import summary_frame
 
     study = load_study_results(study_dir)
     require_results(study)
+    shown = for_study(SHOWN, study.has_serving)
     summary = summary_frame(study)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
     swept = [key for key in study.swept_keys if key not in ("backend", "model")]
@@ -89,7 +90,7 @@ def show(
                         },
                         "na_reason": _jsonable(row[f"{metric}.na_reason"]),
                     }
-                    for metric in (m.column for m in SHOWN)
+                    for metric in (m.column for m in shown)
                 },
             }
             for _, row in summary.iterrows()
@@ -109,7 +110,7 @@ def show(
     )
     for column in ["#", *varying, *swept]:
         table.add_column(escape(column))
-    for title in (m.short for m in SHOWN):
+    for title in (m.short for m in shown):
         table.add_column(title, justify="right")
     table.add_column("ok/planned", justify="right")
     table.add_column("failed", justify="right")
@@ -118,7 +119,7 @@ def show(
     for _, row in summary.iterrows():
         cells = [str(int(row["config_index"])), *(escape(str(row[key])) for key in varying)]
         cells += ["" if missing(row[key]) else escape(str(row[key])) for key in swept]
-        for metric in (m.column for m in SHOWN):
+        for metric in (m.column for m in shown):
             cells.append(_metric_text(row, metric, notes))
         cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
         failed = int(row["runs_failed"])

@@ -24,6 +24,7 @@ METRIC_SECTIONS = (
     "memory",
     "telemetry",
     "flops",
+    "serving",  # mode: serving only
 )
 PERCENTILE_STATS = tuple(Percentiles.model_fields)
 ID_COLUMNS = (
@@ -97,6 +98,8 @@ def metric_columns(result: ExperimentResult) -> dict[str, Any]:
     )
     for section in METRIC_SECTIONS:
         model = getattr(result, section)
+        if model is None:
+            continue
         for name, field in type(model).model_fields.items():
             value = getattr(model, name)
             key = f"{section}.{name}"
@@ -105,6 +108,8 @@ def metric_columns(result: ExperimentResult) -> dict[str, Any]:
                     columns[f"{key}.{stat}"] = getattr(value, stat) if value is not None else None
             elif isinstance(value, list):
                 columns[key] = ";".join(str(item) for item in value)
+            elif isinstance(value, dict):
+                columns[key] = cell(value)
             else:
                 columns[key] = value
     return columns

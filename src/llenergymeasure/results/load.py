@@ -58,6 +58,11 @@ class StudyData:
         return [run for run in self.runs if run.result is not None]
 
     @property
+    def has_serving(self) -> bool:
+        """Whether any planned run is a serving run (mode: serving)."""
+        return any(run.planned.config.mode == "serving" for run in self.runs)
+
+    @property
     def swept_keys(self) -> list[str]:
         """Swept dimensions in the order the plan first names them."""
         keys: dict[str, None] = {}

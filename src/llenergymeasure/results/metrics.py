@@ -17,6 +17,7 @@ class Metric:
     compared: bool = False  # in `results compare`
     cv_flagged: bool = False  # a CV above the bound flags the configuration
     in_report: bool = False  # in the HTML report's configuration table
+    serving_only: bool = False  # shown only for studies with serving runs (mode: serving)
 
 
 # Energy first, then speed, latency, memory, heat.
@@ -71,6 +72,59 @@ CATALOGUE: tuple[Metric, ...] = (
         in_report=True,
     ),
     Metric("latency.itl_ms.p99", "Inter-token latency p99", "ms"),
+    Metric("latency.request_ms.p99", "Request latency p99", "ms"),
+    Metric(
+        "serving.achieved_request_rate",
+        "Achieved request rate",
+        "request/s",
+        short="req/s",
+        compared=True,
+        in_report=True,
+        serving_only=True,
+    ),
+    Metric(
+        "serving.goodput_requests_per_s",
+        "Goodput (requests meeting every SLO)",
+        "request/s",
+        short="goodput",
+        compared=True,
+        in_report=True,
+        serving_only=True,
+    ),
+    Metric(
+        "serving.goodput_fraction",
+        "Share of requests meeting every SLO",
+        "fraction (0-1)",
+        serving_only=True,
+    ),
+    Metric(
+        "serving.j_per_request",
+        "GPU energy per request",
+        "J/request",
+        compared=True,
+        in_report=True,
+        serving_only=True,
+    ),
+    Metric(
+        "serving.j_per_slo_request",
+        "GPU energy per SLO-meeting request",
+        "J/request",
+        short="J/SLO-req",
+        compared=True,
+        in_report=True,
+        serving_only=True,
+    ),
+    Metric(
+        "serving.j_per_slo_output_token",
+        "GPU energy per SLO-meeting output token",
+        "J/token",
+        in_report=True,
+        serving_only=True,
+    ),
+    Metric(
+        "serving.tpot_ms.p50", "Time per output token p50", "ms", in_report=True, serving_only=True
+    ),
+    Metric("serving.send_lag_ms.p99", "Generator send lag p99", "ms", serving_only=True),
     Metric("memory.peak_allocated_mb", "Peak allocated memory", "MB"),
     Metric("telemetry.temperature_max_c", "Highest GPU temperature", "°C"),
 )
@@ -79,3 +133,8 @@ SHOWN = tuple(metric for metric in CATALOGUE if metric.short)
 COMPARED = tuple(metric.column for metric in CATALOGUE if metric.compared)
 CV_FLAGGED = tuple(metric.column for metric in CATALOGUE if metric.cv_flagged)
 IN_REPORT = tuple(metric.column for metric in CATALOGUE if metric.in_report)
+
+
+def for_study(metrics: tuple[Metric, ...], serving: bool) -> tuple[Metric, ...]:
+    """The metrics a study's views show: serving ones only where it has serving runs."""
+    return tuple(metric for metric in metrics if serving or not metric.serving_only)

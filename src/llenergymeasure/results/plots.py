@@ -187,6 +187,59 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
     return Plot(f"sweep_{_slug(key)}", title, fig)
 
 
+RATE = "serving.achieved_request_rate"
+TTFT_P99 = "latency.ttft_ms.p99"
+RATE_KEY = "serving.request_rate"
+
+
+def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str]) -> Plot:
+    """J/token and p99 TTFT against the achieved request rate: one line per configuration
+    apart from its request rate (the other swept values), points in rate order."""
+    title = "Energy per token and p99 TTFT against achieved request rate"
+    others = [k for k in swept_keys if k != RATE_KEY]
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    panels = ((J_TOKEN, axis_label(J_TOKEN)), (TTFT_P99, axis_label(TTFT_P99)))
+    groups = summary.groupby(others, sort=True, dropna=False) if others else [((), summary)]
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        measured = summary.dropna(subset=[f"{metric}.mean", f"{RATE}.mean"])
+        if measured.empty:
+            ax.text(
+                0.5,
+                0.5,
+                "n/a\n" + textwrap.fill(na_reason(runs, metric), 50),
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=10,
+            )
+            ax.set_axis_off()
+            continue
+        for values, group in groups:
+            group = group.dropna(subset=[f"{metric}.mean", f"{RATE}.mean"])
+            if group.empty:
+                continue
+            group = group.sort_values(f"{RATE}.mean")
+            values = values if isinstance(values, tuple) else (values,)
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True)) or None
+            ax.errorbar(
+                group[f"{RATE}.mean"],
+                group[f"{metric}.mean"],
+                xerr=_errors(group, RATE),
+                yerr=_errors(group, metric),
+                marker="o",
+                capsize=3,
+                label=name,
+            )
+        ax.set_xlabel(axis_label(RATE))
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        if others:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{title} (mean over cycles, bars = 95 % bootstrap CI)")
+    return Plot("serving_rate", title, fig)
+
+
 def timeline_plot(timeseries: Path | None, run_id: str) -> Plot:
     """Power and temperature over the measured window of one run, per GPU (the runner's
     timeseries.parquet: its columns are named in contract.workdir)."""
@@ -298,8 +351,11 @@ def pick_run(study: StudyData, run_id: str | None) -> RunData | None:
 def study_plots(
     study: StudyData, runs: pd.DataFrame, summary: pd.DataFrame, run_id: str | None = None
 ) -> list[Plot]:
-    """The Pareto plot, one sweep plot per swept dimension, and one run's timeline."""
+    """The Pareto plot, for serving studies J/token and p99 TTFT against the achieved rate, one
+    sweep plot per swept dimension, and one run's timeline."""
     plots = [pareto_plot(summary, runs)]
+    if study.has_serving:
+        plots.append(serving_plot(summary, runs, study.swept_keys))
     plots += [sweep_plot(summary, runs, key, study.swept_keys) for key in study.swept_keys]
     run = pick_run(study, run_id)
     if run is not None:

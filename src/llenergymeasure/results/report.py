@@ -18,7 +18,7 @@ import pandas as pd
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 from llenergymeasure.results.load import StudyData, load_study_results, require_results
-from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT
+from llenergymeasure.results.metrics import BY_COLUMN, CATALOGUE, for_study
 from llenergymeasure.results.plots import Plot, render, study_plots
 from llenergymeasure.results.stats import CV_FLAG_PCT
 from llenergymeasure.results.tables import runs_frame, summary_frame
@@ -74,7 +74,7 @@ def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -
     rows = []
     for _, row in summary.iterrows():
         cells = []
-        for metric in IN_REPORT:
+        for metric in _report_metrics(study):
             cell = MetricCell.of(row, metric)
             note = notes.number(cell.reason or NOT_REPORTED) if cell.mean is None else None
             cells.append(NotedCell(cell.mean, cell.half_width, cell.reason, note))
@@ -163,7 +163,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
             n_runs=len(study.runs),
             states=", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
             swept_keys=list(study.swept_keys),
-            metrics=[BY_COLUMN[m] for m in IN_REPORT],
+            metrics=[BY_COLUMN[m] for m in _report_metrics(study)],
             cv_flag_pct=f"{CV_FLAG_PCT:g}",
             configurations=_configurations(study, summary, notes),
             plots=_plots(study_plots(study, runs, summary, run_id)),
@@ -197,3 +197,8 @@ def write_report(study_dir: Path, output: Path | None = None, run_id: str | None
     path = Path(output) if output is not None else Path(study_dir) / REPORT_FILE
     atomic_write_text(path, build_report(study, run_id))
     return path
+
+
+def _report_metrics(study: StudyData) -> list[str]:
+    reported = tuple(m for m in CATALOGUE if m.in_report)
+    return [m.column for m in for_study(reported, study.has_serving)]

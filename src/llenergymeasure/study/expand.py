@@ -225,7 +225,7 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
                 config_index=len(configs),
                 config=config,
                 config_hash=data_hash(data),
-                swept=combination.swept(),
+                swept=_as_validated(combination.swept(), data),
                 origin=combination.source.origin,
                 data=data,
             )
@@ -244,6 +244,18 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     seed = shuffle_seed(study.execution, design_hash(study))
     order = cycle_order(len(configs), study.execution, seed)
     return Plan(configs=configs, order=order, skipped=skipped)
+
+
+def _as_validated(swept: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Swept values as the validated config holds them (YAML's .inf -> 'inf'), so the plan, the
+    results' columns and the file agree; a key the config does not hold keeps its value."""
+    out = {}
+    for key, value in swept.items():
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part, value) if isinstance(node, dict) else value
+        out[key] = node
+    return out
 
 
 def serving_problem(config: ExperimentConfig) -> str | None:

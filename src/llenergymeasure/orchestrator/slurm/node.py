@@ -82,7 +82,8 @@ class NodeRun:
 
     def execute(self) -> int:
         with handle_signals(StopState()) as stop:
-            gpus = allocated_gpus()
+            # An exclusive job may be given every GPU of the node: the run takes the first ones.
+            gpus = allocated_gpus()[: self.job.gpu_count]
             cpuset = ",".join(map(str, sorted(os.sched_getaffinity(0))))
             found = gpu_uuids(gpus) if gpus else {}
             uuids = [found[i] for i in gpus] if isinstance(found, dict) else []
@@ -108,7 +109,7 @@ class NodeRun:
         return self._run(gpus, uuids, cpuset, stop)
 
     def _placement_problem(self, gpus: list[int]) -> str | None:
-        if self.job.gpu_count > 0 and len(gpus) != self.job.gpu_count:
+        if len(gpus) < self.job.gpu_count:
             return (
                 f"the run needs {self.job.gpu_count} GPU(s) but Slurm gave this job "
                 f"{len(gpus)} (SLURM_JOB_GPUS={os.environ.get('SLURM_JOB_GPUS', '')!r}); "

@@ -1,0 +1,179 @@
+"""llem's serving mode vs vLLM's own `vllm bench serve`: same image, same server arguments, same
+random-weight model (it measures the harness, not any real model), same rate, prompt and output
+lengths; then the generator's send lag at a high rate.
+
+Each arm is a fresh container with no network. The llem arm is `llem-runner` on a serving
+config (Poisson arrivals, EOS ignored); the bench arm starts the very server command line llem's
+result records (`serving.server`) and runs `vllm bench serve` against it (random dataset, the
+same rate, seed 0, EOS ignored). Compared over the whole load, as the bench reports it: output
+tokens/s (llem's from requests.parquet: all tokens / first send to last answer) and TTFT p50.
+The arms alternate for --rounds rounds. Printed: per round both figures and the ratios llem /
+bench; the medians (throughput target >= 0.98); then llem's send-lag p50/p90/p99 and achieved
+rate at --lag-rate.
+
+    python benchmarks/serving_vs_bench.py [--rounds 3] [--rate 8] [--requests 200]
+        [--input-len 32] [--output-len 32] [--lag-rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.contract.run import RunRequest
+
+IMAGE = "llenergymeasure/vllm-cpu:latest"
+ENV = ["-e", "VLLM_NO_USAGE_STATS=1", "-e", "VLLM_WORKER_MULTIPROC_METHOD=spawn", "-e", "HOME=/tmp"]
+
+
+def docker_run(mounts: dict[Path, str], *command: str) -> None:
+    volumes = [f"-v{host}:{inside}" for host, inside in mounts.items()]
+    base = ["docker", "run", "--rm", "--network", "none", "--shm-size", "2g", *ENV]
+    user = ["-u", f"{os.getuid()}:{os.getgid()}"]
+    proc = subprocess.run([*base, *user, *volumes, *command], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"container failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def make_model(folder: Path) -> Path:
+    docker_run(
+        {folder: "/out"},
+        *("--entrypoint", "python3", IMAGE),
+        *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model"),
+        *("--layers", "4", "--hidden", "256", "--heads", "4", "--context", "1024"),
+    )
+    return folder / "model"
+
+
+def request(args: argparse.Namespace, rate: float, n: int) -> RunRequest:
+    return RunRequest.model_validate(
+        {
+            "config": {
+                "model": "/model",
+                "backend": "vllm",
+                "precision": "fp32",
+                "gpu_count": 0,
+                "mode": "serving",
+                "n_prompts": n,
+                "max_new_tokens": args.output_len,
+                "prompts": {
+                    "source": "synthetic",
+                    "input_length": {"distribution": "fixed", "tokens": args.input_len},
+                },
+                "baseline": {"enabled": False},
+                "vllm": {"enforce_eager": True, "max_num_seqs": 64, "max_model_len": 512},
+                "serving": {"request_rate": rate, "n_requests": n, "seed": 0},
+            },
+            "context": {
+                "study_id": "bench",
+                "study_name": "serving_vs_bench",
+                "run_id": "0000_bench000_c0",
+                "run_index": 0,
+                "config_hash": "0" * 64,
+                "cycle": 0,
+                "offline": True,
+            },
+        }
+    )
+
+
+def llem_arm(model: Path, req: RunRequest) -> tuple[ExperimentResult, pd.DataFrame]:
+    with tempfile.TemporaryDirectory(prefix="llem-serving-bench-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o777)
+        (work / "config.json").write_text(req.model_dump_json())
+        docker_run({work: "/llem/work", model: "/model"}, IMAGE)
+        result = ExperimentResult.model_validate_json((work / "result.json").read_text())
+        return result, pd.read_parquet(work / "requests.parquet")
+
+
+def whole_load(requests: pd.DataFrame) -> tuple[float, float]:
+    """(output tokens/s over first send to last answer, TTFT p50 ms), as the bench reports."""
+    span = requests["end_s"].max() - requests["sent_s"].min()
+    return requests["output_tokens"].sum() / span, float(requests["ttft_ms"].median())
+
+
+def bench_arm(model: Path, server: str, args: argparse.Namespace) -> dict:
+    command = shlex.split(server.split(": ", 1)[1])
+    port = command.index("--port") + 1
+    command[port] = "8000"
+    script = (
+        f"{shlex.join(command)} > /out/server.log 2>&1 &\n"
+        "until python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health')\""
+        " 2>/dev/null; do sleep 0.5; done\n"
+        "vllm bench serve --backend vllm --base-url http://127.0.0.1:8000 "
+        "--endpoint /v1/completions --model llem-model --tokenizer /model "
+        f"--dataset-name random --random-input-len {args.input_len} "
+        f"--random-output-len {args.output_len} --random-range-ratio 0 "
+        f"--num-prompts {args.requests} --request-rate {args.rate} --ignore-eos --seed 0 "
+        "--save-result --result-dir /out --result-filename bench.json > /out/bench.log 2>&1\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="vllm-serve-bench-") as tmp:
+        out = Path(tmp)
+        os.chmod(out, 0o777)
+        docker_run({out: "/out", model: "/model"}, "--entrypoint", "sh", IMAGE, "-c", script)
+        return json.loads((out / "bench.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=8.0)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--input-len", type=int, default=32)
+    parser.add_argument("--output-len", type=int, default=32)
+    parser.add_argument("--lag-rate", type=float, default=200.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="serving-bench-model-") as tmp:
+        folder = Path(tmp)
+        os.chmod(folder, 0o777)
+        model = make_model(folder)
+        throughput, ttft = [], []
+        for round_no in range(args.rounds):
+            figures: dict[str, tuple[float, float]] = {}
+            server = ""
+            for arm in ("llem", "bench") if round_no % 2 == 0 else ("bench", "llem"):
+                if arm == "bench" and not server:
+                    result, _ = llem_arm(model, request(args, args.rate, 8))
+                    server = result.serving.server
+                if arm == "llem":
+                    result, requests = llem_arm(model, request(args, args.rate, args.requests))
+                    server = result.serving.server
+                    figures[arm] = whole_load(requests)
+                else:
+                    report = bench_arm(model, server, args)
+                    figures[arm] = (report["output_throughput"], report["median_ttft_ms"])
+            throughput.append(figures["llem"][0] / figures["bench"][0])
+            ttft.append(figures["llem"][1] / figures["bench"][1])
+            print(
+                f"round {round_no + 1}: output tok/s llem {figures['llem'][0]:.1f} vs bench "
+                f"{figures['bench'][0]:.1f} (ratio {throughput[-1]:.3f}); TTFT p50 ms llem "
+                f"{figures['llem'][1]:.1f} vs bench {figures['bench'][1]:.1f} "
+                f"(ratio {ttft[-1]:.3f})",
+                flush=True,
+            )
+        print(
+            f"median ratios llem / vllm bench serve at {args.rate:g} req/s: output tok/s "
+            f"{statistics.median(throughput):.3f} (target >= 0.98), TTFT p50 "
+            f"{statistics.median(ttft):.3f}"
+        )
+        result, _ = llem_arm(model, request(args, args.lag_rate, args.requests))
+        lag = result.serving.send_lag_ms
+        print(
+            f"send lag at {args.lag_rate:g} req/s target: achieved "
+            f"{result.serving.achieved_request_rate:.1f} req/s; lag ms p50 {lag.p50:.3f}, "
+            f"p90 {lag.p90:.3f}, p99 {lag.p99:.3f}, max {lag.max:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

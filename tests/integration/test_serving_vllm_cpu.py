@@ -1,0 +1,150 @@
+"""Serving mode end to end on the vllm-cpu image: vLLM's own OpenAI-compatible server in the
+container, the open-loop generator on loopback (the study is offline: network none), two
+request rates, the steady state, goodput, the per-request Parquet file; a server that is never
+ready in time, and one killed in the middle of the load."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import LLEM, make_tiny_model, read_json, study_dirs, write_study
+from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.study.manifest import load_manifest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+RATES = [4.0, 12.0]
+DURATION_S = 12.0
+
+
+def _study(tmp_path, serving: dict, **top) -> object:
+    make_tiny_model(tmp_path, "--hidden", "128", "--heads", "2", "--context", "512")
+    return write_study(
+        tmp_path,
+        ["model"],
+        images={"vllm": "llenergymeasure/vllm-cpu:latest"},
+        backend="vllm",
+        mode="serving",
+        max_new_tokens=8,
+        n_prompts=16,
+        prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 16}},
+        baseline={"duration_s": 1},
+        vllm={"enforce_eager": True},
+        serving=serving,
+        execution={"experiment_timeout_s": 600, "stall_timeout_s": 300},
+        **top,
+    )
+
+
+def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
+    study = _study(
+        tmp_path,
+        {
+            "duration_s": DURATION_S,
+            "warmup_requests": 4,
+            "min_steady_s": 5,
+            "slice_s": 2,
+            "slo": {"ttft_ms": 2000, "e2e_ms": 4000},
+            "seed": 1,
+        },
+        sweep={"serving.request_rate": RATES},
+    )
+    proc = subprocess.run(
+        [LLEM, "run", str(study), "--yes"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (study_dir,) = study_dirs(tmp_path)
+    record = load_manifest(study_dir)
+    results = sorted(
+        (
+            ExperimentResult.model_validate_json((study_dir / run.result_path).read_text())
+            for run in record.runs.values()
+        ),
+        key=lambda r: r.serving.target_request_rate,
+    )
+    for result, rate in zip(results, RATES, strict=True):
+        serving, work = (
+            result.serving,
+            study_dir / result.context.run_id
+            and (study_dir / "experiments" / result.context.run_id),
+        )
+        assert serving.target_request_rate == rate
+        assert serving.achieved_request_rate == pytest.approx(rate, rel=0.35)  # Poisson, ~1 min
+        assert serving.requests_failed == 0 and serving.requests_completed == serving.requests_sent
+        assert 0 <= serving.steady_start_s < serving.steady_end_s <= DURATION_S
+        assert result.timings.window_s == pytest.approx(
+            serving.steady_end_s - serving.steady_start_s
+        )
+        for figure in (result.latency.ttft_ms, result.latency.itl_ms, serving.tpot_ms):
+            assert figure is not None and figure.p50 > 0
+        assert result.latency.request_ms.p99 >= result.latency.ttft_ms.p50
+        assert serving.goodput_requests_per_s is not None and 0 <= serving.goodput_fraction <= 1
+        assert serving.send_lag_ms.p50 < 50
+        # no GPU: every energy figure null, with its reason, never 0
+        assert result.energy.gpu_j is None and "NVIDIA" in result.energy.gpu_j_reason
+        assert serving.j_per_request is None and serving.j_per_slo_request_reason
+        requests = pd.read_parquet(work / serving.requests_file)
+        assert len(requests) == serving.requests_sent + serving.warmup_requests
+        assert requests["warmup"].sum() == 4 and requests["error"].isna().all()
+        assert (requests["output_tokens"] == 8).all()
+        assert (requests["ttft_ms"] <= requests["e2e_ms"]).all()
+        assert len(pd.read_parquet(work / serving.slices_file)) >= DURATION_S / 2
+        assert "--served-model-name" in serving.server and (work / "server.log").is_file()
+    shown = subprocess.run(
+        [LLEM, "results", "show", str(study_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0 and "goodput" in shown.stdout, shown.stderr
+    report = subprocess.run(
+        [LLEM, "results", "plot", str(study_dir), "-o", str(tmp_path / "plots")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "plots" / "serving_rate.png").is_file()
+
+
+def test_a_server_never_ready_in_time_fails_with_its_log(tmp_path, vllm_cpu_image):
+    study = _study(tmp_path, {"n_requests": 4, "readiness_timeout_s": 1})
+    proc = subprocess.run(
+        [LLEM, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    (study_dir,) = study_dirs(tmp_path)
+    (run,) = load_manifest(study_dir).runs.values()
+    assert run.outcome == "failed" and run.error_type == "ServerFailed"
+    assert "not ready within serving.readiness_timeout_s (1 s)" in run.error
+
+
+def test_a_server_killed_mid_load_fails_and_keeps_the_records(tmp_path, client, vllm_cpu_image):
+    study = _study(tmp_path, {"request_rate": 5, "duration_s": 120})
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.time() + 600
+    container = None
+    while time.time() < deadline and container is None:
+        dirs = study_dirs(tmp_path)
+        progress = list(dirs[0].glob("experiments/*/progress.jsonl")) if dirs else []
+        if progress and '"batch"' in progress[0].read_text():
+            (container,) = client.containers.list(filters={"label": "llem.run"})
+        time.sleep(0.5)
+    assert container is not None, "the load never started"
+    container.exec_run(["pkill", "-9", "-f", "vllm.entrypoints.openai.api_server"], user="10001")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out.decode()[-3000:]
+    (study_dir,) = study_dirs(tmp_path)
+    (run,) = load_manifest(study_dir).runs.values()
+    assert run.outcome == "failed" and "died during the load" in run.error
+    work = study_dir / "experiments" / run.run_id
+    requests = pd.read_parquet(work / "requests.parquet")
+    assert requests["end_s"].notna().any()  # the records of the requests that ended are kept
+    assert read_json(work / "error.json")["type"] == "ServerFailed"
