@@ -5,6 +5,8 @@ ready in time, and one killed in the middle of the load."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
@@ -71,15 +73,14 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         key=lambda r: r.serving.target_request_rate,
     )
     for result, rate in zip(results, RATES, strict=True):
-        serving, work = (
-            result.serving,
-            study_dir / result.context.run_id
-            and (study_dir / "experiments" / result.context.run_id),
-        )
+        serving = result.serving
+        work = study_dir / "experiments" / result.context.run_id
         assert serving.target_request_rate == rate
         assert serving.achieved_request_rate == pytest.approx(rate, rel=0.35)  # Poisson, ~1 min
         assert serving.requests_failed == 0 and serving.requests_completed == serving.requests_sent
+        # the ramp is short at this load: most of the sending period is steady
         assert 0 <= serving.steady_start_s < serving.steady_end_s <= DURATION_S
+        assert result.timings.window_s > DURATION_S / 2
         assert result.timings.window_s == pytest.approx(
             serving.steady_end_s - serving.steady_start_s
         )
@@ -89,7 +90,7 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         assert serving.goodput_requests_per_s is not None and 0 <= serving.goodput_fraction <= 1
         assert serving.send_lag_ms.p50 < 50
         # no GPU: every energy figure null, with its reason, never 0
-        assert result.energy.gpu_j is None and "NVIDIA" in result.energy.gpu_j_reason
+        assert result.energy.gpu_j is None and "ran on CPU" in result.energy.gpu_j_reason
         assert serving.j_per_request is None and serving.j_per_slo_request_reason
         requests = pd.read_parquet(work / serving.requests_file)
         assert len(requests) == serving.requests_sent + serving.warmup_requests
@@ -138,7 +139,12 @@ def test_a_server_killed_mid_load_fails_and_keeps_the_records(tmp_path, client, 
             (container,) = client.containers.list(filters={"label": "llem.run"})
         time.sleep(0.5)
     assert container is not None, "the load never started"
-    container.exec_run(["pkill", "-9", "-f", "vllm.entrypoints.openai.api_server"], user="10001")
+    # the server's processes, by their host pids (the image has no pkill)
+    top = container.top(ps_args="-eo pid,args")
+    pids = [int(row[0]) for row in top["Processes"] if "vllm.entrypoints.openai" in row[1]]
+    assert pids, top
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out.decode()[-3000:]
     (study_dir,) = study_dirs(tmp_path)

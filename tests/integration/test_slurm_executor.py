@@ -273,3 +273,31 @@ def test_a_controller_that_is_down_is_one_message_and_exit_2(tmp_path, fault_ima
     assert "Traceback" not in proc.stderr
     assert "Slurm" in proc.stderr or "slurm" in proc.stderr
     assert study_dirs(tmp_path) == []  # nothing written
+
+
+def test_a_run_lost_to_a_node_failure_is_submitted_again(tmp_path, fault_image):
+    study = write_study(tmp_path, ["fault:ok-150", "fault:ok-20"], execution=SLURM)
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    first = _wait_for(lambda: _runs(study_dir)[0].executor_job_id, "the first job's id")
+    _wait_for(lambda: f"{first}|RUNNING" in _queued(study_dir), "the first job running", 90)
+    node = os.uname().nodename.split(".")[0]
+    try:  # an administrator takes the node down under the running job: Slurm says NODE_FAIL
+        subprocess.run(
+            ["scontrol", "update", f"nodename={node}", "state=down", "reason=llem-test"],
+            check=True,
+        )
+        _wait_for(lambda: _sacct(study_dir).get(first) == "NODE_FAIL", "NODE_FAIL", 60)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    lost, other = _runs(study_dir)
+    assert lost.status == other.status == "completed"
+    assert lost.attempts == 2 and other.attempts == 1
+    assert lost.executor_job_id != first  # its second job
+    jobs = _sacct_settled(study_dir, 3)
+    assert jobs[first] == "NODE_FAIL" and jobs[lost.executor_job_id] == "COMPLETED"
+    assert b"NODE_FAIL; submitting it again" in out

@@ -68,24 +68,34 @@ def _record(k, sent, end, tokens=4, warmup=False, error=None) -> RequestRecord:
     )
 
 
-def test_the_steady_state_is_the_longest_stretch_near_the_peak_before_the_drain():
-    # one request a second, each 3 s long: 1, 2, then 3 in flight from t=2 until the last send
+def test_the_steady_state_runs_from_the_end_of_the_ramp_to_the_drain():
+    # one request a second, each 3 s long: 1, 2, then 3 in flight until the last send at 9 s
     records = [_record(k, float(k), k + 3.0) for k in range(10)]
-    window = steady_state(records, 0.9)
-    assert (window.start_s, window.end_s) == (2.0, 9.0)  # the drain after the last send is out
-    assert window.peak_in_flight == 3 and window.threshold == 3
+    window = steady_state(records, 0.9, smooth_s=1.0)
+    assert window.level == pytest.approx(3.0) and window.threshold == pytest.approx(2.7)
+    # the 1 s average reaches 2.7 at t = 2.7 (on a grid of 9 s / 200); the drain is left out
+    assert window.start_s == pytest.approx(2.7, abs=0.05) and window.end_s == 9.0
+    assert window.peak_in_flight == 3
     warm = [_record(k, float(k), k + 3.0, warmup=k < 4) for k in range(10)]
-    assert steady_state(warm, 0.9).start_s == 4.0  # from the first measured send
+    assert steady_state(warm, 0.9, smooth_s=1.0).start_s == 4.0  # from the first measured send
 
 
-def test_all_at_once_steady_state_ends_when_the_first_requests_finish():
+def test_light_load_keeps_its_steady_state():
+    # a request every 0.25 s lasting 0.05 s: in flight flickers between 0 and 1
+    records = [_record(k, 0.25 * k, 0.25 * k + 0.05) for k in range(200)]
+    window = steady_state(records, 0.9, smooth_s=2.0)
+    assert window.level == pytest.approx(0.2, rel=0.02)
+    assert window.start_s < 2.5 and window.end_s == pytest.approx(49.75)
+
+
+def test_all_at_once_steady_state_ends_when_the_count_falls_below_the_fraction_of_peak():
     records = [_record(k, 0.0, 5.0 + k) for k in range(10)]
-    window = steady_state(records, 0.9)
-    assert (window.start_s, window.end_s, window.threshold) == (0.0, 6.0, 9)
+    window = steady_state(records, 0.9, smooth_s=1.0)
+    assert (window.start_s, window.end_s, window.threshold) == (0.0, 6.0, 9.0)
 
 
 def test_goodput_and_attribution_on_known_requests():
-    window = SteadyState(0.0, 10.0, 4, 4)
+    window = SteadyState(0.0, 10.0, 4, 4.0, 3.6)
     fast = [_record(k, 1.0 + k, 2.0 + k) for k in range(4)]  # ttft 0.25 s, e2e 1 s
     slow = [_record(10 + k, 1.0 + k, 4.0 + k) for k in range(2)]  # ttft 0.75 s, e2e 3 s
     failed = _record(20, 1.0, 2.0, error="HTTP 500")
@@ -100,7 +110,7 @@ def test_goodput_and_attribution_on_known_requests():
     assert figures.per(120.0, share.tokens, "x") == (5.0, None)  # J per output token
     assert figures.per(120.0, share.slo_tokens, "x") == (7.5, None)  # per SLO-meeting token
     assert figures.per(None, 3, "no GPU") == (None, "no GPU")
-    half = SteadyState(0.0, 3.0, 4, 4)  # cuts the later requests' tokens
+    half = SteadyState(0.0, 3.0, 4, 4.0, 3.6)  # cuts the later requests' tokens
     assert figures.tokens_in(slow[1], half.start_s, half.end_s) == 1
     assert figures.goodput(records, window, ServingSLO()).good_in_window == 6  # no SLO: all
 

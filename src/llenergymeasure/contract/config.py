@@ -324,8 +324,9 @@ class ServingConfig(Strict):
         0.9,
         gt=0,
         le=1,
-        description="The steady state: the longest interval, after the warm-up and before the "
-        "drain, with requests in flight at or above this fraction of their peak.",
+        description="The steady state starts when requests in flight (averaged over slice_s) "
+        "reach this fraction of their level over the second half of sending; it ends at the "
+        "last send.",
     )
     min_steady_s: float = Field(
         30.0, gt=0, description="A shorter steady state is a quality warning, s."

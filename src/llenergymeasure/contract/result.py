@@ -263,7 +263,9 @@ class ServingFigures(Figures):
     steady_end_s: float = Field(description="Window end, s since sending began.")
     steady_rule: str = Field(description="How the steady state was chosen.")
     peak_in_flight: int = Field(ge=0)
-    steady_min_in_flight: int = Field(ge=0, description="In flight throughout the window.")
+    steady_level_in_flight: float = Field(
+        ge=0, description="Mean requests in flight over the second half of sending."
+    )
     load_duration_s: float = Field(ge=0, description="First send to last answer, s.")
     tpot_ms: Percentiles | None = Field(
         description="Time per output token after the first, (E2E - TTFT)/(n - 1), ms."

@@ -407,6 +407,7 @@ class StudyRunner:
             error=f"{why}; submitted again (attempt {attempts + 1} of {limit})",
         )
         self.display.note(f"  {run.run_id}: {why}; submitting it again")
+        self.position -= 1  # it counts once, when it starts again
         self.todo.appendleft(run)
 
     def _engine_went_away(self, run: PlannedRun, message: str, common: dict[str, object]) -> None:

@@ -76,13 +76,14 @@ class LoadGenerator:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             tasks = []
-            for record in self.records:
+            for k, record in enumerate(self.records):
                 delay = record.scheduled_s - self.now()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if not self.server_alive():
-                    record.error = "the server had exited before this request's arrival"
-                    continue
+                if not self.server_alive():  # the rest is never sent
+                    for unsent in self.records[k:]:
+                        unsent.error = "the server had exited before this request's arrival"
+                    break
                 tasks.append(asyncio.create_task(self._request(session, record, gate)))
             await asyncio.gather(*tasks)
 

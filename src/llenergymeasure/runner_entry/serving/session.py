@@ -72,8 +72,9 @@ LATENCY_METHOD = (
     "measured requests sent inside the steady state"
 )
 STEADY_RULE = (
-    "after the warm-up and before the drain (the last send), the longest interval with "
-    "requests in flight >= ceil({fraction} x peak)"
+    "from when requests in flight (averaged over the last {smooth:g} s), after the warm-up, "
+    "first reach {fraction} x their mean level over the second half of sending, until the "
+    "last send (the drain); all sent at once: until in flight falls below {fraction} x peak"
 )
 CPU_REASON = (
     "RAPL is read at window edges fixed in advance; a serving window is chosen after the run"
@@ -236,7 +237,7 @@ class ServingSession:
         serving, config = self.serving, self.config
         slo_met = [figures.meets_slo(r, serving.slo) for r in records]
         write_requests(records, self.workdir / REQUESTS_FILE, slo_met)
-        window = steady_state(records, serving.steady_fraction)
+        window = steady_state(records, serving.steady_fraction, serving.slice_s)
         if window is None:
             raise RuntimeError(
                 "no steady state: no measured request was in flight long enough (all failed, "
@@ -432,9 +433,11 @@ class ServingSession:
             warmup_requests=len(records) - len(measured),
             steady_start_s=window.start_s,
             steady_end_s=window.end_s,
-            steady_rule=STEADY_RULE.format(fraction=serving.steady_fraction),
+            steady_rule=STEADY_RULE.format(
+                fraction=serving.steady_fraction, smooth=serving.slice_s
+            ),
             peak_in_flight=window.peak_in_flight,
-            steady_min_in_flight=window.threshold,
+            steady_level_in_flight=window.level,
             load_duration_s=max((r.end_s or 0.0) for r in records),
             tpot_ms=summarise(tpots) if tpots else None,
             tpot_ms_reason=None if tpots else "no completed request had two or more tokens",

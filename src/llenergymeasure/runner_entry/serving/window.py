@@ -1,19 +1,27 @@
 """The steady state of a serving run, by one stated rule (README: serving mode).
 
-After the warm-up and before the drain, the longest interval in which the number of requests
-in flight stays at or above `fraction` x its peak. "After the warm-up": from the first send of a
-measured request. "Before the drain": until the last send, after which nothing arrives (with
-every request sent at once, rate inf without a cap, there is no such bound: the interval ends
-when the in-flight count first falls below the threshold). With a concurrency cap at rate inf
-this is the time the cap stays (nearly) full.
+In flight = requests sent and not yet answered, averaged over a trailing `smooth_s` (the slice
+length). Its level is its time average over the second half of the sending period. The steady
+state starts after the warm-up (at the first measured send, or later) when the averaged count
+first reaches `fraction` x that level (the ramp is over), and ends at the last send (the drain
+begins). With a concurrency cap at rate inf this is from the cap's (near) filling to the drain.
+With every request sent at once and no cap, there is no sending period: it is then from the
+send until the count first falls below `fraction` x its peak.
+
+Why a level, not the peak of the instantaneous count: under light load the count flickers
+between 0 and a few requests, so "the longest interval at or above a fraction of the peak"
+picks a few tens of milliseconds of a minutes-long load.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
 from llenergymeasure.runner_entry.serving.records import RequestRecord
+
+GRID_STEPS = 200  # evaluation points of the averaged count over the sending period
 
 
 @dataclass(frozen=True)
@@ -21,69 +29,90 @@ class SteadyState:
     start_s: float
     end_s: float
     peak_in_flight: int
-    threshold: int  # in flight at or above this throughout
+    level: float  # mean requests in flight over the second half of sending
+    threshold: float  # the averaged count the ramp had to reach
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
 
-def in_flight_steps(records: list[RequestRecord]) -> list[tuple[float, int]]:
-    """(time, requests in flight from that time on), one step per change."""
-    events: list[tuple[float, int]] = []
-    for r in records:
-        if r.sent_s is None:
-            continue
-        events.append((r.sent_s, +1))
-        events.append((r.end_s if r.end_s is not None else math.inf, -1))
-    events.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
-    steps: list[tuple[float, int]] = []
-    count = 0
-    for t, change in events:
-        count += change
-        if steps and steps[-1][0] == t:
-            steps[-1] = (t, count)
-        else:
-            steps.append((t, count))
-    return steps
+class InFlight:
+    """Requests in flight as a step function of time (s since sending began)."""
+
+    def __init__(self, records: list[RequestRecord]) -> None:
+        events: list[tuple[float, int]] = []
+        for r in records:
+            if r.sent_s is None:
+                continue
+            events.append((r.sent_s, +1))
+            events.append((r.end_s if r.end_s is not None else math.inf, -1))
+        events.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
+        self.times: list[float] = []
+        self.counts: list[int] = []
+        count = 0
+        for t, change in events:
+            count += change
+            if self.times and self.times[-1] == t:
+                self.counts[-1] = count
+            else:
+                self.times.append(t)
+                self.counts.append(count)
+
+    def at(self, t: float) -> int:
+        k = bisect.bisect_right(self.times, t) - 1
+        return self.counts[k] if k >= 0 else 0
+
+    @property
+    def peak(self) -> int:
+        return max(self.counts, default=0)
+
+    def mean(self, start: float, end: float) -> float:
+        """Time average over [start, end]."""
+        if end <= start:
+            return float(self.at(start))
+        total, t, k = 0.0, start, bisect.bisect_right(self.times, start)
+        current = self.at(start)
+        while k < len(self.times) and self.times[k] < end:
+            total += current * (self.times[k] - t)
+            t, current = self.times[k], self.counts[k]
+            k += 1
+        total += current * (end - t)
+        return total / (end - start)
 
 
-def steady_state(records: list[RequestRecord], fraction: float) -> SteadyState | None:
-    """The rule above, or None when no request was measured."""
-    measured = [r for r in records if not r.warmup and r.sent_s is not None]
+def steady_state(
+    records: list[RequestRecord], fraction: float, smooth_s: float
+) -> SteadyState | None:
+    """The rule above, or None when no request was measured or nothing was in flight."""
+    measured = [r.sent_s for r in records if not r.warmup and r.sent_s is not None]
+    sends = [r.sent_s for r in records if r.sent_s is not None]
     if not measured:
         return None
-    begin = min(r.sent_s for r in measured if r.sent_s is not None)
-    last_send = max(r.sent_s for r in records if r.sent_s is not None)
-    bound = last_send if last_send > begin else math.inf
-    steps = [(t, n) for t, n in in_flight_steps(records) if t < bound]
-    # The count in force at `begin` (set by an earlier step) starts the series there.
-    current = 0
-    series: list[tuple[float, int]] = []
-    for t, n in steps:
-        if t <= begin:
-            current = n
-        else:
-            series.append((t, n))
-    series.insert(0, (begin, current))
-    peak = max(n for _, n in series)
-    threshold = max(1, math.ceil(fraction * peak))
-    best: tuple[float, float] | None = None
-    run_start: float | None = None
-    ends = [t for t, _ in series[1:]] + [bound]
-    for (t, n), t_next in zip(series, ends, strict=True):
-        if n >= threshold:
-            run_start = t if run_start is None else run_start
-            end = t_next
-            if end == math.inf:  # all sent at once: the drain starts when the count falls
-                end = t
-            if best is None or end - run_start > best[1] - best[0]:
-                best = (run_start, end)
-        else:
-            run_start = None
-    if best is None or best[1] <= best[0]:
+    flight = InFlight(records)
+    begin, last_send = min(measured), max(sends)
+    if last_send <= begin:
+        return _all_at_once(flight, begin, fraction)
+    level = flight.mean((begin + last_send) / 2, last_send)
+    if level <= 0:
         return None
-    return SteadyState(best[0], best[1], peak, threshold)
+    threshold = fraction * level
+    step = (last_send - begin) / GRID_STEPS
+    for k in range(GRID_STEPS + 1):
+        t = begin + k * step
+        if flight.mean(max(0.0, t - smooth_s), t) >= threshold:
+            if t >= last_send:
+                return None
+            return SteadyState(t, last_send, flight.peak, level, threshold)
+    return None
+
+
+def _all_at_once(flight: InFlight, begin: float, fraction: float) -> SteadyState | None:
+    threshold = fraction * flight.peak
+    for t, n in zip(flight.times, flight.counts, strict=True):
+        if t > begin and n < threshold:
+            return SteadyState(begin, t, flight.peak, float(flight.peak), threshold)
+    return None
 
 
 def requests_for_more_steady_s(missing_s: float, achieved_rate: float) -> int:
