@@ -204,3 +204,22 @@ def vllm_cpu_image(client) -> str:
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     return VLLM_CPU_IMAGE
+
+
+def tiny_cpu_study(
+    folder: Path, client: docker.DockerClient, batch_sizes: list[int], **execution: Any
+) -> Path:
+    """A study of the real CPU image on the tiny model, one run per batch size (per cycle)."""
+    if not client.images.list(name="llenergymeasure/cpu"):
+        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
+    make_tiny_model(folder)
+    return write_study(
+        folder,
+        ["model"],
+        image=CPU_IMAGE,
+        **TINY_WORKLOAD,
+        baseline={"enabled": False},
+        min_window_s=0.1,
+        sweep={"pytorch.batch_size": batch_sizes},
+        execution={"experiment_timeout_s": 240, **execution},
+    )

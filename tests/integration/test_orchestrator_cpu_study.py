@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import CPU_IMAGE, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
+from conftest import llem, study_dirs, tiny_cpu_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -15,19 +15,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def test_three_run_study_end_to_end(tmp_path, client):
-    if not client.images.list(name="llenergymeasure/cpu"):
-        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
-    make_tiny_model(tmp_path)
-    study = write_study(
-        tmp_path,
-        ["model"],
-        image=CPU_IMAGE,
-        **TINY_WORKLOAD,
-        baseline={"enabled": False},
-        min_window_s=0.1,
-        sweep={"pytorch.batch_size": [1, 2, 4]},
-        execution={"experiment_timeout_s": 240},
-    )
+    study = tiny_cpu_study(tmp_path, client, [1, 2, 4])
     proc = llem("run", str(study), cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)

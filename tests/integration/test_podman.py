@@ -11,7 +11,7 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import CPU_IMAGE, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
+from conftest import CPU_IMAGE, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.orchestrator.engine import ENGINES
 from llenergymeasure.study.manifest import load_manifest
@@ -47,21 +47,9 @@ def _load_into_podman(podman: docker.DockerClient, client: docker.DockerClient, 
 
 
 def test_a_cpu_study_runs_on_podman(tmp_path, client, podman):
-    if not client.images.list(name="llenergymeasure/cpu"):
-        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
+    study = tiny_cpu_study(tmp_path, client, [1, 2], container_engine="podman")
     _load_into_podman(podman, client, CPU_IMAGE)
-    make_tiny_model(tmp_path)
     before = {c.id for c in podman.containers.list(all=True)}
-    study = write_study(
-        tmp_path,
-        ["model"],
-        image=CPU_IMAGE,
-        **TINY_WORKLOAD,
-        baseline={"enabled": False},
-        min_window_s=0.1,
-        sweep={"pytorch.batch_size": [1, 2]},
-        execution={"container_engine": "podman", "experiment_timeout_s": 240},
-    )
     proc = llem("run", str(study), cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)

@@ -99,6 +99,8 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         assert (requests["ttft_ms"] <= requests["e2e_ms"]).all()
         assert len(pd.read_parquet(work / serving.slices_file)) >= DURATION_S / 2
         assert "--served-model-name" in serving.server and (work / "server.log").is_file()
+        gauges = pd.read_parquet(work / serving.server_metrics_file)
+        assert {"num_requests_running", "num_requests_waiting"} <= set(gauges["metric"])
     shown = subprocess.run(
         [LLEM, "results", "show", str(study_dir)], capture_output=True, text=True, timeout=120
     )
@@ -111,6 +113,12 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
     )
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "plots" / "serving_rate.png").is_file()
+    html = subprocess.run(
+        [LLEM, "results", "report", str(study_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert html.returncode == 0, html.stderr
+    page = (study_dir / "report.html").read_text()
+    assert "Goodput (requests meeting every SLO)" in page and "GPU energy per SLO-meeting" in page
 
 
 def test_a_server_never_ready_in_time_fails_with_its_log(tmp_path, vllm_cpu_image):

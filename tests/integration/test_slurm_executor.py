@@ -14,15 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    CPU_IMAGE,
-    LLEM,
-    TINY_WORKLOAD,
-    llem,
-    make_tiny_model,
-    study_dirs,
-    write_study,
-)
+from conftest import LLEM, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -118,19 +110,7 @@ def _wait_for(predicate, what: str, timeout: float = 60):
 
 
 def test_a_four_run_cpu_study_runs_through_slurm(tmp_path, client):
-    if not client.images.list(name="llenergymeasure/cpu"):
-        pytest.fail("llenergymeasure/cpu is missing: run `llem images build cpu`")
-    make_tiny_model(tmp_path)
-    study = write_study(
-        tmp_path,
-        ["model"],
-        image=CPU_IMAGE,
-        **TINY_WORKLOAD,
-        baseline={"enabled": False},
-        min_window_s=0.1,
-        sweep={"pytorch.batch_size": [1, 2]},
-        execution={**SLURM, "experiment_timeout_s": 240, "n_cycles": 2},
-    )
+    study = tiny_cpu_study(tmp_path, client, [1, 2], **SLURM, n_cycles=2)
     proc = llem("run", str(study), cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "a compute node sees the output folder" in proc.stdout

@@ -48,6 +48,7 @@ from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.study_folder import StudyFolder, runs_to_do
 from llenergymeasure.study.estimate import estimate_run
+from llenergymeasure.study.manifest_models import Outcome
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.order import gap_before
 
@@ -317,17 +318,13 @@ class StudyRunner:
         self.display.run_started(run, self.position, len(self.plan), workdir, queued)
         if foreign and self.execution.foreign_gpu_processes == "error":
             self.pool.give_back(slot)
-            record = self.manifest.update_run(
-                run.run_id,
-                status="failed",
-                outcome="failed",
-                error_type="ForeignGpuProcesses",
-                error=f"process(es) {foreign} not of this study were on GPU(s) "
-                f"{list(slot.gpus)}; not started (execution.foreign_gpu_processes: error)",
-                finished_at=utc_now(),
+            return self._failed(
+                run,
+                "failed",
+                "ForeignGpuProcesses",
+                f"process(es) {foreign} not of this study were on GPU(s) {list(slot.gpus)}; not "
+                "started (execution.foreign_gpu_processes: error)",
             )
-            self.display.run_finished(record, record.error or "")
-            return
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
         job = RunJob(run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s)
         flight = _Flight(job, overlapped=set(self.flights))
@@ -383,23 +380,31 @@ class StudyRunner:
         self.recorder.finished(done, verdict, log_tail, common, overlapped)
         return None
 
+    def _failed(self, run: PlannedRun, outcome: Outcome, error_type: str, error: str) -> None:
+        """A run that ends here, without a container outcome to classify."""
+        record = self.manifest.update_run(
+            run.run_id,
+            status="failed",
+            outcome=outcome,
+            error_type=error_type,
+            error=error,
+            finished_at=utc_now(),
+        )
+        self.display.run_finished(record, error)
+
     def _requeue(self, run: PlannedRun, why: str) -> None:
         """A run the executor lost (node failure) goes back to the head of the queue, within
         execution.slurm.max_attempts; after the last it has failed."""
         attempts = self.manifest.record.runs[run.run_id].attempts
         limit = self.execution.slurm.max_attempts
         if attempts >= limit:
-            record = self.manifest.update_run(
-                run.run_id,
-                status="failed",
-                outcome="crashed",
-                error_type="NodeFailure",
-                error=f"{why}; not submitted again after {attempts} attempt(s) "
+            return self._failed(
+                run,
+                "crashed",
+                "NodeFailure",
+                f"{why}; not submitted again after {attempts} attempt(s) "
                 f"(execution.slurm.max_attempts: {limit})",
-                finished_at=utc_now(),
             )
-            self.display.run_finished(record, record.error or "")
-            return
         self.manifest.update_run(
             run.run_id,
             status="pending",

@@ -69,6 +69,20 @@ def _errors(frame: pd.DataFrame, metric: str) -> list[list[float]]:
     return [low.tolist(), high.tolist()]
 
 
+def _not_measured(ax: Axes, runs: pd.DataFrame, metric: str) -> None:
+    """A panel that says why its metric has no value, instead of drawing zeros."""
+    ax.text(
+        0.5,
+        0.5,
+        "n/a\n" + textwrap.fill(na_reason(runs, metric), 50),
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=10,
+    )
+    ax.set_axis_off()
+
+
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     """Configurations no other beats on both throughput (higher) and J/token (lower)."""
     ordered = points.sort_values([f"{TOK_S}.mean", f"{J_TOKEN}.mean"], ascending=[False, True])
@@ -146,16 +160,7 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
     for ax, (metric, label) in zip(axes, panels, strict=True):
         measured = summary.dropna(subset=[f"{metric}.mean"])
         if measured.empty:
-            ax.text(
-                0.5,
-                0.5,
-                "n/a\n" + textwrap.fill(na_reason(runs, metric), 50),
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                fontsize=10,
-            )
-            ax.set_axis_off()
+            _not_measured(ax, runs, metric)
             continue
         categories = [str(v) for v in summary[key].drop_duplicates()]
         for values, group in groups:
@@ -204,16 +209,7 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
     for ax, (metric, label) in zip(axes, panels, strict=True):
         measured = summary.dropna(subset=[f"{metric}.mean", f"{RATE}.mean"])
         if measured.empty:
-            ax.text(
-                0.5,
-                0.5,
-                "n/a\n" + textwrap.fill(na_reason(runs, metric), 50),
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                fontsize=10,
-            )
-            ax.set_axis_off()
+            _not_measured(ax, runs, metric)
             continue
         for values, group in groups:
             group = group.dropna(subset=[f"{metric}.mean", f"{RATE}.mean"])

@@ -84,6 +84,16 @@ def node_command(settings: SlurmConfig) -> list[str]:
     return list(settings.llem_command or [sys.executable, "-m", "llenergymeasure"])
 
 
+def where_args(settings: SlurmConfig) -> list[str]:
+    """--partition, --account, --qos where set: where the study's jobs (and the probe) go."""
+    pairs = (
+        ("--partition", settings.partition),
+        ("--account", settings.account),
+        ("--qos", settings.qos),
+    )
+    return [f"{flag}={value}" for flag, value in pairs if value]
+
+
 def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: int) -> list[str]:
     """sbatch's arguments for `batch` (after --parsable): an array of one task per run, whose
     task runs `llem node-run` for its line of the run list."""
@@ -99,13 +109,7 @@ def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: in
         # Slurm never resubmits on its own: llem does, counting attempts (max_attempts).
         "--no-requeue",
     ]
-    for flag, value in (
-        ("--partition", settings.partition),
-        ("--account", settings.account),
-        ("--qos", settings.qos),
-    ):
-        if value:
-            args.append(f"{flag}={value}")
+    args += where_args(settings)
     if settings.exclusive:
         args.append("--exclusive")
     if gpu_count > 0:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llenergymeasure.config.study import SlurmConfig
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.slurm.batches import node_command
+from llenergymeasure.orchestrator.slurm.batches import node_command, where_args
 
 PROBE_WAIT_S = 60
 CHECK_EACH = 'for p do [ -e "$p" ] || echo "$p"; done'
@@ -22,14 +22,7 @@ CHECK_EACH = 'for p do [ -e "$p" ] || echo "$p"; done'
 
 def probe_args(settings: SlurmConfig, paths: list[str]) -> list[str]:
     args = ["srun", "--quiet", f"--immediate={PROBE_WAIT_S}", "--nodes=1", "--ntasks=1"]
-    args += ["--time=1", "--job-name=llem.probe"]
-    for flag, value in (
-        ("--partition", settings.partition),
-        ("--account", settings.account),
-        ("--qos", settings.qos),
-    ):
-        if value:
-            args.append(f"{flag}={value}")
+    args += ["--time=1", "--job-name=llem.probe", *where_args(settings)]
     return [*args, "sh", "-c", CHECK_EACH, "llem-probe", *paths]
 
 

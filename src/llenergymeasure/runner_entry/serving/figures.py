@@ -44,6 +44,18 @@ def tokens_in(record: RequestRecord, start_s: float, end_s: float) -> float:
     return per_chunk * sum(1 for t in times if start_s <= t <= end_s)
 
 
+def measured_in(
+    records: Sequence[RequestRecord], window: SteadyState, moment: str
+) -> list[RequestRecord]:
+    """Completed measured requests whose `moment` ("sent_s" or "end_s") lies in the window."""
+    out = []
+    for r in records:
+        t = getattr(r, moment)
+        if not r.warmup and r.ok and t is not None and window.start_s <= t <= window.end_s:
+            out.append(r)
+    return out
+
+
 @dataclass(frozen=True)
 class Goodput:
     completed_in_window: int
@@ -55,14 +67,7 @@ class Goodput:
 def goodput(records: Sequence[RequestRecord], window: SteadyState, slo: ServingSLO) -> Goodput:
     """Measured requests that completed inside the window, and those meeting every SLO, per
     second of window. Without SLOs every completed request counts."""
-    done = [
-        r
-        for r in records
-        if not r.warmup
-        and r.ok
-        and r.end_s is not None
-        and window.start_s <= r.end_s <= window.end_s
-    ]
+    done = measured_in(records, window, "end_s")
     good = [r for r in done if meets_slo(r, slo)]
     return Goodput(
         completed_in_window=len(done),

@@ -258,22 +258,11 @@ class ServingSession:
         baseline = parts["baseline"]
         assert isinstance(load, WindowEnergy)
         assert baseline is None or isinstance(baseline, WindowEnergy)
-        completed = [
-            r
-            for r in records
-            if not r.warmup
-            and r.ok
-            and r.end_s is not None
-            and window.start_s <= r.end_s <= window.end_s
+        completed = figures.measured_in(records, window, "end_s")
+        # latency: requests sent inside the steady state (all measured ones if none was)
+        in_window = figures.measured_in(records, window, "sent_s") or [
+            r for r in records if not r.warmup and r.ok
         ]
-        in_window = [
-            r
-            for r in records
-            if not r.warmup
-            and r.ok
-            and r.sent_s is not None
-            and window.start_s <= r.sent_s <= window.end_s
-        ] or [r for r in records if not r.warmup and r.ok]
         output_tokens = round(share.tokens)
         input_tokens = sum(r.input_tokens for r in completed)
         rec = Recording(
