@@ -7,12 +7,16 @@ config (Poisson arrivals, EOS ignored); the bench arm starts the very server com
 result records (`serving.server`) and runs `vllm bench serve` against it (random dataset, the
 same rate, seed 0, EOS ignored). Compared over the whole load, as the bench reports it: output
 tokens/s (llem's from requests.parquet: all tokens / first send to last answer) and TTFT p50.
-The arms alternate for --rounds rounds. Printed: per round both figures and the ratios llem /
-bench; the medians (throughput target >= 0.98); then llem's send-lag p50/p90/p99 and achieved
-rate at --lag-rate.
+The arms alternate for --rounds rounds (llem first in the first, so the bench has the
+server command). At a finite rate both arms' throughput follows their own random arrival
+sequences (different generators), so throughput is compared at `--rate inf --max-concurrency
+N`, where the server is the bound and each client's own cost shows; TTFT at a finite rate.
+Printed: per round both figures and the ratios llem / bench; their medians (throughput target
+>= 0.98); then llem's send-lag p50/p90/p99 and achieved rate at --lag-rate.
 
-    python benchmarks/serving_vs_bench.py [--rounds 3] [--rate 8] [--requests 200]
-        [--input-len 32] [--output-len 32] [--lag-rate 200]
+    python benchmarks/serving_vs_bench.py [--rounds 3] [--rate 8 | --rate inf
+        --max-concurrency 16] [--requests 200] [--input-len 32] [--output-len 32]
+        [--lag-rate 200]
 """
 
 from __future__ import annotations
@@ -71,7 +75,12 @@ def request(args: argparse.Namespace, rate: float, n: int) -> RunRequest:
                 },
                 "baseline": {"enabled": False},
                 "vllm": {"enforce_eager": True, "max_num_seqs": 64, "max_model_len": 512},
-                "serving": {"request_rate": rate, "n_requests": n, "seed": 0},
+                "serving": {
+                    "request_rate": "inf" if rate == float("inf") else rate,
+                    "n_requests": n,
+                    "max_concurrency": args.max_concurrency,
+                    "seed": 0,
+                },
             },
             "context": {
                 "study_id": "bench",
@@ -91,7 +100,12 @@ def llem_arm(model: Path, req: RunRequest) -> tuple[ExperimentResult, pd.DataFra
         work = Path(tmp)
         os.chmod(work, 0o777)
         (work / "config.json").write_text(req.model_dump_json())
-        docker_run({work: "/llem/work", model: "/model"}, IMAGE)
+        try:
+            docker_run({work: "/llem/work", model: "/model"}, IMAGE)
+        except SystemExit:
+            raise SystemExit(
+                f"llem-runner failed: {(work / 'error.json').read_text()[:3000]}"
+            ) from None
         result = ExperimentResult.model_validate_json((work / "result.json").read_text())
         return result, pd.read_parquet(work / "requests.parquet")
 
@@ -115,7 +129,9 @@ def bench_arm(model: Path, server: str, args: argparse.Namespace) -> dict:
         f"--dataset-name random --random-input-len {args.input_len} "
         f"--random-output-len {args.output_len} --random-range-ratio 0 "
         f"--num-prompts {args.requests} --request-rate {args.rate} --ignore-eos --seed 0 "
-        "--save-result --result-dir /out --result-filename bench.json > /out/bench.log 2>&1\n"
+        f"--temperature 0 "
+        + (f"--max-concurrency {args.max_concurrency} " if args.max_concurrency else "")
+        + "--save-result --result-dir /out --result-filename bench.json > /out/bench.log 2>&1\n"
     )
     with tempfile.TemporaryDirectory(prefix="vllm-serve-bench-") as tmp:
         out = Path(tmp)
@@ -127,7 +143,8 @@ def bench_arm(model: Path, server: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=8.0)
+    parser.add_argument("--rate", type=float, default=8.0, help="req/s; inf: all at once")
+    parser.add_argument("--max-concurrency", type=int, default=None)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--input-len", type=int, default=32)
     parser.add_argument("--output-len", type=int, default=32)
@@ -138,13 +155,10 @@ def main() -> None:
         os.chmod(folder, 0o777)
         model = make_model(folder)
         throughput, ttft = [], []
+        server = ""  # the server command line llem records; the bench starts the same
         for round_no in range(args.rounds):
             figures: dict[str, tuple[float, float]] = {}
-            server = ""
             for arm in ("llem", "bench") if round_no % 2 == 0 else ("bench", "llem"):
-                if arm == "bench" and not server:
-                    result, _ = llem_arm(model, request(args, args.rate, 8))
-                    server = result.serving.server
                 if arm == "llem":
                     result, requests = llem_arm(model, request(args, args.rate, args.requests))
                     server = result.serving.server
@@ -161,18 +175,25 @@ def main() -> None:
                 f"(ratio {ttft[-1]:.3f})",
                 flush=True,
             )
-        print(
-            f"median ratios llem / vllm bench serve at {args.rate:g} req/s: output tok/s "
-            f"{statistics.median(throughput):.3f} (target >= 0.98), TTFT p50 "
-            f"{statistics.median(ttft):.3f}"
-        )
-        result, _ = llem_arm(model, request(args, args.lag_rate, args.requests))
-        lag = result.serving.send_lag_ms
-        print(
-            f"send lag at {args.lag_rate:g} req/s target: achieved "
-            f"{result.serving.achieved_request_rate:.1f} req/s; lag ms p50 {lag.p50:.3f}, "
-            f"p90 {lag.p90:.3f}, p99 {lag.p99:.3f}, max {lag.max:.3f}"
-        )
+        if args.rounds:
+            print(
+                f"median ratios llem / vllm bench serve at {args.rate:g} req/s: output tok/s "
+                f"{statistics.median(throughput):.3f} (target >= 0.98), TTFT p50 "
+                f"{statistics.median(ttft):.3f}"
+            )
+        send_lag(model, args)
+
+
+def send_lag(model: Path, args: argparse.Namespace) -> None:
+    """llem's generator alone at --lag-rate: its achieved rate and how late it sent."""
+    result, _ = llem_arm(model, request(args, args.lag_rate, args.requests))
+    lag = result.serving.send_lag_ms
+    print(
+        f"send lag at {args.lag_rate:g} req/s target: achieved "
+        f"{result.serving.achieved_request_rate:.1f} req/s; lag ms p50 {lag.p50:.3f}, "
+        f"p90 {lag.p90:.3f}, p99 {lag.p99:.3f}, max {lag.max:.3f}; warnings "
+        f"{[w.code for w in result.warnings]}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def completion_body(config: ExperimentConfig, prompt: list[int]) -> dict[str, An
         "stream_options": {"include_usage": True},
         "temperature": decoding.temperature,
         "top_p": decoding.top_p,
-        "seed": decoding.seed,
     }
+    if not decoding.greedy:  # a seed makes vLLM sample with a generator of the request's own
+        body["seed"] = decoding.seed
     if decoding.top_k:
         body["top_k"] = decoding.top_k
     if decoding.repetition_penalty != 1.0:
@@ -90,7 +91,7 @@ class LoadGenerator:
     async def _request(self, session: Any, record: RequestRecord, gate: Any) -> None:
         if gate is not None:
             await gate.acquire()
-        record.released_s = self.now()
+            record.released_s = self.now()  # the cap's wait is not the generator's lag
         try:
             await self._stream(session, record)
         except Exception as error:  # connection refused or reset: the server went away

@@ -17,7 +17,7 @@ class RequestRecord:
     warmup: bool
     input_tokens: int
     sent_s: float | None = None  # when the HTTP request went out
-    released_s: float | None = None  # when the concurrency cap let it go (= scheduled without)
+    released_s: float | None = None  # when the concurrency cap let it go (None: no cap)
     token_times_s: list[float] = field(default_factory=list)  # each streamed token's arrival
     end_s: float | None = None
     output_tokens: int = 0
