@@ -168,3 +168,12 @@ def test_send_lag_is_the_generators_own_delay_not_the_caps_wait():
         index=1, scheduled_s=1.0, warmup=False, input_tokens=8, released_s=3.0, sent_s=3.001
     )
     assert capped.send_lag_s == pytest.approx(0.001)  # the wait for a free place is not lag
+
+
+def test_an_overloaded_server_has_no_steady_state_and_says_so():
+    # a request every 0.1 s, each answered 1 s after the previous answer: the queue only grows
+    records = [_record(k, 0.1 * k, 1.0 * (k + 1)) for k in range(50)]
+    window = steady_state(records, 0.9, smooth_s=1.0)
+    assert not window.reached and window.end_s == pytest.approx(4.9)
+    steady = [_record(k, 0.1 * k, 0.1 * k + 1.0) for k in range(50)]  # keeps up: 10 in flight
+    assert steady_state(steady, 0.9, smooth_s=1.0).reached

@@ -323,6 +323,7 @@ WarningCode = Literal[
     "gpu_identity",
     "foreign_gpu_processes",
     "steady_state_short",
+    "steady_state_not_reached",
     "send_lag",
     "requests_failed",
 ]

@@ -467,7 +467,16 @@ class ServingSession:
             for w in warnings(rec, e, rows, instruments, window.duration_s)  # type: ignore[arg-type]
             if w.code not in ("window_too_short", "warmup_not_converged")
         ]
-        if window.duration_s < serving.min_steady_s:
+        if not window.reached:
+            kept.append(
+                QualityWarning(
+                    code="steady_state_not_reached",
+                    message="requests in flight kept rising until the last send: the server "
+                    "fell behind the arrivals (overload), so there is no steady state; the "
+                    "figures cover the whole sending period after the warm-up",
+                )
+            )
+        elif window.duration_s < serving.min_steady_s:
             rate = figures.achieved_rate(records)
             more = requests_for_more_steady_s(serving.min_steady_s - window.duration_s, rate)
             kept.append(

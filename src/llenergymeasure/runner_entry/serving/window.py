@@ -6,7 +6,11 @@ state starts after the warm-up (at the first measured send, or later) when the a
 first reaches `fraction` x that level (the ramp is over), and ends at the last send (the drain
 begins). With a concurrency cap at rate inf this is from the cap's (near) filling to the drain.
 With every request sent at once and no cap, there is no sending period: it is then from the
-send until the count first falls below `fraction` x its peak.
+send until the count first falls below `fraction` x its peak. A count that never reaches the
+threshold before the last send, or still rises inside the window (its second half's mean above
+its first half's by more than (1 - fraction) x level, and by a whole request), kept rising: the
+server fell behind the arrivals and there is no steady state; the window is still reported,
+flagged `reached = False`.
 
 Why a level, not the peak of the instantaneous count: under light load the count flickers
 between 0 and a few requests, so "the longest interval at or above a fraction of the peak"
@@ -31,6 +35,7 @@ class SteadyState:
     peak_in_flight: int
     level: float  # mean requests in flight over the second half of sending
     threshold: float  # the averaged count the ramp had to reach
+    reached: bool = True  # False: the count kept rising until the drain (overload)
 
     @property
     def duration_s(self) -> float:
@@ -97,14 +102,23 @@ def steady_state(
     if level <= 0:
         return None
     threshold = fraction * level
+    # A load shorter than the smoothing sees its average over a quarter of it.
+    smooth_s = min(smooth_s, (last_send - begin) / 4)
     step = (last_send - begin) / GRID_STEPS
-    for k in range(GRID_STEPS + 1):
+    start = begin
+    for k in range(GRID_STEPS):
         t = begin + k * step
         if flight.mean(max(0.0, t - smooth_s), t) >= threshold:
-            if t >= last_send:
-                return None
-            return SteadyState(t, last_send, flight.peak, level, threshold)
-    return None
+            start = t
+            break
+    else:  # never reached before the drain
+        return SteadyState(begin, last_send, flight.peak, level, threshold, reached=False)
+    middle = (start + last_send) / 2
+    rise = flight.mean(middle, last_send) - flight.mean(start, middle)
+    # Still rising by more than the fraction allows (and by a whole request at least): the
+    # requests piled up faster than they were answered.
+    rising = rise > max((1 - fraction) * level, 1.0)
+    return SteadyState(start, last_send, flight.peak, level, threshold, reached=not rising)
 
 
 def _all_at_once(flight: InFlight, begin: float, fraction: float) -> SteadyState | None:
