@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llenergymeasure.results.load import RunData, StudyData
-from llenergymeasure.results.metrics import BY_COLUMN, COMPARED
+from llenergymeasure.results.metrics import BY_COLUMN, COMPARED, for_study
 from llenergymeasure.results.stats import ratio_of_means, summarise
 
 
@@ -83,13 +83,15 @@ def _values(runs: list[RunData], metric: str) -> list[float | None]:
 def compare_studies(a: StudyData, b: StudyData) -> Comparison:
     groups_a, groups_b = _by_hash(a), _by_hash(b)
     comparison = Comparison(a.manifest.study_id, b.manifest.study_id)
+    serving = a.has_serving or b.has_serving
+    compared = [m.column for m in for_study(tuple(BY_COLUMN[c] for c in COMPARED), serving)]
     for digest, runs_a in groups_a.items():
         if digest not in groups_b:
             comparison.only_a.append(_ref(runs_a))
             continue
         runs_b = groups_b[digest]
         ratios = []
-        for metric in COMPARED:
+        for metric in compared:
             va, vb = _values(runs_a, metric), _values(runs_b, metric)
             sa, sb = summarise(va), summarise(vb)
             ratio = ratio_of_means(va, vb)
