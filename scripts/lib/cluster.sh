@@ -19,7 +19,14 @@ ensure_podman_service() {
         echo "==> podman: not root; the podman tests use \$LLEM_PODMAN_SOCKET if it is set"
         return 0
     fi
-    ensure_debian_package podman podman || return 1
+    if ! command -v podman >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        # With its recommends (fuse-overlayfs, slirp4netns, catatonit...): podman as tested.
+        echo "==> installing podman from the distribution's packages (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman >/dev/null 2>&1 \
+            || { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
+                && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman >/dev/null; }
+    fi
+    command -v podman >/dev/null 2>&1 || return 1
     if ! socket_answers "$socket"; then
         echo "==> podman: starting its API service (log: /tmp/podman-service.log)"
         mkdir -p "$(dirname "$socket")"
