@@ -38,6 +38,7 @@ def test_squeue_lines_one_per_task_pending_and_ended():
     assert [(t.job_id, t.state, t.node, t.ended) for t in tasks] == [
         ("41_0", "RUNNING", "node7", False),
         ("41_1", "PENDING", None, False),
+        ("39", "COMPLETED", "n", True),  # a plain job: its own record
     ]
 
 
@@ -54,6 +55,19 @@ def test_sacct_lines_with_exit_codes_and_never_started_ranges():
     assert tasks["28_1"].state == "CANCELLED" and tasks["28_1"].node is None
     assert tasks["31_0"].exit_code == 7 and tasks["31_0"].ended
     assert commands.task_indices("[3-4%1]") == [3, 4] and commands.task_indices("9") == [9]
+
+
+def test_an_arrays_own_record_stands_for_tasks_cancelled_before_they_started():
+    # seen on Slurm 22.05: pending tasks cancelled together keep no record of their own
+    queued = commands.parse_squeue("28|N/A|CANCELLED||ccx\n28|0|CANCELLED|vm|ccx\n")
+    assert [(t.job_id, t.index, t.state) for t in queued] == [
+        ("28", commands.REST, "CANCELLED"),
+        ("28_0", 0, "CANCELLED"),
+    ]
+    accounted = commands.parse_sacct(
+        "28_0|ccx|CANCELLED by 0|0:15|vm\n28|ccx|CANCELLED by 0|0:0|\n"
+    )
+    assert {t.job_id: t.state for t in accounted} == {"28_0": "CANCELLED", "28": "CANCELLED"}
 
 
 def test_batches_count_up_and_are_found_again(tmp_path):

@@ -33,6 +33,11 @@ SQUEUE_FORMAT = "%F|%K|%T|%N|%j"
 SACCT_FIELDS = "JobID,JobName,State,ExitCode,NodeList"
 
 
+# The index of an array's own record, which stands for its tasks that never got one of their
+# own (e.g. pending tasks cancelled together: squeue `%K` N/A, sacct JobID without `_`).
+REST = -1
+
+
 class SlurmUnreachable(UserError):
     """A Slurm command failed: no controller answered, or the command is not installed."""
 
@@ -51,7 +56,7 @@ class TaskState:
 
     @property
     def job_id(self) -> str:
-        return f"{self.array_id}_{self.index}"
+        return f"{self.array_id}_{self.index}" if self.index != REST else self.array_id
 
     @property
     def ended(self) -> bool:
@@ -158,14 +163,16 @@ def jobs_named(names: Iterable[str]) -> list[TaskState]:
 
 
 def parse_squeue(text: str) -> list[TaskState]:
-    """Lines of SQUEUE_FORMAT with -r (one line per array task)."""
+    """Lines of SQUEUE_FORMAT with -r (one line per array task; the array's own record, index
+    REST, for tasks that ended together without one of their own)."""
     tasks = []
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) < 4 or not parts[1].isdigit():
+        if len(parts) < 4 or not (parts[1].isdigit() or parts[1] == "N/A"):
             continue
         array_id, index, state, node, name = (*parts[:4], parts[4] if len(parts) > 4 else "")
-        tasks.append(TaskState(array_id, int(index), name, state.split()[0], node or None))
+        number = int(index) if index.isdigit() else REST
+        tasks.append(TaskState(array_id, number, name, state.split()[0], node or None))
     return tasks
 
 
@@ -184,7 +191,8 @@ def task_indices(spec: str) -> list[int]:
 
 def parse_sacct(text: str) -> list[TaskState]:
     """Lines of SACCT_FIELDS. Tasks that never started come as one range line (`12_[3-5%2]`),
-    each of them in that line's state; a task's own line wins over a range's."""
+    each of them in that line's state, or as the array's own line (`12`: index REST); a task's
+    own line wins over a range's."""
     own: dict[tuple[str, int], TaskState] = {}
     ranged: dict[tuple[str, int], TaskState] = {}
     for line in text.splitlines():
@@ -193,10 +201,10 @@ def parse_sacct(text: str) -> list[TaskState]:
             continue
         job_id, name, state, exit_code, node = parts[:5]
         array_id, sep, spec = job_id.partition("_")
-        if not sep:
+        if not array_id.isdigit():
             continue
         code, _, sig = exit_code.partition(":")
-        for index in task_indices(spec):
+        for index in task_indices(spec) if sep else [REST]:
             task = TaskState(
                 array_id,
                 index,
@@ -206,5 +214,5 @@ def parse_sacct(text: str) -> list[TaskState]:
                 int(code) if code.isdigit() else None,
                 int(sig) if sig.isdigit() else None,
             )
-            (own if spec.isdigit() else ranged)[(array_id, index)] = task
+            (own if not sep or spec.isdigit() else ranged)[(array_id, index)] = task
     return list({**ranged, **own}.values())

@@ -9,6 +9,7 @@ container with the usual grace), the second signals again at once (the node's ll
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ NODE_EXIT_GRACE_S = 20.0
 # squeue has no exit code: for a job that ended without node_exit.json, accounting is asked
 # for it for up to this long (slurmdbd records a job's end a moment after the controller).
 ACCOUNTING_GRACE_S = 10.0
+CRASH_STATES = ("COMPLETED", "FAILED")  # ends that are a crash without node_exit.json
 # The controller may be restarted under a running study: squeue failing is tolerated this long.
 UNREACHABLE_LIMIT_S = 120.0
 LOG_TAIL_LINES = 20
@@ -246,6 +248,9 @@ class SlurmExecutor(Executor):
         self._unreachable_since = None
         for run_id, task in list(self._tasks.items()):
             state = states.get(task.job_id)
+            rest = states.get(task.array_id)  # the array's own record: tasks without their own
+            if state is None and rest is not None and rest.ended:
+                state = dataclasses.replace(rest, index=task.index)
             if state is None:
                 continue
             self._observe(task, state)
@@ -265,7 +270,7 @@ class SlurmExecutor(Executor):
             and not _waited(task, NODE_EXIT_GRACE_S)
         ):
             return
-        if node_exit is None and state.exit_code is None:
+        if node_exit is None and state.exit_code is None and state.state in CRASH_STATES:
             state = self._with_exit_code(state)
             if state.exit_code is None and not _waited(task, ACCOUNTING_GRACE_S):
                 return
