@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -82,12 +81,14 @@ class Runner:
         except ValidationError as exc:
             raise InvalidConfig(f"{path} is not a valid run request:\n{exc}") from exc
 
-    def _write_timeseries(self, instruments: Instruments, write: Callable[..., None]) -> bool:
+    def _write_timeseries(self, instruments: Instruments) -> bool:
         """The sampler's rows to timeseries.parquet (kept also when the run fails)."""
+        from llenergymeasure.energy.sampler import write_parquet
+
         if instruments.sampler is None:
             return False
         instruments.sampler.stop()
-        write(instruments.sampler.rows, self.workdir / TIMESERIES_FILE)
+        write_parquet(instruments.sampler.rows, self.workdir / TIMESERIES_FILE)
         return True
 
     def run(self) -> int:
@@ -95,7 +96,6 @@ class Runner:
         self.emit(ProgressEvent(event="started"))
         # Imported here so a bad config or missing engine is still reported through error.json.
         from llenergymeasure.backends.registry import get_backend
-        from llenergymeasure.energy.sampler import write_parquet
         from llenergymeasure.runner_entry.protocol import Instruments, run_protocol
         from llenergymeasure.runner_entry.result_builder import build_result
 
@@ -110,14 +110,14 @@ class Runner:
                 try:
                     result = session.run(instruments)
                 finally:
-                    self._write_timeseries(instruments, write_parquet)
+                    self._write_timeseries(instruments)
             else:
                 backend = get_backend(request.config.backend)
                 try:
                     recording = run_protocol(
                         request, backend, instruments, self.emit, started_at=started_at, t0=t0
                     )
-                    written = self._write_timeseries(instruments, write_parquet)
+                    written = self._write_timeseries(instruments)
                     result = build_result(recording, backend, instruments, written)
                 finally:
                     backend.close()

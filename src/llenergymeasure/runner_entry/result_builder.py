@@ -69,7 +69,7 @@ def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Inst
     ajpt, ajpt_why = _ratio(adjusted, output_tokens or None, adjusted_why or no_tokens)
     tpj, tpj_why = _ratio(float(output_tokens), gpu_j or None, gpu_why)
     mean_w, mean_why = _ratio(gpu_j, w.duration_s, gpu_why)
-    peak = _peak_sum(window_rows, "power_w")
+    peak = peak_sum(window_rows, "power_w")
     return Energy(
         gpu_source=w.gpu_source,
         cpu_source="rapl" if w.cpu_package_j is not None else "unavailable",
@@ -108,7 +108,7 @@ def energy(rec: Recording, output_tokens: int, window_rows: list[Row], ins: Inst
     )
 
 
-def _peak_sum(rows: list[Row], attr: str) -> float | None:
+def peak_sum(rows: list[Row], attr: str) -> float | None:
     """Highest value of `attr` summed over GPUs at one sampling instant."""
     totals: dict[float, float] = defaultdict(float)
     for r in rows:
@@ -238,7 +238,7 @@ def build_result(
     e = energy(rec, output_tokens, rows, ins)
     memory = rec.memory
     assert memory is not None and rec.shape is not None
-    nvml_peak = _peak_sum(rows, "memory_used_mb")
+    nvml_peak = peak_sum(rows, "memory_used_mb")
     baseline_s = rec.baseline.duration_s if rec.baseline is not None else 0.0
     return ExperimentResult(
         context=rec.request.context,

@@ -31,6 +31,7 @@ from llenergymeasure.orchestrator.slurm.batches import (
 from llenergymeasure.orchestrator.slurm.commands import SlurmUnreachable, TaskState
 from llenergymeasure.orchestrator.slurm.node_job import (
     NODE_EXIT_FILE,
+    NodeExit,
     NodeJob,
     read_node_exit,
     read_node_job,
@@ -274,7 +275,7 @@ class SlurmExecutor(Executor):
             state = self._with_exit_code(state)
             if state.exit_code is None and not _waited(task, ACCOUNTING_GRACE_S):
                 return
-        concurrent = frozenset() if self.settings.exclusive else self._overlaps(run_id, task)
+        concurrent = frozenset() if self.settings.exclusive else self._overlaps(run_id, node_exit)
         if node_exit is not None:
             interval = (run_id, node_exit.started_at, node_exit.finished_at)
             self._finished_on.setdefault(node_exit.node, []).append(interval)
@@ -299,10 +300,9 @@ class SlurmExecutor(Executor):
             return state
         return found[0] if found and found[0].exit_code is not None else state
 
-    def _overlaps(self, run_id: str, task: _Task) -> frozenset[str]:
+    def _overlaps(self, run_id: str, node_exit: NodeExit | None) -> frozenset[str]:
         """Runs of this study on the same node whose time there overlapped this one's (on
         shared nodes, `exclusive: false`)."""
-        node_exit = read_node_exit(task.job.workdir)
         if node_exit is None:
             return frozenset()
         start, end = node_exit.started_at, node_exit.finished_at

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.backends.base import MemoryStats
@@ -42,7 +43,7 @@ from llenergymeasure.runner_entry.environment import environment
 from llenergymeasure.runner_entry.metrics import flops, summarise
 from llenergymeasure.runner_entry.prompts import tokenised_prompts
 from llenergymeasure.runner_entry.protocol import Emit, Instruments, Recording
-from llenergymeasure.runner_entry.result_builder import energy, telemetry, warnings
+from llenergymeasure.runner_entry.result_builder import energy, peak_sum, telemetry, warnings
 from llenergymeasure.runner_entry.serving import figures
 from llenergymeasure.runner_entry.serving.arrivals import planned_count, send_times
 from llenergymeasure.runner_entry.serving.loadgen import LoadGenerator
@@ -121,6 +122,17 @@ class MetricsScraper:
                 self.rows.append((t, match.group(1), float(match.group(3))))
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What came before the load: the server's start (metered), the idle baseline with it
+    loaded, and the tokenisation."""
+
+    load: WindowEnergy
+    baseline: WindowEnergy | None
+    tokenisation_s: float
+    ready_s: float
+
+
 class ServingSession:
     def __init__(self, request: RunRequest, workdir: Path, emit: Emit, t0: float) -> None:
         assert request.config.serving is not None
@@ -128,14 +140,14 @@ class ServingSession:
         self.config = request.config
         self.serving = request.config.serving
         self.started_at = utc_now()
+        self.adapter = get_backend(request.config.backend)  # its tokenizer and environment
 
     # the run ------------------------------------------------------------------------------------
     def run(self, instruments: Instruments) -> ExperimentResult:
         config, serving, offline = self.config, self.serving, self.request.context.offline
         start = time.perf_counter()
-        tokenizer = get_backend(config.backend)
-        tokenizer.load_tokenizer(config, offline=offline)
-        prompts = tokenised_prompts(config, tokenizer, offline=offline)
+        self.adapter.load_tokenizer(config, offline=offline)
+        prompts = tokenised_prompts(config, self.adapter, offline=offline)
         tokenisation_s = time.perf_counter() - start
 
         server = server_for(self.request, self.workdir)
@@ -158,17 +170,8 @@ class ServingSession:
             zero, scraper = self._load(server, records, prompts, instruments)
         finally:
             server.stop()
-        return self._result(
-            records,
-            zero,
-            scraper,
-            instruments,
-            server,
-            load=load,
-            baseline=baseline,
-            tokenisation_s=tokenisation_s,
-            ready_s=ready_s,
-        )
+        startup = Startup(load, baseline, tokenisation_s, ready_s)
+        return self._result(records, zero, scraper, instruments, server, startup)
 
     def _records(self, prompts: list[list[int]]) -> list[RequestRecord]:
         serving = self.serving
@@ -232,7 +235,7 @@ class ServingSession:
         scraper: MetricsScraper,
         instruments: Instruments,
         server: Server,
-        **parts: object,
+        startup: Startup,
     ) -> ExperimentResult:
         serving, config = self.serving, self.config
         slo_met = [figures.meets_slo(r, serving.slo) for r in records]
@@ -254,10 +257,7 @@ class ServingSession:
             )
         self._write_slices(records, rows, zero)
         metrics_file = self._write_server_metrics(scraper)
-        load = parts["load"]
-        baseline = parts["baseline"]
-        assert isinstance(load, WindowEnergy)
-        assert baseline is None or isinstance(baseline, WindowEnergy)
+        load, baseline = startup.load, startup.baseline
         completed = figures.measured_in(records, window, "end_s")
         # latency: requests sent inside the steady state (all measured ones if none was)
         in_window = figures.measured_in(records, window, "sent_s") or [
@@ -272,7 +272,7 @@ class ServingSession:
             build=None,
             build_skipped="serving starts the backend's server; nothing is compiled apart",
             load=load,
-            tokenisation_s=float(parts["tokenisation_s"]),  # type: ignore[arg-type]
+            tokenisation_s=startup.tokenisation_s,
             baseline=baseline,
             warmup_s=window.start_s,
             warmup_latencies_s=[],
@@ -285,22 +285,16 @@ class ServingSession:
         )
         window_rows = [r for r in rows if zero + window.start_s <= r.t_s <= zero + window.end_s]
         e = energy(rec, output_tokens, window_rows, instruments)
-        serving_figures = self._serving_figures(records, window, share, good, e, server, **parts)
-        serving_figures = serving_figures.model_copy(
-            update={
-                "server_metrics_file": metrics_file,
-                "server_metrics_file_reason": None
-                if metrics_file
-                else "the server exposed none of its queue or KV-cache gauges at /metrics",
-            }
+        serving_figures = self._serving_figures(
+            records, window, share, good, e, server, startup.ready_s, metrics_file
         )
-        nvml_peak = max((r.sample.memory_used_mb or 0.0 for r in window_rows), default=None)
+        nvml_peak = peak_sum(window_rows, "memory_used_mb")
         return ExperimentResult(
             context=self.request.context,
             config=config,
             started_at=self.started_at,
             finished_at=utc_now(),
-            environment=environment(get_backend(config.backend), instruments.nvml).model_copy(
+            environment=environment(self.adapter, instruments.nvml).model_copy(
                 update={"backend_engine_arguments": _scalars(server.arguments)}
             ),
             timings=Timings(
@@ -335,9 +329,9 @@ class ServingSession:
                 peak_allocated_mb_reason="held by the server process, not the runner",
                 peak_reserved_mb=None,
                 peak_reserved_mb_reason="held by the server process, not the runner",
-                nvml_peak_used_mb=nvml_peak if window_rows else None,
+                nvml_peak_used_mb=nvml_peak,
                 nvml_peak_used_mb_reason=None
-                if window_rows
+                if nvml_peak is not None
                 else (instruments.nvml_reason or "no memory samples"),
                 process_peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             ),
@@ -377,7 +371,8 @@ class ServingSession:
         good: figures.Goodput,
         e: Energy,
         server: Server,
-        **parts: object,
+        ready_s: float,
+        metrics_file: str | None,
     ) -> ServingFigures:
         serving = self.serving
         measured = [r for r in records if not r.warmup]
@@ -445,11 +440,13 @@ class ServingSession:
             adjusted_j_per_request_reason=adj_req_why,
             attribution=figures.ATTRIBUTION + (f"; {no_slo}" if no_slo else ""),
             server=server.description,
-            server_ready_s=float(parts["ready_s"]),  # type: ignore[arg-type]
+            server_ready_s=ready_s,
             slices_file=SLICES_FILE,
             requests_file=REQUESTS_FILE,
-            server_metrics_file=None,
-            server_metrics_file_reason="not yet written",
+            server_metrics_file=metrics_file,
+            server_metrics_file_reason=None
+            if metrics_file
+            else "the server exposed none of its queue or KV-cache gauges at /metrics",
         )
 
     def _warnings(
