@@ -23,10 +23,10 @@ from llenergymeasure.contract.workdir import (
     PROGRESS_FILE,
     ProgressEvent,
     append_jsonl,
-    read_progress,
 )
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.work_files import read_progress
 
 TICKS = 200
 

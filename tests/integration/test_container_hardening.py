@@ -89,8 +89,12 @@ def test_a_live_experiment_container_is_locked_down(tmp_path, client):
             code, _ = container.exec_run(["touch", path])
             assert code != 0, f"{path} is writable"
         assert container.exec_run(["touch", f"{CONTAINER_WORKDIR}/.probe"])[0] == 0
-        # The secret is in the container's environment, as it must be, and nowhere on disk.
-        assert f"HF_TOKEN={SECRET}" in attrs["Config"]["Env"]
+        # An experiment gets no secret (it has no network to use one on), and nothing is on disk.
+        assert not any(SECRET in variable for variable in attrs["Config"]["Env"])
+        assert host["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-file": "2", "max-size": "16m"},
+        }
         stdout, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout[-3000:]
     assert SECRET not in stdout

@@ -22,7 +22,7 @@ import docker.errors
 import pytest
 
 from conftest import LLEM, llem, study_dirs, write_study
-from llenergymeasure.orchestrator.layout import load_plan
+from llenergymeasure.study.folder import load_plan
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import StudyRecord
 

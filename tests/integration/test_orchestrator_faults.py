@@ -40,17 +40,18 @@ def test_ok_run_completes_and_container_is_removed(tmp_path, client, fault_image
     _no_llem_containers(client)
 
 
-def test_an_online_study_runs_on_the_default_network(tmp_path, client, fault_image):
-    study = write_study(tmp_path, ["fault:ok-1"], offline=False)
+def test_an_online_studys_experiments_have_no_network_either(tmp_path, client, fault_image):
+    # Online means hub repositories may be fetched before the runs; an experiment never has a
+    # network (README: Security).
+    study = write_study(tmp_path, ["fault:net-1"], offline=False)
     proc = llem("run", str(study), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (study_dir,) = study_dirs(tmp_path)
     (run,) = load_manifest(study_dir).runs.values()
     assert (run.status, run.outcome) == ("completed", "completed")
-    assert (
-        read_json(study_dir / "experiments" / run.run_id / "config.json")["context"]["offline"]
-        is False
-    )
+    work = study_dir / "experiments" / run.run_id
+    assert "interfaces: ['lo']" in (work / "container.log").read_text()
+    assert read_json(work / "config.json")["context"]["offline"] is True
 
 
 def test_handled_error_is_failed_with_error_json(tmp_path, client, fault_image):

@@ -2,7 +2,7 @@
 
 No NVIDIA runtime exists on the CI machines, so a GPU study cannot start here; the lock is taken
 before the engine and runtime checks, so the refusal is observable anyway. The holder is this
-test process, holding the lock through the same GpuLocks a running study uses.
+test process, holding the lock through the same HostLocks a running study uses.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import pytest
 
 from conftest import llem, study_dirs, write_study
-from llenergymeasure.orchestrator.locks import GpuLocks
+from llenergymeasure.orchestrator.locks import HostLocks
 
 pytestmark = pytest.mark.docker
 
@@ -21,7 +21,7 @@ def test_second_llem_on_the_same_gpu_is_refused(tmp_path, client, fault_image):
     locks = tmp_path / "locks"
     study = write_study(tmp_path, ["fault:ok-1"], gpu_count=1, execution={"gpu_ids": [0]})
     env = {**os.environ, "LLEM_LOCK_DIR": str(locks)}
-    with GpuLocks([0], "other-study_20260101T000000_abcdef01", locks):
+    with HostLocks([0], "other-study_20260101T000000_abcdef01", locks):
         proc = llem("run", str(study), cwd=tmp_path, env=env)
     assert proc.returncode == 2
     assert "GPU 0 is in use" in proc.stderr

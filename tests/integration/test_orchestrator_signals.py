@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from conftest import LLEM, llem, study_dirs, write_study
-from llenergymeasure.orchestrator.layout import load_plan
+from llenergymeasure.study.folder import load_plan
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

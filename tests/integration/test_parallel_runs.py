@@ -13,7 +13,7 @@ import pytest
 
 from conftest import LLEM, llem, read_json, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.orchestrator.layout import load_plan
+from llenergymeasure.study.folder import load_plan
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

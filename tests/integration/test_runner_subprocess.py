@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.contract.workdir import ErrorReport, read_progress
+from llenergymeasure.contract.workdir import ErrorReport
+from llenergymeasure.study.work_files import read_progress
 
 pytest.importorskip("torch")
 

@@ -53,11 +53,19 @@ def test_root_hands_writable_folders_to_the_container_user(tmp_path: Path) -> No
     (tmp_path / "cache" / "hub" / "weights").write_text("w")
     user.hand_over(tmp_path / "cache")
     assert (tmp_path / "cache").stat().st_uid == 10001
-    assert (tmp_path / "cache" / "hub").stat().st_uid == 0  # not recursive
-    user.hand_over(tmp_path / "cache", recursive=True)
-    owners = {p.stat().st_uid for p in (tmp_path / "cache").rglob("*")}
-    assert owners == {10001}
+    assert (tmp_path / "cache" / "hub").stat().st_uid == 0  # never recursive
     (tmp_path / "cache" / "hub" / "weights").unlink()  # still root's to remove
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing folders over needs root")
+def test_a_folder_swapped_for_a_link_is_not_handed_over(tmp_path: Path) -> None:
+    user = ContainerUser(10001, 10001)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "cache").symlink_to(outside)
+    with pytest.raises(OSError):  # ELOOP / ENOTDIR: O_NOFOLLOW refuses the link
+        user.hand_over(tmp_path / "cache")
+    assert outside.stat().st_uid == 0
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the check only applies when llem runs as root")

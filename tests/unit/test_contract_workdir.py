@@ -11,13 +11,12 @@ from llenergymeasure.contract.workdir import (
     TRACEBACK_CAP_BYTES,
     ErrorReport,
     ProgressEvent,
-    ProgressTail,
     append_jsonl,
     atomic_write_json,
     atomic_write_text,
-    read_progress,
     run_dir_name,
 )
+from llenergymeasure.study.work_files import ProgressTail, read_progress
 
 
 def test_run_dir_name_sorts_and_names() -> None:

@@ -8,8 +8,11 @@ import pytest
 
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import MODELS_DIR, PROMPTS_DIR
+from llenergymeasure.contract.hub import LLEM_HUB_DIR, USER_HUB_DIR, FetchedItem, HubItem
+from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.container import ContainerSpec
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.orchestrator.slots import Slot
@@ -19,6 +22,20 @@ from llenergymeasure.study.manifest_models import StudyRecord
 from llenergymeasure.study.models import PlannedRun
 
 USER = ContainerUser.for_invoker("10001:10001")
+COMMIT = "c" * 40
+
+
+def _fetched(repo_id: str, repo_type: str = "model", cache: str = "user") -> FetchedItem:
+    kind = "models" if repo_type == "model" else "datasets"
+    return FetchedItem(
+        item=HubItem(repo_id=repo_id, repo_type=repo_type),  # type: ignore[arg-type]
+        cache=cache,  # type: ignore[arg-type]
+        path=f"{kind}--{repo_id.replace('/', '--')}/snapshots/{COMMIT}",
+        commit=COMMIT,
+    )
+
+
+HUB = {f.item.key: f for f in (_fetched("org/m"), _fetched("org/dataset", "dataset", "llem"))}
 
 
 def _run(**config: object) -> PlannedRun:
@@ -34,12 +51,26 @@ def _run(**config: object) -> PlannedRun:
     )
 
 
-def _build(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
-    ctx = run_spec.StudyContext(
-        "s", "s", study_dir, offline=True, user=USER, limits=ContainerLimits(None)
+def _ctx(study_dir: Path, **extra: object) -> run_spec.StudyContext:
+    return run_spec.StudyContext(
+        "s",
+        "s",
+        study_dir,
+        offline=True,
+        user=USER,
+        limits=ContainerLimits(None),
+        hub=HUB,
+        **extra,  # type: ignore[arg-type]
     )
+
+
+def _spec(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[RunRequest, ContainerSpec]:
     image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
-    request, spec = run_spec.build(run, ctx, image, tmp_path / "work", Slot())
+    return run_spec.build(run, _ctx(study_dir), image, tmp_path / "work", Slot())
+
+
+def _build(run: PlannedRun, study_dir: Path, tmp_path: Path) -> tuple[dict, dict]:
+    request, spec = _spec(run, study_dir, tmp_path)
     return request.config.model_dump(), spec.mounts
 
 
@@ -59,7 +90,10 @@ def test_relative_model_folder_and_jsonl_file_are_mounted_read_only(tmp_path: Pa
     assert run.config.model == "./models/tiny"
 
 
-def test_a_local_dataset_folder_is_mounted_and_a_hub_dataset_is_not(tmp_path: Path) -> None:
+def test_a_local_dataset_folder_is_mounted_and_a_hub_dataset_is_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path / "llem-cache"))
     (tmp_path / "data").mkdir()
     local = _run(model="org/m", prompts={"source": "hf_dataset", "name": "./data"})
     config, mounts = _build(local, tmp_path, tmp_path)
@@ -67,14 +101,51 @@ def test_a_local_dataset_folder_is_mounted_and_a_hub_dataset_is_not(tmp_path: Pa
     assert mount["mode"] == "ro" and config["prompts"]["name"] == mount["bind"]
     hub = _run(model="org/m", prompts={"source": "hf_dataset", "name": "org/dataset"})
     config, mounts = _build(hub, tmp_path, tmp_path)
-    assert config["prompts"]["name"] == "org/dataset"
-    assert not any(m["bind"].startswith(PROMPTS_DIR) for m in mounts.values())
+    snapshot = f"{LLEM_HUB_DIR}/datasets--org--dataset/snapshots/{COMMIT}"
+    assert config["prompts"]["name"] == snapshot
+    assert mounts[str(tmp_path / "llem-cache" / "hf-hub")] == {"bind": LLEM_HUB_DIR, "mode": "ro"}
 
 
-def test_a_hub_id_is_not_mounted(tmp_path: Path) -> None:
-    config, mounts = _build(_run(model="org/model"), tmp_path, tmp_path)
-    assert config["model"] == "org/model"
-    assert not any(m["bind"].startswith(MODELS_DIR) for m in mounts.values())
+def test_a_hub_model_is_its_snapshot_in_a_read_only_cache_and_no_secret_or_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")
+    request, spec = _spec(_run(model="org/m", backend="vllm"), tmp_path, tmp_path)
+    assert request.config.model == f"{USER_HUB_DIR}/models--org--m/snapshots/{COMMIT}"
+    assert request.context.hub_commits == {"model:org/m@main": COMMIT}
+    assert request.context.offline is True
+    assert spec.mounts[str(tmp_path / "hf" / "hub")] == {"bind": USER_HUB_DIR, "mode": "ro"}
+    assert not any(host == str(tmp_path / "hf") for host in spec.mounts)  # never the token
+    assert "HF_TOKEN" not in spec.environment and spec.environment["HF_HUB_OFFLINE"] == "1"
+    assert spec.environment["VLLM_LOGGING_LEVEL"] == "DEBUG"  # the backend's allow-list
+    assert spec.network_none and spec.create_kwargs()["network_mode"] == "none"
+
+
+def test_a_hub_cache_snapshot_folder_as_model_is_mounted_with_its_blobs(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--org--tiny"
+    snapshot = repo / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "blobs" / "abc").write_text("{}")
+    (snapshot / "config.json").symlink_to("../../blobs/abc")
+    run = _run(model=str(snapshot))
+    run_spec.check_local_inputs([run], tmp_path, USER)  # its links stay inside what is mounted
+    config, mounts = _build(run, tmp_path, tmp_path)
+    bind = mounts[str(repo)]["bind"]
+    assert bind.startswith(MODELS_DIR + "/") and bind.endswith("-models--org--tiny")
+    assert config["model"] == f"{bind}/snapshots/{COMMIT}"
+
+
+def test_a_model_folder_linking_outside_itself_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(UserError, match="has a link that leaves it") as caught:
+        run_spec.check_local_inputs([_run(model="./m")], tmp_path, USER)
+    assert "cp -rL" in (caught.value.hint or "")
 
 
 @pytest.mark.parametrize(
@@ -126,17 +197,13 @@ def test_a_slots_gpus_are_granted_by_physical_uuid_and_its_cpus_pinned(tmp_path:
     run = _run(gpu_count=2, model="org/m")
     image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
     uuids = {3: "GPU-aaaa", 5: "GPU-bbbb"}
-    ctx = run_spec.StudyContext(
-        "s", "s", tmp_path, offline=True, user=USER, limits=ContainerLimits(None), gpu_uuids=uuids
-    )
+    ctx = _ctx(tmp_path, gpu_uuids=uuids)
     request, spec = run_spec.build(run, ctx, image, tmp_path / "w", Slot(gpus=(5, 3)))
     assert spec.gpu_devices == ["GPU-bbbb", "GPU-aaaa"]
     assert request.context.gpu_indices == [5, 3]
     assert request.context.gpu_uuids == ["GPU-bbbb", "GPU-aaaa"]
     # where the host's NVML could not name them, by index (and the context says none)
-    ctx_unknown = run_spec.StudyContext(
-        "s", "s", tmp_path, offline=True, user=USER, limits=ContainerLimits(None)
-    )
+    ctx_unknown = _ctx(tmp_path)
     request, spec = run_spec.build(run, ctx_unknown, image, tmp_path / "w", Slot(gpus=(5, 3)))
     assert spec.gpu_devices == ["5", "3"] and request.context.gpu_uuids == []
     cpu_run = _run(model="org/m")

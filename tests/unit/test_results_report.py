@@ -33,15 +33,15 @@ def _timeseries(path: Path, **columns: object) -> Path:
 
 def test_timeline_draws_per_gpu_power_and_temperature(tmp_path: Path) -> None:
     t = np.arange(0.0, 5.0, 0.5)
-    path = _timeseries(
-        tmp_path / "ts.parquet",
+    _timeseries(
+        tmp_path / "timeseries.parquet",
         t_s=np.concatenate([t, t]),
         gpu=[0] * len(t) + [1] * len(t),
         phase=(["baseline"] * 4 + ["window"] * (len(t) - 4)) * 2,
         power_w=np.linspace(100, 300, 2 * len(t)),
         temperature_c=np.linspace(40, 60, 2 * len(t)),
     )
-    plot = timeline_plot(path, "0000_abc_c0")
+    plot = timeline_plot(tmp_path, "0000_abc_c0")
     assert plot.figure is not None
     power_ax, temp_ax = plot.figure.axes
     assert power_ax.get_ylabel() == "Power (W)" and temp_ax.get_ylabel() == "Temperature (°C)"
@@ -58,12 +58,20 @@ def test_timeline_says_why_it_cannot_draw(tmp_path: Path) -> None:
         return {**base, **empty, **columns}
 
     assert timeline_plot(None, "r").reason == "the run left no timeseries.parquet"
-    empty = _timeseries(tmp_path / "a.parquet", **frame(t_s=[]))
-    assert timeline_plot(empty, "r").reason == "timeseries.parquet has no samples"
-    no_power = _timeseries(tmp_path / "b.parquet", **frame(sm_clock_mhz=[1.0, 2.0]))
-    assert "no power or temperature" in (timeline_plot(no_power, "r").reason or "")
-    only_power = _timeseries(tmp_path / "c.parquet", **frame(power_w=[100.0, 120.0]))
-    plot = timeline_plot(only_power, "r")
+    assert timeline_plot(tmp_path, "r").reason == "the run left no timeseries.parquet"
+    ts = tmp_path / "timeseries.parquet"
+    _timeseries(ts, **frame(t_s=[]))
+    assert timeline_plot(tmp_path, "r").reason == "timeseries.parquet has no samples"
+    _timeseries(ts, **frame(sm_clock_mhz=[1.0, 2.0]))
+    assert "no power or temperature" in (timeline_plot(tmp_path, "r").reason or "")
+    ts.unlink()
+    ts.symlink_to("/dev/zero")
+    assert timeline_plot(tmp_path, "r").reason == (
+        "timeseries.parquet: is a symbolic link; llem does not follow it; not read"
+    )
+    ts.unlink()
+    _timeseries(ts, **frame(power_w=[100.0, 120.0]))
+    plot = timeline_plot(tmp_path, "r")
     assert plot.figure is not None and len(plot.figure.axes) == 1
 
 

@@ -12,8 +12,10 @@ import pytest
 from test_study_runner import _runner
 
 from llenergymeasure.config.study import ExecutionConfig, SlurmConfig
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec, KillReason
 from llenergymeasure.orchestrator.container_user import engine_process_limits
+from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.orchestrator.executor import JobDone, RunJob
 from llenergymeasure.orchestrator.outcome import classify
 from llenergymeasure.orchestrator.runner import _Flight
@@ -27,7 +29,13 @@ from llenergymeasure.orchestrator.slurm.batches import (
     time_limit_min,
 )
 from llenergymeasure.orchestrator.slurm.node import allocated_gpus, run_id_of_task
-from llenergymeasure.orchestrator.slurm.node_job import NodeExit, NodeJob
+from llenergymeasure.orchestrator.slurm.node_job import (
+    NodeExit,
+    NodeJob,
+    jobs_dir,
+    read_node_exit,
+    read_node_job,
+)
 from llenergymeasure.orchestrator.slurm.outcomes import job_done
 from llenergymeasure.orchestrator.slurm.probe import probe_args
 
@@ -70,15 +78,33 @@ def test_an_arrays_own_record_stands_for_tasks_cancelled_before_they_started():
     assert {t.job_id: t.state for t in accounted} == {"28_0": "CANCELLED", "28": "CANCELLED"}
 
 
+RUN_IDS = ["0000_0123abcd_c0", "0001_0123abcd_c1", "0002_4567abcd_c0"]
+
+
 def test_batches_count_up_and_are_found_again(tmp_path):
-    first = new_batch(tmp_path, "s_1", ["a", "b"])
+    first = new_batch(tmp_path, "s_1", RUN_IDS[:2])
     first.write()
-    second = new_batch(tmp_path, "s_1", ["c"])
+    second = new_batch(tmp_path, "s_1", RUN_IDS[2:])
     second.write()
     assert (first.tag, second.tag) == ("b0001", "b0002")
     assert second.name == "llem.s_1.b0002"
     assert existing_batches(tmp_path, "s_1") == [first, second]
-    assert run_id_of_task(first.runs_file, 1) == "b"
+    assert run_id_of_task(first.runs_file, 1) == RUN_IDS[1]
+    assert (tmp_path / "slurm").stat().st_mode & 0o777 == 0o700
+    assert first.runs_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_run_list_someone_else_could_write_is_not_run(tmp_path):
+    batch = new_batch(tmp_path, "s_1", RUN_IDS[:1])
+    batch.write()
+    batch.runs_file.chmod(0o666)
+    with pytest.raises(UserError, match="not a run list llem wrote"):
+        run_id_of_task(batch.runs_file, 0)
+    assert existing_batches(tmp_path, "s_1") == []
+    batch.runs_file.chmod(0o600)
+    batch.runs_file.write_text("../../etc\n")
+    with pytest.raises(UserError, match="is not a run id"):
+        run_id_of_task(batch.runs_file, 0)
 
 
 def test_sbatch_arguments_carry_every_setting(tmp_path):
@@ -98,6 +124,10 @@ def test_sbatch_arguments_carry_every_setting(tmp_path):
     assert "--gres=gpu:a100:2" in args and "--constraint=h100" in args
     assert {"--partition=gpu", "--account=proj", "--qos=high"} <= set(args)
     assert f"--output={tmp_path}/slurm/b0003_%a.out" in args
+    percent = Batch(tmp_path / "100%", "s_1", "b0001", ("r0",))
+    assert f"--output={tmp_path}/100%%/slurm/b0001_%a.out" in sbatch_args(
+        percent, settings, gpu_count=0, minutes=5
+    )
     assert args[-1] == f"--wrap=exec /shared/venv/bin/llem node-run {tmp_path} {batch.runs_file}"
     cpu = sbatch_args(batch, SlurmConfig(exclusive=False), gpu_count=0, minutes=5)
     assert not any(a.startswith(("--gres", "--exclusive", "--partition")) for a in cpu)
@@ -167,25 +197,58 @@ def test_the_node_reads_its_gpus_from_slurm(monkeypatch):
     assert allocated_gpus() == [2, 5]  # the node's numbering wins
 
 
-def test_node_files_round_trip(tmp_path):
-    spec = ContainerSpec(
-        "sha256:x", "n", {"a": "b"}, tmp_path, "1:1", pids_limit=64, ulimits={"core": 0}
-    )
-    job = NodeJob.of(
-        spec,
-        run_id="r",
-        cycle=1,
-        gpu_count=0,
+def _node_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NodeJob:
+    runner, _ = _runner(tmp_path, {"executor": "slurm"}, n=1)
+    return NodeJob(
+        run=runner.plan[0],
+        context=runner.ctx,
+        image=ResolvedImage("img", "sha256:" + "1" * 64, None),
         timeout_s=5.0,
         stall_timeout_s=6.0,
         execution=ExecutionConfig(executor="slurm"),
     )
-    job.write(tmp_path)
-    again = NodeJob.model_validate_json((tmp_path / "node_job.json").read_text())
-    assert again.spec() == spec and again.execution.executor == "slurm"
+
+
+def test_node_files_round_trip_private_and_hold_no_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_in_any_file")
+    job = _node_job(tmp_path, monkeypatch)
+    jobs = jobs_dir(tmp_path / "slurm")
+    job.write(jobs)
+    path = jobs / f"{job.run.run_id}.job.json"
+    assert path.stat().st_mode & 0o777 == 0o600 and "hf_not_in_any_file" not in path.read_text()
+    again = read_node_job(jobs, job.run.run_id)
+    assert again == job
+    workdir = tmp_path / "w"
+    request, spec = again.container(workdir, Slot(cpus=(0, 1)))
+    assert spec.entrypoint is None and spec.command is None  # the image's own: llem's runner
+    assert spec.user == job.context.user.spec and not spec.user.startswith("0:")
+    assert "HF_TOKEN" not in spec.environment and spec.network_none
+    assert request.context.cpuset == "0,1" and spec.workdir == workdir
     exit_ = ContainerExit("c", 3, False, KillReason.STALL, 1.0, 2.5, None, 4)
     node_exit = NodeExit.of(exit_, node="n", gpu_indices=[], gpu_uuids=[], cpuset="0")
-    assert NodeExit.model_validate_json(node_exit.model_dump_json()).container_exit() == exit_
+    node_exit.write(jobs, job.run.run_id)
+    assert read_node_exit(jobs, job.run.run_id).container_exit() == exit_
+
+
+@pytest.mark.parametrize("tamper", ["mode", "link", "other-run"])
+def test_a_job_file_that_is_not_the_submitters_is_refused(tmp_path, monkeypatch, tamper):
+    job = _node_job(tmp_path, monkeypatch)
+    jobs = jobs_dir(tmp_path / "slurm")
+    job.write(jobs)
+    path = jobs / f"{job.run.run_id}.job.json"
+    if tamper == "mode":
+        path.chmod(0o644)
+    elif tamper == "link":
+        target = tmp_path / "elsewhere.json"
+        path.rename(target)
+        path.symlink_to(target)
+    else:
+        path.rename(jobs / "0009_0123abcd_c0.job.json")
+        with pytest.raises(UserError, match="describes run"):
+            read_node_job(jobs, "0009_0123abcd_c0")
+        return
+    with pytest.raises(UserError, match="not a job llem wrote for this user"):
+        read_node_job(jobs, job.run.run_id)
 
 
 def test_probe_runs_one_short_task_on_the_partition():

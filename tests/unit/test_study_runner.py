@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import runner as runner_module
-from llenergymeasure.orchestrator.container import ContainerExit
+from llenergymeasure.orchestrator.container import ContainerExit, KillReason
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
-from llenergymeasure.orchestrator.locks import GpuLocks
+from llenergymeasure.orchestrator.locks import HostLocks
 from llenergymeasure.orchestrator.preflight import PlannedStudy, Preflight, RunOptions
 from llenergymeasure.orchestrator.runner import StudyRunner
 from llenergymeasure.orchestrator.stop import StopState
@@ -52,7 +53,7 @@ def _runner(tmp_path: Path, execution: dict, n: int = 2) -> tuple[StudyRunner, I
     study = StudyConfig.model_validate(
         {
             "name": "t",
-            "defaults": {"model": "m", "gpu_count": 1},
+            "defaults": {"model": "stub:m", "gpu_count": 1},  # no hub id: nothing fetched
             "sweep": {"n_prompts": list(range(1, n + 1))},
             "execution": execution,
         }
@@ -63,7 +64,7 @@ def _runner(tmp_path: Path, execution: dict, n: int = 2) -> tuple[StudyRunner, I
         planned=planned,
         design_hash="d" * 64,
         client=None,  # type: ignore[arg-type]  # the executor is the one that talks to engines
-        locks=GpuLocks([], "t"),
+        locks=HostLocks([], "t"),
         images={"pytorch": ResolvedImage("img", "sha256:" + "0" * 64, None)},
         user=ContainerUser.for_invoker("10001:10001"),
         limits=ContainerLimits(None),
@@ -133,3 +134,51 @@ def test_gaps_belong_to_each_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # had to wait the 600 s gap of the GPU run 0 gave back
     assert [job.slot.gpus for job in executor.started] == [(0,), (1,)]
     assert runner.waiting is not None
+
+
+class HeldExecutor(InstantExecutor):
+    """Holds every job until it is cancelled; then it ends, killed for the interrupt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[str, RunJob] = {}
+        self.cancelled: list[str] = []
+
+    def start(self, job: RunJob) -> None:
+        self.started.append(job)
+        self.held[job.run.run_id] = job
+
+    def cancel(self, run_id: str) -> None:
+        self.cancelled.append(run_id)
+        job = self.held.pop(run_id)
+        exit_ = ContainerExit("c", 137, False, KillReason.INTERRUPT, 0.0, 1.0)
+        self._done.append(JobDone(job, exit_))
+
+    @property
+    def in_flight(self) -> list[str]:
+        return list(self.held) + [done.job.run.run_id for done in self._done]
+
+
+def test_an_unexpected_error_stops_and_records_every_run_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "compute_processes", lambda gpus: "no NVML here")
+    runner, _ = _runner(tmp_path, {"gpu_ids": [0, 1], "max_parallel": 2})
+    executor = HeldExecutor()
+    runner.executor = executor
+    ticks = 0
+
+    def display_fails(force: bool = False) -> None:  # e.g. ENOSPC, two ticks into the study
+        nonlocal ticks
+        ticks += 1
+        if ticks == 2:
+            raise OSError(28, "No space left on device", "manifest.jsonl")
+
+    runner.display.refresh = display_fails  # type: ignore[method-assign]
+    with pytest.raises(UserError, match="No space left on device") as raised:
+        runner.run()
+    assert "--resume" in (raised.value.hint or "")
+    assert sorted(executor.cancelled) == sorted(job.run.run_id for job in executor.started)
+    assert len(executor.started) == 2 and executor.in_flight == []
+    for record in runner.manifest.record.runs.values():
+        assert (record.status, record.error_type) == ("interrupted", "LlemStopped")

@@ -6,7 +6,6 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from llenergymeasure import __version__
 from llenergymeasure.cli.config_cmd import config_app
@@ -17,6 +16,7 @@ from llenergymeasure.cli.results import results_app
 from llenergymeasure.cli.run import run
 from llenergymeasure.cli.status import status
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.display import shown
 
 app = typer.Typer(
     name="llem",
@@ -64,7 +64,7 @@ def main() -> None:
     try:
         app()
     except UserError as error:
-        stderr.print(f"[bold red]error:[/] {escape(error.message)}")
+        stderr.print(f"[bold red]error:[/] {shown(error.message)}")
         if error.hint:
-            stderr.print(f"  [bold]fix:[/] {escape(error.hint)}")
+            stderr.print(f"  [bold]fix:[/] {shown(error.hint)}")
         sys.exit(error.exit_code)

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.display import shown
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def show(
 
     study = load_study_results(study_dir)
     require_results(study)
-    shown = for_study(SHOWN, study.has_serving)
+    metrics_shown = for_study(SHOWN, study.has_serving)
     summary = summary_frame(study)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
     swept = [key for key in study.swept_keys if key not in ("backend", "model")]
@@ -90,7 +90,7 @@ def show(
                         },
                         "na_reason": _jsonable(row[f"{metric}.na_reason"]),
                     }
-                    for metric in (m.column for m in shown)
+                    for metric in (m.column for m in metrics_shown)
                 },
             }
             for _, row in summary.iterrows()
@@ -104,33 +104,33 @@ def show(
     if constant and not summary.empty:
         title += ": " + ", ".join(constant)
     table = Table(
-        title=escape(title),
+        title=shown(title),
         caption="mean ± half-width of the 95 % bootstrap CI over cycles (no ± with one "
         "completed cycle); n/a: see footnotes",
     )
     for column in ["#", *varying, *swept]:
-        table.add_column(escape(column))
-    for title in (m.short for m in shown):
+        table.add_column(shown(column))
+    for title in (m.short for m in metrics_shown):
         table.add_column(title, justify="right")
     table.add_column("ok/planned", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("CV>5%")
     notes = Footnotes()
     for _, row in summary.iterrows():
-        cells = [str(int(row["config_index"])), *(escape(str(row[key])) for key in varying)]
-        cells += ["" if missing(row[key]) else escape(str(row[key])) for key in swept]
-        for metric in (m.column for m in shown):
+        cells = [str(int(row["config_index"])), *(shown(str(row[key])) for key in varying)]
+        cells += ["" if missing(row[key]) else shown(str(row[key])) for key in swept]
+        for metric in (m.column for m in metrics_shown):
             cells.append(_metric_text(row, metric, notes))
         cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
         failed = int(row["runs_failed"])
         cells.append(f"[red]{failed}[/]" if failed else "0")
-        cells.append(f"[red]{escape(row['high_cv_metrics'])}[/]" if row["cv_flagged"] else "")
+        cells.append(f"[red]{shown(row['high_cv_metrics'])}[/]" if row["cv_flagged"] else "")
         table.add_row(*cells)
     console.print(table)
     if summary.empty:
         console.print("no configuration matches the filters")
     for index, reason in enumerate(notes.reasons, 1):
-        console.print(f"[yellow]n/a[{index}][/]: {escape(reason)}")
+        console.print(f"[yellow]n/a[{index}][/]: {shown(reason)}")
 
 
 def _metric_text(row: pd.Series, metric: str, notes: Footnotes) -> str:
@@ -173,7 +173,7 @@ def export(
     if not path.parent.is_dir():
         raise UserError(f"--output {path}: folder {path.parent} does not exist")
     write_frame(frame, path, fmt)  # type: ignore[arg-type]
-    console.print(f"wrote {escape(str(path))} ({len(frame)} rows)")
+    console.print(f"wrote {shown(str(path))} ({len(frame)} rows)")
 
 
 @results_app.command("write")
@@ -182,7 +182,7 @@ def write(study_dir: StudyDir) -> None:
     from llenergymeasure.results.export import write_study_outputs
 
     for path in write_study_outputs(study_dir):
-        console.print(f"wrote {escape(str(path))}")
+        console.print(f"wrote {shown(str(path))}")
 
 
 @results_app.command("compare")
@@ -215,7 +215,7 @@ def compare(
             table.add_row(
                 ref.config_hash[:8] if first else "",
                 ref.backend if first else "",
-                escape(swept) if first else "",
+                shown(swept) if first else "",
                 f"{m.metric} ({m.unit})",
                 "n/a" if m.a_mean is None else f"{number(m.a_mean)} (n={m.a_n})",
                 "n/a" if m.b_mean is None else f"{number(m.b_mean)} (n={m.b_n})",
@@ -229,7 +229,7 @@ def compare(
     for label, refs in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
         for ref in refs:
             swept = ", ".join(f"{k}={v}" for k, v in ref.swept.items())
-            console.print(f"{label}: {ref.config_hash[:8]} {ref.backend} {escape(swept)}")
+            console.print(f"{label}: {ref.config_hash[:8]} {ref.backend} {shown(swept)}")
 
 
 @results_app.command("plot")
@@ -257,9 +257,9 @@ def plot(
     for item in study_plots(study, runs, summary_frame(study, runs), run):
         paths = save(item, folder)
         if paths:
-            console.print(f"wrote {', '.join(escape(str(p)) for p in paths)}")
+            console.print(f"wrote {', '.join(shown(str(p)) for p in paths)}")
         else:
-            console.print(f"[yellow]skipped[/] {escape(item.title)}: {escape(item.reason or '')}")
+            console.print(f"[yellow]skipped[/] {shown(item.title)}: {shown(item.reason or '')}")
 
 
 @results_app.command("report")
@@ -281,4 +281,4 @@ def report(
     if output is not None and not output.parent.is_dir():
         raise UserError(f"--output {output}: folder {output.parent} does not exist")
     path = write_report(study_dir, output, run)
-    console.print(f"wrote {escape(str(path))}")
+    console.print(f"wrote {shown(str(path))}")

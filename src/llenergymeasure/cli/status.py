@@ -8,11 +8,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.display import Display, shown
 from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
 from llenergymeasure.orchestrator.slurm.reconcile import has_open_jobs, reconcile
 from llenergymeasure.study.folder import STUDY_LOCK_FILE
@@ -55,7 +54,7 @@ def status(
     console = Console(highlight=False)
     counts = Counter(run.status for run in record.runs.values())
     console.print(
-        escape(
+        shown(
             f"{record.study_id}: {record.status}; "
             + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         )
@@ -63,7 +62,7 @@ def status(
     if images is None:
         console.print("images: no study.lock.yaml in this folder (each run names its own below)")
     for backend, image in sorted((images or {}).items()):
-        console.print(escape(f"image for {backend}: {_image_line(image)}"))
+        console.print(shown(f"image for {backend}: {_image_line(image)}"))
     table = Table()
     table.add_column("run", no_wrap=True)
     slurm = any(run.executor_job_id for run in record.runs.values())
@@ -76,15 +75,15 @@ def status(
     table.add_column("error", overflow="fold")
     for run in sorted(record.runs.values(), key=lambda r: r.run_index):
         table.add_row(
-            escape(run.run_id),
+            shown(run.run_id),
             run.status,
             run.outcome or "",
             str(run.attempts),
             f"{run.duration_s:.1f}" if run.duration_s is not None else "",
             "" if run.exit_code is None else str(run.exit_code),
             *((run.executor_job_id or "", run.node or "") if slurm else ()),
-            escape(_run_image(run)),
-            escape(((run.error_type or "") + (": " + run.error if run.error else ""))[:80]),
+            shown(_run_image(run)),
+            shown(((run.error_type or "") + (": " + run.error if run.error else ""))[:80]),
         )
     console.print(table)
 

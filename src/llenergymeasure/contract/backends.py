@@ -101,8 +101,9 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
         ),
     )
 }
-COMMON_ENV_ALLOWLIST = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT")
-"""Passed from the host's environment to every container when set (secrets: never written)."""
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+"""Secrets from the host's environment: passed to a fetch container of an online study, to no
+experiment container, and written to no file."""
 
 if tuple(BACKEND_TABLE) != BACKENDS:
     raise RuntimeError("every backend of the contract needs its row here, and only those")

@@ -35,7 +35,16 @@ class RunContext(Strict):
         None, description="Host CPUs the container was pinned to (Docker cpuset); null: all."
     )
     max_parallel: int = Field(1, ge=1, description="Runs the study executes at once.")
-    offline: bool = False
+    offline: bool = Field(
+        False,
+        description="The container has no network: the model and data are local folders "
+        "(llem sets it for every experiment; its hub repositories were fetched before).",
+    )
+    hub_commits: dict[str, str] = Field(
+        default_factory=dict,
+        description="Hub repository (`model:org/name@revision`, `dataset:...`) -> the commit of "
+        "the snapshot the run was given.",
+    )
 
 
 class RunRequest(Strict):

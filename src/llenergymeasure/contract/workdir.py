@@ -32,6 +32,11 @@ TIMESERIES_TEMPERATURE = "temperature_c"
 TRACEBACK_CAP_BYTES = 8 * 1024
 
 
+# A run id is a folder name and nothing more: no separator, no `..`, nothing but this shape.
+RUN_ID_PATTERN = r"^[0-9]{4,}_[0-9a-f]{8}_c[0-9]+$"
+CONFIG_HASH_PATTERN = r"^[0-9a-f]{64}$"
+
+
 def run_dir_name(run_index: int, config_hash: str, cycle: int) -> str:
     """`<NNNN>_<config-hash8>_c<cycle>`: sorts in run order, names the config and the cycle."""
     return f"{run_index:04d}_{config_hash[:8]}_c{cycle}"
@@ -70,16 +75,17 @@ class ErrorReport(Strict):
         return cls(type=type_, message=message, traceback=traceback)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Write via a temp file in the same folder, fsync it, rename, fsync the folder.
 
     A reader sees the old file or the whole new one, never a part, even across a power cut.
+    `mode`: the file's mode (0600 for what only its owner may read); default: what a plain
+    open() would give.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates 0600; give the file the mode a plain open() would.
-        os.fchmod(fd, 0o666 & ~_current_umask())
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -106,12 +112,14 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def atomic_write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:
+def atomic_write_json(
+    path: Path, data: BaseModel | dict[str, Any] | list[Any], mode: int | None = None
+) -> None:
     if isinstance(data, BaseModel):
         text = data.model_dump_json(indent=2)
     else:
         text = json.dumps(data, indent=2, sort_keys=True)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, text + "\n", mode)
 
 
 def append_jsonl(path: Path, record: BaseModel) -> None:
@@ -120,37 +128,3 @@ def append_jsonl(path: Path, record: BaseModel) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()
-
-
-def read_progress(path: Path) -> list[ProgressEvent]:
-    """Parse the whole of `progress.jsonl`, ignoring a last line still being written."""
-    return ProgressTail(path).read_new()
-
-
-class ProgressTail:
-    """Reads `progress.jsonl` from where the last read stopped: each event is parsed once, so
-    following a run costs what it appends, not what it has written so far. A last line still
-    being written waits for its newline."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.offset = 0
-
-    def read_new(self) -> list[ProgressEvent]:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = data.rfind(b"\n") + 1
-        self.offset += complete
-        events: list[ProgressEvent] = []
-        for line in data[:complete].splitlines():
-            if not line.strip():
-                continue
-            try:
-                events.append(ProgressEvent.model_validate_json(line))
-            except ValueError:
-                continue
-        return events

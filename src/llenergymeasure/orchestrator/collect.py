@@ -16,13 +16,13 @@ from llenergymeasure.contract.workdir import (
     atomic_write_json,
     utc_now,
 )
-from llenergymeasure.orchestrator.container import tail_lines
 from llenergymeasure.orchestrator.display import Display, result_summary
 from llenergymeasure.orchestrator.executor import JobDone
 from llenergymeasure.orchestrator.outcome import Classified, classify
 from llenergymeasure.orchestrator.pids import limit_reason
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord
+from llenergymeasure.study.work_files import log_tail
 
 LOG_TAIL_LINES = 20
 
@@ -48,7 +48,7 @@ def common_fields(done: JobDone, overlapped: set[str]) -> dict[str, object]:
 
 
 def log_tail_of(done: JobDone) -> str:
-    return done.log_tail or tail_lines(done.job.workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
+    return done.log_tail or log_tail(done.job.workdir / CONTAINER_LOG_FILE, LOG_TAIL_LINES)
 
 
 def verdict_of(done: JobDone, log_tail: str) -> Classified:
@@ -64,6 +64,7 @@ def verdict_of(done: JobDone, log_tail: str) -> Classified:
         job.timeout_s,
         job.stall_timeout_s,
         limit_reason(job.spec.pids_limit, exit_.forks_refused, log_tail),
+        exit_.problem,
     )
     if done.detail is not None and verdict.status != "completed":
         verdict = dataclasses.replace(verdict, error=f"{verdict.error} ({done.detail})")

@@ -21,11 +21,13 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.types import DeviceRequest, Ulimit
+from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
 from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, CONTAINER_WORKDIR, PROGRESS_FILE
 from llenergymeasure.orchestrator.pids import PidsWatch
 from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.study.untrusted import UntrustedFile, create_new, irregular, regular_size
+from llenergymeasure.study.work_files import CAPS, ProgressTail
 
 GRACE_S = 2.0
 POLL_S = 0.05
@@ -33,6 +35,10 @@ OWNER_PID_LABEL = "llem.owner_pid"
 OWNER_HOST_LABEL = "llem.owner_host"
 STUDY_LABEL = "llem.study"
 RUN_LABEL = "llem.run"
+LOG_CAP = CAPS[CONTAINER_LOG_FILE]
+# The engine's own copy of the output (what `docker logs` shows) is bounded too: a container
+# that prints without end fills neither the study folder nor the engine's disk.
+ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "16m", "max-file": "2"})
 
 
 @dataclass
@@ -42,7 +48,7 @@ class ContainerSpec:
     labels: dict[str, str]
     workdir: Path
     user: str  # uid:gid, never 0 (container_user)
-    mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # host path -> bind spec
+    mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # host path -> bind, mode
     environment: dict[str, str] = field(default_factory=dict)
     gpu_devices: list[str] = field(default_factory=list)  # GPU UUIDs (or host indices)
     cpuset: str | None = None  # host CPUs the container may use ("0,1"); None: all
@@ -55,7 +61,7 @@ class ContainerSpec:
     entrypoint: list[str] | None = None
 
     def create_kwargs(self) -> dict[str, Any]:
-        volumes = {str(self.workdir): {"bind": CONTAINER_WORKDIR, "mode": "rw"}, **self.mounts}
+        binds = {str(self.workdir): {"bind": CONTAINER_WORKDIR, "mode": "rw"}, **self.mounts}
         kwargs: dict[str, Any] = {
             "name": self.name,
             "labels": self.labels,
@@ -65,7 +71,12 @@ class ContainerSpec:
             "read_only": True,
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1g"},
             "ipc_mode": "private",
-            "volumes": volumes,
+            # Mount objects, not "host:inside:mode" strings: a `:` in a host path stays a `:`.
+            "mounts": [
+                Mount(bind["bind"], host, type="bind", read_only=bind["mode"] == "ro")
+                for host, bind in binds.items()
+            ],
+            "log_config": ENGINE_LOG,
             # The uid may have no passwd entry in the image: USER/LOGNAME answer getpass.
             "environment": {"HOME": "/tmp", "USER": "llem", "LOGNAME": "llem", **self.environment},
             "ulimits": [Ulimit(name=n, soft=v, hard=v) for n, v in sorted(self.ulimits.items())],
@@ -101,6 +112,7 @@ class KillReason(str, Enum):
     TIMEOUT = "timeout"
     STALL = "stall"
     INTERRUPT = "interrupt"
+    UNTRUSTED = "untrusted"  # it broke the work folder's contract (ContainerExit.problem)
 
 
 @dataclass
@@ -113,6 +125,7 @@ class ContainerExit:
     finished_at: float
     engine_error: str | None = None  # the engine failed us (create/start refused, daemon gone)
     forks_refused: int | None = None  # at the pids limit; None: the cgroup was not readable
+    problem: str | None = None  # how it broke the work folder's contract (UNTRUSTED)
 
 
 def run_container(
@@ -128,6 +141,10 @@ def run_container(
     started = time.time()
     container = None
     try:
+        log_fd = create_new(spec.workdir / CONTAINER_LOG_FILE)
+    except (UntrustedFile, OSError) as error:
+        return ContainerExit(None, None, False, None, started, time.time(), engine_error=str(error))
+    try:
         try:
             container = client.containers.create(spec.image_id, **spec.create_kwargs())
             container.start()
@@ -141,9 +158,10 @@ def run_container(
                 time.time(),
                 engine_error=_one_line(error),
             )
-        return _watch(container, spec, timeout_s, stall_timeout_s, stop, started)
+        return _watch(container, spec, timeout_s, stall_timeout_s, stop, started, log_fd)
     finally:
         _remove(client, container, spec.name)
+        os.close(log_fd)
 
 
 def _watch(
@@ -153,8 +171,9 @@ def _watch(
     stall_timeout_s: float | None,
     stop: StopState,
     started: float,
+    log_fd: int,
 ) -> ContainerExit:
-    logs = threading.Thread(target=_stream_logs, args=(container, spec.workdir), daemon=True)
+    logs = threading.Thread(target=_stream_logs, args=(container, log_fd), daemon=True)
     logs.start()
     waited: dict[str, Any] = {}
     done = threading.Event()
@@ -168,17 +187,26 @@ def _watch(
 
     threading.Thread(target=_wait, daemon=True).start()
     progress = spec.workdir / PROGRESS_FILE
+    tail = ProgressTail(progress)
     pids = PidsWatch(container.id)
-    last_size = -1
+    last_size: int | None = None
     last_progress = started
+    problem: str | None = None
     killed_for: KillReason | None = None
     sigterm_at: float | None = None  # an interrupt's SIGTERM, whose grace ends in a SIGKILL
     sigkilled = False
     while not done.wait(POLL_S):
         now = time.time()
-        size = progress.stat().st_size if progress.exists() else 0
-        if size != last_size:
-            last_size, last_progress = size, now
+        # A stall is no new event (not merely new bytes); a progress file that is not plain,
+        # or that breaks its line or size cap, ends the run at once.
+        size = regular_size(progress)
+        if size is None:
+            problem = problem or irregular(progress)
+        elif size != last_size or tail.behind:
+            last_size = size
+            if tail.read_new():
+                last_progress = now
+            problem = problem or tail.problem
         pids.poll()
         if stop.immediate and not sigkilled:
             killed_for, sigkilled = killed_for or KillReason.INTERRUPT, True
@@ -188,6 +216,9 @@ def _watch(
             _kill(container, signal.SIGTERM)
         elif sigterm_at is not None and not sigkilled and now - sigterm_at > GRACE_S:
             sigkilled = True
+            _kill(container, signal.SIGKILL)
+        elif killed_for is None and problem is not None:
+            killed_for, sigkilled = KillReason.UNTRUSTED, True
             _kill(container, signal.SIGKILL)
         elif killed_for is None and _past(now - started, timeout_s):
             killed_for, sigkilled = KillReason.TIMEOUT, True
@@ -200,7 +231,14 @@ def _watch(
     logs.join(timeout=5)
     if "error" in waited:
         return ContainerExit(
-            container.id, None, False, killed_for, started, finished, waited["error"]
+            container.id,
+            None,
+            False,
+            killed_for,
+            started,
+            finished,
+            waited["error"],
+            problem=problem,
         )
     exit_code = int(waited["status"].get("StatusCode", -1))
     try:
@@ -216,6 +254,7 @@ def _watch(
         started,
         finished,
         forks_refused=pids.refused,
+        problem=problem,
     )
 
 
@@ -229,14 +268,23 @@ def _kill(container: Any, sig: signal.Signals) -> None:
         container.kill(signal=int(sig))
 
 
-def _stream_logs(container: Any, workdir: Path) -> None:
+def _stream_logs(container: Any, log_fd: int) -> None:
+    """The container's output into the log file llem created before it started (an fd, so
+    nothing the container does to the name redirects it), up to LOG_CAP; the rest is drained
+    and counted."""
+    written = dropped = 0
     try:
-        with open(workdir / CONTAINER_LOG_FILE, "ab") as handle:
-            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                handle.write(chunk)
-                handle.flush()
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            keep = chunk[: max(0, LOG_CAP - written)]
+            if keep:
+                written += os.write(log_fd, keep)
+            dropped += len(chunk) - len(keep)
     except Exception:
-        return  # the engine dropped the stream; what arrived is on disk
+        pass  # the engine dropped the stream; what arrived is on disk
+    if dropped:
+        note = f"\n[llem: container.log capped at {LOG_CAP >> 20} MiB; {dropped} bytes dropped]\n"
+        with contextlib.suppress(OSError):
+            os.write(log_fd, note.encode())
 
 
 def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
@@ -255,15 +303,3 @@ def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
-
-
-def tail_lines(path: Path, n: int = 20, max_bytes: int = 4000) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.splitlines()[-n:])

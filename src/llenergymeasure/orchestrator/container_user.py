@@ -2,8 +2,8 @@
 
 Never root: a container runs as the invoker's uid:gid, or, when llem itself runs as root (as it
 often does on GPU servers), as `execution.container_user` (default 10001:10001). In that case
-the folders the container must write — its work folder, the TensorRT engine cache, the Hugging
-Face cache of an online study — are handed to that user (chown); the invoker, root, keeps full
+the folders the container must write — its work folder, and llem's own caches (`caches.py`) —
+are handed to that user (the folder itself, never recursively); the invoker, root, keeps full
 access to them and to everything written there.
 """
 
@@ -46,20 +46,20 @@ class ContainerUser:
     def is_invoker(self) -> bool:
         return self.uid == os.geteuid()
 
-    def hand_over(self, folder: Path, *, recursive: bool = False) -> None:
-        """Make `folder` (and, recursive, what is in it) this user's, so the container can write
-        there. Only needed, and only possible, when llem runs as root."""
+    def hand_over(self, folder: Path) -> None:
+        """Make `folder` (the folder alone) this user's, so the container can write there.
+        Only needed, and only possible, when llem runs as root. Opened without following a
+        link, and changed through that descriptor: a folder swapped for a link in between is
+        not what gets chowned."""
         if self.is_invoker or os.geteuid() != 0:
             return
-        paths = [folder]
-        if recursive:
-            paths += [
-                Path(root) / name for root, dirs, files in os.walk(folder) for name in dirs + files
-            ]
-        for path in paths:
-            info = path.lstat()
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
             if (info.st_uid, info.st_gid) != (self.uid, self.gid):
-                os.lchown(path, self.uid, self.gid)
+                os.fchown(fd, self.uid, self.gid)
+        finally:
+            os.close(fd)
 
     def can_read(self, path: Path) -> bool:
         """Whether this user may read `path` (and enter it, for a folder) by its mode bits."""

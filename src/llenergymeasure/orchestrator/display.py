@@ -25,11 +25,19 @@ from rich.progress import (
 )
 
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.contract.workdir import PROGRESS_FILE, ProgressTail
+from llenergymeasure.contract.workdir import PROGRESS_FILE
 from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.untrusted import printable
+from llenergymeasure.study.work_files import ProgressTail
 
 REFRESH_HZ = 4.0
+
+
+def shown(text: str) -> str:
+    """Text for the console: no markup taken from it, no control sequence let through (run
+    errors and progress details come from containers)."""
+    return escape(printable(text))
 
 
 def result_summary(result: ExperimentResult) -> str:
@@ -89,7 +97,7 @@ class Display:
             self._progress = None
 
     def note(self, text: str) -> None:
-        self.console.print(escape(text))
+        self.console.print(shown(text))
 
     # runs -------------------------------------------------------------------------------------
     def run_started(
@@ -105,11 +113,11 @@ class Display:
         if self._progress is not None:
             if not queued:
                 watched.task = self._progress.add_task(
-                    escape(f"{head}: starting"), total=None, count=""
+                    shown(f"{head}: starting"), total=None, count=""
                 )
         else:
             verb = "submitted" if queued else "started"
-            self.console.print(escape(f"[{position}/{total}] {head} ... {verb}"))
+            self.console.print(shown(f"[{position}/{total}] {head} ... {verb}"))
 
     def refresh(self, force: bool = False) -> None:
         """Pick up new progress events of every run in flight; at most REFRESH_HZ a second."""
@@ -129,14 +137,14 @@ class Display:
             else:
                 watched.batch = None
                 if self._progress is None:
-                    self.console.print(escape(f"    {event.event}"))
+                    self.console.print(shown(f"    {event.event}"))
         if self._progress is None:
             return
         if watched.task is None:
             if not fresh:
                 return  # queued: no line until it starts
             watched.started = time.time()
-            watched.task = self._progress.add_task(escape(watched.head), total=None, count="")
+            watched.task = self._progress.add_task(shown(watched.head), total=None, count="")
         fields: dict = {"completed": 0, "total": None, "count": ""}
         if watched.batch is not None:
             i, n = watched.batch
@@ -144,7 +152,7 @@ class Display:
         elapsed = time.time() - watched.started
         self._progress.update(
             watched.task,
-            description=escape(f"{watched.head}: {watched.phase}, {elapsed:.0f} s"),
+            description=shown(f"{watched.head}: {watched.phase}, {elapsed:.0f} s"),
             **fields,
         )
 
@@ -160,13 +168,13 @@ class Display:
             if watched is not None and watched.task is not None:
                 self._progress.remove_task(watched.task)
         style = "green" if record.status == "completed" else "red"
-        self.console.print(f"[{style}]{escape(text)}[/]")
+        self.console.print(f"[{style}]{shown(text)}[/]")
 
     # gaps -------------------------------------------------------------------------------------
     def gap(self, seconds: float, reason: str) -> None:
         """A gap begins before the next run."""
         if self._progress is None:
-            self.console.print(escape(f"  waiting {seconds:.0f} s ({reason})"))
+            self.console.print(shown(f"  waiting {seconds:.0f} s ({reason})"))
             return
         self._hide_gap()
         self._gap_task = self._progress.add_task("", total=None, count="")
@@ -178,7 +186,7 @@ class Display:
         if self._progress is not None and self._gap_task is not None:
             self._progress.update(
                 self._gap_task,
-                description=escape(f"gap {self._gap_reason}: {seconds:.0f} s left (Enter skips)"),
+                description=shown(f"gap {self._gap_reason}: {seconds:.0f} s left (Enter skips)"),
             )
 
     def _hide_gap(self) -> None:

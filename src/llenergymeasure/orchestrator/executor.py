@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import docker
 
 from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec, run_container
+from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.run_spec import StudyContext
 from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.orchestrator.stop import StopState
 from llenergymeasure.study.models import PlannedRun
@@ -24,7 +27,8 @@ from llenergymeasure.study.models import PlannedRun
 
 @dataclass(frozen=True)
 class RunJob:
-    """One planned run, ready to execute: its slot, work folder and container."""
+    """One planned run, ready to execute: its slot, work folder and container, and what the
+    container was built from (for an executor that builds it again elsewhere: Slurm)."""
 
     run: PlannedRun
     slot: Slot
@@ -32,6 +36,8 @@ class RunJob:
     spec: ContainerSpec
     timeout_s: float
     stall_timeout_s: float
+    context: StudyContext | None = None
+    image: ResolvedImage | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,13 @@ class LocalDockerExecutor(Executor):
         thread.start()
 
     def _lifecycle(self, job: RunJob, stop: StopState) -> None:
-        exit_ = run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
-        self._done.put(JobDone(job, exit_))
+        try:
+            exit_ = run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
+            self._done.put(JobDone(job, exit_))
+        except Exception as error:  # a bug in the watch: the run ends, the study goes on
+            now = time.time()
+            exit_ = ContainerExit(None, None, False, None, now, now)
+            self._done.put(JobDone(job, exit_, crash=f"llem's watch of it failed: {error!r}"))
 
     def wait(self, timeout_s: float) -> list[JobDone]:
         finished: list[JobDone] = []

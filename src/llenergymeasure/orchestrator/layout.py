@@ -25,21 +25,19 @@ A study folder's own copy `study.yaml`, run again, puts its new folder beside th
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN
 from llenergymeasure.study.folder import (
     EXPERIMENTS_DIR,
     PLAN_FILE,
     STUDY_FILE,
 )
 from llenergymeasure.study.manifest import load_manifest
-from llenergymeasure.study.models import PlannedRun
 
 _STAMP = "%Y%m%dT%H%M%S"
 
@@ -118,17 +116,8 @@ def find_resumable(output_dir: Path, name: str, design_hash: str) -> Path | None
     return max(found)[1] if found else None
 
 
-def write_plan(study_dir: Path, runs: list[PlannedRun]) -> None:
-    atomic_write_text(
-        study_dir / PLAN_FILE,
-        json.dumps([run.model_dump(mode="json") for run in runs], indent=1) + "\n",
-    )
-
-
-def load_plan(study_dir: Path) -> list[PlannedRun]:
-    raw = json.loads((study_dir / PLAN_FILE).read_text(encoding="utf-8"))
-    return [PlannedRun.model_validate(item) for item in raw]
-
-
 def work_dir(study_dir: Path, run_id: str) -> Path:
+    """A run's work folder; its id must be a run id (never a path that leaves the study)."""
+    if not re.fullmatch(RUN_ID_PATTERN, run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
     return study_dir / EXPERIMENTS_DIR / run_id

@@ -1,11 +1,12 @@
 """Pre-flight of `llem run`: everything checked and resolved once, before anything is written.
 
 Order: the study planned (`plan_study`; the CLI shows it); local inputs present and readable by
-the containers' user; with --locked, the lock file read; the slot pools (every run fits); GPU
-locks (before the engine and runtime checks, so a busy GPU is named even where the NVIDIA
-runtime is missing); engine reachable; every image resolved to its ID and digest; with
---locked, each compared with the lock; the NVIDIA runtime when GPUs are requested; each pool
-GPU's physical UUID. The confirmation above the cap is the CLI's (`Preflight.needs_confirmation`).
+the containers' user; with --locked, the lock file read; the slot pools (every run fits); host
+locks on the GPUs and, for CPU runs, the CPUs (before the engine and runtime checks, so a busy
+GPU is named even where the NVIDIA runtime is missing); engine reachable; every image resolved
+to its ID and digest; with --locked, each compared with the lock; the NVIDIA runtime when GPUs
+are requested; each pool GPU's physical UUID. The confirmation above the cap is the CLI's
+(`Preflight.needs_confirmation`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import docker.errors
 
 from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.hub import FetchedItem
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout, run_spec
 from llenergymeasure.orchestrator.container_user import (
@@ -37,13 +39,14 @@ from llenergymeasure.orchestrator.engine import (
     resolve_image,
 )
 from llenergymeasure.orchestrator.host_gpus import gpu_uuids
+from llenergymeasure.orchestrator.hub import HubResolver
 from llenergymeasure.orchestrator.image_lock import (
     StudyLock,
     load_lock,
     lock_path_for,
     require_locked,
 )
-from llenergymeasure.orchestrator.locks import GpuLocks
+from llenergymeasure.orchestrator.locks import HostLocks
 from llenergymeasure.orchestrator.slots import cpu_groups_for
 from llenergymeasure.orchestrator.slurm import commands as slurm_commands
 from llenergymeasure.orchestrator.slurm.probe import probe_shared_paths
@@ -58,7 +61,7 @@ class RunOptions:
     retry_failed: bool = False
     locked: bool = False
     mem_limit: str | None = None
-    gpu_lock_dir: Path | None = None
+    lock_dir: Path | None = None  # the host locks' folder (tests); default: locks.lock_dir()
     detach: bool = False  # Slurm: submit every run, then return
 
 
@@ -89,17 +92,18 @@ def plan_study(
 @dataclass
 class Preflight:
     """What a study runs with, resolved once: its plan, images, slot pools and container
-    settings, the engine client, and the GPU locks it holds until `release`."""
+    settings, the engine client, and the host locks it holds until `release`."""
 
     planned: PlannedStudy
     design_hash: str
     client: docker.DockerClient
-    locks: GpuLocks
+    locks: HostLocks
     images: dict[str, ResolvedImage]
     user: ContainerUser
     limits: ContainerLimits
     cpu_groups: list[tuple[int, ...]] | None
     gpu_uuids: dict[int, str] = field(default_factory=dict)  # where the host's NVML named them
+    hub: dict[str, FetchedItem] = field(default_factory=dict)  # hub item key -> its snapshot
 
     @property
     def study(self) -> StudyConfig:
@@ -127,10 +131,10 @@ class Preflight:
         slurm = execution.executor == "slurm"
         if slurm:
             _check_slurm(planned, say)
-            cpu_groups, needed = None, []  # Slurm allocates GPUs and CPUs on the node
+            cpu_groups, needed, cpus = None, [], []  # Slurm allocates them on the node
         else:
-            cpu_groups, needed = _local_pools(planned)
-        locks = GpuLocks(needed, study.name, options.gpu_lock_dir)
+            cpu_groups, needed, cpus = _local_pools(planned)
+        locks = HostLocks(needed, study.name, options.lock_dir, cpus)
         locks.acquire()
         try:
             client = connect(execution.container_engine)
@@ -156,6 +160,7 @@ class Preflight:
                     say.note(f"GPUs granted by index, not UUID: {found}")
                 else:
                     uuids = found
+            hub = _resolve_hub(planned, client, user, images, say)
         except BaseException:
             locks.release()
             raise
@@ -174,11 +179,15 @@ class Preflight:
             limits=ContainerLimits(execution.pids_limit, execution.ulimits, engine_defaults),
             cpu_groups=cpu_groups,
             gpu_uuids=uuids,
+            hub=hub,
         )
 
 
-def _local_pools(planned: PlannedStudy) -> tuple[list[tuple[int, ...]] | None, list[int]]:
-    """This host's CPU groups and the GPUs the study locks; every run fits its pool."""
+def _local_pools(
+    planned: PlannedStudy,
+) -> tuple[list[tuple[int, ...]] | None, list[int], list[int]]:
+    """This host's CPU groups, and the GPUs and CPUs the study locks; every run fits its
+    pool. CPU runs lock the CPUs they are pinned to, or, unpinned, every CPU llem may use."""
     execution, runs = planned.study.execution, planned.plan.runs
     gpu_ids = execution.gpu_ids
     for run in runs:
@@ -194,7 +203,10 @@ def _local_pools(planned: PlannedStudy) -> tuple[list[tuple[int, ...]] | None, l
     # One run at a time takes the first GPUs of the pool; several may use all of it.
     widest = max(run.config.gpu_count for run in runs)
     needed = gpu_ids[:widest] if execution.max_parallel == 1 else list(gpu_ids)
-    return cpu_groups, (needed if widest > 0 else [])
+    cpus: list[int] = []
+    if cpu_runs:
+        cpus = sorted({c for group in cpu_groups for c in group}) if cpu_groups else host_cpus
+    return cpu_groups, (needed if widest > 0 else []), cpus
 
 
 def _check_slurm(planned: PlannedStudy, say: Display) -> None:
@@ -212,6 +224,24 @@ def _check_slurm(planned: PlannedStudy, say: Display) -> None:
     )
     output_dir = layout.output_dir_for(planned.path, planned.study.output_dir)
     say.note(probe_shared_paths(settings, output_dir, inputs))
+
+
+def _resolve_hub(
+    planned: PlannedStudy,
+    client: docker.DockerClient,
+    user: ContainerUser,
+    images: dict[str, ResolvedImage],
+    say: Display,
+) -> dict[str, FetchedItem]:
+    """Every hub repository the runs name, found in a cache or (online) fetched: `hub.py`."""
+    study = planned.study
+    resolver = HubResolver(client, user, study.execution.pids_limit, online=not study.offline)
+    found = resolver.resolve(planned.plan.runs, images, planned.source_dir)
+    for fetched in found.values():
+        how = "downloaded into" if fetched.downloaded else "found in"
+        where = "llem's cache" if fetched.cache == "llem" else "your Hugging Face cache"
+        say.note(f"{fetched.item.key}: {how} {where}, commit {fetched.commit}")
+    return found
 
 
 def _digest_text(image: ResolvedImage) -> str:

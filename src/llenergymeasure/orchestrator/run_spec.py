@@ -3,15 +3,18 @@
 Local model folders: a run whose `model` names an existing folder on the host (absolute, `~/...`,
 or relative to the study file's folder) gets that folder mounted read-only at
 `/llem/models/<hash8>-<folder name>`, and its `config.json` names that in-container path. The
-plan and manifest keep the host path as written. Anything else is a hub id; a `model` that looks
-like a path (`/`, `./`, `../`, `~`) but names no folder is refused before any run. JSONL prompt
-files, and `hf_dataset` prompt sources named by a local path, are mounted the same way, read-only
-under `/llem/prompts/`.
+plan and manifest keep the host path as written. A model folder that is a snapshot of a hub cache
+(`.../models--org--name/snapshots/<commit>`, whose files link to `../../blobs/`) is mounted with
+its repository folder, so the links resolve inside the container. Anything else is a hub id; a
+`model` that looks like a path (`/`, `./`, `../`, `~`) but names no folder is refused before any
+run. JSONL prompt files, and `hf_dataset` prompt sources named by a local path, are mounted the
+same way, read-only under `/llem/prompts/`.
 
-The Hugging Face cache (`$HF_HOME`, else `~/.cache/huggingface`) is mounted at `/llem/hf-cache`
-(read-only when the study is offline, read-write otherwise so downloads persist). Containers run
-as `container_user.ContainerUser`, never root, under the study's process and resource limits.
-Secrets such as HF_TOKEN pass through the environment only; they are never written to any file.
+Hub ids were resolved by the pre-flight (`hub.py`) to snapshot folders: the cache that holds one
+is mounted read-only and the config names the snapshot inside it. An experiment container has no
+network and no secret: the backend's short allow-list of the host's variables is all it gets
+from the host's environment. Containers run as `container_user.ContainerUser`, never root,
+under the study's process and resource limits.
 """
 
 from __future__ import annotations
@@ -22,17 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llenergymeasure.contract.backends import COMMON_ENV_ALLOWLIST, spec_of
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.container import (
     ENGINE_CACHE_DIR,
-    HF_CACHE_DIR,
     MODELS_DIR,
     PROMPTS_DIR,
     backend_environment,
 )
+from llenergymeasure.contract.hub import FetchedItem
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.caches import engine_cache_dir, owned_folder
 from llenergymeasure.orchestrator.container import (
     OWNER_HOST_LABEL,
     OWNER_PID_LABEL,
@@ -42,6 +46,7 @@ from llenergymeasure.orchestrator.container import (
 )
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.hub import hub_items, inside_path
 from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
@@ -64,6 +69,7 @@ class StudyContext:
     gpu_uuids: dict[int, str] = field(default_factory=dict)  # host index -> UUID, where known
     max_parallel: int = 1
     mem_limit: str | None = None
+    hub: dict[str, FetchedItem] = field(default_factory=dict)  # item key -> its snapshot
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalIn
 
 
 def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path, user: ContainerUser) -> None:
-    """Every local input a run names exists on the host and is readable by the containers'
-    user, before any run."""
+    """Every local input a run names exists on the host, is readable by the containers' user
+    and has no link the container could not follow, before any run."""
     seen: set[tuple[str, str]] = set()
     for run in runs:
         for item in local_inputs(run.config, study_file_dir):
@@ -109,6 +115,39 @@ def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path, user: Conta
                     hint=f"fix {item.field} (relative paths start from the study file's folder)",
                 )
             user.check_readable(path, item.what)
+            _check_links(path, item.what)
+
+
+def mounted_as(path: Path) -> tuple[Path, str]:
+    """What to mount for a local input, and the input's path inside that mount ("" for the
+    mount itself): a hub cache snapshot folder brings its repository folder along."""
+    snapshots = path.parent
+    repo = snapshots.parent
+    if (
+        path.is_dir()
+        and snapshots.name == "snapshots"
+        and repo.name.startswith(("models--", "datasets--"))
+        and (repo / "blobs").is_dir()
+    ):
+        return repo, f"snapshots/{path.name}"
+    return path, ""
+
+
+def _check_links(path: Path, what: str) -> None:
+    """A folder whose links point outside what is mounted would load broken in the container."""
+    if not path.is_dir():
+        return
+    mount, _ = mounted_as(path)
+    top = mount.resolve()
+    for entry in path.rglob("*"):
+        if entry.is_symlink():
+            target = entry.resolve()
+            if top not in target.parents and target != top:
+                raise UserError(
+                    f"{what} {path} has a link that leaves it ({entry.relative_to(path)} -> "
+                    f"{target}); the container sees only what is mounted",
+                    hint=f"copy it with its links resolved (`cp -rL {path} NEW`) and use NEW",
+                )
 
 
 def _with_value(config: ExperimentConfig, field: str, value: str) -> ExperimentConfig:
@@ -122,28 +161,10 @@ def _mount_point(root: str, host: Path) -> str:
     return f"{root}/{hashlib.sha256(str(host).encode()).hexdigest()[:8]}-{host.name}"
 
 
-def hf_cache_dir() -> Path:
-    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
-
-
-def engine_cache_dir() -> Path:
-    """Host folder of compiled TensorRT engines ($LLEM_ENGINE_CACHE, else ~/.cache/...)."""
-    default = Path.home() / ".cache" / "llenergymeasure" / "tensorrt-engines"
-    return Path(os.environ.get("LLEM_ENGINE_CACHE") or default)
-
-
 def prepare_caches(ctx: StudyContext, backends: set[str]) -> None:
-    """Once per study, before any run: the host caches containers write into exist and belong
-    to the containers' user (the HF cache of an online study: downloads land there; the
-    TensorRT engine cache)."""
-    if not ctx.offline:
-        cache = hf_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
-        ctx.user.hand_over(cache, recursive=True)
+    """Once per study, before any run: the TensorRT engine cache exists and is llem's own."""
     if "tensorrt" in backends:
-        engines = engine_cache_dir()
-        engines.mkdir(parents=True, exist_ok=True)
-        ctx.user.hand_over(engines)
+        owned_folder(engine_cache_dir(), ctx.user)
 
 
 def build(
@@ -155,26 +176,35 @@ def build(
     mounts: dict[str, dict[str, str]] = {}
     for item in local_inputs(config, ctx.study_file_dir):
         host = host_path(item.value, ctx.study_file_dir)
-        inside = _mount_point(item.mount_root, host)
-        mounts[str(host)] = {"bind": inside, "mode": "ro"}
-        config = _with_value(config, item.field, inside)
-    environment = {"HF_HOME": HF_CACHE_DIR, "PYTHONUNBUFFERED": "1"}
-    cache = hf_cache_dir()
-    if not ctx.offline:
-        cache.mkdir(parents=True, exist_ok=True)
-    if cache.is_dir():
-        mounts[str(cache)] = {"bind": HF_CACHE_DIR, "mode": "ro" if ctx.offline else "rw"}
-    if ctx.offline:
-        environment.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    environment.update(backend_environment(config))
+        mount, inside = mounted_as(host)
+        point = _mount_point(item.mount_root, mount)
+        mounts[str(mount)] = {"bind": point, "mode": "ro"}
+        config = _with_value(config, item.field, f"{point}/{inside}" if inside else point)
+    commits: dict[str, str] = {}
+    for field_name, hub_item in hub_items(config, ctx.study_file_dir):
+        fetched = ctx.hub[hub_item.key]
+        cache, point, snapshot = inside_path(fetched)
+        mounts[str(cache)] = {"bind": point, "mode": "ro"}
+        config = _with_value(config, field_name, snapshot)
+        commits[hub_item.key] = fetched.commit or ""
+    environment = {
+        "HF_HOME": "/tmp/hf-home",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **backend_environment(config),
+    }
     if config.backend == "tensorrt":
-        engines = engine_cache_dir()
-        engines.mkdir(parents=True, exist_ok=True)
-        mounts[str(engines)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
-    # From the host's environment only these, when set; nothing else reaches the container.
-    for name in COMMON_ENV_ALLOWLIST + spec_of(config.backend).env_allowlist:
-        if name in os.environ:
-            environment[name] = os.environ[name]
+        mounts[str(engine_cache_dir())] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
+    # From the host's environment only the backend's allow-list, when set: never a secret.
+    environment.update(
+        {
+            name: os.environ[name]
+            for name in spec_of(config.backend).env_allowlist
+            if name in os.environ
+        }
+    )
     gpus = list(slot.gpus)
     uuids = [ctx.gpu_uuids[i] for i in gpus if i in ctx.gpu_uuids]
     if len(uuids) != len(gpus):
@@ -195,7 +225,8 @@ def build(
             gpu_uuids=uuids,
             cpuset=slot.cpuset,
             max_parallel=ctx.max_parallel,
-            offline=ctx.offline,
+            offline=True,
+            hub_commits=commits,
         ),
     )
     spec = ContainerSpec(
@@ -213,7 +244,7 @@ def build(
         environment=environment,
         gpu_devices=uuids or [str(i) for i in gpus],
         cpuset=slot.cpuset,
-        network_none=ctx.offline,
+        network_none=True,
         shm_size=shm_size_for(config),
         mem_limit=ctx.mem_limit,
         pids_limit=ctx.limits.pids_limit,

@@ -18,6 +18,7 @@ recorded `interrupted`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -52,8 +53,10 @@ from llenergymeasure.study.manifest_models import Outcome
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.order import gap_before
 
-LOG_TAIL_LINES = 20
 TICK_S = 0.05  # how often the runner looks at stops, finished runs and slots
+# After an unexpected error, how long llem waits for the runs in flight to stop (local: the
+# 2 s grace of a SIGTERM; Slurm: the cancelled jobs to end).
+ABORT_WAIT_S = 60.0
 
 
 @dataclass
@@ -113,6 +116,7 @@ class StudyRunner:
             gpu_uuids=pre.gpu_uuids,
             max_parallel=execution.max_parallel,
             mem_limit=options.mem_limit,
+            hub=pre.hub,
         )
         run_spec.prepare_caches(self.ctx, {run.config.backend for run in self.plan})
         self.flights: dict[str, _Flight] = {}
@@ -149,8 +153,23 @@ class StudyRunner:
                     break
                 if not self.flights and todo:
                     self.stop.sleep(TICK_S)
-        finally:
             self._record_submitted()
+        except UserError:
+            if not self.executor.schedules_itself:  # Slurm's jobs go on by design (README)
+                self._abort_flights("a problem llem reports")
+            raise
+        except Exception as error:
+            self._abort_flights(f"{type(error).__name__}: {error}")
+            if isinstance(error, OSError):
+                raise UserError(
+                    f"llem stopped: {error.strerror or error} ({error.filename or 'no file'}); "
+                    f"the runs in flight were stopped and the completed ones are kept in "
+                    f"{self.study_dir}",
+                    hint="fix that (e.g. free disk space), then `llem run "
+                    f"{self.pre.planned.path} --resume` finishes the study",
+                ) from error
+            raise
+        finally:
             self.display.stop()
         if self.engine_gone is not None:
             self._engine_gone_error()
@@ -162,6 +181,30 @@ class StudyRunner:
             )
             return EXIT_INTERRUPTED
         return self._finish(total)
+
+    def _abort_flights(self, why: str) -> None:
+        """The loop failed (a full disk under the manifest, a bug): before llem exits, every
+        run in flight is stopped as by Ctrl+C (SIGTERM, grace, SIGKILL; each container's own
+        watch still enforces its timeout meanwhile) and, where the manifest still takes it,
+        recorded `interrupted`."""
+        if not self.flights:
+            return
+        self.display.note(f"llem stopped ({why}); stopping {len(self.flights)} run(s) in flight")
+        for run_id in self.executor.in_flight:
+            self.executor.cancel(run_id)
+        deadline = time.monotonic() + ABORT_WAIT_S
+        while self.executor.in_flight and time.monotonic() < deadline:
+            for done in self.executor.wait(TICK_S):
+                self.flights.pop(done.job.run.run_id, None)
+                with contextlib.suppress(Exception):  # the manifest may be what failed
+                    self.manifest.update_run(
+                        done.job.run.run_id,
+                        status="interrupted",
+                        outcome="interrupted",
+                        error_type="LlemStopped",
+                        error=f"stopped because llem stopped ({why})",
+                        **collect.common_fields(done, set()),
+                    )
 
     def _reattach(self, todo: deque[PlannedRun]) -> None:
         """Jobs an earlier llem left with the executor (Slurm) are followed, not started again."""
@@ -326,7 +369,9 @@ class StudyRunner:
                 "started (execution.foreign_gpu_processes: error)",
             )
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
-        job = RunJob(run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s)
+        job = RunJob(
+            run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s, self.ctx, image
+        )
         flight = _Flight(job, overlapped=set(self.flights))
         for other in self.flights.values():
             other.overlapped.add(run.run_id)

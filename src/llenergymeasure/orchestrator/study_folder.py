@@ -9,7 +9,6 @@ one that differs.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +21,13 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
+from llenergymeasure.orchestrator.locks import open_own_file, try_flock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
-from llenergymeasure.study.folder import STUDY_LOCK_FILE
+from llenergymeasure.study.folder import STUDY_LOCK_FILE, load_plan, write_plan
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.untrusted import printable
 
 
 @dataclass(frozen=True)
@@ -41,30 +42,39 @@ class StudyFolder:
         return self.manifest.path.parent
 
 
-def open_study(pre: Preflight, options: RunOptions, say: Display) -> StudyFolder:
-    """A new study folder, or with --resume the newest one of the same design."""
-    study, study_path = pre.study, pre.planned.path
-    output_dir = layout.output_dir_for(study_path, study.output_dir)
-    study_dir = (
-        layout.find_resumable(output_dir, study.name, pre.design_hash) if options.resume else None
-    )
-    if options.resume and study_dir is None:
+def locate_study(pre: Preflight, options: RunOptions, say: Display) -> tuple[Path, bool]:
+    """The study folder to run in, and whether it is new: with --resume the newest one of the
+    same design, else (or when there is none) a new one. Nothing in it is written yet but the
+    copies of the study's files: the caller takes its writer lock first."""
+    study = pre.study
+    output_dir = layout.output_dir_for(pre.planned.path, study.output_dir)
+    if options.resume:
+        found = layout.find_resumable(output_dir, study.name, pre.design_hash)
+        if found is not None:
+            return found, False
         say.note("nothing to resume for this design: starting a new study folder")
-    if study_dir is None:
-        study_dir = layout.create_study_dir(
-            output_dir, study.name, pre.design_hash, study.source_path, study.base_path
-        )
-        layout.write_plan(study_dir, pre.plan.runs)
+    created = layout.create_study_dir(
+        output_dir, study.name, pre.design_hash, study.source_path, study.base_path
+    )
+    return created, True
+
+
+def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> StudyFolder:
+    """The study folder opened for the run: its plan, image lock and manifest (a record for
+    every planned run). The caller holds its writer lock (`writer_lock`): opening the
+    manifest may repair a torn last line, which only its one writer may do."""
+    if new:
+        write_plan(study_dir, pre.plan.runs)
         plan = pre.plan.runs
     else:
-        plan = layout.load_plan(study_dir)
+        plan = load_plan(study_dir)
     _lock_study_images(study_dir, pre, say)
     if manifest_path(study_dir).exists():
         manifest = Manifest.open(study_dir)
     else:
         record = StudyRecord(
             study_id=study_dir.name,
-            study_name=study.name,
+            study_name=pre.study.name,
             design_hash=pre.design_hash,
             created_at=utc_now(),
             llem_version=__version__,
@@ -122,19 +132,19 @@ WRITER_LOCK_FILE = ".llem-writer.lock"
 @contextmanager
 def writer_lock(study_dir: Path) -> Iterator[None]:
     """The study folder's manifest has one writer at a time: the llem that runs (or follows)
-    it, or `llem status` collecting ended Slurm jobs. An flock: the kernel drops it when the
-    holder ends, however it ends. Held: UserError naming the holder's pid."""
+    it, or `llem status` collecting ended Slurm jobs. Taken before the manifest is opened. An
+    flock: the kernel drops it when the holder ends, however it ends. Held: UserError naming
+    the holder's pid."""
     path = study_dir / WRITER_LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_own_file(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_flock(fd, path):
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             raise UserError(
-                f"another llem (pid {holder}) is running or following the study {study_dir}",
+                f"another llem (pid {printable(holder)}) is running or following the study "
+                f"{study_dir}",
                 hint="let it finish, or stop it (Ctrl+C) first",
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

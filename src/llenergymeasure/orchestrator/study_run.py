@@ -14,7 +14,12 @@ from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.runner import StudyRunner
 from llenergymeasure.orchestrator.slurm.executor import SlurmExecutor
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
-from llenergymeasure.orchestrator.study_folder import StudyFolder, open_study, writer_lock
+from llenergymeasure.orchestrator.study_folder import (
+    StudyFolder,
+    locate_study,
+    open_study,
+    writer_lock,
+)
 
 
 def execute(pre: Preflight, options: RunOptions, display: Display) -> int:
@@ -29,10 +34,12 @@ def execute(pre: Preflight, options: RunOptions, display: Display) -> int:
                 display.note(
                     f"removed {removed} container(s) left by a llem process that no longer runs"
                 )
-        folder = open_study(pre, options, display)
-        with writer_lock(folder.path), folder.manifest, handle_signals(StopState()) as stop:
-            executor = _executor(pre, folder)
-            return StudyRunner(pre, folder, executor, display, stop, options).run()
+        study_dir, new = locate_study(pre, options, display)
+        with writer_lock(study_dir):
+            folder = open_study(study_dir, new, pre, display)
+            with folder.manifest, handle_signals(StopState()) as stop:
+                executor = _executor(pre, folder)
+                return StudyRunner(pre, folder, executor, display, stop, options).run()
     finally:
         pre.release()
 

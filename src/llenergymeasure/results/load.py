@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.contract.workdir import ERROR_FILE, RESULT_FILE, TIMESERIES_FILE, ErrorReport
 from llenergymeasure.errors import UserError
-from llenergymeasure.study.folder import EXPERIMENTS_DIR, PLAN_FILE, STUDY_FILE
+from llenergymeasure.study import work_files
+from llenergymeasure.study.folder import EXPERIMENTS_DIR, PLAN_FILE, STUDY_FILE, load_plan
 from llenergymeasure.study.manifest import MANIFEST_FILE, load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
-
-_PLAN = TypeAdapter(list[PlannedRun])
+from llenergymeasure.study.untrusted import UntrustedFile
 
 
 @dataclass(frozen=True)
@@ -39,11 +37,6 @@ class RunData:
         if self.record.outcome is not None:
             return self.record.outcome
         return self.record.status
-
-    @property
-    def timeseries_path(self) -> Path | None:
-        path = self.work_dir / TIMESERIES_FILE
-        return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -82,10 +75,7 @@ def load_study_results(study_dir: Path) -> StudyData:
             f"{study_dir} is not a study folder (it has no {PLAN_FILE} and {MANIFEST_FILE})",
             hint="pass <output_dir>/<study_id>, the folder `llem run` created",
         )
-    try:
-        plan = _PLAN.validate_json(plan_path.read_bytes())
-    except ValidationError as error:
-        raise UserError(f"{plan_path}: not a valid plan: {_first_error(error)}") from None
+    plan = load_plan(study_dir)
     try:
         manifest = load_manifest(study_dir)
     except (ValueError, ValidationError) as error:
@@ -110,29 +100,32 @@ def require_results(study: StudyData) -> None:
 
 
 def _load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:
+    """The manifest decides: a run's result is read only when it completed (its work folder
+    through `work_files`, never `result_path` as recorded, so nothing outside it is read)."""
     work_dir = study_dir / EXPERIMENTS_DIR / planned.run_id
-    result_path = work_dir / RESULT_FILE
-    if record is not None and record.result_path:
-        result_path = study_dir / record.result_path
     result: ExperimentResult | None = None
     error = record.error if record is not None else None
-    if result_path.is_file():
+    if record is not None and record.outcome == "completed":
         try:
-            result = ExperimentResult.model_validate_json(result_path.read_bytes())
+            result = work_files.read_result(work_dir)
+        except FileNotFoundError:
+            error = "result.json is missing"
+        except UntrustedFile as refused:
+            error = str(refused)
         except ValidationError as invalid:
-            error = f"{result_path.name} fails the result schema: {_first_error(invalid)}"
+            error = f"result.json fails the result schema: {_first_error(invalid)}"
     if result is None and error is None:
-        error = _error_report(work_dir / ERROR_FILE)
+        error = _error_report(work_dir)
     return RunData(planned=planned, record=record, result=result, error=error, work_dir=work_dir)
 
 
-def _error_report(path: Path) -> str | None:
-    if not path.is_file():
-        return None
+def _error_report(work_dir: Path) -> str | None:
     try:
-        report = ErrorReport.model_validate_json(path.read_bytes())
-    except (ValidationError, json.JSONDecodeError):
-        return f"{path.name} is unreadable"
+        report = work_files.read_error(work_dir)
+    except FileNotFoundError:
+        return None
+    except (UntrustedFile, ValidationError, ValueError):
+        return "error.json is unreadable"
     return f"{report.type}: {report.message}"
 
 

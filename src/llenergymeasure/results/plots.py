@@ -32,6 +32,8 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.tables import na_reason
+from llenergymeasure.study import work_files
+from llenergymeasure.study.untrusted import UntrustedFile
 
 J_TOKEN = "energy.j_per_output_token"
 TOK_S = "throughput.output_tokens_per_s"
@@ -236,13 +238,17 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
     return Plot("serving_rate", title, fig)
 
 
-def timeline_plot(timeseries: Path | None, run_id: str) -> Plot:
+def timeline_plot(work_dir: Path | None, run_id: str) -> Plot:
     """Power and temperature over the measured window of one run, per GPU (the runner's
-    timeseries.parquet: its columns are named in contract.workdir)."""
+    timeseries.parquet in its work folder: its columns are named in contract.workdir)."""
     title = f"Power and temperature of run {run_id}"
-    if timeseries is None or not Path(timeseries).is_file():
+    try:
+        data = work_files.read_timeseries(work_dir) if work_dir is not None else None
+    except UntrustedFile as refused:
+        return Plot("timeline", title, None, f"{refused}; not read")
+    if data is None:
         return Plot("timeline", title, None, "the run left no timeseries.parquet")
-    frame = pd.read_parquet(timeseries).reset_index(drop=True)
+    frame = pd.read_parquet(io.BytesIO(data)).reset_index(drop=True)
     if frame.empty:
         return Plot("timeline", title, None, "timeseries.parquet has no samples")
     power = [c for c in (TIMESERIES_POWER,) if frame[c].notna().any()]
@@ -340,7 +346,7 @@ def pick_run(study: StudyData, run_id: str | None) -> RunData | None:
             hint="run ids are the folder names under experiments/",
         )
     completed = study.completed
-    with_timeline = [run for run in completed if run.timeseries_path is not None]
+    with_timeline = [run for run in completed if work_files.has_timeseries(run.work_dir)]
     return (with_timeline or completed or [None])[0]
 
 
@@ -355,5 +361,5 @@ def study_plots(
     plots += [sweep_plot(summary, runs, key, study.swept_keys) for key in study.swept_keys]
     run = pick_run(study, run_id)
     if run is not None:
-        plots.append(timeline_plot(run.timeseries_path, run.planned.run_id))
+        plots.append(timeline_plot(run.work_dir, run.planned.run_id))
     return plots

@@ -1,4 +1,5 @@
-"""`llem-runner WORKDIR`: run one experiment inside its container.
+"""`llem-runner WORKDIR`: run one experiment inside its container (`--fetch`: find or download
+the hub repositories the host asks for, `runner_entry.fetch`).
 
 Exit 0 with `result.json`, or exit 1 with `error.json` (also for an invalid `config.json` and on
 SIGTERM, which gives type "Interrupted" and an exit within about a second).
@@ -134,9 +135,14 @@ class Runner:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llem-runner", description=__doc__)
     parser.add_argument("workdir", nargs="?", default=CONTAINER_WORKDIR, type=Path)
+    parser.add_argument("--fetch", action="store_true", help="Fetch, do not measure.")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if args.fetch:
+        from llenergymeasure.runner_entry.fetch import fetch
+
+        return fetch(args.workdir)
     runner = Runner(args.workdir)
     signal.signal(signal.SIGTERM, runner.on_signal)
     signal.signal(signal.SIGINT, runner.on_signal)

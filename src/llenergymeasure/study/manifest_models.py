@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN
+
 RunStatus = Literal["pending", "running", "completed", "failed", "interrupted"]
 Outcome = Literal[
     "completed",  # exit 0 with a valid result.json
@@ -25,7 +27,7 @@ StudyStatus = Literal["running", "completed", "interrupted", "failed"]
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    run_id: str
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
     run_index: int
     config_hash: str
     cycle: int

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.workdir import CONFIG_HASH_PATTERN, RUN_ID_PATTERN, run_dir_name
 
 
 class PlannedRun(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_index: int = Field(ge=0, description="Position in execution order, 0-based.")
-    run_id: str = Field(description="Work-folder name: <NNNN>_<config-hash8>_c<cycle>.")
-    config_hash: str = Field(description="Canonical SHA-256 of the config, hex.")
+    run_id: str = Field(
+        pattern=RUN_ID_PATTERN, description="Work-folder name: <NNNN>_<config-hash8>_c<cycle>."
+    )
+    config_hash: str = Field(
+        pattern=CONFIG_HASH_PATTERN, description="Canonical SHA-256 of the config, hex."
+    )
     config_index: int = Field(
         ge=0,
         description="Which configuration of the study (the same config listed twice "
@@ -25,6 +30,13 @@ class PlannedRun(BaseModel):
         default_factory=dict, description="Dotted key -> value of each swept dimension."
     )
     config: ExperimentConfig
+
+    @model_validator(mode="after")
+    def _run_id_names_the_run(self) -> PlannedRun:
+        # plan.json is read back from the study folder: its run ids name folders llem deletes.
+        if self.run_id != run_dir_name(self.run_index, self.config_hash, self.cycle):
+            raise ValueError(f"run_id {self.run_id!r} does not match its index, hash and cycle")
+        return self
 
 
 class SkippedCombination(BaseModel):

@@ -2,6 +2,7 @@
 
 Stdlib only (the image is the offline base: python3 and nothing else).
 fault:ok-<n>        n progress ticks of 0.1 s, then a valid result.json (from the template)
+fault:net-<n>       prints its network interfaces, then as fault:ok-<n>
 fault:crash         exit 3, no files
 fault:error         error.json (a handled failure), exit 1
 fault:hang          progress every 0.2 s forever (only the timeout stops it)
@@ -12,6 +13,15 @@ fault:forkbomb      forks sleeping children until a fork is refused, keeps tryin
                     (exit 5 after 2000 children: no limit stopped it; the test fails, not the host)
 fault:corrupt-result  exit 0 with a result.json that is not valid
 fault:no-result     exit 0, no result.json
+Work-folder traps (what a hostile image could leave for the host; PATH is a host path):
+fault:link-log:PATH   container.log replaced by a link to PATH, then "secret?" printed, exit 3
+fault:link-error:PATH error.json is a link to PATH, exit 1
+fault:fifo-result     result.json is a FIFO, exit 0
+fault:zero-result     result.json is a link to /dev/zero, exit 0
+fault:big-result      result.json is a 2 GiB (sparse) file, exit 0
+fault:fifo-progress   progress.jsonl replaced by a FIFO, then sleeps forever
+fault:long-line       a 2 GiB (sparse) progress line without a newline, then sleeps forever
+fault:fifo-hang       result/error/timeseries are FIFOs, progress every 0.2 s forever
 """
 
 import json
@@ -65,6 +75,55 @@ def fork_loop():
     return 5
 
 
+def replace(name, make):
+    path = f"{WORK}/{name}"
+    if os.path.lexists(path):
+        os.unlink(path)
+    make(path)
+
+
+def sleep_forever():
+    while True:
+        time.sleep(1)
+
+
+def traps(model):
+    kind, _, target = model.partition(":")[2].partition(":")
+    if kind == "link-log":
+        replace("container.log", lambda p: os.symlink(target, p))
+        print("secret? written after the link", flush=True)
+        time.sleep(0.5)
+        return 3
+    if kind == "link-error":
+        replace("error.json", lambda p: os.symlink(target, p))
+        return 1
+    if kind == "fifo-result":
+        replace("result.json", os.mkfifo)
+        return 0
+    if kind == "zero-result":
+        replace("result.json", lambda p: os.symlink("/dev/zero", p))
+        return 0
+    if kind == "big-result":
+        with open(f"{WORK}/result.json", "wb") as handle:
+            handle.truncate(2 << 30)
+        return 0
+    if kind == "fifo-progress":
+        replace("progress.jsonl", os.mkfifo)
+        sleep_forever()
+    if kind == "long-line":
+        with open(f"{WORK}/progress.jsonl", "ab") as handle:
+            handle.write(b'{"event": "batch", "detail": "')
+            handle.truncate(2 << 30)
+        sleep_forever()
+    if kind == "fifo-hang":
+        for name in ("result.json", "error.json", "timeseries.parquet"):
+            replace(name, os.mkfifo)
+        while True:
+            progress("batch", i=1, n=1)
+            time.sleep(0.2)
+    return None
+
+
 def main():
     with open(f"{WORK}/config.json") as handle:
         request = json.load(handle)
@@ -73,6 +132,9 @@ def main():
     if model != "fault:stubborn":
         signal.signal(signal.SIGTERM, on_term)
     progress("started")
+    if model.startswith("fault:net-"):
+        print(f"interfaces: {sorted(os.listdir('/sys/class/net'))}", flush=True)
+        model = model.replace("fault:net-", "fault:ok-")
     if model.startswith("fault:ok-"):
         for i in range(int(model.rsplit("-", 1)[1])):
             time.sleep(0.1)
@@ -111,6 +173,9 @@ def main():
         return 0
     if model == "fault:no-result":
         return 0
+    trap = traps(model)
+    if trap is not None:
+        return trap
     print(f"unknown fault {model}", flush=True)
     return 2
 

@@ -3,19 +3,23 @@
 Its tag (`b0001`, `b0002`, ...) names everything it leaves behind, so a later llem finds it from
 the study folder alone: the job name `llem.<study id>.<tag>`, the run list
 `<study>/slurm/<tag>.runs` (line k: the run id of array task k, written before sbatch), and each
-task's output `<study>/slurm/<tag>_<k>.out`.
+task's output `<study>/slurm/<tag>_<k>.out`. The `slurm/` folder is the submitter's alone
+(0700); its run lists are 0600, read back only as such (a node runs nothing else).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.config.study import SlurmConfig
-from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN, atomic_write_text
+from llenergymeasure.study.untrusted import UntrustedFile, own_folder, read_bytes
 
 SLURM_DIR = "slurm"
 NODES_DIR = "nodes"
@@ -27,6 +31,11 @@ TIME_LIMIT_MARGIN_S = 600.0
 
 def slurm_dir(study_dir: Path) -> Path:
     return study_dir / SLURM_DIR
+
+
+def private_slurm_dir(study_dir: Path) -> Path:
+    """The study's Slurm folder, created 0700 if missing; refused unless it is this user's."""
+    return own_folder(slurm_dir(study_dir), hint="the study folder must be yours")
 
 
 def job_name(study_id: str, tag: str) -> str:
@@ -52,13 +61,13 @@ class Batch:
         return slurm_dir(self.study_dir) / f"{self.tag}_{index}.out"
 
     def write(self) -> None:
-        atomic_write_text(self.runs_file, "".join(f"{run_id}\n" for run_id in self.run_ids))
+        text = "".join(f"{run_id}\n" for run_id in self.run_ids)
+        atomic_write_text(self.runs_file, text, mode=0o600)
 
 
 def new_batch(study_dir: Path, study_id: str, run_ids: list[str]) -> Batch:
     """The next batch of the study folder (tags count up, never reused)."""
-    folder = slurm_dir(study_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_slurm_dir(study_dir)
     taken = [int(path.stem[1:]) for path in folder.glob("b*.runs") if path.stem[1:].isdigit()]
     return Batch(study_dir, study_id, f"b{max(taken, default=0) + 1:04d}", tuple(run_ids))
 
@@ -67,8 +76,13 @@ def existing_batches(study_dir: Path, study_id: str) -> list[Batch]:
     """The study folder's batches, oldest first."""
     batches = []
     for path in sorted(slurm_dir(study_dir).glob("b*.runs")):
-        runs = tuple(line for line in path.read_text(encoding="utf-8").split() if line)
-        batches.append(Batch(study_dir, study_id, path.stem, runs))
+        try:
+            runs = tuple(read_bytes(path, 64 << 20, owner=os.geteuid(), private=True).split())
+        except (OSError, UntrustedFile):
+            continue  # not a run list of ours: no job of ours has that name
+        ids = tuple(run.decode() for run in runs)
+        if all(re.fullmatch(RUN_ID_PATTERN, run) for run in ids):
+            batches.append(Batch(study_dir, study_id, path.stem, ids))
     return batches
 
 
@@ -101,10 +115,12 @@ def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: in
     array = f"0-{last}" + (
         f"%{settings.max_concurrent_jobs}" if settings.max_concurrent_jobs else ""
     )
+    # sbatch expands `%` in --output (filename patterns): a `%` of the path must be `%%`.
+    folder = str(slurm_dir(batch.study_dir)).replace("%", "%%")
     args = [
         f"--job-name={batch.name}",
         f"--array={array}",
-        f"--output={slurm_dir(batch.study_dir)}/{batch.tag}_%a.out",
+        f"--output={folder}/{batch.tag}_%a.out",
         f"--time={minutes}",
         # Slurm never resubmits on its own: llem does, counting attempts (max_attempts).
         "--no-requeue",

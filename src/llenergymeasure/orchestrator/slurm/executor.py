@@ -16,7 +16,7 @@ from pathlib import Path
 
 from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.orchestrator import layout
-from llenergymeasure.orchestrator.container import ContainerExit, KillReason, tail_lines
+from llenergymeasure.orchestrator.container import ContainerExit, KillReason
 from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
 from llenergymeasure.orchestrator.host_gpus import COOLDOWN_MAX_WAIT_S
 from llenergymeasure.orchestrator.slots import Slot
@@ -25,19 +25,22 @@ from llenergymeasure.orchestrator.slurm.batches import (
     Batch,
     existing_batches,
     new_batch,
+    private_slurm_dir,
     sbatch_args,
     time_limit_min,
 )
 from llenergymeasure.orchestrator.slurm.commands import SlurmUnreachable, TaskState
 from llenergymeasure.orchestrator.slurm.node_job import (
-    NODE_EXIT_FILE,
     NodeExit,
     NodeJob,
+    exit_path,
+    jobs_dir,
     read_node_exit,
     read_node_job,
 )
 from llenergymeasure.orchestrator.slurm.outcomes import job_done
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.work_files import log_tail
 
 # A task Slurm says COMPLETED (the node's llem exited 0, having written node_exit.json) whose
 # node_exit.json is not visible here yet (shared storage lags): looked for this long before
@@ -76,6 +79,7 @@ class SlurmExecutor(Executor):
 
     def __init__(self, study_dir: Path, study_id: str, execution: ExecutionConfig) -> None:
         self.study_dir, self.study_id = study_dir, study_id
+        self.jobs = jobs_dir(private_slurm_dir(study_dir))
         self.execution = execution
         self.settings = execution.slurm
         self._queued: list[RunJob] = []  # started, not yet submitted
@@ -91,15 +95,15 @@ class SlurmExecutor(Executor):
 
     # Executor ----------------------------------------------------------------------------------
     def start(self, job: RunJob) -> None:
-        NodeJob.of(
-            job.spec,
-            run_id=job.run.run_id,
-            cycle=job.run.cycle,
-            gpu_count=job.run.config.gpu_count,
+        assert job.context is not None and job.image is not None  # the runner's jobs have them
+        NodeJob(
+            run=job.run,
+            context=job.context,
+            image=job.image,
             timeout_s=job.timeout_s,
             stall_timeout_s=job.stall_timeout_s,
             execution=self.execution,
-        ).write(job.workdir)
+        ).write(self.jobs)
         self._queued.append(job)
 
     def wait(self, timeout_s: float) -> list[JobDone]:
@@ -129,7 +133,7 @@ class SlurmExecutor(Executor):
             return False
         self._last_exit_watch = now
         return any(
-            task.state == "RUNNING" and (task.job.workdir / NODE_EXIT_FILE).exists()
+            task.state == "RUNNING" and exit_path(self.jobs, task.job.run.run_id).exists()
             for task in self._tasks.values()
         )
 
@@ -174,16 +178,20 @@ class SlurmExecutor(Executor):
         jobs = []
         for run in runs:
             batch = newest.get(run.run_id)
-            node_job = read_node_job(layout.work_dir(self.study_dir, run.run_id))
-            if batch is None or node_job is None:
+            if batch is None:
                 continue
+            node_job = read_node_job(self.jobs, run.run_id)
+            workdir = layout.work_dir(self.study_dir, run.run_id)
+            _, spec = node_job.container(workdir, Slot())
             job = RunJob(
                 run,
                 Slot(),
-                layout.work_dir(self.study_dir, run.run_id),
-                node_job.spec(),
+                workdir,
+                spec,
                 node_job.timeout_s,
                 node_job.stall_timeout_s,
+                node_job.context,
+                node_job.image,
             )
             task = _Task(job, batch, batch.run_ids.index(run.run_id), arrays[batch.name])
             self._tasks[run.run_id] = task
@@ -264,7 +272,7 @@ class SlurmExecutor(Executor):
             task.running_since = time.time()
 
     def _ended(self, run_id: str, task: _Task, state: TaskState) -> None:
-        node_exit = read_node_exit(task.job.workdir)
+        node_exit = read_node_exit(self.jobs, run_id)
         if (
             node_exit is None
             and state.state == "COMPLETED"
@@ -286,7 +294,7 @@ class SlurmExecutor(Executor):
                 state,
                 node_exit,
                 output=str(output),
-                output_tail=tail_lines(output, LOG_TAIL_LINES),
+                output_tail=log_tail(output, LOG_TAIL_LINES),
                 concurrent=concurrent,
             )
         )

@@ -9,28 +9,32 @@ submitting llem reads that and the work folder; it alone writes the manifest.
 A node's last run is remembered in `<study>/slurm/nodes/<node>.json` (when it ended, its
 cycle): with exclusive nodes, runs on one node never overlap, so "the previous run on this node"
 is well defined.
+
+Every file the node reads from the study folder (the batch's run list, the job, its node's last
+run) must be this user's, 0600 and regular (`node_job.read_private`): the node runs nothing that
+someone else could have written. It builds the container itself from the job (`NodeJob`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
-from llenergymeasure.contract.run import RunRequest
-from llenergymeasure.contract.workdir import CONFIG_FILE, ERROR_FILE, ErrorReport
+from llenergymeasure.contract.workdir import (
+    CONFIG_FILE,
+    ERROR_FILE,
+    RUN_ID_PATTERN,
+    ErrorReport,
+)
 from llenergymeasure.contract.workdir import atomic_write_json as write_json
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
-from llenergymeasure.orchestrator.container import (
-    OWNER_HOST_LABEL,
-    OWNER_PID_LABEL,
-    ContainerExit,
-    KillReason,
-    run_container,
-)
+from llenergymeasure.orchestrator.container import ContainerExit, KillReason, run_container
 from llenergymeasure.orchestrator.container_user import engine_process_limits
 from llenergymeasure.orchestrator.engine import ENGINES, connect, require_nvidia_runtime
 from llenergymeasure.orchestrator.host_gpus import (
@@ -40,15 +44,18 @@ from llenergymeasure.orchestrator.host_gpus import (
     temperatures,
 )
 from llenergymeasure.orchestrator.orphans import remove_orphans
+from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.orchestrator.slurm.batches import NODES_DIR, slurm_dir
 from llenergymeasure.orchestrator.slurm.node_job import (
-    NODE_EXIT_FILE,
-    NODE_JOB_FILE,
+    PRIVATE,
     NodeExit,
-    NodeJob,
+    jobs_dir,
+    read_node_job,
+    read_private,
 )
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
 from llenergymeasure.study.order import gap_between
+from llenergymeasure.study.untrusted import UntrustedFile, own_folder
 
 
 def allocated_gpus() -> list[int]:
@@ -62,9 +69,14 @@ def allocated_gpus() -> list[int]:
 
 
 def run_id_of_task(runs_file: Path, task_index: int) -> str:
-    lines = [line for line in runs_file.read_text(encoding="utf-8").split() if line]
+    try:
+        lines = read_private(runs_file).decode("utf-8", errors="replace").split()
+    except (OSError, UntrustedFile) as error:
+        raise UserError(f"{runs_file}: not a run list llem wrote for this user ({error})") from None
     if not 0 <= task_index < len(lines):
         raise UserError(f"{runs_file} has no run for array task {task_index}")
+    if not re.fullmatch(RUN_ID_PATTERN, lines[task_index]):
+        raise UserError(f"{runs_file}: line {task_index + 1} is not a run id")
     return lines[task_index]
 
 
@@ -75,15 +87,15 @@ class NodeRun:
         self.study_dir = study_dir
         self.workdir = layout.work_dir(study_dir, run_id)
         self.node = os.uname().nodename
-        self.job = NodeJob.model_validate_json(
-            (self.workdir / NODE_JOB_FILE).read_text(encoding="utf-8")
-        )
-        self.last_run_file = slurm_dir(study_dir) / NODES_DIR / f"{self.node}.json"
+        self.jobs = jobs_dir(slurm_dir(study_dir))
+        self.job = read_node_job(self.jobs, run_id)
+        nodes = own_folder(slurm_dir(study_dir) / NODES_DIR, hint="the study folder must be yours")
+        self.last_run_file = nodes / f"{self.node}.json"
 
     def execute(self) -> int:
         with handle_signals(StopState()) as stop:
             # An exclusive job may be given every GPU of the node: the run takes the first ones.
-            gpus = allocated_gpus()[: self.job.gpu_count]
+            gpus = allocated_gpus()[: self.job.run.config.gpu_count]
             cpuset = ",".join(map(str, sorted(os.sched_getaffinity(0))))
             found = gpu_uuids(gpus) if gpus else {}
             uuids = [found[i] for i in gpus] if isinstance(found, dict) else []
@@ -92,7 +104,7 @@ class NodeRun:
             outcome = NodeExit.of(
                 exit_, node=self.node, gpu_indices=gpus, gpu_uuids=uuids, cpuset=cpuset
             )
-            write_json(self.workdir / NODE_EXIT_FILE, outcome)
+            outcome.write(self.jobs, self.job.run.run_id)
         return 0
 
     def _lifecycle(
@@ -109,9 +121,9 @@ class NodeRun:
         return self._run(gpus, uuids, cpuset, stop)
 
     def _placement_problem(self, gpus: list[int]) -> str | None:
-        if len(gpus) < self.job.gpu_count:
+        if len(gpus) < self.job.run.config.gpu_count:
             return (
-                f"the run needs {self.job.gpu_count} GPU(s) but Slurm gave this job "
+                f"the run needs {self.job.run.config.gpu_count} GPU(s) but Slurm gave this job "
                 f"{len(gpus)} (SLURM_JOB_GPUS={os.environ.get('SLURM_JOB_GPUS', '')!r}); "
                 "check execution.slurm.gres against the cluster's gres.conf"
             )
@@ -120,7 +132,7 @@ class NodeRun:
     def _wait_gap_and_cooldown(self, gpus: list[int], stop: StopState) -> None:
         previous = self._last_run()
         if previous is not None:
-            gap = gap_between(previous["cycle"], self.job.cycle, self.job.execution)
+            gap = gap_between(previous["cycle"], self.job.run.cycle, self.job.execution)
             left = previous["finished_at"] + gap - time.time()
             if left > 0:
                 print(f"llem node-run: waiting {left:.0f} s gap on {self.node}", flush=True)
@@ -139,24 +151,16 @@ class NodeRun:
     def _run(
         self, gpus: list[int], uuids: list[str], cpuset: str, stop: StopState
     ) -> ContainerExit:
-        spec = self.job.spec()
-        spec.gpu_devices = uuids or [str(i) for i in gpus]
-        spec.cpuset = cpuset
-        spec.labels = {
-            **spec.labels,
-            OWNER_PID_LABEL: str(os.getpid()),
-            OWNER_HOST_LABEL: self.node,
-        }
-        spec.name = f"{spec.name}-{self.node}-{os.getpid()}"
         engine = self.job.execution.container_engine
-        if ENGINES[engine].states_nofile_nproc:  # this node's limits, not the submitter's
-            stated = {
-                k: v
-                for k, v in engine_process_limits().items()
-                if k not in self.job.execution.ulimits
-            }
-            spec.ulimits = {**spec.ulimits, **stated}
-        self._place_request(gpus, uuids, cpuset)
+        # This node's limits, not the submitter's, where the engine must be told them.
+        defaults = engine_process_limits() if ENGINES[engine].states_nofile_nproc else {}
+        limits = dataclasses.replace(self.job.context.limits, engine_defaults=defaults)
+        slot = Slot(gpus=tuple(gpus), cpus=tuple(int(c) for c in cpuset.split(",")))
+        request, spec = self.job.container(
+            self.workdir, slot, gpu_uuids=dict(zip(gpus, uuids, strict=False)), limits=limits
+        )
+        spec.name = f"{spec.name}-{self.node}"
+        write_json(self.workdir / CONFIG_FILE, request)  # where it runs: this node's GPUs, CPUs
         started = time.time()
         try:
             client = connect(engine)
@@ -171,31 +175,20 @@ class NodeRun:
             return ContainerExit(None, None, False, None, started, time.time(), message)
         return run_container(client, spec, self.job.timeout_s, self.job.stall_timeout_s, stop)
 
-    def _place_request(self, gpus: list[int], uuids: list[str], cpuset: str) -> None:
-        """config.json says where the container runs: this node's GPUs and CPUs."""
-        path = self.workdir / CONFIG_FILE
-        request = RunRequest.model_validate_json(path.read_text(encoding="utf-8"))
-        context = request.context.model_copy(
-            update={"gpu_indices": gpus, "gpu_uuids": uuids, "cpuset": cpuset}
-        )
-        write_json(path, request.model_copy(update={"context": context}))
-
     def _error(self, type_: str, message: str) -> None:
         write_json(self.workdir / ERROR_FILE, ErrorReport.capped(type_, message, ""))
 
     def _last_run(self) -> dict[str, float] | None:
         try:
-            data = json.loads(self.last_run_file.read_text(encoding="utf-8"))
+            data = json.loads(read_private(self.last_run_file))
             return {"finished_at": float(data["finished_at"]), "cycle": int(data["cycle"])}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, UntrustedFile, ValueError, KeyError, TypeError):
             return None
 
     def _remember_last_run(self) -> None:
-        self.last_run_file.parent.mkdir(parents=True, exist_ok=True)
-        write_json(
-            self.last_run_file,
-            {"finished_at": time.time(), "cycle": self.job.cycle, "run_id": self.job.run_id},
-        )
+        run = self.job.run
+        last = {"finished_at": time.time(), "cycle": run.cycle, "run_id": run.run_id}
+        write_json(self.last_run_file, last, mode=PRIVATE)
 
 
 def node_run(study_dir: Path, runs_file: Path) -> int:

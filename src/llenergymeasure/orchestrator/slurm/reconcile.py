@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llenergymeasure.orchestrator import collect, layout
+from llenergymeasure.orchestrator import collect
 from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.slurm.batches import private_slurm_dir
 from llenergymeasure.orchestrator.slurm.executor import SlurmExecutor
-from llenergymeasure.orchestrator.slurm.node_job import read_node_job
+from llenergymeasure.orchestrator.slurm.node_job import jobs_dir, read_node_job
 from llenergymeasure.orchestrator.study_folder import writer_lock
+from llenergymeasure.study.folder import load_plan
 from llenergymeasure.study.manifest import Manifest, load_manifest
 
 OPEN_STATUSES = ("running", "pending")
@@ -34,14 +36,12 @@ def reconcile(study_dir: Path, display: Display) -> int:
             for r in record.runs.values()
             if r.status in OPEN_STATUSES and r.executor_job_id
         }
-        runs = [run for run in layout.load_plan(study_dir) if run.run_id in open_ids]
-        node_job = next(
-            (job for run in runs if (job := read_node_job(layout.work_dir(study_dir, run.run_id)))),
-            None,
-        )
-        if node_job is None:
+        runs = [run for run in load_plan(study_dir) if run.run_id in open_ids]
+        if not runs:
             return 0
-        executor = SlurmExecutor(study_dir, record.study_id, node_job.execution)
+        jobs = jobs_dir(private_slurm_dir(study_dir))
+        execution = read_node_job(jobs, runs[0].run_id).execution
+        executor = SlurmExecutor(study_dir, record.study_id, execution)
         executor.reattach(runs)
         recorder = collect.Recorder(manifest, study_dir, display)
         collected = 0

@@ -1,0 +1,64 @@
+"""The host folders containers read or write across runs, and how llem keeps them its own.
+
+- the user's Hugging Face hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+  `~/.cache/huggingface/hub`): only ever mounted read-only, never changed, never chowned; the
+  token file of `$HF_HOME` is outside it and never mounted;
+- llem's own cache (`$LLEM_CACHE_DIR`, else `~/.cache/llenergymeasure`): `hf-hub/` (what fetch
+  containers download), `tensorrt-engines/` (compiled engines; `$LLEM_ENGINE_CACHE` overrides)
+  and `fetch/` (the fetch containers' work folders). Each folder a container writes is created
+  by llem and, when llem runs as root, handed to the containers' user: that folder alone,
+  never what is in it, and never a folder that is a link or belongs to anyone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.container_user import ContainerUser
+
+
+def user_hub_cache() -> Path:
+    explicit = os.environ.get("HF_HUB_CACHE")
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    return Path(home) / "hub"
+
+
+def llem_cache_root() -> Path:
+    return Path(os.environ.get("LLEM_CACHE_DIR") or Path.home() / ".cache" / "llenergymeasure")
+
+
+def llem_hub_cache() -> Path:
+    return llem_cache_root() / "hf-hub"
+
+
+def engine_cache_dir() -> Path:
+    """Compiled TensorRT-LLM engines ($LLEM_ENGINE_CACHE, else llem's cache)."""
+    return Path(os.environ.get("LLEM_ENGINE_CACHE") or llem_cache_root() / "tensorrt-engines")
+
+
+def owned_folder(folder: Path, user: ContainerUser) -> Path:
+    """A folder of llem's own that containers write: created if missing, refused when it is a
+    link or belongs to someone but this user or the containers' user; then handed to the
+    containers' user (the folder alone)."""
+    with contextlib.suppress(FileExistsError):  # a link to nowhere: refused below
+        folder.mkdir(parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    owners = {os.geteuid(), user.uid}
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
+        what = (
+            "not a folder (a link?)"
+            if not stat.S_ISDIR(info.st_mode)
+            else (f"owned by uid {info.st_uid}")
+        )
+        raise UserError(
+            f"{folder} is {what}; llem writes only into folders of its own",
+            hint="remove it, or set LLEM_CACHE_DIR to a folder of yours",
+        )
+    user.hand_over(folder)
+    return folder

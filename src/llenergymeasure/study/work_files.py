@@ -1,0 +1,156 @@
+"""The host's one way into a run's work folder.
+
+The work folder belongs to the container's user: whatever is in it when the host looks may have
+been planted there (a link to a root-only file, a FIFO, a link to `/dev/zero`, a 2 GiB file, an
+endless line). Every host reader and writer of a work folder goes through this module, which
+reads by the rules of `study.untrusted`, with the cap of each file's kind from the one table
+below. What breaks a rule is the run's failure (`UntrustedFile`), never llem's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.contract.workdir import (
+    CONFIG_FILE,
+    CONTAINER_LOG_FILE,
+    ERROR_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    TIMESERIES_FILE,
+    ErrorReport,
+    ProgressEvent,
+)
+from llenergymeasure.study.untrusted import (
+    UntrustedFile,
+    irregular,
+    printable,
+    read_bytes,
+    read_from,
+    read_tail,
+    regular_size,
+)
+
+MiB = 1 << 20
+# The most the host reads of each file (a bigger one is refused), or, for the log it writes
+# itself, keeps. Far above what a run writes: a result is tens of KiB, a timeseries of an hour
+# at 10 Hz on 8 GPUs a few MiB.
+CAPS: dict[str, int] = {
+    CONFIG_FILE: 8 * MiB,
+    PROGRESS_FILE: 64 * MiB,
+    RESULT_FILE: 16 * MiB,
+    ERROR_FILE: 1 * MiB,
+    CONTAINER_LOG_FILE: 64 * MiB,
+    TIMESERIES_FILE: 512 * MiB,
+}
+# The longest progress line taken; a longer one is skipped, not buffered.
+PROGRESS_LINE_CAP = 64 * 1024
+# What one look at progress.jsonl reads at most: memory per look is bounded, whatever it holds.
+PROGRESS_STEP = 256 * 1024
+LOG_TAIL_BYTES = 4000
+
+
+def untrusted_entry(workdir: Path) -> str | None:
+    """The first file of the contract in `workdir` that is not a plain regular file, and what
+    it is instead; None when all are plain (or absent)."""
+    for name in CAPS:
+        problem = irregular(workdir / name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def read_result(workdir: Path) -> ExperimentResult:
+    """`result.json`, validated. FileNotFoundError, UntrustedFile or ValidationError."""
+    return ExperimentResult.model_validate_json(
+        read_bytes(workdir / RESULT_FILE, CAPS[RESULT_FILE])
+    )
+
+
+def read_error(workdir: Path) -> ErrorReport:
+    """`error.json`, validated, its text made printable. FileNotFoundError, UntrustedFile or
+    ValidationError."""
+    report = ErrorReport.model_validate_json(read_bytes(workdir / ERROR_FILE, CAPS[ERROR_FILE]))
+    return ErrorReport(
+        type=printable(report.type)[:200],
+        message=printable(report.message)[:2000],
+        traceback=printable(report.traceback),
+    )
+
+
+def read_timeseries(workdir: Path) -> bytes | None:
+    """`timeseries.parquet`'s bytes; None when the run left none. UntrustedFile."""
+    try:
+        return read_bytes(workdir / TIMESERIES_FILE, CAPS[TIMESERIES_FILE])
+    except FileNotFoundError:
+        return None
+
+
+def has_timeseries(workdir: Path) -> bool:
+    return regular_size(workdir / TIMESERIES_FILE) is not None
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log (container.log, a Slurm job's output), printable; what
+    the file is instead when it is not a plain file."""
+    try:
+        data = read_tail(path, LOG_TAIL_BYTES)
+    except UntrustedFile as error:
+        return f"({error}; not read)"
+    text = printable(data.decode("utf-8", errors="replace"))
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ProgressTail:
+    """Reads `progress.jsonl` from where the last read stopped: each event is parsed once, so
+    following a run costs what it appends, not what it has written so far. A last line still
+    being written waits for its newline; one read takes at most PROGRESS_STEP bytes (`behind`:
+    there may be more). What breaks the contract (not a plain file, a line longer than
+    PROGRESS_LINE_CAP, more than its cap in all) stops the reading: `problem` says what."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self.behind = False
+        self.problem: str | None = None
+
+    def read_new(self) -> list[ProgressEvent]:
+        if self.problem is not None:
+            return []
+        try:
+            data = read_from(self.path, self.offset, PROGRESS_STEP)
+        except UntrustedFile as error:
+            self.problem = str(error)
+            return []
+        self.behind = len(data) == PROGRESS_STEP
+        complete = data.rfind(b"\n") + 1
+        if len(data) - complete >= PROGRESS_LINE_CAP:
+            self.problem = f"{PROGRESS_FILE} has a line longer than {PROGRESS_LINE_CAP} bytes"
+        self.offset += complete
+        if self.offset > CAPS[PROGRESS_FILE]:
+            self.problem = f"{PROGRESS_FILE} grew above its {CAPS[PROGRESS_FILE] // MiB} MiB cap"
+        events: list[ProgressEvent] = []
+        for line in data[:complete].splitlines():
+            if not line.strip():
+                continue
+            if len(line) > PROGRESS_LINE_CAP:
+                self.problem = f"{PROGRESS_FILE} has a line longer than {PROGRESS_LINE_CAP} bytes"
+                break
+            try:
+                event = ProgressEvent.model_validate_json(line)
+            except ValueError:
+                continue
+            if event.detail is not None:
+                event = event.model_copy(update={"detail": printable(event.detail)[:200]})
+            events.append(event)
+        return events
+
+
+def read_progress(path: Path) -> list[ProgressEvent]:
+    """Every event of `progress.jsonl` so far (a last line still being written ignored)."""
+    tail = ProgressTail(path)
+    events = tail.read_new()
+    while tail.behind and tail.problem is None:
+        events += tail.read_new()
+    return events
