@@ -93,7 +93,7 @@ def test_a_live_experiment_container_is_locked_down(tmp_path, client):
         assert not any(SECRET in variable for variable in attrs["Config"]["Env"])
         assert host["LogConfig"] == {
             "Type": "json-file",
-            "Config": {"max-file": "2", "max-size": "16m"},
+            "Config": {"max-file": "2", "max-size": "256m"},
         }
         stdout, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout[-3000:]

@@ -91,7 +91,9 @@ def test_a_hub_model_in_the_users_cache_runs_read_only_offline_and_without_the_t
     assert "model:llem/tiny@main: found in your Hugging Face cache, commit" in output
     assert attrs is not None, "no experiment container was seen"
     assert attrs["HostConfig"]["NetworkMode"] == "none"
-    assert not any(e.startswith(("HF_TOKEN=", "HUGGING_FACE_HUB_TOKEN=")) for e in attrs["Config"]["Env"])
+    assert not any(
+        e.startswith(("HF_TOKEN=", "HUGGING_FACE_HUB_TOKEN=")) for e in attrs["Config"]["Env"]
+    )
     mounts = {m["Destination"]: m for m in attrs["Mounts"]}
     assert mounts[USER_HUB_DIR]["Source"] == str(hub) and mounts[USER_HUB_DIR]["RW"] is False
     (study_dir,) = study_dirs(tmp_path)
@@ -107,9 +109,7 @@ def test_a_hub_model_in_the_users_cache_runs_read_only_offline_and_without_the_t
     assert SECRET not in output
 
 
-def test_a_hub_model_no_cache_holds_is_one_message_before_anything_is_written(
-    tmp_path, client
-):
+def test_a_hub_model_no_cache_holds_is_one_message_before_anything_is_written(tmp_path, client):
     hub = tmp_path / "hf" / "hub"
     hub.mkdir(parents=True)
     study = write_study(tmp_path, ["llem/absent"], image=CPU_IMAGE, offline=True, **TINY_WORKLOAD)

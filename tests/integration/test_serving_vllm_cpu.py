@@ -20,6 +20,7 @@ from llenergymeasure.study.manifest import load_manifest
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 RATES = [4.0, 12.0]
+SECRET = "hf_llemServingSecret0123456789"
 DURATION_S = 12.0
 
 
@@ -61,9 +62,13 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         capture_output=True,
         text=True,
         timeout=1500,
+        env={**os.environ, "HF_TOKEN": SECRET},  # a secret in llem's environment: in no file
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)
+    for path in study_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), f"the token is in {path}"
     record = load_manifest(study_dir)
     results = sorted(
         (

@@ -281,3 +281,78 @@ def test_a_run_lost_to_a_node_failure_is_submitted_again(tmp_path, fault_image):
     jobs = _sacct_settled(study_dir, 3)
     assert jobs[first] == "NODE_FAIL" and jobs[lost.executor_job_id] == "COMPLETED"
     assert b"NODE_FAIL; submitting it again" in out
+
+
+SECRET = "hf_llemSlurmSecret0123456789"
+
+
+def test_no_secret_reaches_a_file_or_the_node_container_and_a_percent_path_works(
+    tmp_path, fault_image
+):
+    folder = tmp_path / "100%-runs"  # sbatch expands % in --output: escaped
+    folder.mkdir()
+    study = write_study(folder, ["fault:net-1"], execution=SLURM)
+    env = {**os.environ, "HF_TOKEN": SECRET, "HUGGING_FACE_HUB_TOKEN": SECRET}
+    proc = llem("run", str(study), cwd=folder, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (study_dir,) = study_dirs(folder)
+    (run,) = _runs(study_dir)
+    assert run.status == "completed"
+    log = (study_dir / "experiments" / run.run_id / "container.log").read_text()
+    assert "token variables: []" in log and "interfaces: ['lo']" in log
+    assert (study_dir / "slurm").stat().st_mode & 0o777 == 0o700
+    job_files = list((study_dir / "slurm" / "jobs").iterdir())
+    assert job_files and all(p.stat().st_mode & 0o777 == 0o600 for p in job_files)
+    assert list((study_dir / "slurm").glob("b0001_0.out"))  # the output where it was asked for
+    for path in study_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), f"the token is in {path}"
+
+
+def test_a_job_file_someone_else_could_have_written_is_not_run(tmp_path, fault_image):
+    held = {**SLURM["slurm"], "extra_args": ["--hold"]}
+    study = write_study(tmp_path, ["fault:ok-1"], execution={**SLURM, "slurm": held})
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    job_id = _wait_for(lambda: _runs(study_dir)[0].executor_job_id, "the job's id")
+    (job_file,) = (study_dir / "slurm" / "jobs").glob("*.job.json")
+    job_file.chmod(0o644)  # as if another user had written or could write it
+    if os.geteuid() == 0:
+        os.chown(job_file, 12345, 12345)
+    subprocess.run(["scontrol", "release", job_id.split("_")[0]], check=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out.decode()[-3000:]
+    (run,) = _runs(study_dir)
+    assert (run.outcome, run.error_type) == ("crashed", "JobCrash")
+    assert "not a job llem wrote for this user" in (run.log_tail or "")
+    assert not (study_dir / "experiments" / run.run_id / "container.log").exists()  # none ran
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a second user needs root to create")
+def test_another_users_job_of_the_same_name_is_never_taken_for_ours(tmp_path, fault_image):
+    other = "llem-other"
+    if subprocess.run(["id", other], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", other], check=True)
+    study = write_study(tmp_path, ["fault:ok-30"], execution=SLURM)
+    proc = llem("run", str(study), "--detach", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (study_dir,) = study_dirs(tmp_path)
+    (name,) = _job_names(study_dir)
+    theirs = subprocess.run(
+        [
+            *("runuser", "-u", other, "--", "sbatch", "--parsable", "--partition=llem"),
+            *(f"--job-name={name}", "--output=/dev/null", "--chdir=/tmp", "--wrap=sleep 300"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        resumed = llem("run", str(study), "--resume", cwd=tmp_path, timeout=180)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        (run,) = _runs(study_dir)
+        assert run.status == "completed" and not run.executor_job_id.startswith(theirs)
+    finally:
+        subprocess.run(["scancel", theirs], check=False)

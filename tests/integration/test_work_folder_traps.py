@@ -125,3 +125,41 @@ def test_ctrl_c_still_works_with_fifos_in_the_work_folder(tmp_path, fault_image)
     (study_dir,) = study_dirs(tmp_path)
     first = min(load_manifest(study_dir).runs.values(), key=lambda r: r.run_index)
     assert first.status == "interrupted"
+
+
+def test_container_text_reaches_the_terminal_and_csv_inert(tmp_path, fault_image):
+    study_dir, run, proc = _run_with_trap(tmp_path, "fault:escape")
+    assert run.error_type == "Hostile" and run.error.startswith("=HYPERLINK(1)")
+    assert "\x1b" not in run.error and "\x07" not in run.error
+    for stream in (proc.stdout, proc.stderr):
+        assert "\x1b]" not in stream and "\x07" not in stream and "\x1b[2J" not in stream
+    status = llem("status", str(study_dir), cwd=tmp_path)
+    assert "\x1b]" not in status.stdout and "\x07" not in status.stdout
+    csv = (study_dir / "results.csv").read_text()
+    assert "'=HYPERLINK(1)" in csv and ",=HYPERLINK" not in csv
+
+
+def test_a_chatty_container_leaves_a_capped_log_and_the_study_goes_on(tmp_path, fault_image):
+    study = write_study(tmp_path, ["fault:chatty", "fault:ok-1"])
+    proc = llem("run", str(study), cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (study_dir,) = study_dirs(tmp_path)
+    logs = sorted(study_dir.glob("experiments/*/container.log"))
+    cap = 64 << 20
+    assert cap <= logs[0].stat().st_size < cap + 200
+    data = logs[0].read_bytes()
+    # its head and its end (80 MiB printed, then the runner's last words), the middle counted
+    assert data.startswith(b"fault image: fault:chatty\n")
+    assert b"bytes between them were dropped]\n" in data[-(2 << 20) :]
+    assert data.rstrip().endswith(b"x" * 100)
+
+
+def test_a_study_under_a_path_with_a_colon_runs(tmp_path, fault_image):
+    folder = tmp_path / "runs:2026"
+    folder.mkdir()
+    study = write_study(folder, ["fault:ok-1"])
+    proc = llem("run", str(study), cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    (study_dir,) = study_dirs(folder)
+    (run,) = load_manifest(study_dir).runs.values()
+    assert run.status == "completed"

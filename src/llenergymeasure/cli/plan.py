@@ -128,7 +128,11 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             "(resolved to its digest when the study runs)"
         )
     if study.offline:
-        console.print("  offline: containers get no network; models must be cached")
+        console.print("  offline: nothing is fetched; hub models must be in a cache already")
+    else:
+        console.print(
+            "  hub models and datasets are fetched before the runs; experiments get no network"
+        )
     console.print(f"  {escape(_where_text(study))}")
 
     console.print(_runs_table(plan, rows))

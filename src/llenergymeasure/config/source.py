@@ -51,10 +51,21 @@ class SourceMap:
         return f"{self.file}:{line}" if line is not None else self.file
 
 
+# A study file is a page of settings: these bound what reading one may cost. Anchors and aliases
+# are allowed (they are handy for repeated blocks) but every value they expand to counts.
+MAX_FILE_BYTES = 4 << 20
+MAX_VALUES = 100_000
+
+
 def read_yaml(path: Path, display: str | None = None) -> tuple[Any, SourceMap]:
     """Parse a YAML file into plain dicts/lists/scalars and the line of every key."""
     shown = display or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UserError(
+                f"{shown}: {size} bytes; a study file may have at most {MAX_FILE_BYTES >> 20} MiB"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{shown}: no such file") from None
@@ -81,15 +92,33 @@ def parse_yaml(text: str, shown: str) -> tuple[Any, SourceMap]:
     except RecursionError:
         raise UserError(f"{shown}: YAML nested too deeply") from None
     source = SourceMap(shown)
-    return _plain(document, "", source, 1), source
+    return _plain(document, "", source, 1, _Budget(shown)), source
+
+
+class _Budget:
+    """Counts the values a document expands to (an alias counts each time it is used)."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown, self.left = shown, MAX_VALUES
+
+    def spend(self, line: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise UserError(
+                f"{self.shown}:{line}: the file expands to more than {MAX_VALUES:,} values "
+                "(anchors and aliases included)",
+                hint="a study file is a page of settings: use sweep: instead of long lists, and "
+                "no alias of an alias of ...",
+            )
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _plain(node: Any, path: str, source: SourceMap, line: int) -> Any:
+def _plain(node: Any, path: str, source: SourceMap, line: int, budget: _Budget) -> Any:
     """ruamel's round-trip types to plain Python, recording lines on the way."""
+    budget.spend(line)
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
@@ -102,7 +131,7 @@ def _plain(node: Any, path: str, source: SourceMap, line: int) -> Any:
                 )
             child = join(path, key)
             source.lines.setdefault(child, key_line)
-            out[key] = _plain(node[key], child, source, key_line)
+            out[key] = _plain(node[key], child, source, key_line, budget)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -110,7 +139,7 @@ def _plain(node: Any, path: str, source: SourceMap, line: int) -> Any:
             child = join(path, index)
             item_line = node.lc.item(index)[0] + 1
             source.lines.setdefault(child, item_line)
-            items.append(_plain(item, child, source, item_line))
+            items.append(_plain(item, child, source, item_line, budget))
         return items
     if node is None or isinstance(node, bool):
         return node

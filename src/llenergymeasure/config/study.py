@@ -121,7 +121,7 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_cycles: int = Field(1, ge=1, description="Times every configuration is run.")
+    n_cycles: int = Field(1, ge=1, le=10_000, description="Times every configuration is run.")
     cycle_order: CycleOrder = Field(
         "interleaved",
         description=(
@@ -259,7 +259,9 @@ class StudyConfig(BaseModel):
     name: str = Field(min_length=1, description="Study name; the study folder starts with it.")
     output_dir: str = Field("llem-results", min_length=1, description="Where study folders go.")
     offline: bool = Field(
-        False, description="Containers get no network: models must be in the local cache."
+        False,
+        description="Fetch nothing: hub models and datasets must be in a cache already. (An "
+        "experiment never has a network; online, the pre-flight fetches what is missing.)",
     )
     images: dict[Backend, str] = Field(
         default_factory=default_images, description="Image reference per backend."

@@ -287,6 +287,11 @@ class ServingSLO(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+# The most requests one serving run sends: its send times are drawn up front, and its
+# per-request records are one table.
+MAX_SERVING_REQUESTS = 1_000_000
+
+
 class ServingConfig(Strict):
     """Open-loop load against the backend's own OpenAI-compatible server (mode: serving)."""
 
@@ -309,7 +314,9 @@ class ServingConfig(Strict):
         None, description="Most requests in flight; a send waits for a free place (unset: none)."
     )
     n_requests: PositiveInt | None = Field(
-        None, description="Requests sent, warm-up included (unset: as many as duration_s takes)."
+        None,
+        le=MAX_SERVING_REQUESTS,
+        description="Requests sent, warm-up included (unset: as many as duration_s takes).",
     )
     duration_s: float | None = Field(
         None, gt=0, description="Stop sending after this long, s (with n_requests: first wins)."
@@ -357,6 +364,17 @@ class ServingConfig(Strict):
                 "request_rate 'inf' sends every request at once: give n_requests",
                 "request_rate",
                 "n_requests",
+            )
+        if (
+            self.n_requests is None
+            and self.duration_s is not None
+            and self.rate * self.duration_s > MAX_SERVING_REQUESTS
+        ):
+            raise CombinationError(
+                f"request_rate x duration_s is {self.rate * self.duration_s:,.0f} requests, above "
+                f"the {MAX_SERVING_REQUESTS:,} a serving run may send",
+                "request_rate",
+                "duration_s",
             )
         if self.n_requests is not None and self.warmup_requests >= self.n_requests:
             raise CombinationError(

@@ -36,9 +36,19 @@ OWNER_HOST_LABEL = "llem.owner_host"
 STUDY_LABEL = "llem.study"
 RUN_LABEL = "llem.run"
 LOG_CAP = CAPS[CONTAINER_LOG_FILE]
-# The engine's own copy of the output (what `docker logs` shows) is bounded too: a container
-# that prints without end fills neither the study folder nor the engine's disk.
-ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "16m", "max-file": "2"})
+# container.log keeps the first LOG_CAP - LOG_TAIL bytes and the last LOG_TAIL: how the engine
+# started and how the run ended, with what was dropped between them counted.
+LOG_TAIL = 1 << 20
+# The engine's own copy of the output (what `docker logs` shows, and what llem streams from) is
+# bounded too, so a container that prints without end fills neither the study folder nor the
+# engine's disk. Well above LOG_CAP: a rotation loses what a follower has not read yet, and
+# nothing of what container.log keeps may be lost.
+ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "256m", "max-file": "2"})
+
+
+def owner_labels() -> dict[str, str]:
+    """Which llem started a container (this process, this host): what orphan cleanup reads."""
+    return {OWNER_PID_LABEL: str(os.getpid()), OWNER_HOST_LABEL: os.uname().nodename}
 
 
 @dataclass
@@ -270,21 +280,30 @@ def _kill(container: Any, sig: signal.Signals) -> None:
 
 def _stream_logs(container: Any, log_fd: int) -> None:
     """The container's output into the log file llem created before it started (an fd, so
-    nothing the container does to the name redirects it), up to LOG_CAP; the rest is drained
-    and counted."""
+    nothing the container does to the name redirects it): its head up to LOG_CAP - LOG_TAIL
+    bytes, then, when there was more, a line counting what was dropped and its last LOG_TAIL
+    bytes."""
+    head_cap = LOG_CAP - LOG_TAIL
     written = dropped = 0
+    tail = bytearray()
     try:
         for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            keep = chunk[: max(0, LOG_CAP - written)]
+            keep = chunk[: max(0, head_cap - written)]
             if keep:
                 written += os.write(log_fd, keep)
-            dropped += len(chunk) - len(keep)
+            rest = chunk[len(keep) :]
+            if rest:
+                tail += rest
+                dropped += len(rest)
+                del tail[: max(0, len(tail) - LOG_TAIL)]
     except Exception:
         pass  # the engine dropped the stream; what arrived is on disk
     if dropped:
-        note = f"\n[llem: container.log capped at {LOG_CAP >> 20} MiB; {dropped} bytes dropped]\n"
+        dropped -= len(tail)
+        note = f"\n[llem: container.log keeps its first {head_cap >> 20} MiB and last "
+        note += f"{LOG_TAIL >> 20} MiB; {dropped} bytes between them were dropped]\n"
         with contextlib.suppress(OSError):
-            os.write(log_fd, note.encode())
+            os.write(log_fd, note.encode() + bytes(tail))
 
 
 def _remove(client: docker.DockerClient, container: Any, name: str) -> None:

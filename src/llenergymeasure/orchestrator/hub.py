@@ -50,12 +50,7 @@ from llenergymeasure.orchestrator.caches import (
     owned_folder,
     user_hub_cache,
 )
-from llenergymeasure.orchestrator.container import (
-    OWNER_HOST_LABEL,
-    OWNER_PID_LABEL,
-    ContainerSpec,
-    run_container,
-)
+from llenergymeasure.orchestrator.container import ContainerSpec, owner_labels, run_container
 from llenergymeasure.orchestrator.container_user import BASE_ULIMITS, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.orchestrator.stop import StopState
@@ -172,11 +167,7 @@ class HubResolver:
         return ContainerSpec(
             image_id=image_id,
             name=f"llem-fetch-{os.getpid()}-{workdir.name}",
-            labels={
-                FETCH_LABEL: "1",
-                OWNER_PID_LABEL: str(os.getpid()),
-                OWNER_HOST_LABEL: os.uname().nodename,
-            },
+            labels={FETCH_LABEL: "1", **owner_labels()},
             workdir=workdir,
             user=self.user.spec,
             mounts=mounts,

@@ -29,6 +29,7 @@ import stat
 from pathlib import Path
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.orphans import pid_alive
 from llenergymeasure.study.untrusted import own_folder
 
 ENV_LOCK_DIR = "LLEM_LOCK_DIR"
@@ -170,19 +171,9 @@ def _holder(fd: int, path: Path) -> str:
         return "an unknown holder"
     study, pid, host = info.get("study", "?"), info.get("pid"), info.get("host")
     text = f"study {study} (pid {pid if pid is not None else '?'})"
-    if isinstance(pid, int) and host == os.uname().nodename and not _alive(pid):
+    if isinstance(pid, int) and host == os.uname().nodename and not pid_alive(pid):
         text += (
             f", which no longer runs on this host: a process it started still holds {path}; "
             f"`fuser -v {path}` names it, stop that process"
         )
     return text
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -38,11 +38,10 @@ from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.caches import engine_cache_dir, owned_folder
 from llenergymeasure.orchestrator.container import (
-    OWNER_HOST_LABEL,
-    OWNER_PID_LABEL,
     RUN_LABEL,
     STUDY_LABEL,
     ContainerSpec,
+    owner_labels,
 )
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
@@ -232,12 +231,7 @@ def build(
     spec = ContainerSpec(
         image_id=image.id,
         name=f"llem-{os.getpid()}-{ctx.study_id[-8:]}-{run.run_id}",
-        labels={
-            STUDY_LABEL: ctx.study_id,
-            RUN_LABEL: run.run_id,
-            OWNER_PID_LABEL: str(os.getpid()),
-            OWNER_HOST_LABEL: os.uname().nodename,
-        },
+        labels={STUDY_LABEL: ctx.study_id, RUN_LABEL: run.run_id, **owner_labels()},
         workdir=workdir,
         user=ctx.user.spec,
         mounts=mounts,

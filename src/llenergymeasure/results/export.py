@@ -51,11 +51,27 @@ def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> Path:
         return path
     if fmt == "csv":
         buffer = io.StringIO()
-        frame.to_csv(buffer, index=False)
+        _inert(frame).to_csv(buffer, index=False)
         atomic_write_text(path, buffer.getvalue())
     else:
         atomic_write_text(path, frame.to_json(orient="records", indent=2, double_precision=15))
     return path
+
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): text from a container or a
+# study file (an error message, a model name) may start so.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that start like a formula get a leading `'`; numbers stay numbers."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+            )
+    return out
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

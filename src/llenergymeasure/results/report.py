@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
@@ -158,7 +159,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
     template = _environment().get_template("report.html.j2")
     return (
         template.render(
-            css=CSS,
+            css=Markup(CSS),  # our own constant: escaping would break its quoted font names
             study=study.manifest,
             n_runs=len(study.runs),
             states=", ".join(f"{n} {state}" for state, n in sorted(counts.items())),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -54,6 +55,9 @@ DEFAULT_BACKEND: str = ExperimentConfig.model_fields["backend"].default
 _DEFAULT_SOURCE: str = SyntheticPrompts.model_fields["source"].default
 _DEFAULT_LENGTH: str = FixedLength.model_fields["distribution"].default
 GRID = "grid"
+# The most runs (configurations x cycles) one study may plan: what planning, the manifest and
+# the results tables are benchmarked at (benchmarks/plan_scale.py, manifest_scale.py).
+MAX_RUNS = 100_000
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     locator = _Locator(study)
     sources = _sources(study)
     _check_entries_against_sweep(sources, locator)
+    _check_size(sources, study, locator)
 
     configs: list[PlannedConfig] = []
     skipped: list[SkippedCombination] = []
@@ -244,6 +249,36 @@ def _expand(study: StudyConfig, inputs_dir: Path | None) -> Plan:
     seed = shuffle_seed(study.execution, design_hash(study))
     order = cycle_order(len(configs), study.execution, seed)
     return Plan(configs=configs, order=order, skipped=skipped)
+
+
+def _check_size(sources: list[_Source], study: StudyConfig, locator: _Locator) -> None:
+    """At most MAX_RUNS runs, counted before anything is expanded: a study file cannot make
+    llem build millions of configurations in memory."""
+    configurations = sum(_combination_count(source) for source in sources)
+    runs = configurations * study.execution.n_cycles
+    if runs > MAX_RUNS:
+        where = locator.study_file
+        if study.source_map is not None and study.sweep:
+            where = study.source_map.where("sweep")
+        raise UserError(
+            f"{where}: the study plans {runs:,} runs ({configurations:,} configurations x "
+            f"{study.execution.n_cycles} cycles), above the {MAX_RUNS:,} a study may hold",
+            hint="split it into several studies, or sweep fewer values",
+        )
+
+
+def _combination_count(source: _Source) -> int:
+    """The configurations a source expands to (skipped ones included): the product of its
+    common dimensions, a backend's own dimensions multiplying only that backend's share."""
+    backend_dim = next((d for d in source.dimensions if d.path == ("backend",)), None)
+    common = [d for d in source.dimensions if d.path[0] not in BACKENDS and d is not backend_dim]
+    count = math.prod(len(d.values) for d in common)
+    backends = backend_dim.values if backend_dim else [source.data.get("backend", DEFAULT_BACKEND)]
+    scoped = sum(
+        math.prod(len(d.values) for d in source.dimensions if d.path[0] == backend)
+        for backend in backends
+    )
+    return count * scoped
 
 
 def _as_validated(swept: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

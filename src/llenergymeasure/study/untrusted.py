@@ -8,8 +8,9 @@ The rule, for every such file the host opens:
   instead of waiting for a writer that never comes);
 - regular files only, judged by `fstat` of what was opened, so nothing can be swapped between
   the check and the read; one link only (a hard link to someone else's file is refused);
-- at most the cap of its kind, read in chunks against a deadline (a read that drips, as from a
-  wedged network filesystem, ends with a reason instead of freezing llem);
+- at most the cap of its kind, within a deadline (a whole-file read runs in a thread of its own:
+  one that never returns, as from a wedged network filesystem, ends with a reason instead of
+  freezing llem);
 - where llem trusts only itself (the files a Slurm node is told to run), owned by this user and
   writable by no one else.
 
@@ -24,7 +25,7 @@ import errno
 import os
 import re
 import stat
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,11 +127,30 @@ def read_bytes(
     private: bool = False,
     deadline_s: float = READ_DEADLINE_S,
 ) -> bytes:
-    """The whole of `path`, at most `cap` bytes (more is refused, not cut)."""
-    with open_regular(path, owner=owner, private=private) as (fd, info):
-        if info.st_size > cap:
-            raise UntrustedFile(path, f"is {_size(info.st_size)}, above its {_size(cap)} cap")
-        return _read(fd, path, cap, time.monotonic() + deadline_s)
+    """The whole of `path`, at most `cap` bytes (more is refused, not cut), within
+    `deadline_s`: the read runs in a thread of its own, so a read that never returns (a hung
+    network filesystem) leaves that thread waiting, not llem."""
+    outcome: list[bytes | BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            with open_regular(path, owner=owner, private=private) as (fd, info):
+                if info.st_size > cap:
+                    size, limit = _size(info.st_size), _size(cap)
+                    raise UntrustedFile(path, f"is {size}, above its {limit} cap")
+                outcome.append(_read(fd, path, cap))
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+        done.set()
+
+    threading.Thread(target=read, name=f"read {path.name}", daemon=True).start()
+    if not done.wait(deadline_s):
+        raise UntrustedFile(path, f"was not read within {deadline_s:g} s (a stalled filesystem?)")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def read_text(path: Path, cap: int, **expect: object) -> str:
@@ -156,7 +176,7 @@ def read_tail(path: Path, max_bytes: int) -> bytes:
         return b""
 
 
-def _read(fd: int, path: Path, cap: int, deadline: float) -> bytes:
+def _read(fd: int, path: Path, cap: int) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -167,8 +187,6 @@ def _read(fd: int, path: Path, cap: int, deadline: float) -> bytes:
         if total > cap:  # it grew while being read
             raise UntrustedFile(path, f"grew above its {_size(cap)} cap while being read")
         chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise UntrustedFile(path, "was not read within its deadline (a stalled filesystem?)")
 
 
 def create_new(path: Path, mode: int = 0o644) -> int:

@@ -22,6 +22,8 @@ fault:big-result      result.json is a 2 GiB (sparse) file, exit 0
 fault:fifo-progress   progress.jsonl replaced by a FIFO, then sleeps forever
 fault:long-line       a 2 GiB (sparse) progress line without a newline, then sleeps forever
 fault:fifo-hang       result/error/timeseries are FIFOs, progress every 0.2 s forever
+fault:escape          error.json whose message holds terminal escapes and a spreadsheet formula
+fault:chatty          prints 80 MiB, then as fault:ok-1
 """
 
 import json
@@ -115,6 +117,11 @@ def traps(model):
             handle.write(b'{"event": "batch", "detail": "')
             handle.truncate(2 << 30)
         sleep_forever()
+    if kind == "escape":
+        message = "=HYPERLINK(1)\x1b]0;retitled\x07\x1b[2J\x1b[31mred\x1b[0m\x1b]52;c;Y2xpcA==\x07"
+        write_atomic("error.json", json.dumps({"type": "Hostile\x1b[5m", "message": message}))
+        print("log line\x1b]0;retitled-by-log\x07", flush=True)
+        return 1
     if kind == "fifo-hang":
         for name in ("result.json", "error.json", "timeseries.parquet"):
             replace(name, os.mkfifo)
@@ -132,8 +139,16 @@ def main():
     if model != "fault:stubborn":
         signal.signal(signal.SIGTERM, on_term)
     progress("started")
+    if model == "fault:chatty":
+        line = b"x" * 1023 + b"\n"
+        for _ in range(80 * 1024):
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        model = "fault:ok-1"
     if model.startswith("fault:net-"):
         print(f"interfaces: {sorted(os.listdir('/sys/class/net'))}", flush=True)
+        secrets = sorted(k for k in os.environ if "TOKEN" in k)
+        print(f"token variables: {secrets}", flush=True)
         model = model.replace("fault:net-", "fault:ok-")
     if model.startswith("fault:ok-"):
         for i in range(int(model.rsplit("-", 1)[1])):

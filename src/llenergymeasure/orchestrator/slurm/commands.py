@@ -6,6 +6,7 @@ The parsing is pure and unit-tested on the formats Slurm prints; the calls raise
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -116,7 +117,10 @@ def queue(names: Iterable[str]) -> list[TaskState]:
     if not wanted:
         return []
     out = run_command(
-        ["squeue", "-h", "-r", "-t", "all", "--name", ",".join(wanted), "-o", SQUEUE_FORMAT],
+        [
+            *("squeue", "-h", "-r", "-t", "all", _own_jobs()),
+            *("--name", ",".join(wanted), "-o", SQUEUE_FORMAT),
+        ],
         "squeue",
     )
     return parse_squeue(out)
@@ -128,7 +132,8 @@ def accounting(array_ids: Iterable[str]) -> list[TaskState]:
     if not ids:
         return []
     out = run_command(
-        ["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "--format", SACCT_FIELDS], "sacct"
+        ["sacct", "-X", "-n", "-P", _own_jobs(), "-j", ",".join(ids), "--format", SACCT_FIELDS],
+        "sacct",
     )
     return parse_sacct(out)
 
@@ -148,6 +153,7 @@ def jobs_named(names: Iterable[str]) -> list[TaskState]:
                 "-P",
                 "-S",
                 "2000-01-01",
+                _own_jobs(),
                 "--name",
                 ",".join(wanted),
                 "--format",
@@ -160,6 +166,11 @@ def jobs_named(names: Iterable[str]) -> list[TaskState]:
     for task in parse_sacct(out):
         found.setdefault(task.job_id, task)
     return list(found.values())
+
+
+def _own_jobs() -> str:
+    """Only this user's jobs: another user's job of the same name is never taken for ours."""
+    return f"--user={os.geteuid()}"
 
 
 def parse_squeue(text: str) -> list[TaskState]:
