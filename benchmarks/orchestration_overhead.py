@@ -20,7 +20,7 @@ import docker
 
 from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.workdir import CONFIG_FILE, atomic_write_json
+from llenergymeasure.contract.workdir import CONFIG_FILE, atomic_write_json, run_dir_name
 from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.container import run_container
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
@@ -55,10 +55,10 @@ def llem_lifecycle(
     client: docker.DockerClient, image_ref: str, study_dir: Path, manifest: Manifest, i: int
 ) -> float:
     start = time.perf_counter()
-    config = ExperimentConfig(model="bench", gpu_count=0)
+    config = ExperimentConfig(model="stub:bench", gpu_count=0)  # no hub id: nothing fetched
     run = PlannedRun(
         run_index=i,
-        run_id=f"{i:04d}_bench000_c0",
+        run_id=run_dir_name(i, "0" * 64, 0),
         config_hash="0" * 64,
         config_index=0,
         cycle=0,

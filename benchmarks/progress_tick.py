@@ -23,6 +23,7 @@ from llenergymeasure.contract.workdir import (
     PROGRESS_FILE,
     ProgressEvent,
     append_jsonl,
+    run_dir_name,
 )
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.study.models import PlannedRun
@@ -43,7 +44,7 @@ def median_ms(samples: list[float]) -> float:
 def main() -> None:
     run = PlannedRun(
         run_index=0,
-        run_id="0000_bench000_c0",
+        run_id=run_dir_name(0, "0" * 64, 0),
         config_hash="0" * 64,
         config_index=0,
         cycle=0,

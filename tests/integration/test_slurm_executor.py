@@ -95,6 +95,12 @@ def _queued(study_dir: Path) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def _started(folder: Path) -> Path | None:
+    """The study folder once its manifest is there (it is created just after the folder)."""
+    found = [d for d in study_dirs(folder) if (d / "manifest.jsonl").is_file()]
+    return found[0] if found else None
+
+
 def _runs(study_dir: Path) -> list:
     return sorted(load_manifest(study_dir).runs.values(), key=lambda r: r.run_index)
 
@@ -142,7 +148,7 @@ def test_faults_through_slurm_crash_timeout_and_an_outside_scancel(tmp_path, fau
     proc = subprocess.Popen(
         [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
     third = _wait_for(lambda: _runs(study_dir)[2].executor_job_id, "the third job's id")
     _wait_for(lambda: f"{third}|RUNNING" in _queued(study_dir), "the third job running", 90)
     subprocess.run(["scancel", third], check=True)
@@ -180,7 +186,7 @@ def test_kill_9_then_resume_follows_the_jobs_and_submits_none_twice(tmp_path, fa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
     _wait_for(lambda: _runs(study_dir)[0].status == "completed", "the first run collected", 90)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -203,7 +209,7 @@ def test_ctrl_c_cancels_every_job_of_the_study(tmp_path, fault_image):
     proc = subprocess.Popen(
         [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
     _wait_for(lambda: any("RUNNING" in q for q in _queued(study_dir)), "a job running", 90)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
@@ -260,7 +266,7 @@ def test_a_run_lost_to_a_node_failure_is_submitted_again(tmp_path, fault_image):
     proc = subprocess.Popen(
         [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
     first = _wait_for(lambda: _runs(study_dir)[0].executor_job_id, "the first job's id")
     _wait_for(lambda: f"{first}|RUNNING" in _queued(study_dir), "the first job running", 90)
     node = os.uname().nodename.split(".")[0]
@@ -315,7 +321,7 @@ def test_a_job_file_someone_else_could_have_written_is_not_run(tmp_path, fault_i
     proc = subprocess.Popen(
         [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    study_dir = _wait_for(lambda: (study_dirs(tmp_path) or [None])[0], "a study folder")
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
     job_id = _wait_for(lambda: _runs(study_dir)[0].executor_job_id, "the job's id")
     (job_file,) = (study_dir / "slurm" / "jobs").glob("*.job.json")
     job_file.chmod(0o644)  # as if another user had written or could write it

@@ -4,7 +4,6 @@ reads nothing through a link, and goes on with the study (README: Security)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -102,19 +101,23 @@ def test_a_broken_progress_file_stops_the_container(tmp_path, fault_image, trap,
     assert run.duration_s < 20
 
 
-def test_ctrl_c_still_works_with_fifos_in_the_work_folder(tmp_path, fault_image):
-    study = write_study(tmp_path, ["fault:fifo-hang", "fault:ok-1"])
+def test_ctrl_c_still_works_after_a_fifo_in_place_of_progress(tmp_path, fault_image):
+    # A FIFO where llem follows progress used to block its loop for good: no Ctrl+C, no study.
+    study = write_study(tmp_path, ["fault:fifo-progress", "fault:hang"])
     proc = subprocess.Popen(
         [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        dirs = study_dirs(tmp_path)
-        work = list(dirs[0].glob("experiments/*/result.json")) if dirs else []
-        if work and os.path.lexists(work[0]):
-            break
+    second = None
+    while second is None and time.monotonic() < deadline:
+        dirs = [d for d in study_dirs(tmp_path) if (d / "manifest.jsonl").is_file()]
+        runs = (
+            sorted(load_manifest(dirs[0]).runs.values(), key=lambda r: r.run_index) if dirs else []
+        )
+        second = runs[1] if len(runs) == 2 and runs[1].status == "running" else None
         time.sleep(0.2)
-    time.sleep(1.0)  # the display and the watch look at the FIFOs a few times
+    assert second is not None, "the study never went on to its second run"
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     try:
         _, stderr = proc.communicate(timeout=15)
@@ -122,9 +125,8 @@ def test_ctrl_c_still_works_with_fifos_in_the_work_folder(tmp_path, fault_image)
         proc.kill()
         pytest.fail("llem did not stop within 15 s of Ctrl+C")
     assert proc.returncode == 130, stderr
-    (study_dir,) = study_dirs(tmp_path)
-    first = min(load_manifest(study_dir).runs.values(), key=lambda r: r.run_index)
-    assert first.status == "interrupted"
+    first, second = sorted(load_manifest(dirs[0]).runs.values(), key=lambda r: r.run_index)
+    assert first.error_type == "UntrustedWorkFile" and second.status == "interrupted"
 
 
 def test_container_text_reaches_the_terminal_and_csv_inert(tmp_path, fault_image):

@@ -21,7 +21,6 @@ fault:zero-result     result.json is a link to /dev/zero, exit 0
 fault:big-result      result.json is a 2 GiB (sparse) file, exit 0
 fault:fifo-progress   progress.jsonl replaced by a FIFO, then sleeps forever
 fault:long-line       a 2 GiB (sparse) progress line without a newline, then sleeps forever
-fault:fifo-hang       result/error/timeseries are FIFOs, progress every 0.2 s forever
 fault:escape          error.json whose message holds terminal escapes and a spreadsheet formula
 fault:chatty          prints 80 MiB, then as fault:ok-1
 """
@@ -122,12 +121,6 @@ def traps(model):
         write_atomic("error.json", json.dumps({"type": "Hostile\x1b[5m", "message": message}))
         print("log line\x1b]0;retitled-by-log\x07", flush=True)
         return 1
-    if kind == "fifo-hang":
-        for name in ("result.json", "error.json", "timeseries.parquet"):
-            replace(name, os.mkfifo)
-        while True:
-            progress("batch", i=1, n=1)
-            time.sleep(0.2)
     return None
 
 
