@@ -79,14 +79,11 @@ def hub_items(config: ExperimentConfig, study_file_dir: Path) -> list[tuple[str,
     return found
 
 
-def cache_folder(name: str) -> Path:
-    return user_hub_cache() if name == "user" else llem_hub_cache()
-
-
 def inside_path(fetched: FetchedItem) -> tuple[Path, str, str]:
     """(host cache folder, its mount point, the snapshot folder in the container)."""
-    root = USER_HUB_DIR if fetched.cache == "user" else LLEM_HUB_DIR
-    return cache_folder(fetched.cache or "llem"), root, f"{root}/{fetched.path}"
+    if fetched.cache == "user":
+        return user_hub_cache(), USER_HUB_DIR, f"{USER_HUB_DIR}/{fetched.path}"
+    return llem_hub_cache(), LLEM_HUB_DIR, f"{LLEM_HUB_DIR}/{fetched.path}"
 
 
 @dataclass

@@ -153,10 +153,6 @@ def read_bytes(
     return result
 
 
-def read_text(path: Path, cap: int, **expect: object) -> str:
-    return read_bytes(path, cap, **expect).decode("utf-8", errors="replace")  # type: ignore[arg-type]
-
-
 def read_from(path: Path, offset: int, limit: int) -> bytes:
     """Up to `limit` bytes of `path` from `offset` (b"" when it does not exist)."""
     try:
