@@ -137,3 +137,16 @@ def test_a_log_tail_is_printable_and_says_what_it_did_not_read(tmp_path: Path) -
     assert log_tail(log, 5) == (
         "(container.log: is a symbolic link; llem does not follow it; not read)"
     )
+
+
+def test_the_host_writes_a_contract_file_over_a_planted_link_not_through_it(tmp_path) -> None:
+    from llenergymeasure.study import work_files
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "result.json").symlink_to(victim)
+    event = ProgressEvent(event="started")
+    work_files.write(tmp_path, "result.json", event)
+    assert victim.read_text() == "precious" and not (tmp_path / "result.json").is_symlink()
+    with pytest.raises(ValueError, match="not a file of the work folder's contract"):
+        work_files.write(tmp_path, "../elsewhere.json", event)

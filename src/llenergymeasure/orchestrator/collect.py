@@ -13,13 +13,13 @@ from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import (
     CONTAINER_LOG_FILE,
     RESULT_FILE,
-    atomic_write_json,
     utc_now,
 )
 from llenergymeasure.orchestrator.display import Display, result_summary
 from llenergymeasure.orchestrator.executor import JobDone
 from llenergymeasure.orchestrator.outcome import Classified, classify
 from llenergymeasure.orchestrator.pids import limit_reason
+from llenergymeasure.study import work_files
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.work_files import log_tail
@@ -133,5 +133,5 @@ class Recorder:
                 f"process(es) {foreign} not of this study were on its GPU(s) when it started",
             )
         if changed is not result:
-            atomic_write_json(done.job.workdir / RESULT_FILE, changed)
+            work_files.write(done.job.workdir, RESULT_FILE, changed)
         return changed

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from llenergymeasure.contract.workdir import (
     CONFIG_FILE,
-    atomic_write_json,
     utc_now,
 )
 from llenergymeasure.errors import UserError
@@ -48,6 +47,7 @@ from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.study_folder import StudyFolder, runs_to_do
+from llenergymeasure.study import work_files
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.manifest_models import Outcome
 from llenergymeasure.study.models import PlannedRun
@@ -329,7 +329,7 @@ class StudyRunner:
         self.ctx.user.hand_over(workdir)
         image = self.pre.images[run.config.backend]
         request, spec = run_spec.build(run, self.ctx, image, workdir, slot)
-        atomic_write_json(workdir / CONFIG_FILE, request)
+        work_files.write(workdir, CONFIG_FILE, request)
         foreign = self._foreign_processes(slot)
         queued = self.executor.schedules_itself  # the executor's scheduler places it later
         previous = self.manifest.record.runs[run.run_id]

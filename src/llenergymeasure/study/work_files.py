@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import (
     CONFIG_FILE,
@@ -21,6 +23,7 @@ from llenergymeasure.contract.workdir import (
     TIMESERIES_FILE,
     ErrorReport,
     ProgressEvent,
+    atomic_write_json,
 )
 from llenergymeasure.study.untrusted import (
     UntrustedFile,
@@ -49,6 +52,14 @@ PROGRESS_LINE_CAP = 64 * 1024
 # What one look at progress.jsonl reads at most: memory per look is bounded, whatever it holds.
 PROGRESS_STEP = 256 * 1024
 LOG_TAIL_BYTES = 4000
+
+
+def write(workdir: Path, name: str, record: BaseModel) -> None:
+    """One of the contract's files, written by the host: atomically, through a new temporary
+    file renamed over the name (a link planted there is replaced, never written through)."""
+    if name not in CAPS:
+        raise ValueError(f"{name} is not a file of the work folder's contract")
+    atomic_write_json(workdir / name, record)
 
 
 def untrusted_entry(workdir: Path) -> str | None:

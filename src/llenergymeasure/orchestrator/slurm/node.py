@@ -54,6 +54,7 @@ from llenergymeasure.orchestrator.slurm.node_job import (
     read_private,
 )
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
+from llenergymeasure.study import work_files
 from llenergymeasure.study.order import gap_between
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder
 
@@ -160,7 +161,7 @@ class NodeRun:
             self.workdir, slot, gpu_uuids=dict(zip(gpus, uuids, strict=False)), limits=limits
         )
         spec.name = f"{spec.name}-{self.node}"
-        write_json(self.workdir / CONFIG_FILE, request)  # where it runs: this node's GPUs, CPUs
+        work_files.write(self.workdir, CONFIG_FILE, request)  # where it runs: this node's GPUs
         started = time.time()
         try:
             client = connect(engine)
@@ -176,7 +177,7 @@ class NodeRun:
         return run_container(client, spec, self.job.timeout_s, self.job.stall_timeout_s, stop)
 
     def _error(self, type_: str, message: str) -> None:
-        write_json(self.workdir / ERROR_FILE, ErrorReport.capped(type_, message, ""))
+        work_files.write(self.workdir, ERROR_FILE, ErrorReport.capped(type_, message, ""))
 
     def _last_run(self) -> dict[str, float] | None:
         try:

@@ -86,6 +86,8 @@ def read_node_job(folder: Path, run_id: str) -> NodeJob:
         raise UserError(f"{path}: not a job llem wrote for this user ({why})") from None
     if job.run.run_id != run_id:
         raise UserError(f"{path}: it describes run {job.run.run_id}, not {run_id}")
+    if job.context.user.uid == 0:  # llem never builds one; a job that asks is not llem's
+        raise UserError(f"{path}: its container would run as root; llem never runs one so")
     return job
 
 
