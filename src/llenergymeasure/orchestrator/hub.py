@@ -160,7 +160,7 @@ class HubResolver:
             mounts[str(user_hub_cache())] = {"bind": USER_HUB_DIR, "mode": "ro"}
         environment = {"HF_HOME": "/tmp/hf-home", "HF_HUB_DISABLE_TELEMETRY": "1"}
         if self.online:  # the token only where it is used: a fetch with a network
-            environment.update(_from_host((*SECRET_ENV, "HF_ENDPOINT")))
+            environment.update(from_host((*SECRET_ENV, "HF_ENDPOINT")))
         return ContainerSpec(
             image_id=image_id,
             name=f"llem-fetch-{os.getpid()}-{workdir.name}",
@@ -176,5 +176,7 @@ class HubResolver:
         )
 
 
-def _from_host(names: Iterable[str]) -> dict[str, str]:
+def from_host(names: Iterable[str]) -> dict[str, str]:
+    """The named variables of the host's environment that are set: all a container gets from
+    it (experiments: their backend's allow-list; fetches: also the hub token)."""
     return {name: os.environ[name] for name in names if name in os.environ}

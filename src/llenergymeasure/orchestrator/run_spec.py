@@ -45,7 +45,7 @@ from llenergymeasure.orchestrator.container import (
 )
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.engine import ResolvedImage
-from llenergymeasure.orchestrator.hub import hub_items, inside_path
+from llenergymeasure.orchestrator.hub import from_host, hub_items, inside_path
 from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
@@ -197,13 +197,7 @@ def build(
     if config.backend == "tensorrt":
         mounts[str(engine_cache_dir())] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     # From the host's environment only the backend's allow-list, when set: never a secret.
-    environment.update(
-        {
-            name: os.environ[name]
-            for name in spec_of(config.backend).env_allowlist
-            if name in os.environ
-        }
-    )
+    environment.update(from_host(spec_of(config.backend).env_allowlist))
     gpus = list(slot.gpus)
     uuids = [ctx.gpu_uuids[i] for i in gpus if i in ctx.gpu_uuids]
     if len(uuids) != len(gpus):

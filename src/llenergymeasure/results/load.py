@@ -10,7 +10,13 @@ from pydantic import ValidationError
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.errors import UserError
 from llenergymeasure.study import work_files
-from llenergymeasure.study.folder import EXPERIMENTS_DIR, PLAN_FILE, STUDY_FILE, load_plan
+from llenergymeasure.study.folder import (
+    EXPERIMENTS_DIR,
+    PLAN_FILE,
+    STUDY_FILE,
+    first_error,
+    load_plan,
+)
 from llenergymeasure.study.manifest import MANIFEST_FILE, load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
@@ -113,7 +119,7 @@ def _load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) ->
         except UntrustedFile as refused:
             error = str(refused)
         except ValidationError as invalid:
-            error = f"result.json fails the result schema: {_first_error(invalid)}"
+            error = f"result.json fails the result schema: {first_error(invalid)}"
     if result is None and error is None:
         error = _error_report(work_dir)
     return RunData(planned=planned, record=record, result=result, error=error, work_dir=work_dir)
@@ -127,9 +133,3 @@ def _error_report(work_dir: Path) -> str | None:
     except (UntrustedFile, ValidationError, ValueError):
         return "error.json is unreadable"
     return f"{report.type}: {report.message}"
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]

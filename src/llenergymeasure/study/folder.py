@@ -38,9 +38,14 @@ def load_plan(study_dir: Path) -> list[PlannedRun]:
     except (OSError, UntrustedFile) as error:
         raise UserError(f"{path}: cannot be read ({error})") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
         raise UserError(
-            f"{path}: not a plan llem wrote: {where}: {first['msg']}",
+            f"{path}: not a plan llem wrote: {first_error(error)}",
             hint="restore the study folder's plan.json, or start the study again",
         ) from None
+
+
+def first_error(error: ValidationError) -> str:
+    """The first problem of a validation error, `dotted.path: message`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]

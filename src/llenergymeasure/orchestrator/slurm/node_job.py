@@ -55,7 +55,7 @@ class NodeJob(BaseModel):
     """A planned run as the node needs it to build its container (GPUs and CPUs: the node's
     allocation decides those), its limits, and what the node waits before it."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    model_config = ConfigDict(extra="forbid")
 
     run: PlannedRun
     context: StudyContext
