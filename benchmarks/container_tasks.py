@@ -1,11 +1,11 @@
 """The most processes + threads each backend's experiment container holds, against pids_limit.
 
 Runs a real CPU study (`llem run`): PyTorch on llenergymeasure/cpu and vLLM on
-llenergymeasure/vllm-cpu with its engine core in its own process and in the runner's, on the
-tiny random-weight model. While each container runs, its pids cgroup (`pids.current`) is read
-every 20 ms; printed: the peak per run and the share of the default limit it used. Thread pools
-grow with the host's cores (torch starts one intra-op thread per core in each process), so the
-figures scale with `nproc`, printed with them.
+llenergymeasure/vllm-cpu with its engine core in its own process and in the experiment process
+itself, on the tiny random-weight model. While each container runs, its pids cgroup
+(`pids.current`) is read every 20 ms; printed: the peak per run and the share of the default
+limit it used. Thread pools grow with the host's cores (torch starts one intra-op thread per
+core in each process), so the figures scale with `nproc`, printed with them.
 
     python benchmarks/container_tasks.py
 """
@@ -53,7 +53,8 @@ def describe(container: docker.models.containers.Container) -> str:
     mode = env.get("VLLM_ENABLE_V1_MULTIPROCESSING")
     if mode is None:
         return "pytorch"
-    return f"vllm, engine core in {'its own process' if mode == '1' else 'the runner process'}"
+    where = "its own process" if mode == "1" else "the experiment process itself"
+    return f"vllm, engine core in {where}"
 
 
 def main() -> None:
@@ -65,7 +66,7 @@ def main() -> None:
                 *("docker", "run", "--rm", "--network", "none", "-e", "HOME=/tmp"),
                 *("-u", f"{os.getuid()}:{os.getgid()}", "-v", f"{folder}:/out"),
                 *("--entrypoint", "python3", "llenergymeasure/cpu:latest"),
-                *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model"),
+                *("-m", "llenergymeasure.experiment.tiny_model", "/out/model"),
                 *("--hidden", "128", "--heads", "2"),
             ],
             check=True,

@@ -1,11 +1,11 @@
-"""Harness overhead: output tokens/s in llem-runner's measured window vs a bare generate loop.
+"""Harness overhead: output tokens/s in llem-experiment's measured window vs a bare generate loop.
 
 Same random-weight model (default 8 layers, hidden 512; it measures the harness, not any real
-model), same prompts, same generation settings. The runner runs as a subprocess on a work folder;
-the bare loop, also a fresh subprocess, loads the same way and calls `model.generate` on the same
-padded batches, timed by perf_counter with CUDA synchronised at both edges. The two alternate
-for --repeats rounds; the median of the per-round ratios (runner / bare) is printed last.
-Target: >= 0.98. Run it on an otherwise idle machine: a shared CPU makes the ratio noise.
+model), same prompts, same generation settings. The experiment runs as a subprocess on a work
+folder; the bare loop, also a fresh subprocess, loads the same way and calls `model.generate` on
+the same padded batches, timed by perf_counter with CUDA synchronised at both edges. The two
+alternate for --repeats rounds; the median of the per-round ratios (llem / bare) is printed
+last. Target: >= 0.98. Run it on an otherwise idle machine: a shared CPU makes the ratio noise.
 
     python benchmarks/harness_overhead.py [--device cpu|cuda] [--repeats 5] [--window-s 8]
 """
@@ -26,8 +26,8 @@ import torch
 from llenergymeasure.backends.pytorch import PyTorchBackend
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.run import RunRequest
-from llenergymeasure.runner_entry.prompts import tokenised_prompts
-from llenergymeasure.runner_entry.tiny_model import make_tiny_model
+from llenergymeasure.experiment.prompts import tokenised_prompts
+from llenergymeasure.experiment.tiny_model import make_tiny_model
 
 
 def request_for(args: argparse.Namespace, model: Path) -> RunRequest:
@@ -60,17 +60,17 @@ def request_for(args: argparse.Namespace, model: Path) -> RunRequest:
     )
 
 
-def runner_tokens_per_s(request: RunRequest, work: Path) -> float:
+def experiment_tokens_per_s(request: RunRequest, work: Path) -> float:
     work.mkdir(parents=True)
     (work / "config.json").write_text(request.model_dump_json())
     proc = subprocess.run(
-        [sys.executable, "-m", "llenergymeasure.runner_entry", str(work)],
+        [sys.executable, "-m", "llenergymeasure.experiment", str(work)],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
         raise SystemExit(
-            f"runner failed:\n{proc.stderr[-3000:]}\n{(work / 'error.json').read_text()}"
+            f"llem-experiment failed:\n{proc.stderr[-3000:]}\n{(work / 'error.json').read_text()}"
         )
     result = ExperimentResult.model_validate_json((work / "result.json").read_text())
     return result.throughput.output_tokens_per_s
@@ -87,7 +87,7 @@ def bare_worker(work: Path) -> None:
     size = request.config.pytorch.batch_size
     batches = [backend.prepare(prompts[k : k + size]) for k in range(0, len(prompts), size)]
     cuda = backend.device() == "cuda"
-    bare_loop(backend, batches, 2.0, cuda)  # warm-up, as the runner warms up
+    bare_loop(backend, batches, 2.0, cuda)  # warm-up, as the experiment warms up
     print(
         json.dumps({"tokens_per_s": bare_loop(backend, batches, request.config.min_window_s, cuda)})
     )
@@ -151,19 +151,19 @@ def main() -> int:
     )
     ratios = []
     for k in range(args.repeats):
-        runner = runner_tokens_per_s(request, root / f"work{k}")
+        measured = experiment_tokens_per_s(request, root / f"work{k}")
         bare_work = root / f"bare{k}"
         bare_work.mkdir()
         (bare_work / "config.json").write_text(request.model_dump_json())
         bare = bare_tokens_per_s(bare_work)
-        ratios.append(runner / bare)
+        ratios.append(measured / bare)
         print(
-            f"round {k + 1}: runner {runner:.1f} output tok/s, bare generate {bare:.1f} "
-            f"output tok/s, ratio {runner / bare:.4f}",
+            f"round {k + 1}: llem {measured:.1f} output tok/s, bare generate {bare:.1f} "
+            f"output tok/s, ratio {measured / bare:.4f}",
             flush=True,
         )
     print(json.dumps({"ratios": [round(r, 4) for r in ratios]}))
-    print(f"median ratio runner/bare: {statistics.median(ratios):.4f}")
+    print(f"median ratio llem/bare: {statistics.median(ratios):.4f}")
     return 0
 
 

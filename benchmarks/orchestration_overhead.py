@@ -20,7 +20,7 @@ import docker
 
 from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.workdir import CONFIG_FILE, atomic_write_json, run_dir_name
+from llenergymeasure.contract.workdir import WorkPaths, atomic_write_json, run_dir_name
 from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.container import run_container
 from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
@@ -88,7 +88,7 @@ def llem_lifecycle(
     )
     request, spec = run_spec.build(run, ctx, image, workdir, Slot())
     spec.entrypoint, spec.command = ["true"], []
-    atomic_write_json(workdir / CONFIG_FILE, request)
+    atomic_write_json(workdir / WorkPaths.CONFIG, request)
     manifest.update_run(run.run_id, status="running", attempts=1, image_id=image.id)
     exit_ = run_container(client, spec, 60, 60, StopState())
     verdict = classify(workdir, exit_.exit_code, exit_.oom_killed, exit_.killed_for)

@@ -20,8 +20,8 @@ from rich.console import Console
 
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.workdir import (
-    PROGRESS_FILE,
     ProgressEvent,
+    WorkPaths,
     append_jsonl,
     run_dir_name,
 )
@@ -54,7 +54,7 @@ def main() -> None:
     for n in (10**2, 10**4, 10**5):
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            fill(work / PROGRESS_FILE, n)
+            fill(work / WorkPaths.PROGRESS, n)
             # a terminal console into a buffer: the live view's path, drawn nowhere
             display = Display(Console(file=io.StringIO(), force_terminal=True))
             display.start(1, 0)
@@ -62,13 +62,13 @@ def main() -> None:
             display.refresh(force=True)  # the first read takes what was already written
             ticks, whole = [], []
             for _ in range(TICKS):
-                append_jsonl(work / PROGRESS_FILE, event)
+                append_jsonl(work / WorkPaths.PROGRESS, event)
                 start = time.perf_counter()
                 display.refresh(force=True)
                 ticks.append(time.perf_counter() - start)
             for _ in range(min(TICKS, 20)):
                 start = time.perf_counter()
-                read_progress(work / PROGRESS_FILE)
+                read_progress(work / WorkPaths.PROGRESS)
                 whole.append(time.perf_counter() - start)
             display.stop()
         print(

@@ -2,7 +2,7 @@
 random-weight model (it measures the harness, not any real model), same rate, prompt and output
 lengths; then the generator's send lag at a high rate.
 
-Each arm is a fresh container with no network. The llem arm is `llem-runner` on a serving
+Each arm is a fresh container with no network. The llem arm is `llem-experiment` on a serving
 config (Poisson arrivals, EOS ignored); the bench arm starts the very server command line llem's
 result records (`serving.server`) and runs `vllm bench serve` against it (random dataset, the
 same rate, seed 0, EOS ignored). Compared over the whole load, as the bench reports it: output
@@ -52,7 +52,7 @@ def make_model(folder: Path) -> Path:
     docker_run(
         {folder: "/out"},
         *("--entrypoint", "python3", IMAGE),
-        *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model"),
+        *("-m", "llenergymeasure.experiment.tiny_model", "/out/model"),
         *("--layers", "4", "--hidden", "256", "--heads", "4", "--context", "1024"),
     )
     return folder / "model"
@@ -104,7 +104,7 @@ def llem_arm(model: Path, req: RunRequest) -> tuple[ExperimentResult, pd.DataFra
             docker_run({work: "/llem/work", model: "/model"}, IMAGE)
         except SystemExit:
             raise SystemExit(
-                f"llem-runner failed: {(work / 'error.json').read_text()[:3000]}"
+                f"llem-experiment failed: {(work / 'error.json').read_text()[:3000]}"
             ) from None
         result = ExperimentResult.model_validate_json((work / "result.json").read_text())
         return result, pd.read_parquet(work / "requests.parquet")

@@ -51,7 +51,7 @@ def make_model(args: argparse.Namespace, folder: Path) -> Path:
         args,
         {folder: "/out"},
         *("--entrypoint", "python3", args.image),
-        *("-m", "llenergymeasure.runner_entry.tiny_model", "/out/model"),
+        *("-m", "llenergymeasure.experiment.tiny_model", "/out/model"),
         *("--layers", str(args.layers), "--hidden", str(args.hidden), "--heads", "4"),
     )
     return folder / "model"

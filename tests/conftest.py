@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
-from llenergymeasure.contract.run import RunRequest
-from llenergymeasure.contract.workdir import CONFIG_FILE
+from helpers.workdirs import write_workdir
 
-
-def write_workdir(root: Path, model: Path | str, **config: Any) -> Path:
-    """A work folder holding a valid config.json for `model`, sized for fast tests.
-
-    Keyword arguments override ExperimentConfig fields (nested dicts replace whole sections).
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    fields: dict[str, Any] = {
-        "model": str(model),
-        "precision": "fp32",
-        "gpu_count": 0,
-        "n_prompts": 6,
-        "max_new_tokens": 6,
-        "prompts": {"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 12}},
-        "baseline": {"duration_s": 0.1},
-        "warmup": {"min_batches": 2, "max_batches": 4, "cv_window": 2, "cv_bound": 0.5},
-        "min_window_s": 0.2,
-        "pytorch": {"batch_size": 4},
-    }
-    fields.update(config)
-    request = RunRequest.model_validate(
-        {
-            "config": fields,
-            "context": {
-                "study_id": "test-study",
-                "study_name": "test",
-                "run_id": "0000_deadbeef_c0",
-                "run_index": 0,
-                "config_hash": "deadbeef" * 8,
-                "cycle": 0,
-                "offline": True,
-            },
-        }
-    )
-    (root / CONFIG_FILE).write_text(json.dumps(request.model_dump(mode="json")))
-    return root
+# Property tests: 100 examples by default; `HYPOTHESIS_PROFILE=ci` (what .ci/run sets) 1,000.
+settings.register_profile("default", max_examples=100)
+settings.register_profile("ci", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2-layer, hidden-64 Llama-style model with a locally trained tokenizer; world-readable."""
     pytest.importorskip("torch")
-    from llenergymeasure.runner_entry.tiny_model import make_tiny_model
+    from llenergymeasure.experiment.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")
 

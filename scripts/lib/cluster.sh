@@ -30,7 +30,9 @@ ensure_podman_service() {
     if ! socket_answers "$socket"; then
         echo "==> podman: starting its API service (log: /tmp/podman-service.log)"
         mkdir -p "$(dirname "$socket")"
-        nohup podman system service --time=0 "unix://$socket" >/tmp/podman-service.log 2>&1 &
+        # From /: its containers' conmon inherits the service's working folder, and a checkout
+        # that is removed later (a CI clone) would leave every later container unstartable.
+        (cd / && nohup podman system service --time=0 "unix://$socket" >/tmp/podman-service.log 2>&1 &)
         for _ in $(seq 40); do
             socket_answers "$socket" && break
             sleep 0.25

@@ -9,7 +9,7 @@ ensure_cpu_image() {
 }
 
 # ensure_tiny_model DEST [ARGS...]: a random-weight tiny model made inside the CPU image (no hub,
-# no torch on the host); ARGS go to runner_entry.tiny_model (e.g. --hidden 128 --heads 2 for
+# no torch on the host); ARGS go to experiment.tiny_model (e.g. --hidden 128 --heads 2 for
 # vLLM's CPU attention, which needs head_dim >= 64). It demonstrates the harness; it is not a
 # language model.
 ensure_tiny_model() {
@@ -23,5 +23,5 @@ ensure_tiny_model() {
     echo "==> making the tiny demo model in $dest (random weights: it tests the harness only)"
     docker run --rm --network none -u "$(id -u):$(id -g)" -e HOME=/tmp \
         -v "$parent:/out" --entrypoint python3 llenergymeasure/cpu:latest \
-        -m llenergymeasure.runner_entry.tiny_model "/out/$(basename "$dest")" "${@:2}" >/dev/null
+        -m llenergymeasure.experiment.tiny_model "/out/$(basename "$dest")" "${@:2}" >/dev/null
 }

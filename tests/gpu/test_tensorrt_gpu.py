@@ -20,13 +20,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from llenergymeasure.runner_entry.tiny_model import make_tiny_model
+    from llenergymeasure.experiment.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("trt") / "m", layers=4, hidden=512, heads=8)
 
 
 def test_pytorch_flow(tmp_path: Path, model: Path) -> None:
-    from _engine_run import run_engine
+    from helpers.engine_run import run_engine
 
     run_engine(tmp_path, model, "tensorrt", {"engine": "pytorch", "max_batch_size": 16})
 
@@ -34,7 +34,7 @@ def test_pytorch_flow(tmp_path: Path, model: Path) -> None:
 def test_engine_is_built_once_then_loaded_from_the_cache(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from _engine_run import run_engine
+    from helpers.engine_run import run_engine
 
     monkeypatch.setenv("LLEM_ENGINE_CACHE", str(tmp_path / "engines"))
     section = {"engine": "tensorrt", "max_batch_size": 16}

@@ -17,9 +17,8 @@ pytestmark = [
 
 
 def test_vllm_runs_a_small_model_with_energy_and_token_times(tmp_path: Path) -> None:
-    from _engine_run import run_engine
-
-    from llenergymeasure.runner_entry.tiny_model import make_tiny_model
+    from helpers.engine_run import run_engine
+    from llenergymeasure.experiment.tiny_model import make_tiny_model
 
     model = make_tiny_model(tmp_path / "m", layers=4, hidden=512, heads=8)
     result = run_engine(

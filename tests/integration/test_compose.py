@@ -10,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import base_image
+from helpers.integration import base_image
 from llenergymeasure import __version__
 from llenergymeasure.imagebuild import cpu_image as image_build
 

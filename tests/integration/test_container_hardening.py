@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CPU_IMAGE, LLEM, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
+from helpers.integration import (
+    CPU_IMAGE,
+    LLEM,
+    TINY_WORKLOAD,
+    llem,
+    make_tiny_model,
+    study_dirs,
+    write_study,
+)
 from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.workdir import CONTAINER_WORKDIR
 from llenergymeasure.study.manifest import load_manifest
@@ -21,7 +29,7 @@ SECRET = "hf_llemTestSecret0123456789"
 
 
 def _live_container(client, proc: subprocess.Popen, deadline_s: float = 120):
-    """The study's experiment container once its runner has loaded the model."""
+    """The study's experiment container once its experiment process has loaded the model."""
     end = time.time() + deadline_s
     while time.time() < end and proc.poll() is None:
         for container in client.containers.list(filters={"label": "llem.run"}):

@@ -1,5 +1,5 @@
 """A mixed study end to end on CPU: PyTorch (llenergymeasure/cpu), vLLM (llenergymeasure/vllm-cpu)
-with its engine core in its own process (vLLM's default) and in the runner's process.
+with its engine core in its own process (vLLM's default) and in the experiment process itself.
 
 The real `llem run`, real containers, the real vLLM engine (its CPU build), the tiny offline model
 with head_dim 64 (vLLM's CPU attention needs at least that) and a 512-token context, under the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
+from helpers.integration import CPU_IMAGE, llem, make_tiny_model, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -68,7 +68,7 @@ def test_mixed_pytorch_and_vllm_study_on_cpu(tmp_path, vllm_cpu_image):
         arguments = vllm.environment.backend_engine_arguments
         assert arguments["VLLM_ENABLE_V1_MULTIPROCESSING"] == ("1" if multiprocessing else "0")
         assert arguments["max_model_len"] == PROMPT_TOKENS + MAX_NEW_TOKENS
-        expected = "its own process" if multiprocessing else "the runner's process"
+        expected = "its own process" if multiprocessing else "the experiment process itself"
         assert expected in vllm.latency.method
         _assert_per_request_latency(vllm)
     # Fixed output length: both engines generate exactly max_new_tokens for every request.

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CPU_IMAGE, LLEM, TINY_WORKLOAD, llem, make_tiny_model, study_dirs, write_study
+from helpers.integration import (
+    CPU_IMAGE,
+    LLEM,
+    TINY_WORKLOAD,
+    llem,
+    make_tiny_model,
+    study_dirs,
+    write_study,
+)
 from llenergymeasure.contract.hub import USER_HUB_DIR
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest

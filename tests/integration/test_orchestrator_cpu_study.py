@@ -1,4 +1,5 @@
-"""The happy path: a 3-run study on the real CPU image, real runner, tiny offline model."""
+"""The happy path: a 3-run study on the real CPU image, the real experiment process, the tiny
+offline model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import llem, study_dirs, tiny_cpu_study
+from helpers.integration import llem, study_dirs, tiny_cpu_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -28,7 +29,7 @@ def test_three_run_study_end_to_end(tmp_path, client):
         assert result.config.model.startswith("/llem/models/")  # local folder mounted read-only
         assert result.tokens.output_tokens > 0
 
-    # The results path on the real runner's output: tables written at the study's end, then
+    # The results path on the real experiment output: tables written at the study's end, then
     # shown, and reported as HTML.
     for name in ("results.parquet", "results.csv", "summary.csv"):
         assert (study_dir / name).is_file(), name

@@ -21,8 +21,8 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import LLEM, llem, study_dirs, write_study
-from llenergymeasure.study.folder import load_plan
+from helpers.integration import LLEM, llem, study_dirs, write_study
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import StudyRecord
 
@@ -203,7 +203,7 @@ def test_daemon_stopped_mid_study_fails_clearly_then_resumes(tmp_path, second_en
     assert study_dirs(tmp_path) == [study_dir]
     record = load_manifest(study_dir)
     runs = sorted(record.runs.values(), key=lambda r: r.run_index)
-    assert sorted(record.runs) == sorted(run.run_id for run in load_plan(study_dir))
+    assert sorted(record.runs) == sorted(run.run_id for run in StudyPaths(study_dir).read_plan())
     assert record.status == "completed"
     assert [r.status for r in runs] == ["completed"] * 4
     assert [r.attempts for r in runs] == [1, 2, 1, 1]  # the completed run was not repeated

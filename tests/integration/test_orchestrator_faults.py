@@ -7,7 +7,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import llem, read_json, study_dirs, write_study
+from helpers.integration import llem, read_json, study_dirs, write_study
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

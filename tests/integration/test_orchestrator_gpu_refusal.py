@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from conftest import llem, study_dirs, write_study
+from helpers.integration import llem, study_dirs, write_study
 from llenergymeasure.orchestrator.locks import HostLocks
 
 pytestmark = pytest.mark.docker

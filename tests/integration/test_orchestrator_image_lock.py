@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import llem, study_dirs, write_study
+from helpers.integration import llem, study_dirs, write_study
 from llenergymeasure.orchestrator.image_lock import load_lock
 from llenergymeasure.study.manifest import load_manifest
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import llem, study_dirs, write_study
+from helpers.integration import llem, study_dirs, write_study
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

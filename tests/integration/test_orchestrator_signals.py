@@ -11,8 +11,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import LLEM, llem, study_dirs, write_study
-from llenergymeasure.study.folder import load_plan
+from helpers.integration import LLEM, llem, study_dirs, write_study
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
@@ -122,7 +122,7 @@ def test_kill9_at_random_instants_then_resume_completes_exactly_the_plan(
     assert final.returncode == 0, final.stdout + final.stderr
     (study_dir,) = study_dirs(tmp_path)
     record = load_manifest(study_dir)
-    plan = load_plan(study_dir)
+    plan = StudyPaths(study_dir).read_plan()
     assert sorted(record.runs) == sorted(r.run_id for r in plan)
     assert all(r.status == "completed" for r in record.runs.values())
     assert record.status == "completed"

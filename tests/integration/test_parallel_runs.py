@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LLEM, llem, read_json, study_dirs, write_study
+from helpers.integration import LLEM, llem, read_json, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.study.folder import load_plan
+from llenergymeasure.results.load import load_study_results
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
@@ -68,10 +69,15 @@ def test_two_slots_run_pairwise_on_disjoint_cpus(tmp_path, client, fault_image):
     assert first[0] < second[1] and second[0] < first[1]
     assert third[0] < fourth[1] and fourth[0] < third[1]
     assert seen[0] == {runs[0].run_id, runs[1].run_id}
+    loaded = {run.planned.run_id: run.result for run in load_study_results(study_dir).runs}
     for run in runs:
         assert run.cpuset in ("0", "1")
         assert run.concurrent_runs, run  # each overlapped its partner at least
-        result = ExperimentResult.model_validate_json((study_dir / run.result_path).read_text())
+        # result.json is the container's alone; the host's findings join it at load
+        written = ExperimentResult.model_validate_json((study_dir / run.result_path).read_text())
+        assert "concurrent_runs" not in [w.code for w in written.warnings]
+        result = loaded[run.run_id]
+        assert result is not None
         codes = [w.code for w in result.warnings]
         assert "concurrent_runs" in codes
         assert result.energy.cpu_package_j is None
@@ -151,7 +157,9 @@ def test_kill9_with_two_in_flight_then_resume_runs_exactly_the_plan(tmp_path, cl
     assert "removed 2 container(s) left by a llem process" in final.stdout
     assert study_dirs(tmp_path) == [study_dir]
     runs = _runs(study_dir)
-    assert sorted(r.run_id for r in runs) == sorted(r.run_id for r in load_plan(study_dir))
+    assert sorted(r.run_id for r in runs) == sorted(
+        r.run_id for r in StudyPaths(study_dir).read_plan()
+    )
     assert [r.status for r in runs] == ["completed"] * 4
     assert [r.attempts for r in runs] == [2, 2, 1, 1]  # the two in flight ran again, once
     assert not client.containers.list(all=True, filters={"label": "llem.run"})

@@ -1,6 +1,7 @@
 """A CPU study end to end on podman, through its Docker-compatible API socket
 (`execution.container_engine: podman`): the same SDK code, the real CPU image loaded into
-podman's store from Docker's (`docker save | podman load`), the real runner, the tiny model."""
+podman's store from Docker's (`docker save | podman load`), the real experiment process, the
+tiny model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import docker
 import docker.errors
 import pytest
 
-from conftest import CPU_IMAGE, llem, study_dirs, tiny_cpu_study, write_study
+from helpers.integration import CPU_IMAGE, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.orchestrator.engine import ENGINES
 from llenergymeasure.study.manifest import load_manifest

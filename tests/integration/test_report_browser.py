@@ -13,7 +13,6 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-# The study builder lives beside the unit tests that use it most.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from results_fixtures import OOM, standard_study
-
+from helpers.results import OOM, standard_study
 from llenergymeasure.results.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -174,7 +170,7 @@ def test_report_loads_cleanly_with_its_sections_and_figures(
     study_dir = standard_study(tmp_path)
     first_run = sorted((study_dir / "experiments").iterdir())[0]
     t = np.arange(0.0, 12.0, 0.1)
-    pd.DataFrame(  # the runner's columns (contract.workdir TIMESERIES_*)
+    pd.DataFrame(  # the experiment's columns (contract.workdir TIMESERIES_*)
         {
             "t_s": t,
             "phase": "window",

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import LLEM, make_tiny_model, read_json, study_dirs, write_study
+from helpers.integration import LLEM, make_tiny_model, read_json, study_dirs, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LLEM, llem, study_dirs, tiny_cpu_study, write_study
+from helpers.integration import LLEM, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 

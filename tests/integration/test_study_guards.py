@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import LLEM, llem, study_dirs, write_study
+from helpers.integration import LLEM, llem, study_dirs, write_study
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

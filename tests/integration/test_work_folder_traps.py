@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LLEM, llem, study_dirs, write_study
+from helpers.integration import LLEM, llem, study_dirs, write_study
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
@@ -150,7 +150,7 @@ def test_a_chatty_container_leaves_a_capped_log_and_the_study_goes_on(tmp_path, 
     cap = 64 << 20
     assert cap <= logs[0].stat().st_size < cap + 200
     data = logs[0].read_bytes()
-    # its head and its end (80 MiB printed, then the runner's last words), the middle counted
+    # its head and its end (80 MiB printed, then the experiment's last words), the middle counted
     assert data.startswith(b"fault image: fault:chatty\n")
     assert b"bytes between them were dropped]\n" in data[-(2 << 20) :]
     assert data.rstrip().endswith(b"x" * 100)

@@ -7,17 +7,18 @@ one batch of pre-tokenised prompts, reporting what it generated and when each to
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 
 Device = Literal["cuda", "cpu"]
 
 
 class BackendUnavailable(RuntimeError):
-    """The configured backend cannot run in this runner (its engine is missing, or a need of
+    """The configured backend cannot run in this image (its engine is missing, or a need of
     the run that this image cannot meet)."""
 
 
@@ -65,6 +66,56 @@ class ModelShape:
     matmul_parameters: int  # all but an untied input embedding, which is a lookup
     layers: int
     attention_dim: int  # heads x head size: the width of QK^T and AV per layer
+
+
+@dataclass(frozen=True)
+class ServerRequest:
+    """What a backend's OpenAI-compatible server is started for (`mode: serving`)."""
+
+    config: ExperimentConfig
+    offline: bool
+    longest_prompt_tokens: int
+    port: int
+    served_model: str  # the name requests use
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """A server's command line; `arguments` is exactly what it passes (flags, and the content
+    of `files`, by dotted key), for the result's record; `files`: work-folder file name ->
+    text, written before it starts (options the command line points at)."""
+
+    argv: list[str]
+    arguments: EngineArguments
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def cli_flags(kwargs: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """Keyword arguments as argparse flags: `x_y=v` -> `--x-y v`; booleans as `--x-y` /
+    `--no-x-y` (argparse's BooleanOptionalAction, which vLLM's engine arguments use)."""
+    flags: list[str] = []
+    for key, value in kwargs.items():
+        if key in skip or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + key.replace("_", "-"))
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def flat(arguments: dict[str, Any], prefix: str = "") -> EngineArguments:
+    """Nested options as dotted scalar keys (`kv_cache_config.enable_block_reuse`)."""
+    out: EngineArguments = {}
+    for key, value in arguments.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 class BackendAdapter(ABC):
@@ -120,9 +171,6 @@ class BackendAdapter(ABC):
         """Ids that synthetic prompts must not contain (BOS, EOS, pad, unknown...)."""
         return set(self._tokenizer.all_special_ids)
 
-    def vocab_size(self) -> int:
-        return len(self._tokenizer)
-
     @abstractmethod
     def prepare(self, batch: list[list[int]]) -> Any:
         """Turn a batch of token-id lists into the engine's input (on the device), untimed."""
@@ -154,6 +202,12 @@ class BackendAdapter(ABC):
             "transformers": transformers.__version__,
             "cuda": torch.version.cuda,
         }
+
+    def server_command(self, request: ServerRequest) -> ServerCommand:
+        """The command line of the backend's own OpenAI-compatible server on loopback, made
+        from the experiment's config as offline mode makes the engine's arguments."""
+        reason = spec_of(request.config.backend).no_server_reason
+        raise BackendUnavailable(reason or f"backend '{self.name}' has no server in llem")
 
     def close(self) -> None:  # noqa: B027 - most engines need nothing here
         """Release the engine (processes, device memory)."""

@@ -26,7 +26,8 @@ from llenergymeasure.backends.base import (
     hub_kwargs,
 )
 from llenergymeasure.backends.shape import shape_of
-from llenergymeasure.contract.config import ExperimentConfig, Precision, PyTorchConfig
+from llenergymeasure.contract.config import ExperimentConfig, Precision
+from llenergymeasure.contract.sections.pytorch import PyTorchConfig
 
 _DTYPES = {
     Precision.fp32: torch.float32,

@@ -11,7 +11,7 @@ Per-token times: each request of a batch is submitted with `generate_async(strea
 the host clock is read as each streamed chunk arrives in the event loop; a chunk carrying several
 tokens gives them the same time.
 
-`tensorrt_llm` is imported inside `load`; without it the runner fails naming the image to use.
+`tensorrt_llm` is imported inside `load`; without it the experiment fails naming the image to use.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from llenergymeasure.backends.base import (
     Device,
     MemoryStats,
     ModelShape,
+    ServerCommand,
+    ServerRequest,
+    flat,
 )
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.backends.tensorrt_args import (
@@ -41,10 +44,12 @@ from llenergymeasure.backends.tensorrt_args import (
     llm_kwargs,
     quant_config,
     sampling_kwargs,
+    serve_arguments,
 )
 from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import ENGINE_CACHE_DIR
+from llenergymeasure.contract.workdir import WorkPaths
 
 BUILD_RECORD = "llem-build.json"  # written last: its presence marks a complete cached engine
 
@@ -55,7 +60,7 @@ def import_tensorrt_llm() -> Any:
     except ImportError as exc:
         image = spec_of("tensorrt").image
         raise BackendUnavailable(
-            f"backend 'tensorrt' needs the tensorrt_llm package, which this runner lacks "
+            f"backend 'tensorrt' needs the tensorrt_llm package, which this image lacks "
             f"({exc}); run it in the {image} image: "
             f"`images: {{tensorrt: {image}:<version>}}` in the study"
         ) from exc
@@ -159,6 +164,30 @@ class TensorRTBackend(BackendAdapter):
 
             self._llm = EngineLLM(**{**kwargs, "model": str(self._engine_dir(config))})
         self._params = trt.SamplingParams(**sampling_kwargs(config))
+
+    def server_command(self, request: ServerRequest) -> ServerCommand:
+        """`trtllm-serve MODEL` (GPU only): flags, and the rest of the engine's options in a
+        YAML file it reads (`--extra_llm_api_options`), so the server runs the engine offline
+        mode would (the KV cache without block reuse, the precision, the quantisation)."""
+        executable = shutil.which("trtllm-serve")
+        if executable is None:
+            raise BackendUnavailable("trtllm-serve is not in this image: use the tensorrt image")
+        config = request.config
+        flags, options = serve_arguments(
+            config, offline=request.offline, longest_prompt_tokens=request.longest_prompt_tokens
+        )
+        argv = [
+            executable,
+            config.model,
+            *("--host", "127.0.0.1", "--port", str(request.port)),
+            *("--served_model_name", request.served_model),
+            *(part for key, value in flags.items() for part in (f"--{key}", str(value))),
+            *("--extra_llm_api_options", WorkPaths.SERVER_OPTIONS),
+        ]
+        recorded = {**flags, "model": config.model, "extra_llm_api_options": options}
+        return ServerCommand(
+            argv, flat(recorded), {WorkPaths.SERVER_OPTIONS: json.dumps(options, indent=2) + "\n"}
+        )
 
     def engine(self) -> tuple[str, str | None]:
         return "tensorrt_llm", getattr(self._trt, "__version__", None)

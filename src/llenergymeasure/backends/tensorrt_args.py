@@ -17,7 +17,8 @@ import json
 import re
 from typing import Any
 
-from llenergymeasure.contract.config import ExperimentConfig, Precision, TensorRTConfig
+from llenergymeasure.contract.config import ExperimentConfig, Precision
+from llenergymeasure.contract.sections.tensorrt import TensorRTConfig
 
 TRT_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
 # contract name -> tensorrt_llm.llmapi.QuantAlgo member
@@ -94,6 +95,34 @@ def quant_config(config: ExperimentConfig) -> dict[str, str] | None:
     if section.kv_cache_dtype == "fp8":
         names["kv_cache_quant_algo"] = "FP8"
     return names or None
+
+
+def serve_arguments(
+    config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`trtllm-serve`'s flags, and the LLM API options it takes from a YAML file
+    (`--extra_llm_api_options`): together the engine offline mode builds, on a server. The
+    maximum sequence is the run's longest prompt plus its output unless the section sets it."""
+    section = _section(config)
+    flags: dict[str, Any] = {
+        "backend": "pytorch" if section.engine == "pytorch" else "trt",
+        "tp_size": section.tp_size,
+        "pp_size": section.pp_size,
+        "max_batch_size": section.max_batch_size,
+        "max_seq_len": section.max_seq_len or longest_prompt_tokens + config.max_new_tokens,
+    }
+    if section.max_num_tokens is not None:
+        flags["max_num_tokens"] = section.max_num_tokens
+    options: dict[str, Any] = {
+        "dtype": TRT_DTYPES[config.precision],
+        "kv_cache_config": kv_cache_config(config),
+    }
+    if config.revision and not offline:
+        options["revision"] = config.revision
+    quant = quant_config(config)
+    if quant is not None:
+        options["quant_config"] = quant
+    return flags, options
 
 
 def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:

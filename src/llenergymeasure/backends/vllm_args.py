@@ -23,7 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llenergymeasure.contract.config import ExperimentConfig, Precision, VLLMConfig
+from llenergymeasure.contract.config import ExperimentConfig, Precision
+from llenergymeasure.contract.sections.vllm import VLLMConfig
 
 VLLM_DTYPES = {Precision.fp32: "float32", Precision.fp16: "float16", Precision.bf16: "bfloat16"}
 ELEMENT_BYTES = {Precision.fp32: 4, Precision.fp16: 2, Precision.bf16: 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
@@ -39,6 +40,26 @@ app.command("run")(run)
 app.command("status")(status)
 app.add_typer(images_app, name="images")
 app.command("node-run", hidden=True)(node_run_command)
+
+
+def as_prose(text: str) -> str:
+    """A docstring's paragraphs each joined into one line, so the terminal wraps them as
+    sentences (the help formatter keeps a docstring's own line breaks)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+
+
+def _prose_help(group: typer.Typer) -> None:
+    for command in group.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        if text:
+            command.help = as_prose(text)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _prose_help(sub.typer_instance)
+
+
+_prose_help(app)
 
 
 def _version(value: bool) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 from llenergymeasure import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild.cpu_image import build_cpu_image
 
 images_app = typer.Typer(help="Build, list and lock the project's images.", no_args_is_help=True)
@@ -115,7 +116,7 @@ def lock(
     )
     for backend, image in images.items():
         typer.echo(
-            f"{backend}: {image.ref} {image.image_id[:19]} "
+            f"{backend}: {image.ref} {short_id(image.image_id)} "
             f"{image.repo_digest or 'no repo digest (local build)'} "
             f"{image.engine or ''} {image.engine_version or ''}".rstrip()
         )

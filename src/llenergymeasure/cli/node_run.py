@@ -1,4 +1,5 @@
-"""`llem node-run STUDY_DIR RUNS_FILE`: what a Slurm array task runs on its compute node."""
+"""`llem node-run KIND STUDY_DIR ...`: what an executor's job runs on the node it placed a run
+on (submitted by `llem run`; not for use by hand)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from pathlib import Path
 
 import typer
 
-from llenergymeasure.orchestrator.slurm.node import node_run
+from llenergymeasure.orchestrator.executor import executor_class
 
+KIND = typer.Argument(..., help="The executor that placed the run (execution.executor.kind).")
 STUDY_DIR = typer.Argument(..., help="The study folder (shared storage).")
-RUNS_FILE = typer.Argument(..., help="The batch's run list; line k is task k's run.")
+ARGUMENTS = typer.Argument(None, help="What the executor hands its node (e.g. a run list).")
 
 
-def node_run_command(study_dir: Path = STUDY_DIR, runs_file: Path = RUNS_FILE) -> None:
-    """Run this array task's planned run on this node (submitted by `llem run --executor
-    slurm`; not for use by hand)."""
-    raise SystemExit(node_run(study_dir, runs_file))
+def node_run_command(
+    kind: str = KIND, study_dir: Path = STUDY_DIR, arguments: list[str] | None = ARGUMENTS
+) -> None:
+    """Run this job's planned run on this node."""
+    raise SystemExit(executor_class(kind).node_run(study_dir, list(arguments or [])))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from llenergymeasure import api
 from llenergymeasure.config.loader import load_study
-from llenergymeasure.config.study import CycleOrder, StudyConfig
-from llenergymeasure.errors import UserError
+from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
@@ -30,16 +29,6 @@ ORDER_OPTION = typer.Option(
     "--order",
     help="sequential | interleaved | shuffled, over execution.cycle_order of the file.",
 )
-
-
-def with_overrides(study: StudyConfig, cycles: int | None, order: str | None) -> StudyConfig:
-    """The study with the command line's --cycles/--order over its execution settings."""
-    if order is not None and order not in typing.get_args(CycleOrder):
-        raise UserError(
-            f"--order {order!r}: not an order",
-            hint=f"one of {', '.join(typing.get_args(CycleOrder))}",
-        )
-    return study.with_execution(n_cycles=cycles, cycle_order=order)
 
 
 # Columns beyond these are summarised, so a wide sweep still fits a terminal.
@@ -59,7 +48,7 @@ def plan_command(
 ) -> None:
     """Show what a study would run: configurations x cycles, the swept values, skipped
     combinations with their reasons, the images, and an estimated wall time. Runs nothing."""
-    study = with_overrides(load_study(study_file), cycles, order)
+    study = api.with_overrides(load_study(study_file), cycles=cycles, order=order)
     plan = expand(study)
     gc.freeze()  # the plan lives as long as this process: keep cyclic GC passes off it
     if as_json:
@@ -159,20 +148,9 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
 
 
 def _where_text(study: StudyConfig) -> str:
-    """Where the runs execute: this host, or Slurm with its settings."""
+    """Where the runs execute: the executor's own words."""
     execution = study.execution
-    engine = execution.container_engine
-    if execution.executor == "local":
-        return f"runs on this host's {engine} engine"
-    slurm = execution.slurm
-    settings = [
-        f"partition {slurm.partition}" if slurm.partition else "the default partition",
-        *([f"account {slurm.account}"] if slurm.account else []),
-        *([f"qos {slurm.qos}"] if slurm.qos else []),
-        "exclusive nodes" if slurm.exclusive else "shared nodes",
-        *([f"at most {slurm.max_concurrent_jobs} at once"] if slurm.max_concurrent_jobs else []),
-    ]
-    return f"runs as Slurm jobs ({', '.join(settings)}), {engine} on the nodes"
+    return execution.executor.describe(execution.container_engine)
 
 
 def _seed_text(study: StudyConfig) -> str:

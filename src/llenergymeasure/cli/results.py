@@ -14,6 +14,7 @@ from rich.table import Table
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import shown
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
+from llenergymeasure.study.folder import StudyPaths
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,7 +254,7 @@ def plot(
     study = load_study_results(study_dir)
     require_results(study)
     runs = runs_frame(study)
-    folder = output if output is not None else study_dir / "plots"
+    folder = output if output is not None else study_dir / StudyPaths.PLOTS
     for item in study_plots(study, runs, summary_frame(study, runs), run):
         paths = save(item, folder)
         if paths:

@@ -1,4 +1,5 @@
-"""`llem run STUDY.yaml`: run (or resume) a study, a fresh container per experiment."""
+"""`llem run STUDY.yaml`: run (or resume) a study, a fresh container per experiment; a thin
+layer over the library's `run_study`."""
 
 from __future__ import annotations
 
@@ -9,18 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from llenergymeasure.cli.plan import (
-    CYCLES_OPTION,
-    ORDER_OPTION,
-    plan_command,
-    render_plan,
-    with_overrides,
-)
-from llenergymeasure.config.study import StudyConfig
+from llenergymeasure import api
+from llenergymeasure.cli.plan import CYCLES_OPTION, ORDER_OPTION, plan_command, render_plan
+from llenergymeasure.config.executors import EXECUTORS
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.preflight import Preflight, RunOptions, plan_study
-from llenergymeasure.orchestrator.study_run import execute
 
 STUDY_FILE = typer.Argument(..., help="The study file (YAML).")
 
@@ -57,14 +50,20 @@ def run(
     executor: str | None = typer.Option(
         None,
         "--executor",
-        help="local | slurm, over execution.executor of the file (slurm: one Slurm job per "
-        "run, execution.slurm).",
+        help=f"{' | '.join(EXECUTORS)}, over execution.executor of the file (its settings: "
+        "the section of the same name under execution).",
     ),
     detach: bool = typer.Option(
         False,
         "--detach",
-        help="Slurm: submit every run, then exit; `llem status STUDY_DIR` collects what ended, "
-        "`llem run STUDY.yaml --resume` follows the jobs again.",
+        help="On a cluster executor: submit every run, then exit; `llem status STUDY_DIR` "
+        "collects what ended, `llem run STUDY.yaml --resume` follows the jobs again.",
+    ),
+    no_gaps: bool = typer.Option(
+        False,
+        "--no-gaps",
+        help="No gap and no cool-down between runs in this invocation (each run's manifest "
+        "record says so): for trying a study out, not for figures you publish.",
     ),
     memory: str | None = typer.Option(
         None,
@@ -73,10 +72,13 @@ def run(
         "killed-OOM. Default: no limit.",
     ),
 ) -> None:
-    """Run a study: pre-flight (the plan, the images by ID and digest, the estimated time,
-    confirmation above execution.max_runs_without_confirmation), then each experiment in a
-    fresh container, up to execution.max_parallel at once. A study folder's own study.yaml puts
-    its rerun beside that folder."""
+    """Run a study.
+
+    First the pre-flight: the plan, the images by ID and digest, the estimated time, and a
+    confirmation above execution.max_runs_without_confirmation. Then each experiment runs in a
+    fresh container, up to execution.max_parallel at once. A study folder's own study.yaml
+    puts its rerun beside that folder.
+    """
     if not study_file.is_file():
         raise UserError(f"{study_file}: no such file", hint="give the path of a study YAML file")
     if as_json and not dry_run:
@@ -86,41 +88,30 @@ def run(
         return
     if retry_failed and not resume:
         raise UserError("--retry-failed goes with --resume")
-    if executor not in (None, "local", "slurm"):
-        raise UserError(f"--executor {executor!r}: choose local or slurm")
     console = Console(highlight=False, soft_wrap=True)
-    options = RunOptions(
-        resume=resume, retry_failed=retry_failed, locked=locked, mem_limit=memory, detach=detach
+    planned = api.plan_study(
+        study_file, cycles=cycles, order=order, executor=executor, no_gaps=no_gaps
     )
-    planned = plan_study(
-        study_file, lambda study: with_executor(with_overrides(study, cycles, order), executor)
-    )
-    if detach and planned.study.execution.executor != "slurm":
-        raise UserError("--detach goes with the Slurm executor", hint="add --executor slurm")
     render_plan(planned.plan, planned.study, console)
-    display = Display(console)
-    pre = Preflight.check(planned, options, display)
-    try:
-        if pre.needs_confirmation and not yes:
-            _confirm(len(planned.plan.runs), planned.study.execution.max_runs_without_confirmation)
-    except BaseException:
-        pre.release()
-        raise
-    code = execute(pre, options, display)
+    result = api.run_study(
+        planned,
+        resume=resume,
+        retry_failed=retry_failed,
+        locked=locked,
+        memory=memory,
+        detach=detach,
+        no_gaps=no_gaps,
+        yes=yes,
+        confirm=_confirm_on_terminal,
+        console=console,
+    )
     # SystemExit, not typer.Exit: the app runs with standalone_mode=False, where click would
     # return an Exit's code instead of exiting with it.
-    raise SystemExit(code)
+    raise SystemExit(result.exit_code)
 
 
-def with_executor(study: StudyConfig, executor: str | None) -> StudyConfig:
-    if executor is None:
-        return study
-    execution = study.execution.model_copy(update={"executor": executor})
-    return study.model_copy(update={"execution": execution})
-
-
-def _confirm(runs: int, cap: int) -> None:
-    """Above the cap, a person says yes (or --yes does); without a terminal, an error."""
+def _confirm_on_terminal(runs: int, cap: int) -> bool:
+    """Above the cap, a person says yes; without a terminal, an error."""
     if not sys.stdin.isatty():
         raise UserError(
             f"the study plans {runs} runs, above the {cap} that run without confirmation, and "
@@ -130,3 +121,4 @@ def _confirm(runs: int, cap: int) -> None:
     answer = input(f"{runs} runs planned (cap {cap}). Run them? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise UserError("not confirmed; nothing was run")
+    return True

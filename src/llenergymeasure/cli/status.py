@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 from llenergymeasure.orchestrator.display import Display, shown
+from llenergymeasure.orchestrator.executor import executor_class
 from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
-from llenergymeasure.orchestrator.slurm.reconcile import has_open_jobs, reconcile
-from llenergymeasure.study.folder import STUDY_LOCK_FILE
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord
 
@@ -28,19 +29,21 @@ def status(
     ),
 ) -> None:
     """Show the study's images (its study.lock.yaml) and each run's status, outcome, attempts,
-    duration, error and image (repo digest, or image ID for a local build). A Slurm study that
-    no llem follows has its ended jobs collected first."""
+    duration, error and image (repo digest, or image ID for a local build).
+
+    A study on a cluster that no llem follows has its ended jobs collected first."""
     if not manifest_path(study_dir).is_file():
         raise UserError(f"{study_dir}: no manifest.jsonl here", hint="give a study folder")
-    if has_open_jobs(study_dir):
-        display = Display(Console(stderr=True, highlight=False, soft_wrap=True))
-        try:
-            collected = reconcile(study_dir, display)
-            display.note(f"Slurm: {collected} ended job(s) collected")
-        except UserError as error:  # an attached llem follows it, or Slurm does not answer
-            display.note(f"Slurm jobs not collected: {error}")
+    kind = load_manifest(study_dir).executor
+    display = Display(Console(stderr=True, highlight=False, soft_wrap=True))
+    try:
+        collected = executor_class(kind).collect_detached(study_dir, display)
+        if collected is not None:
+            display.note(f"{kind}: {collected} ended job(s) collected")
+    except UserError as error:  # an attached llem follows it, or the cluster does not answer
+        display.note(f"{kind} jobs not collected: {error}")
     record = load_manifest(study_dir)
-    lock_file = study_dir / STUDY_LOCK_FILE
+    lock_file = study_dir / StudyPaths.STUDY_LOCK
     images = load_lock(lock_file).images if lock_file.is_file() else None
     if as_json:
         data = record.model_dump(mode="json")
@@ -65,10 +68,10 @@ def status(
         console.print(shown(f"image for {backend}: {_image_line(image)}"))
     table = Table()
     table.add_column("run", no_wrap=True)
-    slurm = any(run.executor_job_id for run in record.runs.values())
+    jobs = any(run.executor_job_id for run in record.runs.values())
     for name in ("status", "outcome", "attempts", "duration s", "exit"):
         table.add_column(name)
-    if slurm:
+    if jobs:
         table.add_column("job")
         table.add_column("node")
     table.add_column("image", no_wrap=True)
@@ -81,7 +84,7 @@ def status(
             str(run.attempts),
             f"{run.duration_s:.1f}" if run.duration_s is not None else "",
             "" if run.exit_code is None else str(run.exit_code),
-            *((run.executor_job_id or "", run.node or "") if slurm else ()),
+            *((run.executor_job_id or "", run.node or "") if jobs else ()),
             shown(_run_image(run)),
             shown(((run.error_type or "") + (": " + run.error if run.error else ""))[:80]),
         )
@@ -98,5 +101,5 @@ def _run_image(run: RunRecord) -> str:
     """The repo digest, else the image ID: short enough for a column, long enough to compare."""
     if run.image_digest:
         name, _, digest = run.image_digest.partition("@")
-        return f"{name}@{digest[:19]}"
-    return run.image_id[:19] if run.image_id else ""
+        return f"{name}@{short_id(digest)}"
+    return short_id(run.image_id) if run.image_id else ""

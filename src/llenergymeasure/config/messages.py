@@ -104,6 +104,10 @@ def walk_loc(
             continue
         path.append(key)
         holder = current
+        sections: dict[str, type[BaseModel]] = getattr(current, "SECTIONS", {})
+        if current is not None and key in sections:  # a section folded into a field
+            current = sections[key]  # type: ignore[index]
+            continue
         if current is None or not isinstance(key, str) or key not in current.model_fields:
             current = None
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,14 @@ from pydantic import (
 )
 
 from llenergymeasure import __version__
-from llenergymeasure.config.merge import flatten_sweep
+from llenergymeasure.config.executors import (
+    EXECUTORS,
+    ExecutorSettings,
+    LocalSettings,
+    settings_for,
+    split_sections,
+)
+from llenergymeasure.config.merge import deep_merge, flatten_sweep
 from llenergymeasure.config.source import SourceMap
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.contract.config import Backend
@@ -64,56 +71,6 @@ ULIMIT_NAMES = (
 def default_images() -> dict[str, str]:
     """The project's own image for each backend, tagged with this version."""
     return {name: f"{spec.image}:{__version__}" for name, spec in BACKEND_TABLE.items()}
-
-
-class SlurmConfig(BaseModel):
-    """How a study runs on a Slurm cluster (`execution.executor: slurm`): one job per run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    partition: str | None = Field(None, description="sbatch --partition; unset: the default.")
-    account: str | None = Field(None, description="sbatch --account.")
-    qos: str | None = Field(None, description="sbatch --qos.")
-    time_limit_min: int | None = Field(
-        None,
-        ge=1,
-        description="sbatch --time, minutes; unset: the run's timeout plus its gap plus a "
-        "margin, so llem's own timeout fires first.",
-    )
-    gres: str = Field(
-        "gpu",
-        min_length=1,
-        description="GRES name of a GPU: a run with gpu_count k asks --gres "
-        "<gres>:k (e.g. gpu:a100 for a typed GRES).",
-    )
-    exclusive: bool = Field(
-        True, description="sbatch --exclusive: energy is measured on a quiet node."
-    )
-    extra_args: list[str] = Field(
-        default_factory=list,
-        description="More sbatch arguments, as given (e.g. --constraint=h100).",
-    )
-    llem_command: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="How a compute node starts llem, e.g. [/shared/venv/bin/llem]; unset: the "
-        "Python running this llem, `-m llenergymeasure` (a shared venv).",
-    )
-    max_concurrent_jobs: int | None = Field(
-        None, ge=1, description="Most jobs of the study running at once (the array's %cap)."
-    )
-    max_attempts: int = Field(
-        3,
-        ge=1,
-        description="Submissions of one run at most when Slurm loses it (NODE_FAIL, PREEMPTED, "
-        "BOOT_FAIL: submitted again).",
-    )
-    poll_s: float = Field(2.0, gt=0, description="How often squeue is asked while attached, s.")
-    probe_paths: bool = Field(
-        True,
-        description="Before submitting, one short job checks that the study folder and the "
-        "local inputs are on a filesystem the compute nodes share.",
-    )
 
 
 class ExecutionConfig(BaseModel):
@@ -178,17 +135,16 @@ class ExecutionConfig(BaseModel):
         description="Host CPUs that runs with gpu_count 0 may use, split evenly between the "
         "max_parallel slots; default: every CPU of the host (pinned only when max_parallel > 1).",
     )
-    executor: Literal["local", "slurm"] = Field(
-        "local",
-        description="local: containers on this host; slurm: one Slurm job per run "
-        "(execution.slurm), llem on the node starts the container.",
+    executor: ExecutorSettings = Field(
+        default_factory=LocalSettings,
+        description="Where runs execute: local (containers on this host) or slurm (one Slurm "
+        "job per run; its settings in execution.slurm, or inline: {kind: slurm, ...}).",
     )
     container_engine: Literal["docker", "podman"] = Field(
         "docker",
         description="The engine that runs the containers (on the nodes, for slurm): docker, or "
         "podman through its Docker-compatible API socket.",
     )
-    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     foreign_gpu_processes: Literal["error", "warn"] = Field(
         "warn",
         description="A process that is not this study's on a run's GPU when it starts: error "
@@ -211,6 +167,22 @@ class ExecutionConfig(BaseModel):
         description="Resource limits of each experiment container, name -> value (soft = hard; "
         "-1 = unlimited), over the defaults (core 0; GPU runs: memlock -1, stack 64 MiB).",
     )
+
+    # Sections named after an executor (`slurm:`): input only, folded into `executor`.
+    SECTIONS: ClassVar[dict[str, type[BaseModel]]] = dict(EXECUTORS)
+    _sections: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _executor_sections(cls, data: Any, handler: Any) -> ExecutionConfig:
+        # `executor: slurm` + a `slurm:` section is the grammar users write; the model holds
+        # the chosen executor's settings, and keeps every section for `with_executor`.
+        sections: dict[str, dict[str, Any]] = {}
+        if isinstance(data, dict):
+            data, sections = split_sections(data)
+        config: ExecutionConfig = handler(data)
+        config._sections = sections or config._sections
+        return config
 
     @field_validator("container_user")
     @classmethod
@@ -239,6 +211,24 @@ class ExecutionConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("indices must be distinct")
         return value
+
+    def with_executor(self, kind: str) -> ExecutionConfig:
+        """These settings on executor `kind` (its section of the study file, if any)."""
+        copy = self.model_copy(update={"executor": settings_for(kind, self._sections.get(kind))})
+        copy._sections = self._sections
+        return copy
+
+    def without_gaps(self) -> ExecutionConfig:
+        """No gap between runs and no cool-down (`llem run --no-gaps`)."""
+        copy = self.model_copy(
+            update={
+                "gap_between_experiments_s": 0.0,
+                "gap_between_cycles_s": 0.0,
+                "cooldown_to_temp_c": None,
+            }
+        )
+        copy._sections = self._sections
+        return copy
 
     def timeout_for(self, estimated_run_s: float) -> float:
         """The experiment timeout, s: the configured one, else derived from the run's estimate.
@@ -324,19 +314,53 @@ class StudyConfig(BaseModel):
         self._source_map = study_map
         self._base_source_map = base_map
 
-    def with_execution(self, **changes: Any) -> StudyConfig:
+    def with_execution(
+        self, *, executor: str | None = None, no_gaps: bool = False, **changes: Any
+    ) -> StudyConfig:
         """This study with some execution settings replaced (validated), e.g. from the command
-        line's --cycles/--order; None values leave a setting as the file has it."""
+        line's --cycles/--order/--executor/--no-gaps; None values leave a setting as the file
+        has it."""
+        execution = self.execution
         changes = {key: value for key, value in changes.items() if value is not None}
-        if not changes:
+        if changes:
+            try:
+                execution = ExecutionConfig.model_validate({**execution.model_dump(), **changes})
+            except ValidationError as error:
+                raise UserError(
+                    f"execution override {changes}: {error.errors()[0]['msg']}"
+                ) from None
+            execution._sections = self.execution._sections
+        if executor is not None:
+            execution = execution.with_executor(executor)
+        if no_gaps:
+            execution = execution.without_gaps()
+        if execution is self.execution:
             return self
-        try:
-            execution = ExecutionConfig.model_validate({**self.execution.model_dump(), **changes})
-        except ValidationError as error:
-            raise UserError(f"execution override {changes}: {error.errors()[0]['msg']}") from None
         copy = self.model_copy(update={"execution": execution})
         copy.attach_sources(self._source_map, self._base_source_map)  # type: ignore[arg-type]
         return copy
+
+    def as_document(self) -> dict[str, Any]:
+        """The study as a study file says it: the study folder's copy of a study built in
+        Python (the base file's defaults merged in)."""
+        document: dict[str, Any] = {
+            "name": self.name,
+            "output_dir": self.output_dir,
+            "offline": self.offline,
+        }
+        defaults = default_images()
+        images = {b: ref for b, ref in self.images.items() if defaults.get(b) != ref}
+        if images:
+            document["images"] = images
+        execution = self.execution.model_dump(mode="json", exclude_defaults=True)
+        if execution:
+            document["execution"] = execution
+        document.update(deep_merge(self.base_defaults, self.defaults))
+        if self.sweep:
+            document["sweep"] = self.sweep
+        if self.experiments:
+            document["experiments"] = self.experiments
+        return document
 
     def image_for(self, backend: str) -> str:
         return self.images[backend]  # type: ignore[index]

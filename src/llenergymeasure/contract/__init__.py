@@ -11,15 +11,15 @@ from llenergymeasure.contract.config import (
     JsonlPrompts,
     NormalLength,
     Precision,
-    PyTorchConfig,
     SyntheticPrompts,
-    TensorRTConfig,
     UniformLength,
-    VLLMConfig,
     Warmup,
 )
 from llenergymeasure.contract.result import RESULT_SCHEMA_VERSION, ExperimentResult
 from llenergymeasure.contract.run import RunContext, RunRequest
+from llenergymeasure.contract.sections.pytorch import PyTorchConfig
+from llenergymeasure.contract.sections.tensorrt import TensorRTConfig
+from llenergymeasure.contract.sections.vllm import VLLMConfig
 
 __all__ = [
     "BACKENDS",

@@ -1,8 +1,10 @@
 """The backends, one row each: every fact about a backend that more than one module needs.
 
 Host-safe (no engine import): the host reads it to plan, estimate, build images and start
-containers; the runner reads it to find the adapter and set the engine's environment. Adding a
-backend is a row here, a section model in `contract/config.py`, and its adapter module.
+containers; the container reads it to find the adapter and set the engine's environment. Adding
+a backend is a row here, its section module (`contract/sections/`), and its adapter module
+(which also knows the command line of the backend's server); `ExperimentConfig` gets its
+section field from this table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llenergymeasure.contract.config import BACKENDS
+from llenergymeasure.contract.sections.base import BackendSection
+from llenergymeasure.contract.sections.pytorch import PyTorchConfig
+from llenergymeasure.contract.sections.tensorrt import TensorRTConfig
+from llenergymeasure.contract.sections.vllm import VLLMConfig
 
 Batching = Literal["static", "continuous"]
 
@@ -18,8 +23,9 @@ Batching = Literal["static", "continuous"]
 @dataclass(frozen=True)
 class BackendSpec:
     name: str
+    section: type[BackendSection]  # the experiment's `<name>:` section
     engine: str  # the inference engine's own name, as results record it
-    adapter: str  # "module:Class" of the runner's adapter, imported only when chosen
+    adapter: str  # "module:Class" of the backend's adapter, imported only when chosen
     image: str  # image repository of the GPU image (tag: the llem version)
     cpu_image: str | None  # repository of an image that runs it without a GPU, if any
     batching: Batching  # static: batches of `concurrency_key`; continuous: the whole set at once
@@ -30,10 +36,13 @@ class BackendSpec:
     shm_one_gpu: str | None = None  # /dev/shm its processes need on one GPU (None: default)
     shm_multi_gpu: str | None = None  # ... across GPUs (tensor/pipeline parallel)
     colour: str = "#7f7f7f"  # in plots
-    # Its own OpenAI-compatible server for `mode: serving`: the module the runner starts it
-    # from, or None with the reason it has none in llem's image.
-    server: str | None = None
+    # Why it has no OpenAI-compatible server for `mode: serving` in llem's image (None: its
+    # adapter knows the server's command line).
     no_server_reason: str | None = None
+    # A host folder under llem's cache mounted read-write for what the engine compiles once and
+    # reuses (None: nothing), and the variable that moves it.
+    engine_cache: str | None = None
+    engine_cache_env: str | None = None
 
     def shm_size(self, gpu_count: int) -> str | None:
         return self.shm_multi_gpu if gpu_count > 1 else self.shm_one_gpu
@@ -56,6 +65,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
     for spec in (
         BackendSpec(
             name="pytorch",
+            section=PyTorchConfig,
             engine="transformers",
             adapter="llenergymeasure.backends.pytorch:PyTorchBackend",
             image="llenergymeasure/pytorch",
@@ -69,6 +79,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
         ),
         BackendSpec(
             name="vllm",
+            section=VLLMConfig,
             engine="vllm",
             adapter="llenergymeasure.backends.vllm:VLLMBackend",
             image="llenergymeasure/vllm",
@@ -82,10 +93,10 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             shm_one_gpu="1g",
             shm_multi_gpu="16g",
             colour="#ff7f0e",
-            server="llenergymeasure.runner_entry.serving.servers:VLLMServer",
         ),
         BackendSpec(
             name="tensorrt",
+            section=TensorRTConfig,
             engine="tensorrt_llm",
             adapter="llenergymeasure.backends.tensorrt:TensorRTBackend",
             image="llenergymeasure/tensorrt",
@@ -97,7 +108,8 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             shm_one_gpu="16g",  # its executor's MPI workers, even on one GPU
             shm_multi_gpu="16g",
             colour="#2ca02c",
-            server="llenergymeasure.runner_entry.serving.servers:TrtllmServer",
+            engine_cache="tensorrt-engines",
+            engine_cache_env="LLEM_ENGINE_CACHE",
         ),
     )
 }
@@ -105,8 +117,7 @@ SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 """Secrets from the host's environment: passed to a fetch container of an online study, to no
 experiment container, and written to no file."""
 
-if tuple(BACKEND_TABLE) != BACKENDS:
-    raise RuntimeError("every backend of the contract needs its row here, and only those")
+BACKENDS: tuple[str, ...] = tuple(BACKEND_TABLE)
 
 
 def spec_of(backend: str) -> BackendSpec:

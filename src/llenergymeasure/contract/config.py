@@ -7,42 +7,21 @@ recorded config is always the complete one that ran.
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
-BACKENDS: tuple[str, ...] = ("pytorch", "vllm", "tensorrt")
-Backend = Literal["pytorch", "vllm", "tensorrt"]
+from llenergymeasure.contract.backends import BACKEND_TABLE, BACKENDS
+from llenergymeasure.contract.fields import (
+    CombinationError,
+    NonNegativeFloat,
+    PositiveInt,
+    Precision,
+    Strict,
+)
+from llenergymeasure.contract.sections.base import BackendSection
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-
-
-class CombinationError(ValueError):
-    """Values that are each valid but cannot go together (a cross-field rule).
-
-    `fields` are the dotted paths involved, relative to the model that raises it; the study
-    expansion reads them to tell a combination the sweep made (skipped, with this reason) from
-    one the file wrote outright (an error at its line).
-    """
-
-    def __init__(self, message: str, *fields: str) -> None:
-        super().__init__(message)
-        self.fields = fields
-
-
-class Strict(BaseModel):
-    """Base of every contract model: unknown keys are errors, values are checked on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
+Backend = Literal[BACKENDS]  # type: ignore[valid-type]
 
 # --- prompt sources -------------------------------------------------------------------------
 
@@ -180,96 +159,6 @@ class Baseline(Strict):
     )
 
 
-# --- backend sections -----------------------------------------------------------------------
-
-
-class PyTorchConfig(Strict):
-    batch_size: PositiveInt = 1
-    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
-        None, description="None keeps transformers' default for the model."
-    )
-    torch_compile: bool = False
-    torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
-    load_in_8bit: bool = False
-    load_in_4bit: bool = False
-    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
-    use_cache: bool = True
-
-    @model_validator(mode="after")
-    def _one_quantisation(self) -> PyTorchConfig:
-        if self.load_in_8bit and self.load_in_4bit:
-            raise CombinationError(
-                "load_in_8bit and load_in_4bit are mutually exclusive",
-                "load_in_8bit",
-                "load_in_4bit",
-            )
-        return self
-
-
-VLLMQuantization = Literal[
-    "awq",
-    "awq_marlin",
-    "gptq",
-    "gptq_marlin",
-    "fp8",
-    "bitsandbytes",
-    "compressed-tensors",
-    "marlin",
-    "gguf",
-]
-
-
-class VLLMConfig(Strict):
-    max_num_seqs: PositiveInt = 256
-    max_num_batched_tokens: PositiveInt | None = None
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    enforce_eager: bool = False
-    tensor_parallel_size: PositiveInt = 1
-    pipeline_parallel_size: PositiveInt = 1
-    quantization: VLLMQuantization | None = None
-    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
-    enable_prefix_caching: bool = False
-    enable_chunked_prefill: bool | None = Field(None, description="None keeps vLLM's default.")
-    max_model_len: PositiveInt | None = Field(
-        None,
-        description="None: the longest prompt of the run (after truncation) + max_new_tokens.",
-    )
-    block_size: PositiveInt | None = None
-    engine_multiprocessing: bool = Field(
-        True,
-        description="vLLM's default V1 engine: the engine core runs in its own process, "
-        "overlapping scheduling and output handling with the model's work. False runs it in "
-        "the runner's process (VLLM_ENABLE_V1_MULTIPROCESSING=0).",
-    )
-
-    @property
-    def gpus_needed(self) -> int:
-        return self.tensor_parallel_size * self.pipeline_parallel_size
-
-
-TensorRTQuantization = Literal[
-    "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo", "nvfp4"
-]
-
-
-class TensorRTConfig(Strict):
-    engine: Literal["pytorch", "tensorrt"] = Field(
-        "pytorch", description="TensorRT-LLM's PyTorch flow or a compiled TensorRT engine."
-    )
-    max_batch_size: PositiveInt = 8
-    max_num_tokens: PositiveInt | None = None
-    max_seq_len: PositiveInt | None = None
-    tp_size: PositiveInt = 1
-    pp_size: PositiveInt = 1
-    quantization: TensorRTQuantization | None = None
-    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
-    kv_cache_free_gpu_memory_fraction: float = Field(0.9, gt=0, le=1)
-
-    @property
-    def gpus_needed(self) -> int:
-        return self.tp_size * self.pp_size
-
-
 # --- the experiment -------------------------------------------------------------------------
 
 
@@ -401,8 +290,9 @@ class ServingConfig(Strict):
         return float("inf") if self.request_rate == "inf" else float(self.request_rate)
 
 
-class ExperimentConfig(Strict):
-    """One experiment. The host hashes it; the container runs it."""
+class _Experiment(Strict):
+    """One experiment. The host hashes it; the container runs it. Its backend sections (one
+    field per backend, `pytorch: PyTorchConfig | None`, ...) come from the backend table."""
 
     model: str = Field(min_length=1, description="Hub id or a local folder.")
     revision: str | None = Field(None, description="Hub revision (commit, tag or branch).")
@@ -430,12 +320,9 @@ class ExperimentConfig(Strict):
         "backend's OpenAI-compatible server under open-loop load (the `serving:` section).",
     )
     serving: ServingConfig | None = None
-    pytorch: PyTorchConfig | None = None
-    vllm: VLLMConfig | None = None
-    tensorrt: TensorRTConfig | None = None
 
     @model_validator(mode="after")
-    def _backend_section(self) -> ExperimentConfig:
+    def _backend_section(self) -> _Experiment:
         for name in BACKENDS:
             if name != self.backend and getattr(self, name) is not None:
                 raise CombinationError(
@@ -446,11 +333,11 @@ class ExperimentConfig(Strict):
                 )
         if getattr(self, self.backend) is None:
             # Fill in the defaults so the recorded config is the one that ran.
-            object.__setattr__(self, self.backend, _SECTIONS[self.backend]())
+            object.__setattr__(self, self.backend, BACKEND_TABLE[self.backend].section())
         return self
 
     @model_validator(mode="after")
-    def _serving_section(self) -> ExperimentConfig:
+    def _serving_section(self) -> _Experiment:
         if self.mode == "offline" and self.serving is not None:
             raise CombinationError(
                 "a 'serving:' section was given but mode is 'offline'; set mode: serving",
@@ -466,7 +353,7 @@ class ExperimentConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> ExperimentConfig:
+    def _cross_checks(self) -> _Experiment:
         if isinstance(self.prompts, SyntheticPrompts):
             length = self.prompts.input_length
             longest = length.tokens if isinstance(length, FixedLength) else length.max
@@ -477,61 +364,21 @@ class ExperimentConfig(Strict):
                     "prompts.input_length",
                     "max_input_tokens",
                 )
-        if self.backend == "vllm":
-            assert self.vllm is not None
-            # gpu_count 0 is vLLM's CPU build (one process: TP = PP = 1).
-            if self.vllm.gpus_needed != max(self.gpu_count, 1):
-                raise CombinationError(
-                    f"vllm.tensor_parallel_size x pipeline_parallel_size "
-                    f"({self.vllm.gpus_needed}) must equal gpu_count ({self.gpu_count})"
-                    + (" (1 on CPU, gpu_count 0)" if self.gpu_count == 0 else ""),
-                    "vllm.tensor_parallel_size",
-                    "vllm.pipeline_parallel_size",
-                    "gpu_count",
-                )
-        if self.backend == "tensorrt":
-            assert self.tensorrt is not None
-            if self.tensorrt.gpus_needed != self.gpu_count:
-                raise CombinationError(
-                    f"tensorrt.tp_size x pp_size ({self.tensorrt.gpus_needed}) must equal "
-                    f"gpu_count ({self.gpu_count})",
-                    "tensorrt.tp_size",
-                    "tensorrt.pp_size",
-                    "gpu_count",
-                )
-            if self.tensorrt.engine == "pytorch" and self.tensorrt.quantization is not None:
-                raise CombinationError(
-                    "tensorrt.quantization quantises while building a TensorRT engine; the "
-                    "PyTorch flow (tensorrt.engine: pytorch) only loads checkpoints that are "
-                    "already quantised: set tensorrt.engine: tensorrt, or point model at a "
-                    "quantised checkpoint and leave quantization null",
-                    "tensorrt.engine",
-                    "tensorrt.quantization",
-                )
-        if self.backend == "tensorrt" and self.gpu_count == 0:
-            raise CombinationError(
-                "backend 'tensorrt' needs gpu_count >= 1", "backend", "gpu_count"
-            )
-        if self.backend == "pytorch":
-            assert self.pytorch is not None
-            if (self.pytorch.load_in_8bit or self.pytorch.load_in_4bit) and self.gpu_count == 0:
-                raise CombinationError(
-                    "bitsandbytes quantisation (load_in_8bit/4bit) needs a GPU",
-                    "pytorch.load_in_8bit",
-                    "pytorch.load_in_4bit",
-                    "gpu_count",
-                )
+        self.backend_section.check(self.gpu_count)
         return self
 
     @property
-    def backend_section(self) -> PyTorchConfig | VLLMConfig | TensorRTConfig:
+    def backend_section(self) -> Any:
+        """The chosen backend's section (a `BackendSection`; its own type per backend)."""
         section = getattr(self, self.backend)
-        assert section is not None
+        assert isinstance(section, BackendSection)
         return section
 
 
-_SECTIONS: dict[str, type[Strict]] = {
-    "pytorch": PyTorchConfig,
-    "vllm": VLLMConfig,
-    "tensorrt": TensorRTConfig,
-}
+ExperimentConfig = create_model(
+    "ExperimentConfig",
+    __base__=_Experiment,
+    __module__=__name__,
+    __doc__=_Experiment.__doc__,
+    **{name: (spec.section | None, None) for name, spec in BACKEND_TABLE.items()},  # type: ignore[call-overload]
+)

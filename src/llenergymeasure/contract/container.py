@@ -25,8 +25,8 @@ VLLM_MULTIPROCESSING_VAR = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 def backend_environment(config: ExperimentConfig) -> dict[str, str]:
     """The environment an experiment's engine runs with: its backend's, plus what the
-    experiment chose. The host sets it on the container; the runner sets it again before the
-    engine is imported, so a run started by hand behaves the same."""
+    experiment chose. The host sets it on the container; the experiment process sets it again
+    before the engine is imported, so a run started by hand behaves the same."""
     environment = dict(spec_of(config.backend).environment)
     if config.vllm is not None:
         environment[VLLM_MULTIPROCESSING_VAR] = "1" if config.vllm.engine_multiprocessing else "0"

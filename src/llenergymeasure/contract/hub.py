@@ -1,5 +1,5 @@
 """Models and datasets named by hub id: what the host asks a fetch container for, and what it
-answers. A fetch container (`llem-runner /llem/work --fetch`) finds each item in the user's
+answers. A fetch container (`llem-experiment /llem/work --fetch`) finds each item in the user's
 Hugging Face cache (read-only) or llem's own, and where the study is online downloads what is
 missing into llem's own; measurement containers then get the snapshot folder, read-only, and
 never a network or a token.

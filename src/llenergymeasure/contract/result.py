@@ -107,12 +107,13 @@ class Timings(Figures):
     baseline_s: float = Field(ge=0, description="Idle-power reading; 0 when disabled.")
     warmup_s: float = Field(ge=0)
     warmup_batches: int = Field(ge=0)
-    warmup_converged: bool = Field(
-        description="Latency CV fell below the bound before the cap was reached."
+    warmup_converged: bool | None = Field(
+        description="Latency CV fell below the bound before the cap was reached; null in "
+        "serving mode, whose warm-up ends where the steady-state rule says (no CV check)."
     )
     warmup_final_cv: float | None = Field(description="Latency CV of the last warmup window.")
     window_s: float = Field(gt=0, description="Measured window, CUDA-synchronised at both edges.")
-    total_s: float = Field(ge=0, description="Runner start to result written.")
+    total_s: float = Field(ge=0, description="Experiment process start to result written.")
 
 
 class TokenCounts(Strict):
@@ -206,7 +207,9 @@ class Memory(Figures):
     peak_reserved_mb_reason: str | None = None
     nvml_peak_used_mb: float | None = Field(description="Highest NVML memory-used sample, MB.")
     nvml_peak_used_mb_reason: str | None = None
-    process_peak_rss_mb: float = Field(description="Peak resident memory of the runner, MB.")
+    process_peak_rss_mb: float = Field(
+        description="Peak resident memory of the experiment process, MB."
+    )
 
 
 class GpuTelemetry(Figures):

@@ -47,9 +47,30 @@ class RunContext(Strict):
     )
 
 
+class Placement(Strict):
+    """`placement.json`: where an executor that places runs itself (a cluster node) put this
+    one; over the context's placement, which the submitting host could not know."""
+
+    node: str
+    gpu_indices: list[int]
+    gpu_uuids: list[str]
+    cpuset: str | None
+
+
 class RunRequest(Strict):
     """The whole of `config.json`."""
 
     schema_version: int = REQUEST_SCHEMA_VERSION
     config: ExperimentConfig
     context: RunContext
+
+    def placed(self, placement: Placement) -> RunRequest:
+        """This request where the executor placed it."""
+        context = self.context.model_copy(
+            update={
+                "gpu_indices": placement.gpu_indices,
+                "gpu_uuids": placement.gpu_uuids,
+                "cpuset": placement.cpuset,
+            }
+        )
+        return self.model_copy(update={"context": context})

@@ -15,14 +15,50 @@ from pydantic import BaseModel, Field
 from llenergymeasure.contract.config import Strict
 
 CONTAINER_WORKDIR = "/llem/work"
-CONFIG_FILE = "config.json"
-PROGRESS_FILE = "progress.jsonl"
-RESULT_FILE = "result.json"
-ERROR_FILE = "error.json"
-CONTAINER_LOG_FILE = "container.log"
-TIMESERIES_FILE = "timeseries.parquet"
-# Its columns: seconds since the runner started, the protocol phase, the GPU index, power in W,
-# temperature in °C (and more samples; units in the names).
+
+
+class WorkPaths:
+    """One experiment's work folder (`<study>/experiments/<run_id>/`, mounted read-write at
+    /llem/work): every file name in it, once. Who writes what:
+
+    | file                     | written by | when                                              |
+    |--------------------------|------------|---------------------------------------------------|
+    | config.json              | host       | before the container starts (RunRequest)          |
+    | placement.json           | executor   | where it placed the run, when that is not where   |
+    |                          |            | config.json was written (a cluster node)         |
+    | progress.jsonl           | container  | appended events (ProgressEvent)                   |
+    | result.json / error.json | container  | once, atomically, at the end (one of the two)     |
+    | container.log            | host       | the container's output, streamed (head + tail)    |
+    | timeseries.parquet       | container  | the power sampler's readings                      |
+    | requests.parquet         | container  | serving: one row per request                      |
+    | slices.parquet           | container  | serving: energy and tokens per time slice         |
+    | server_metrics.parquet   | container  | serving: the server's queue and KV-cache gauges   |
+    | server.log               | container  | serving: the backend server's own output          |
+    | server-options.yaml      | container  | serving: options the server's command points at   |
+    """
+
+    CONFIG = "config.json"
+    PLACEMENT = "placement.json"
+    PROGRESS = "progress.jsonl"
+    RESULT = "result.json"
+    ERROR = "error.json"
+    CONTAINER_LOG = "container.log"
+    TIMESERIES = "timeseries.parquet"
+    REQUESTS = "requests.parquet"
+    SLICES = "slices.parquet"
+    SERVER_METRICS = "server_metrics.parquet"
+    SERVER_LOG = "server.log"
+    SERVER_OPTIONS = "server-options.yaml"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+
+# The timeseries' columns: seconds since the experiment started, the phase, the GPU index,
+# power in W, temperature in °C (and more samples; units in the names).
 TIMESERIES_TIME = "t_s"
 TIMESERIES_PHASE = "phase"
 TIMESERIES_GPU = "gpu"

@@ -10,7 +10,13 @@ import time
 from dataclasses import dataclass
 
 from llenergymeasure.contract.result import GpuEnergySource
-from llenergymeasure.energy.arithmetic import counter_delta, sum_devices, window_energy_j
+from llenergymeasure.energy.arithmetic import sum_devices
+from llenergymeasure.energy.between import (
+    EdgeCounters,
+    GpuEnergy,
+    energy_between,
+    power_integral,
+)
 from llenergymeasure.energy.nvml import Nvml
 from llenergymeasure.energy.rapl import Rapl, RaplReading
 from llenergymeasure.energy.sampler import PowerSampler
@@ -75,7 +81,7 @@ class EnergyMeter:
         rapl = self._rapl.read() if start.rapl is not None else None
         if self._sampler is not None:
             self._sampler.set_phase("between")
-        source, per_gpu, reason = self._gpu_energy(start, end_t, counters)
+        gpu = self.gpu_energy(start.t_s, end_t, EdgeCounters(start.counters_mj, counters))
         package_j, dram_j = (
             self._rapl.energy_j(start.rapl, rapl)
             if start.rapl is not None and rapl is not None
@@ -85,50 +91,28 @@ class EnergyMeter:
             name=name,
             start_s=start.t_s,
             end_s=end_t,
-            gpu_source=source,
-            per_gpu_j=per_gpu,
-            gpu_reason=reason,
+            gpu_source=gpu.source,
+            per_gpu_j=gpu.per_gpu_j,
+            gpu_reason=gpu.reason,
             cpu_package_j=package_j,
             cpu_package_reason=None if package_j is not None else self._rapl.package_reason,
             dram_j=dram_j,
             dram_reason=None if dram_j is not None else self._rapl.dram_reason,
         )
 
-    def _gpu_energy(
-        self, start: _Start, end_t: float, counters: list[float] | None
-    ) -> tuple[GpuEnergySource, list[float] | None, str | None]:
+    def gpu_energy(
+        self, start_s: float, end_s: float, edges: EdgeCounters | None = None
+    ) -> GpuEnergy:
+        """The GPUs' energy over [start_s, end_s] (perf_counter clock), by the one source rule
+        (`between.energy_between`); `edges`: counter readings taken at the window's edges."""
         if self._nvml is None:
-            return "unavailable", None, self._nvml_reason
-        why_not_counter = (
-            self._nvml.counter_reason
-            or "the GPU has no NVML total-energy counter (pre-Volta or unsupported)"
-        )
-        if start.counters_mj is not None and counters is not None:
-            deltas = [counter_delta(a, b) for a, b in zip(start.counters_mj, counters, strict=True)]
-            if all(d is not None for d in deltas):
-                return "nvml_energy_counter", [d / 1000.0 for d in deltas if d is not None], None
-            why_not_counter = "the NVML energy counter was reset during the window"
-        integral = self._integral(start.t_s, end_t)
-        if integral is not None:
-            return "nvml_power_integral", integral, None
-        return (
-            "unavailable",
-            None,
-            f"{why_not_counter}, and the power samples do not span the window",
+            return GpuEnergy("unavailable", None, self._nvml_reason)
+        rows = list(self._sampler.rows) if self._sampler is not None else []
+        return energy_between(
+            rows, self._gpus, start_s, end_s, edges=edges, no_counter=self._nvml.counter_reason
         )
 
-    def _integral(self, start_s: float, end_s: float) -> list[float] | None:
-        if self._sampler is None:
-            return None
-        per_gpu = []
-        for gpu in self._gpus:
-            rows = [
-                r for r in self._sampler.series(gpu, start_s, end_s) if r.sample.power_w is not None
-            ]
-            energy = window_energy_j(
-                [r.t_s for r in rows], [r.sample.power_w for r in rows], start_s, end_s
-            )
-            if energy is None:
-                return None
-            per_gpu.append(energy)
-        return per_gpu
+    def power_integral(self, start_s: float, end_s: float) -> list[float] | None:
+        """The sampled power's integral over the window, per GPU (the counter's check)."""
+        rows = list(self._sampler.rows) if self._sampler is not None else []
+        return power_integral(rows, self._gpus, start_s, end_s)

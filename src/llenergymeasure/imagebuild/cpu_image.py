@@ -30,6 +30,7 @@ import docker.errors
 
 from llenergymeasure import __version__
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild import wheels
 from llenergymeasure.imagebuild.wheels import Say, run
 
@@ -252,7 +253,7 @@ def build_cpu_image(base: str | None = None, say: Say = print, force: bool = Fal
     latest = f"{CPU_REPO}:latest"
     if not force and _image_label(client, latest, INPUTS_LABEL) == inputs:
         image_id = client.images.get(latest).id
-        say(f"image: {latest} is current (inputs {inputs[:12]}), {image_id[:19]}")
+        say(f"image: {latest} is current (inputs {inputs[:12]}), {short_id(image_id)}")
         return image_id
     house = wheelhouse(root, say)
     say(f"image: building {CPU_REPO}:{__version__} on {base_ref}")
@@ -280,5 +281,5 @@ def build_cpu_image(base: str | None = None, say: Say = print, force: bool = Fal
         env=env,
     )
     image_id = client.images.get(latest).id
-    say(f"image: {latest} built, {image_id[:19]}")
+    say(f"image: {latest} built, {short_id(image_id)}")
     return image_id

@@ -4,8 +4,9 @@
   `~/.cache/huggingface/hub`): only ever mounted read-only, never changed, never chowned; the
   token file of `$HF_HOME` is outside it and never mounted;
 - llem's own cache (`$LLEM_CACHE_DIR`, else `~/.cache/llenergymeasure`): `hf-hub/` (what fetch
-  containers download), `tensorrt-engines/` (compiled engines; `$LLEM_ENGINE_CACHE` overrides)
-  and `fetch/` (the fetch containers' work folders). Each folder a container writes is created
+  containers download), `fetch/` (the fetch containers' work folders), and what an engine
+  compiles once (the backend table names its folder: `tensorrt-engines/`, moved by
+  `$LLEM_ENGINE_CACHE`). Each folder a container writes is created
   by llem and, when llem runs as root, handed to the containers' user: that folder alone,
   never what is in it, and never a folder that is a link or belongs to anyone else.
 """
@@ -17,6 +18,7 @@ import os
 import stat
 from pathlib import Path
 
+from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.container_user import ContainerUser
 
@@ -37,9 +39,14 @@ def llem_hub_cache() -> Path:
     return llem_cache_root() / "hf-hub"
 
 
-def engine_cache_dir() -> Path:
-    """Compiled TensorRT-LLM engines ($LLEM_ENGINE_CACHE, else llem's cache)."""
-    return Path(os.environ.get("LLEM_ENGINE_CACHE") or llem_cache_root() / "tensorrt-engines")
+def engine_cache_dir(backend: str) -> Path | None:
+    """What the backend's engine compiles once and reuses (its table row names the folder under
+    llem's cache, and the variable that moves it); None where it compiles nothing."""
+    spec = spec_of(backend)
+    if spec.engine_cache is None:
+        return None
+    moved = os.environ.get(spec.engine_cache_env) if spec.engine_cache_env else None
+    return Path(moved or llem_cache_root() / spec.engine_cache)
 
 
 def owned_folder(folder: Path, user: ContainerUser) -> Path:

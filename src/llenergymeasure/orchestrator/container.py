@@ -21,9 +21,10 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
-from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, CONTAINER_WORKDIR, PROGRESS_FILE
+from llenergymeasure.contract.workdir import CONTAINER_WORKDIR, WorkPaths
 from llenergymeasure.orchestrator.pids import PidsWatch
 from llenergymeasure.orchestrator.stop import StopState
 from llenergymeasure.study.untrusted import UntrustedFile, create_new, irregular, regular_size
@@ -35,7 +36,7 @@ OWNER_PID_LABEL = "llem.owner_pid"
 OWNER_HOST_LABEL = "llem.owner_host"
 STUDY_LABEL = "llem.study"
 RUN_LABEL = "llem.run"
-LOG_CAP = CAPS[CONTAINER_LOG_FILE]
+LOG_CAP = CAPS[WorkPaths.CONTAINER_LOG]
 # container.log keeps the first LOG_CAP - LOG_TAIL bytes and the last LOG_TAIL: how the engine
 # started and how the run ended, with what was dropped between them counted.
 LOG_TAIL = 1 << 20
@@ -43,6 +44,8 @@ LOG_TAIL = 1 << 20
 # bounded too, so a container that prints without end fills neither the study folder nor the
 # engine's disk. Well above LOG_CAP: a rotation loses what a follower has not read yet, and
 # nothing of what container.log keeps may be lost.
+# What docker-py raises when the engine refuses a call or its connection breaks mid-stream.
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "256m", "max-file": "2"})
 
 
@@ -151,7 +154,7 @@ def run_container(
     started = time.time()
     container = None
     try:
-        log_fd = create_new(spec.workdir / CONTAINER_LOG_FILE)
+        log_fd = create_new(spec.workdir / WorkPaths.CONTAINER_LOG)
     except (UntrustedFile, OSError) as error:
         return ContainerExit(None, None, False, None, started, time.time(), engine_error=str(error))
     try:
@@ -191,12 +194,12 @@ def _watch(
     def _wait() -> None:
         try:
             waited["status"] = container.wait()
-        except Exception as error:  # the engine went away: reported as an engine error
+        except ENGINE_ERRORS as error:  # the engine went away: reported as an engine error
             waited["error"] = _one_line(error)
         done.set()
 
     threading.Thread(target=_wait, daemon=True).start()
-    progress = spec.workdir / PROGRESS_FILE
+    progress = spec.workdir / WorkPaths.PROGRESS
     tail = ProgressTail(progress)
     pids = PidsWatch(container.id)
     last_size: int | None = None
@@ -296,8 +299,8 @@ def _stream_logs(container: Any, log_fd: int) -> None:
                 tail += rest
                 dropped += len(rest)
                 del tail[: max(0, len(tail) - LOG_TAIL)]
-    except Exception:
-        pass  # the engine dropped the stream; what arrived is on disk
+    except (*ENGINE_ERRORS, OSError):
+        pass  # the engine dropped the stream (or the disk refused it); what arrived is kept
     if dropped:
         dropped -= len(tail)
         note = f"\n[llem: container.log keeps its first {head_cap >> 20} MiB and last "

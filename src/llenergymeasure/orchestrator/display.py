@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.contract.workdir import PROGRESS_FILE
+from llenergymeasure.contract.workdir import WorkPaths
 from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.untrusted import printable
@@ -103,11 +103,11 @@ class Display:
     def run_started(
         self, run: PlannedRun, position: int, total: int, workdir: Path, queued: bool = False
     ) -> None:
-        """A run began; `queued`: handed to a scheduler (Slurm), its line appears with its first
+        """A run began; `queued`: handed to a cluster's scheduler, its line appears with its first
         progress event, so a thousand queued jobs do not fill the view."""
         swept = " ".join(f"{k}={v}" for k, v in run.swept.items())
         head = f"{run.run_id} {run.config.backend} {run.config.model} {swept}".rstrip()
-        watched = _Watched(head, ProgressTail(workdir / PROGRESS_FILE), time.time())
+        watched = _Watched(head, ProgressTail(workdir / WorkPaths.PROGRESS), time.time())
         self._runs[run.run_id] = watched
         self._hide_gap()
         if self._progress is not None:

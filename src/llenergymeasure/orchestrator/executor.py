@@ -1,34 +1,44 @@
-"""Where a planned run executes: the executor interface, and the local Docker executor.
+"""Where a planned run executes: the executor interface, and the table that finds one.
 
-The study runner owns the manifest, the schedule and the display; an executor only runs what it
+The scheduler owns the manifest, the schedule and the display; an executor only runs what it
 is given in the slot it is given and hands back how each run ended. The contract between them is
 the work folder (config.json in, progress/result/error out) and the container's exit, so another
-executor (Slurm, Kubernetes) runs the same lifecycle elsewhere.
+executor (a cluster's scheduler) runs the same lifecycle elsewhere.
+
+An executor is a complete strategy: its pre-flight (what the host must check and lock), its
+slot pool and gate, its retry limit, how it stops a run, and how a study it left running is
+collected later (`llem status`). The scheduler, pre-flight and CLI ask it, never its kind.
+Executors are found by `execution.executor.kind` through the settings table
+(`config/executors.py`), which names each implementation.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
+import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import docker
 
-from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec, run_container
+from llenergymeasure.config.executors import require_kind
+from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec
+from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.gate import Gate
+from llenergymeasure.orchestrator.planned import PlannedStudy
+from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.run_spec import StudyContext
-from llenergymeasure.orchestrator.slots import Slot
-from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.study.models import PlannedRun
 
 
 @dataclass(frozen=True)
 class RunJob:
     """One planned run, ready to execute: its slot, work folder and container, and what the
-    container was built from (for an executor that builds it again elsewhere: Slurm)."""
+    container was built from (for an executor that builds it again elsewhere: on a cluster node)."""
 
     run: PlannedRun
     slot: Slot
@@ -42,7 +52,7 @@ class RunJob:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a run executed, when the executor chose it (a Slurm node and its allocation)."""
+    """Where a run executed, when the executor chose it (a cluster node and its allocation)."""
 
     node: str
     gpu_indices: list[int]
@@ -55,22 +65,79 @@ class JobDone:
     job: RunJob
     exit: ContainerExit
     placement: Placement | None = None
-    # Runs that shared its host while it ran, where the executor knows (Slurm: same node, times
-    # overlapping); None: the runner's own record of what was in flight.
+    # Runs that shared its host while it ran, where the executor knows (a cluster: same node, times
+    # overlapping); None: the scheduler's own record of what was in flight.
     concurrent: frozenset[str] | None = None
-    detail: str | None = None  # the executor's word on how it ended (e.g. Slurm's job state)
-    log_tail: str | None = None  # instead of container.log's (e.g. the Slurm job's output)
+    detail: str | None = None  # the executor's word on how it ended (e.g. a cluster job's state)
+    log_tail: str | None = None  # instead of container.log's (e.g. a cluster job's output)
     requeue: str | None = None  # the executor lost the run (node failure): run it again, why
     crash: str | None = None  # ended without a container outcome (the node-side llem died)
 
 
+@dataclass(frozen=True)
+class HostNeeds:
+    """What an executor's pre-flight asks of this host: the GPUs and CPUs to lock (the GPUs
+    also get the NVIDIA runtime checked and their UUIDs read), the CPU groups of its slots, and
+    a line to show once the images are resolved."""
+
+    gpus: list[int] = field(default_factory=list)
+    cpus: list[int] = field(default_factory=list)
+    cpu_groups: list[tuple[int, ...]] | None = None
+    images_note: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyAt:
+    """What an executor is opened with: the study folder, the execution settings of this
+    invocation, this host's engine client and CPU groups, the host probes, the display."""
+
+    study_dir: Path
+    study_id: str
+    execution: ExecutionConfig
+    client: docker.DockerClient | None
+    cpu_groups: list[tuple[int, ...]] | None
+    probes: HostProbes
+    display: Display
+
+
 class Executor(ABC):
-    """Runs jobs in their slots; `wait` hands back the ones that ended.
+    """Runs jobs in their slots; `wait` hands back the ones that ended."""
 
-    `schedules_itself`: the executor's scheduler (Slurm) decides where and when each job runs:
-    the runner hands it every job at once and leaves slots, gaps and cool-down to it."""
+    # Its jobs go on when llem stops (a cluster's scheduler holds them): an error in llem does
+    # not cancel them, and `llem run --detach` may leave them.
+    jobs_outlive_llem: ClassVar[bool] = False
 
-    schedules_itself = False
+    @classmethod
+    @abstractmethod
+    def preflight(cls, planned: PlannedStudy, say: Display) -> HostNeeds:
+        """Checks before anything is written (UserError when the study cannot run here)."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, at: StudyAt) -> Executor:
+        """The executor for one invocation on a study folder."""
+
+    @abstractmethod
+    def slot_pool(self) -> SlotPool:
+        """Where the scheduler may place runs (unbounded where the executor places them)."""
+
+    @abstractmethod
+    def gate(self) -> Gate:
+        """The gaps and cool-down the scheduler waits out before a run starts in a slot."""
+
+    @property
+    def max_attempts(self) -> int:
+        """Starts of one run at most when the executor loses it (node failure)."""
+        return 1
+
+    def node_at_start(self) -> str | None:
+        """The host a run starts on, when known as it starts (None: the executor places it)."""
+        return None
+
+    def engine_lost(self, done: JobDone, failed: bool) -> str | None:
+        """Why the engine the run ran on stopped answering, if it did (the study stops then);
+        `failed`: the run did not complete."""
+        return None
 
     @abstractmethod
     def start(self, job: RunJob) -> None:
@@ -81,9 +148,9 @@ class Executor(ABC):
         """The jobs that ended since the last call, waiting up to `timeout_s` for one."""
 
     @abstractmethod
-    def cancel(self, run_id: str) -> None:
-        """Stop a job: the first call asks its container to stop (SIGTERM, then SIGKILL after
-        a grace), a second kills it at once."""
+    def cancel(self, run_id: str, *, force: bool = False) -> None:
+        """Stop a job: its container is asked to stop (SIGTERM, then SIGKILL after a grace);
+        `force`: killed at once."""
 
     @property
     @abstractmethod
@@ -104,50 +171,23 @@ class Executor(ABC):
         """Nothing handed to `start` still waits to be submitted."""
         return True
 
+    @classmethod
+    def collect_detached(cls, study_dir: Path, display: Display) -> int | None:
+        """`llem status`: record the runs that ended while no llem followed the study; the
+        number recorded, or None where the executor leaves nothing to collect."""
+        return None
 
-class LocalDockerExecutor(Executor):
-    """Each job's container lifecycle (`container.run_container`) in a thread of its own, on
-    this host's engine; the lifecycle enforces the job's timeout, stall limit and stop."""
+    @classmethod
+    def node_run(cls, study_dir: Path, arguments: list[str]) -> int:
+        """`llem node-run KIND STUDY_DIR ...`: a run's share of the lifecycle on the node the
+        executor placed it on."""
+        raise NotImplementedError(f"{cls.__name__} runs nothing on a node of its own")
 
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self._done: queue.Queue[JobDone] = queue.Queue()
-        self._stops: dict[str, StopState] = {}
 
-    def start(self, job: RunJob) -> None:
-        stop = StopState()
-        self._stops[job.run.run_id] = stop
-        thread = threading.Thread(
-            target=self._lifecycle, args=(job, stop), name=f"run-{job.run.run_id}", daemon=True
-        )
-        thread.start()
-
-    def _lifecycle(self, job: RunJob, stop: StopState) -> None:
-        try:
-            exit_ = run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
-            self._done.put(JobDone(job, exit_))
-        except Exception as error:  # a bug in the watch: the run ends, the study goes on
-            now = time.time()
-            exit_ = ContainerExit(None, None, False, None, now, now)
-            self._done.put(JobDone(job, exit_, crash=f"llem's watch of it failed: {error!r}"))
-
-    def wait(self, timeout_s: float) -> list[JobDone]:
-        finished: list[JobDone] = []
-        try:
-            finished.append(self._done.get(timeout=timeout_s))
-            while True:
-                finished.append(self._done.get_nowait())
-        except queue.Empty:
-            pass
-        for done in finished:
-            self._stops.pop(done.job.run.run_id, None)
-        return finished
-
-    def cancel(self, run_id: str) -> None:
-        stop = self._stops.get(run_id)
-        if stop is not None:
-            stop.request()
-
-    @property
-    def in_flight(self) -> list[str]:
-        return list(self._stops)
+def executor_class(kind: str) -> type[Executor]:
+    """The executor that implements `kind` (`config/executors.py` names it); UserError for
+    a kind there is none of."""
+    module_name, _, class_name = require_kind(kind).implementation.partition(":")
+    found = getattr(importlib.import_module(module_name), class_name)
+    assert isinstance(found, type) and issubclass(found, Executor)
+    return found

@@ -15,11 +15,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Cool-down (execution.cooldown_to_temp_c): how often the temperature is read while waiting, and
-# the longest wait before the run starts anyway (said on the display).
-COOLDOWN_POLL_S = 2.0
-COOLDOWN_MAX_WAIT_S = 1800.0
-
 
 @contextmanager
 def _nvml() -> Iterator[Any]:

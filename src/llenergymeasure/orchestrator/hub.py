@@ -4,7 +4,7 @@ snapshot folder at a commit, before anything is written or measured.
 Why before: an experiment container has no network (README: Security). It cannot download,
 it holds no token, and nothing but the engine touches the network interface while energy is
 measured. So the pre-flight runs one **fetch container** per image that needs it (the study's
-own image: it has the hub client; `llem-runner --fetch`), under the same restrictions as an
+own image: it has the hub client; `llem-experiment --fetch`), under the same restrictions as an
 experiment but with the bridge network and the token where the study is online:
 - the user's own hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
   `~/.cache/huggingface/hub`) mounted read-only: what is there is used, never changed; the
@@ -42,8 +42,9 @@ from llenergymeasure.contract.hub import (
     HubItem,
     is_hub_id,
 )
-from llenergymeasure.contract.workdir import CONTAINER_LOG_FILE, atomic_write_json
+from llenergymeasure.contract.workdir import WorkPaths, atomic_write_json
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 from llenergymeasure.orchestrator.caches import (
     llem_cache_root,
     llem_hub_cache,
@@ -141,9 +142,9 @@ class HubResolver:
             except (OSError, UntrustedFile, ValidationError) as error:
                 ended = exit_.engine_error or f"exit {exit_.exit_code}"
                 raise UserError(
-                    f"the fetch container (image {image_id[:19]}) gave no answer ({ended}; "
-                    f"{error}); its log ends: {log_tail(workdir / CONTAINER_LOG_FILE, 5)}",
-                    hint="does the image have llem-runner with --fetch (rebuild it with "
+                    f"the fetch container (image {short_id(image_id)}) gave no answer ({ended}; "
+                    f"{error}); its log ends: {log_tail(workdir / WorkPaths.CONTAINER_LOG, 5)}",
+                    hint="does the image have llem-experiment with --fetch (rebuild it with "
                     "`llem images build`)?",
                 ) from None
             answered = {found.item.key: found for found in report.items}

@@ -23,6 +23,7 @@ from ruamel.yaml.error import YAMLError
 
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.errors import UserError
+from llenergymeasure.ids import short_id
 
 LOCK_SCHEMA_VERSION = 1
 LOCK_SUFFIX = ".lock.yaml"
@@ -127,8 +128,8 @@ def differences(locked: dict[str, LockedImage], current: dict[str, LockedImage])
             continue
         if now.image_id != then.image_id:
             lines.append(
-                f"{backend}: {now.ref} is image {now.image_id[:19]}, the lock has "
-                f"{then.image_id[:19]} ({then.ref}"
+                f"{backend}: {now.ref} is image {short_id(now.image_id)}, the lock has "
+                f"{short_id(then.image_id)} ({then.ref}"
                 + (f", engine {then.engine} {then.engine_version}" if then.engine else "")
                 + ")"
             )

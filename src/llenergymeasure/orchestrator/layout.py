@@ -1,25 +1,10 @@
-"""The study folder: where one `llem run` keeps everything it planned, ran and measured.
+"""Where study folders go and how they are named; their format is `study.folder.StudyPaths`.
 
-```
-<output_dir>/<study_id>/                 study_id = <name>_<UTC YYYYmmddTHHMMSS>_<design_hash8>
-  study.yaml                             the study file, verbatim
-  study.lock.yaml                        the images the study runs on (image_lock.py format)
-  <base file name>                       the study's `base:` file, verbatim, when it has one
-  plan.json                              list of PlannedRun (JSON), written atomically at start
-  manifest.jsonl                         the journal of run states (study/manifest.py)
-  experiments/<run_id>/                  one work folder per run, run_id = <NNNN>_<hash8>_c<cycle>
-    config.json                          RunRequest, written by the host before the container
-    progress.jsonl                       events appended by the container
-    result.json | error.json             written by the container (atomically)
-    container.log                        the container's stdout/stderr, streamed by the host
-    timeseries.parquet                   samples of the measured window, by the container
-```
-
-The work folder is mounted read-write at `/llem/work` (contract.workdir.CONTAINER_WORKDIR).
-`<name>` keeps letters, digits, `.`, `_` and `-` of the study's name; other characters become `-`.
-`llem run --resume` picks the newest folder of the same name and design hash that has a plan.
-A study folder's own copy `study.yaml`, run again, puts its new folder beside that study folder
-(where the original went), whatever its relative `output_dir` said.
+A study id is `<name>_<UTC YYYYmmddTHHMMSS>_<design_hash8>`: `<name>` keeps letters, digits,
+`.`, `_` and `-` of the study's name; other characters become `-`. `llem run --resume` picks
+the newest folder of the same name and design hash that has a plan. A study folder's own copy
+`study.yaml`, run again, puts its new folder beside that study folder (where the original
+went), whatever its relative `output_dir` said.
 """
 
 from __future__ import annotations
@@ -31,12 +16,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llenergymeasure.contract.workdir import RUN_ID_PATTERN
-from llenergymeasure.study.folder import (
-    EXPERIMENTS_DIR,
-    PLAN_FILE,
-    STUDY_FILE,
-)
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 
 _STAMP = "%Y%m%dT%H%M%S"
@@ -52,7 +32,10 @@ def study_id_for(name: str, design_hash: str, now: datetime) -> str:
 
 def is_study_copy(study_file: Path) -> bool:
     """A study folder's own copy of its study file (run again to reproduce the study)."""
-    return study_file.name == STUDY_FILE and (study_file.resolve().parent / PLAN_FILE).is_file()
+    return (
+        study_file.name == StudyPaths.STUDY
+        and (study_file.resolve().parent / StudyPaths.PLAN).is_file()
+    )
 
 
 def output_dir_for(study_file: Path, output_dir: str) -> Path:
@@ -93,9 +76,9 @@ def create_study_dir(
             break
         except FileExistsError:
             time.sleep(0.2)  # the id has one-second resolution; the next second is free
-    (study_dir / EXPERIMENTS_DIR).mkdir()
+    (study_dir / StudyPaths.EXPERIMENTS).mkdir()
     if study_file is not None:
-        shutil.copyfile(study_file, study_dir / STUDY_FILE)
+        shutil.copyfile(study_file, study_dir / StudyPaths.STUDY)
     if base_file is not None:
         shutil.copyfile(base_file, study_dir / base_file.name)
     return study_dir
@@ -111,13 +94,6 @@ def find_resumable(output_dir: Path, name: str, design_hash: str) -> Path | None
     found = [
         (match.group(1), path)
         for path in output_dir.iterdir()
-        if (match := pattern.match(path.name)) and (path / PLAN_FILE).is_file()
+        if (match := pattern.match(path.name)) and (path / StudyPaths.PLAN).is_file()
     ]
     return max(found)[1] if found else None
-
-
-def work_dir(study_dir: Path, run_id: str) -> Path:
-    """A run's work folder; its id must be a run id (never a path that leaves the study)."""
-    if not re.fullmatch(RUN_ID_PATTERN, run_id):
-        raise ValueError(f"not a run id: {run_id!r}")
-    return study_dir / EXPERIMENTS_DIR / run_id

@@ -26,11 +26,14 @@ import fcntl
 import json
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.orphans import pid_alive
-from llenergymeasure.study.untrusted import own_folder
+from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.untrusted import own_folder, printable
 
 ENV_LOCK_DIR = "LLEM_LOCK_DIR"
 ROOT_LOCK_DIR = "/run/llem/locks"
@@ -177,3 +180,26 @@ def _holder(fd: int, path: Path) -> str:
             f"`fuser -v {path}` names it, stop that process"
         )
     return text
+
+
+@contextmanager
+def writer_lock(study_dir: Path) -> Iterator[None]:
+    """The study folder's manifest has one writer at a time: the llem that runs (or follows)
+    it, or `llem status` collecting ended cluster jobs. Taken before the manifest is opened. An
+    flock: the kernel drops it when the holder ends, however it ends. Held: UserError naming
+    the holder's pid."""
+    path = study_dir / StudyPaths.WRITER_LOCK
+    fd = open_own_file(path)
+    try:
+        if not try_flock(fd, path):
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise UserError(
+                f"another llem (pid {printable(holder)}) is running or following the study "
+                f"{study_dir}",
+                hint="let it finish, or stop it (Ctrl+C) first",
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

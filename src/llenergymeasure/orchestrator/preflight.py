@@ -1,7 +1,8 @@
 """Pre-flight of `llem run`: everything checked and resolved once, before anything is written.
 
 Order: the study planned (`plan_study`; the CLI shows it); local inputs present and readable by
-the containers' user; with --locked, the lock file read; the slot pools (every run fits); host
+the containers' user; with --locked, the lock file read; the executor's own pre-flight (local:
+every run fits the slot pools; a cluster: the controller answers, the nodes see the paths); host
 locks on the GPUs and, for CPU runs, the CPUs (before the engine and runtime checks, so a busy
 GPU is named even where the NVIDIA runtime is missing); engine reachable; every image resolved
 to its ID and digest; with --locked, each compared with the lock; the NVIDIA runtime when GPUs
@@ -11,19 +12,16 @@ are requested; each pool GPU's physical UUID. The confirmation above the cap is 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import docker.errors
 
-from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.hub import FetchedItem
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.container_user import (
     ContainerLimits,
     ContainerUser,
@@ -38,6 +36,7 @@ from llenergymeasure.orchestrator.engine import (
     require_nvidia_runtime,
     resolve_image,
 )
+from llenergymeasure.orchestrator.executor import executor_class
 from llenergymeasure.orchestrator.host_gpus import gpu_uuids
 from llenergymeasure.orchestrator.hub import HubResolver
 from llenergymeasure.orchestrator.image_lock import (
@@ -47,12 +46,9 @@ from llenergymeasure.orchestrator.image_lock import (
     require_locked,
 )
 from llenergymeasure.orchestrator.locks import HostLocks
-from llenergymeasure.orchestrator.slots import cpu_groups_for
-from llenergymeasure.orchestrator.slurm import commands as slurm_commands
-from llenergymeasure.orchestrator.slurm.probe import probe_shared_paths
-from llenergymeasure.study.expand import Plan, expand
+from llenergymeasure.orchestrator.planned import PlannedStudy
+from llenergymeasure.study.expand import Plan
 from llenergymeasure.study.hashing import design_hash
-from llenergymeasure.study.paths import host_path
 
 
 @dataclass
@@ -62,31 +58,8 @@ class RunOptions:
     locked: bool = False
     mem_limit: str | None = None
     lock_dir: Path | None = None  # the host locks' folder (tests); default: locks.lock_dir()
-    detach: bool = False  # Slurm: submit every run, then return
-
-
-@dataclass(frozen=True)
-class PlannedStudy:
-    """A study file read and expanded, with the folder its relative paths resolve from."""
-
-    path: Path
-    study: StudyConfig
-    plan: Plan
-    source_dir: Path
-
-
-def plan_study(
-    study_path: Path, adjust: Callable[[StudyConfig], StudyConfig] | None = None
-) -> PlannedStudy:
-    """Read and expand the study; `adjust` changes it first (the command line's overrides)."""
-    study = load_study(study_path)
-    if adjust is not None:
-        study = adjust(study)
-    source_dir = layout.source_dir_for(study_path)
-    plan = expand(study, source_dir)
-    if not plan.runs:
-        raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
-    return PlannedStudy(study_path, study, plan, source_dir)
+    detach: bool = False  # an executor whose jobs outlive llem: submit every run, then return
+    no_gaps: bool = False  # no gap or cool-down between runs (recorded per run)
 
 
 @dataclass
@@ -118,7 +91,10 @@ class Preflight:
         return len(self.plan.runs) > self.study.execution.max_runs_without_confirmation
 
     def release(self) -> None:
+        """The host locks given back and the engine client closed (a library caller may run
+        another study in the same process)."""
         self.locks.release()
+        self.client.close()
 
     @classmethod
     def check(cls, planned: PlannedStudy, options: RunOptions, say: Display) -> Preflight:
@@ -128,13 +104,8 @@ class Preflight:
         run_spec.check_local_inputs(plan.runs, planned.source_dir, user)
         lock_file = lock_path_for(planned.path) if options.locked else None
         lock = load_lock(lock_file) if lock_file is not None else None
-        slurm = execution.executor == "slurm"
-        if slurm:
-            _check_slurm(planned, say)
-            cpu_groups, needed, cpus = None, [], []  # Slurm allocates them on the node
-        else:
-            cpu_groups, needed, cpus = _local_pools(planned)
-        locks = HostLocks(needed, study.name, options.lock_dir, cpus)
+        needs = executor_class(execution.executor.kind).preflight(planned, say)
+        locks = HostLocks(needs.gpus, study.name, options.lock_dir, needs.cpus)
         locks.acquire()
         try:
             client = connect(execution.container_engine)
@@ -144,18 +115,15 @@ class Preflight:
             }
             for backend, image in images.items():
                 say.note(f"image for {backend}: {image.ref} {image.id} " + _digest_text(image))
-            if slurm:
-                say.note(
-                    "the compute nodes must hold these images by ID "
-                    f"({execution.container_engine} load / pull by digest)"
-                )
+            if needs.images_note is not None:
+                say.note(needs.images_note)
             if lock_file is not None:
                 require_locked(lock_file, {b: image.locked() for b, image in images.items()})
                 say.note(f"images match the lock {lock_file}")
             uuids: dict[int, str] = {}
-            if needed:
+            if needs.gpus:
                 require_nvidia_runtime(client)
-                found = gpu_uuids(needed)
+                found = gpu_uuids(needs.gpus)
                 if isinstance(found, str):
                     say.note(f"GPUs granted by index, not UUID: {found}")
                 else:
@@ -177,53 +145,10 @@ class Preflight:
             images=images,
             user=user,
             limits=ContainerLimits(execution.pids_limit, execution.ulimits, engine_defaults),
-            cpu_groups=cpu_groups,
+            cpu_groups=needs.cpu_groups,
             gpu_uuids=uuids,
             hub=hub,
         )
-
-
-def _local_pools(
-    planned: PlannedStudy,
-) -> tuple[list[tuple[int, ...]] | None, list[int], list[int]]:
-    """This host's CPU groups, and the GPUs and CPUs the study locks; every run fits its
-    pool. CPU runs lock the CPUs they are pinned to, or, unpinned, every CPU llem may use."""
-    execution, runs = planned.study.execution, planned.plan.runs
-    gpu_ids = execution.gpu_ids
-    for run in runs:
-        if run.config.gpu_count > len(gpu_ids):
-            raise UserError(
-                f"run {run.run_id} needs {run.config.gpu_count} GPUs but execution.gpu_ids "
-                f"lists {len(gpu_ids)}",
-                hint="list more GPU indices under execution.gpu_ids",
-            )
-    cpu_runs = any(run.config.gpu_count == 0 for run in runs)
-    host_cpus = sorted(os.sched_getaffinity(0))
-    cpu_groups = cpu_groups_for(execution.cpu_ids, host_cpus, execution.max_parallel, cpu_runs)
-    # One run at a time takes the first GPUs of the pool; several may use all of it.
-    widest = max(run.config.gpu_count for run in runs)
-    needed = gpu_ids[:widest] if execution.max_parallel == 1 else list(gpu_ids)
-    cpus: list[int] = []
-    if cpu_runs:
-        cpus = sorted({c for group in cpu_groups for c in group}) if cpu_groups else host_cpus
-    return cpu_groups, (needed if widest > 0 else []), cpus
-
-
-def _check_slurm(planned: PlannedStudy, say: Display) -> None:
-    """The controller answers; the nodes see the output folder and the local inputs."""
-    settings = planned.study.execution.slurm
-    slurm_commands.ping()
-    if not settings.probe_paths:
-        return
-    inputs = sorted(
-        {
-            host_path(item.value, planned.source_dir)
-            for run in planned.plan.runs
-            for item in run_spec.local_inputs(run.config, planned.source_dir)
-        }
-    )
-    output_dir = layout.output_dir_for(planned.path, planned.study.output_dir)
-    say.note(probe_shared_paths(settings, output_dir, inputs))
 
 
 def _resolve_hub(

@@ -161,9 +161,11 @@ def _mount_point(root: str, host: Path) -> str:
 
 
 def prepare_caches(ctx: StudyContext, backends: set[str]) -> None:
-    """Once per study, before any run: the TensorRT engine cache exists and is llem's own."""
-    if "tensorrt" in backends:
-        owned_folder(engine_cache_dir(), ctx.user)
+    """Once per study, before any run: each backend's engine cache exists and is llem's own."""
+    for backend in sorted(backends):
+        folder = engine_cache_dir(backend)
+        if folder is not None:
+            owned_folder(folder, ctx.user)
 
 
 def build(
@@ -194,8 +196,9 @@ def build(
         "PYTHONUNBUFFERED": "1",
         **backend_environment(config),
     }
-    if config.backend == "tensorrt":
-        mounts[str(engine_cache_dir())] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
+    engine_cache = engine_cache_dir(config.backend)
+    if engine_cache is not None:
+        mounts[str(engine_cache)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     # From the host's environment only the backend's allow-list, when set: never a secret.
     environment.update(from_host(spec_of(config.backend).env_allowlist))
     gpus = list(slot.gpus)

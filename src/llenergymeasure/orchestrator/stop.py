@@ -40,11 +40,16 @@ class StopState:
 
 @contextmanager
 def handle_signals(stop: StopState) -> Iterator[StopState]:
-    """Route SIGINT and SIGTERM to `stop` while the study runs (main thread only)."""
+    """Route SIGINT and SIGTERM to `stop` while the study runs, and restore the handlers
+    after. Only the main thread may install handlers: elsewhere (a library caller's worker
+    thread) nothing is installed and `stop` is the caller's to request."""
 
     def _handler(signum: int, frame: FrameType | None) -> None:
         stop.request()
 
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop

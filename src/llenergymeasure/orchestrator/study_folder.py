@@ -9,25 +9,22 @@ one that differs.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
 from llenergymeasure import __version__
-from llenergymeasure.contract.workdir import utc_now
-from llenergymeasure.errors import UserError
+from llenergymeasure.contract.workdir import atomic_write_text, utc_now
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.image_lock import StudyLock, differences, load_lock, write_lock
-from llenergymeasure.orchestrator.locks import open_own_file, try_flock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
-from llenergymeasure.study.folder import STUDY_LOCK_FILE, load_plan, write_plan
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
-from llenergymeasure.study.untrusted import printable
 
 
 @dataclass(frozen=True)
@@ -56,6 +53,10 @@ def locate_study(pre: Preflight, options: RunOptions, say: Display) -> tuple[Pat
     created = layout.create_study_dir(
         output_dir, study.name, pre.design_hash, study.source_path, study.base_path
     )
+    if study.source_path is None:  # a study built in Python: its copy says it as a file would
+        text = io.StringIO()
+        YAML(typ="safe", pure=True).dump(study.as_document(), text)
+        atomic_write_text(created / StudyPaths.STUDY, text.getvalue())
     return created, True
 
 
@@ -64,10 +65,10 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
     every planned run). The caller holds its writer lock (`writer_lock`): opening the
     manifest may repair a torn last line, which only its one writer may do."""
     if new:
-        write_plan(study_dir, pre.plan.runs)
+        StudyPaths(study_dir).write_plan(pre.plan.runs)
         plan = pre.plan.runs
     else:
-        plan = load_plan(study_dir)
+        plan = StudyPaths(study_dir).read_plan()
     _lock_study_images(study_dir, pre, say)
     if manifest_path(study_dir).exists():
         manifest = Manifest.open(study_dir)
@@ -86,6 +87,7 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
         manifest.add_runs(missing)
     if manifest.record.status != "running":
         manifest.set_status("running")
+    manifest.set_executor(pre.study.execution.executor.kind)
     return StudyFolder(manifest, plan)
 
 
@@ -93,7 +95,7 @@ def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
     """Write the study's `study.lock.yaml` (also when a resumed folder lacks one); on resume,
     warn when the images now differ from it: the manifest records each run's own image."""
     current = {backend: image.locked() for backend, image in pre.images.items()}
-    lock_file = study_dir / STUDY_LOCK_FILE
+    lock_file = study_dir / StudyPaths.STUDY_LOCK
     if lock_file.is_file():
         for line in differences(load_lock(lock_file).images, current):
             say.note(f"warning: the images differ from {lock_file}: {line}")
@@ -124,29 +126,3 @@ def runs_to_do(manifest: Manifest, plan: list[PlannedRun], retry_failed: bool) -
             continue
         todo.append(run)
     return todo
-
-
-WRITER_LOCK_FILE = ".llem-writer.lock"
-
-
-@contextmanager
-def writer_lock(study_dir: Path) -> Iterator[None]:
-    """The study folder's manifest has one writer at a time: the llem that runs (or follows)
-    it, or `llem status` collecting ended Slurm jobs. Taken before the manifest is opened. An
-    flock: the kernel drops it when the holder ends, however it ends. Held: UserError naming
-    the holder's pid."""
-    path = study_dir / WRITER_LOCK_FILE
-    fd = open_own_file(path)
-    try:
-        if not try_flock(fd, path):
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise UserError(
-                f"another llem (pid {printable(holder)}) is running or following the study "
-                f"{study_dir}",
-                hint="let it finish, or stop it (Ctrl+C) first",
-            )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)

@@ -1,51 +1,57 @@
-"""`llem run` after its pre-flight: containers left by a dead llem removed, the study folder
-opened (or resumed), signals routed, and the study runner on the local Docker executor.
+"""`llem run` after its pre-flight: the study folder opened (or resumed), signals routed, and
+the scheduler on the study's executor.
 
-The CLI owns what comes before (planning, showing the plan, the confirmation): see
-`cli/run.py`; `preflight.py` resolves what the study runs with.
+The CLI (or the library's `run_study`) owns what comes before (planning, showing the plan, the
+confirmation); `preflight.py` resolves what the study runs with.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.executor import Executor, LocalDockerExecutor
-from llenergymeasure.orchestrator.orphans import remove_orphans
+from llenergymeasure.orchestrator.executor import StudyAt, executor_class
+from llenergymeasure.orchestrator.locks import writer_lock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
-from llenergymeasure.orchestrator.runner import StudyRunner
-from llenergymeasure.orchestrator.slurm.executor import SlurmExecutor
+from llenergymeasure.orchestrator.probes import HostProbes
+from llenergymeasure.orchestrator.scheduler import StudyScheduler
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
-from llenergymeasure.orchestrator.study_folder import (
-    StudyFolder,
-    locate_study,
-    open_study,
-    writer_lock,
-)
+from llenergymeasure.orchestrator.study_folder import locate_study, open_study
 
 
-def execute(pre: Preflight, options: RunOptions, display: Display) -> int:
-    """Run (or resume) a pre-flighted study; the exit code: 0 all completed (or, detached, all
-    submitted), 1 some failed, 130 interrupted. Releases the pre-flight's GPU locks however it
-    ends."""
-    slurm = pre.study.execution.executor == "slurm"
+@dataclass(frozen=True)
+class Ran:
+    study_dir: Path
+    exit_code: int  # 0 all completed (or, detached, all submitted), 1 some failed, 130 stopped
+
+
+def execute(
+    pre: Preflight, options: RunOptions, display: Display, stop: StopState | None = None
+) -> Ran:
+    """Run (or resume) a pre-flighted study. Releases the pre-flight's host locks however it
+    ends. Signal handlers are installed only in the main thread, and restored; `stop`: the
+    caller's own (e.g. to stop the study from another thread)."""
     try:
-        if not slurm:  # a node's llem removes its own node's orphans
-            removed = remove_orphans(pre.client)
-            if removed:
-                display.note(
-                    f"removed {removed} container(s) left by a llem process that no longer runs"
-                )
         study_dir, new = locate_study(pre, options, display)
         with writer_lock(study_dir):
             folder = open_study(study_dir, new, pre, display)
-            with folder.manifest, handle_signals(StopState()) as stop:
-                executor = _executor(pre, folder)
-                return StudyRunner(pre, folder, executor, display, stop, options).run()
+            with folder.manifest, handle_signals(stop or StopState()) as stop:
+                execution = pre.study.execution
+                if options.no_gaps:
+                    execution = execution.without_gaps()
+                probes = HostProbes()
+                at = StudyAt(
+                    study_dir=folder.path,
+                    study_id=folder.manifest.record.study_id,
+                    execution=execution,
+                    client=pre.client,
+                    cpu_groups=pre.cpu_groups,
+                    probes=probes,
+                    display=display,
+                )
+                executor = executor_class(execution.executor.kind).open(at)
+                scheduler = StudyScheduler(pre, folder, executor, display, stop, options, probes)
+                return Ran(folder.path, scheduler.run())
     finally:
         pre.release()
-
-
-def _executor(pre: Preflight, folder: StudyFolder) -> Executor:
-    execution = pre.study.execution
-    if execution.executor == "slurm":
-        return SlurmExecutor(folder.path, folder.manifest.record.study_id, execution)
-    return LocalDockerExecutor(pre.client)

@@ -11,10 +11,7 @@ import pandas as pd
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.tables import runs_frame, summary_frame
-
-RESULTS_PARQUET = "results.parquet"
-RESULTS_CSV = "results.csv"
-SUMMARY_CSV = "summary.csv"
+from llenergymeasure.study.folder import StudyPaths
 
 ExportFormat = Literal["csv", "parquet", "json"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet", "json")
@@ -31,9 +28,9 @@ def write_study_outputs(study_dir: Path) -> list[Path]:
     runs = runs_frame(study)
     summary = summary_frame(study, runs)
     written = [
-        write_frame(runs, study_dir / RESULTS_PARQUET, "parquet"),
-        write_frame(runs, study_dir / RESULTS_CSV, "csv"),
-        write_frame(summary, study_dir / SUMMARY_CSV, "csv"),
+        write_frame(runs, study_dir / StudyPaths.RESULTS_PARQUET, "parquet"),
+        write_frame(runs, study_dir / StudyPaths.RESULTS_CSV, "csv"),
+        write_frame(summary, study_dir / StudyPaths.SUMMARY_CSV, "csv"),
     ]
     return written
 

@@ -10,14 +10,8 @@ from pydantic import ValidationError
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.errors import UserError
 from llenergymeasure.study import work_files
-from llenergymeasure.study.folder import (
-    EXPERIMENTS_DIR,
-    PLAN_FILE,
-    STUDY_FILE,
-    first_error,
-    load_plan,
-)
-from llenergymeasure.study.manifest import MANIFEST_FILE, load_manifest
+from llenergymeasure.study.folder import StudyPaths, first_error
+from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.untrusted import UntrustedFile
@@ -75,18 +69,21 @@ def load_study_results(study_dir: Path) -> StudyData:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise UserError(f"{study_dir}: no such folder", hint="pass the folder of a study run")
-    plan_path = study_dir / PLAN_FILE
-    if not (plan_path.is_file() and (study_dir / MANIFEST_FILE).is_file()):
+    plan_path = study_dir / StudyPaths.PLAN
+    if not (plan_path.is_file() and (study_dir / StudyPaths.MANIFEST).is_file()):
         raise UserError(
-            f"{study_dir} is not a study folder (it has no {PLAN_FILE} and {MANIFEST_FILE})",
+            f"{study_dir} is not a study folder "
+            f"(it has no {StudyPaths.PLAN} and {StudyPaths.MANIFEST})",
             hint="pass <output_dir>/<study_id>, the folder `llem run` created",
         )
-    plan = load_plan(study_dir)
+    plan = StudyPaths(study_dir).read_plan()
     try:
         manifest = load_manifest(study_dir)
     except (ValueError, ValidationError) as error:
-        raise UserError(f"{study_dir / MANIFEST_FILE}: unreadable manifest: {error}") from None
-    study_path = study_dir / STUDY_FILE
+        raise UserError(
+            f"{study_dir / StudyPaths.MANIFEST}: unreadable manifest: {error}"
+        ) from None
+    study_path = study_dir / StudyPaths.STUDY
     study_file = study_path.read_text(encoding="utf-8") if study_path.is_file() else None
     runs = [_load_run(study_dir, planned, manifest.runs.get(planned.run_id)) for planned in plan]
     return StudyData(study_dir=study_dir, manifest=manifest, runs=runs, study_file=study_file)
@@ -108,12 +105,12 @@ def require_results(study: StudyData) -> None:
 def _load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:
     """The manifest decides: a run's result is read only when it completed (its work folder
     through `work_files`, never `result_path` as recorded, so nothing outside it is read)."""
-    work_dir = study_dir / EXPERIMENTS_DIR / planned.run_id
+    work_dir = study_dir / StudyPaths.EXPERIMENTS / planned.run_id
     result: ExperimentResult | None = None
     error = record.error if record is not None else None
     if record is not None and record.outcome == "completed":
         try:
-            result = work_files.read_result(work_dir)
+            result = record.with_host_findings(work_files.read_result(work_dir))
         except FileNotFoundError:
             error = "result.json is missing"
         except UntrustedFile as refused:

@@ -132,7 +132,7 @@ BY_COLUMN: dict[str, Metric] = {metric.column: metric for metric in CATALOGUE}
 SHOWN = tuple(metric for metric in CATALOGUE if metric.short)
 COMPARED = tuple(metric.column for metric in CATALOGUE if metric.compared)
 CV_FLAGGED = tuple(metric.column for metric in CATALOGUE if metric.cv_flagged)
-IN_REPORT = tuple(metric.column for metric in CATALOGUE if metric.in_report)
+IN_REPORT = tuple(metric for metric in CATALOGUE if metric.in_report)
 
 
 def for_study(metrics: tuple[Metric, ...], serving: bool) -> tuple[Metric, ...]:

@@ -239,7 +239,7 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
 
 
 def timeline_plot(work_dir: Path | None, run_id: str) -> Plot:
-    """Power and temperature over the measured window of one run, per GPU (the runner's
+    """Power and temperature over the measured window of one run, per GPU (the experiment's
     timeseries.parquet in its work folder: its columns are named in contract.workdir)."""
     title = f"Power and temperature of run {run_id}"
     try:

@@ -19,12 +19,11 @@ from markupsafe import Markup
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 from llenergymeasure.results.load import StudyData, load_study_results, require_results
-from llenergymeasure.results.metrics import BY_COLUMN, CATALOGUE, for_study
+from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT, for_study
 from llenergymeasure.results.plots import Plot, render, study_plots
 from llenergymeasure.results.stats import CV_FLAG_PCT
 from llenergymeasure.results.tables import runs_frame, summary_frame
-
-REPORT_FILE = "report.html"
+from llenergymeasure.study.folder import StudyPaths
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
@@ -195,11 +194,10 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
 def write_report(study_dir: Path, output: Path | None = None, run_id: str | None = None) -> Path:
     """Write the study's report (default `<study_dir>/report.html`); returns its path."""
     study = load_study_results(study_dir)
-    path = Path(output) if output is not None else Path(study_dir) / REPORT_FILE
+    path = Path(output) if output is not None else Path(study_dir) / StudyPaths.REPORT
     atomic_write_text(path, build_report(study, run_id))
     return path
 
 
 def _report_metrics(study: StudyData) -> list[str]:
-    reported = tuple(m for m in CATALOGUE if m.in_report)
-    return [m.column for m in for_study(reported, study.has_serving)]
+    return [m.column for m in for_study(IN_REPORT, study.has_serving)]

@@ -32,7 +32,7 @@ def reason_column(metric: str) -> str:
 
 
 def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
-    """Why a metric has no reading in these runs (the runners' own reasons, de-duplicated)."""
+    """Why a metric has no reading in these runs (the experiments' own reasons, de-duplicated)."""
     completed = runs[runs["outcome"] == "completed"]
     if completed.empty:
         return "no completed run"

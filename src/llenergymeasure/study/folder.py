@@ -1,47 +1,96 @@
-"""The names in a study folder, for the host modules that write it and those that read it,
-and its plan (plan.json), written once and read back by the rules for untrusted files."""
+"""The study folder's format, owned by one object (`StudyPaths`): every name in it, and its
+plan (plan.json), written once and read back by the rules for untrusted files."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN, WorkPaths, atomic_write_text
 from llenergymeasure.errors import UserError
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.untrusted import UntrustedFile, read_bytes
 
-STUDY_FILE = "study.yaml"  # the study file as given
-# `<stem>.lock.yaml` of STUDY_FILE: what `llem run <study-folder>/study.yaml --locked` reads.
-STUDY_LOCK_FILE = "study.lock.yaml"
-PLAN_FILE = "plan.json"  # every planned run with its full configuration
-EXPERIMENTS_DIR = "experiments"  # one work folder per run under it
 PLAN_CAP = 1 << 30  # 10^5 runs of full configurations fit many times over
 _PLAN = TypeAdapter(list[PlannedRun])
 
 
-def write_plan(study_dir: Path, runs: list[PlannedRun]) -> None:
-    atomic_write_text(
-        study_dir / PLAN_FILE,
-        json.dumps([run.model_dump(mode="json") for run in runs], indent=1) + "\n",
-    )
+class StudyPaths:
+    """Where one `llem run` keeps everything it planned, ran and measured:
 
+    ```
+    <output_dir>/<study_id>/              study_id = <name>_<UTC YYYYmmddTHHMMSS>_<design_hash8>
+      study.yaml                          the study file, verbatim (a study built in Python:
+                                          as a study file says it)
+      study.lock.yaml                     the images the study runs on (image_lock.py format)
+      <base file name>                    the study's `base:` file, verbatim, when it has one
+      plan.json                           list of PlannedRun (JSON), written atomically at start
+      manifest.jsonl                      the journal of run states (study/manifest.py)
+      .llem-writer.lock                   held by the one llem writing the manifest
+      experiments/<run_id>/               one work folder per run (WorkPaths),
+                                          run_id = <NNNN>_<hash8>_c<cycle>
+      <executor kind>/                    what that executor keeps (a cluster executor: run
+                                          lists, jobs, node records; created 0700)
+      results.parquet, results.csv        one row per run, at the end (`llem results write`)
+      summary.csv                         one row per configuration
+      report.html, plots/                 `llem results report`, `llem results plot`
+    ```
+    """
 
-def load_plan(study_dir: Path) -> list[PlannedRun]:
-    """The study folder's plan, every run validated (a run id is a folder name, nothing else):
-    one UserError naming the file otherwise."""
-    path = study_dir / PLAN_FILE
-    try:
-        return _PLAN.validate_json(read_bytes(path, PLAN_CAP))
-    except (OSError, UntrustedFile) as error:
-        raise UserError(f"{path}: cannot be read ({error})") from None
-    except ValidationError as error:
-        raise UserError(
-            f"{path}: not a plan llem wrote: {first_error(error)}",
-            hint="restore the study folder's plan.json, or start the study again",
-        ) from None
+    STUDY = "study.yaml"
+    # `<stem>.lock.yaml` of STUDY: what `llem run <study-folder>/study.yaml --locked` reads.
+    STUDY_LOCK = "study.lock.yaml"
+    PLAN = "plan.json"
+    MANIFEST = "manifest.jsonl"
+    WRITER_LOCK = ".llem-writer.lock"
+    EXPERIMENTS = "experiments"
+    RESULTS_PARQUET = "results.parquet"
+    RESULTS_CSV = "results.csv"
+    SUMMARY_CSV = "summary.csv"
+    REPORT = "report.html"
+    PLOTS = "plots"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    def work(self, run_id: str) -> Path:
+        """A run's work folder; its id must be a run id (never a path that leaves the study)."""
+        if not re.fullmatch(RUN_ID_PATTERN, run_id):
+            raise ValueError(f"not a run id: {run_id!r}")
+        return self.root / self.EXPERIMENTS / run_id
+
+    def work_paths(self, run_id: str) -> WorkPaths:
+        return WorkPaths(self.work(run_id))
+
+    def executor_dir(self, kind: str) -> Path:
+        """What executor `kind` keeps in the study folder."""
+        return self.root / kind
+
+    def write_plan(self, runs: list[PlannedRun]) -> None:
+        atomic_write_text(
+            self.root / self.PLAN,
+            json.dumps([run.model_dump(mode="json") for run in runs], indent=1) + "\n",
+        )
+
+    def read_plan(self) -> list[PlannedRun]:
+        """The plan, every run validated (a run id is a folder name, nothing else): one
+        UserError naming the file otherwise."""
+        path = self.root / self.PLAN
+        try:
+            return _PLAN.validate_json(read_bytes(path, PLAN_CAP))
+        except (OSError, UntrustedFile) as error:
+            raise UserError(f"{path}: cannot be read ({error})") from None
+        except ValidationError as error:
+            raise UserError(
+                f"{path}: not a plan llem wrote: {first_error(error)}",
+                hint="restore the study folder's plan.json, or start the study again",
+            ) from None
 
 
 def first_error(error: ValidationError) -> str:

@@ -19,13 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord, StudyStatus
-
-MANIFEST_FILE = "manifest.jsonl"
 
 
 def manifest_path(study_dir: Path) -> Path:
-    return Path(study_dir) / MANIFEST_FILE
+    return Path(study_dir) / StudyPaths.MANIFEST
 
 
 def _parse(text: str) -> tuple[StudyRecord, int]:
@@ -115,6 +114,12 @@ class Manifest:
     def set_status(self, status: StudyStatus) -> None:
         self._append({"kind": "study", "status": status})
         self.record.status = status
+
+    def set_executor(self, kind: str) -> None:
+        """The executor this invocation runs the study on (`llem status` asks it to collect)."""
+        if self.record.executor != kind:
+            self._append({"kind": "study", "executor": kind})
+            self.record.executor = kind
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN
 
 RunStatus = Literal["pending", "running", "completed", "failed", "interrupted"]
@@ -55,14 +56,31 @@ class RunRecord(BaseModel):
     concurrent_runs: list[str] = Field(
         default_factory=list, description="Runs whose containers overlapped this one's in time."
     )
-    node: str | None = Field(None, description="Host the container ran on (a Slurm node).")
+    node: str | None = Field(None, description="Host the container ran on (a cluster node).")
     executor_job_id: str | None = Field(
-        None, description="The executor's job id (Slurm: <array id>_<task>), once submitted."
+        None, description="The executor's job id (e.g. <array id>_<task>), once submitted."
     )
     foreign_gpu_processes: list[int] = Field(
         default_factory=list,
         description="Host PIDs of processes not of this study on the slot's GPUs at its start.",
     )
+    no_gaps: bool = Field(
+        False, description="Started without the gap and cool-down before it (--no-gaps)."
+    )
+
+    def with_host_findings(self, result: ExperimentResult) -> ExperimentResult:
+        """The container's result with what only the host saw, from this record: runs that
+        shared the host with it, foreign processes on its GPUs at its start. result.json has one
+        writer (the container); these are merged wherever a result is loaded."""
+        if self.concurrent_runs:
+            result = result.with_host_shared(self.concurrent_runs)
+        if self.foreign_gpu_processes:
+            result = result.with_host_warning(
+                "foreign_gpu_processes",
+                f"process(es) {self.foreign_gpu_processes} not of this study were on its GPU(s) "
+                "when it started",
+            )
+        return result
 
 
 class StudyRecord(BaseModel):
@@ -78,5 +96,8 @@ class StudyRecord(BaseModel):
         None,
         description="Folder of the study file as given: relative model and prompt paths in it "
         "resolve from here, also when the study folder's copy is run again.",
+    )
+    executor: str = Field(
+        "local", description="The executor of its latest invocation (execution.executor.kind)."
     )
     runs: dict[str, RunRecord] = Field(default_factory=dict, description="run_id -> record.")

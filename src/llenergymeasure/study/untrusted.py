@@ -11,7 +11,7 @@ The rule, for every such file the host opens:
 - at most the cap of its kind, within a deadline (a whole-file read runs in a thread of its own:
   one that never returns, as from a wedged network filesystem, ends with a reason instead of
   freezing llem);
-- where llem trusts only itself (the files a Slurm node is told to run), owned by this user and
+- where llem trusts only itself (the files a cluster node is told to run), owned by this user and
   writable by no one else.
 
 A file that breaks a rule raises `UntrustedFile` naming the file and the rule; callers record it
@@ -226,7 +226,7 @@ def printable(text: str) -> str:
 def own_folder(folder: Path, hint: str) -> Path:
     """`folder`, created if missing (0700), refused (UserError, with `hint`) unless it is a
     real folder of this user that no one else may write: where llem keeps what others must
-    not change (locks, what a Slurm node is told to run)."""
+    not change (locks, what a cluster node is told to run)."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = os.lstat(folder)

@@ -15,14 +15,9 @@ from pydantic import BaseModel
 
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import (
-    CONFIG_FILE,
-    CONTAINER_LOG_FILE,
-    ERROR_FILE,
-    PROGRESS_FILE,
-    RESULT_FILE,
-    TIMESERIES_FILE,
     ErrorReport,
     ProgressEvent,
+    WorkPaths,
     atomic_write_json,
 )
 from llenergymeasure.study.untrusted import (
@@ -40,12 +35,13 @@ MiB = 1 << 20
 # itself, keeps. Far above what a run writes: a result is tens of KiB, a timeseries of an hour
 # at 10 Hz on 8 GPUs a few MiB.
 CAPS: dict[str, int] = {
-    CONFIG_FILE: 8 * MiB,
-    PROGRESS_FILE: 64 * MiB,
-    RESULT_FILE: 16 * MiB,
-    ERROR_FILE: 1 * MiB,
-    CONTAINER_LOG_FILE: 64 * MiB,
-    TIMESERIES_FILE: 512 * MiB,
+    WorkPaths.CONFIG: 8 * MiB,
+    WorkPaths.PLACEMENT: 64 * 1024,
+    WorkPaths.PROGRESS: 64 * MiB,
+    WorkPaths.RESULT: 16 * MiB,
+    WorkPaths.ERROR: 1 * MiB,
+    WorkPaths.CONTAINER_LOG: 64 * MiB,
+    WorkPaths.TIMESERIES: 512 * MiB,
 }
 # The longest progress line taken; a longer one is skipped, not buffered.
 PROGRESS_LINE_CAP = 64 * 1024
@@ -75,14 +71,16 @@ def untrusted_entry(workdir: Path) -> str | None:
 def read_result(workdir: Path) -> ExperimentResult:
     """`result.json`, validated. FileNotFoundError, UntrustedFile or ValidationError."""
     return ExperimentResult.model_validate_json(
-        read_bytes(workdir / RESULT_FILE, CAPS[RESULT_FILE])
+        read_bytes(workdir / WorkPaths.RESULT, CAPS[WorkPaths.RESULT])
     )
 
 
 def read_error(workdir: Path) -> ErrorReport:
     """`error.json`, validated, its text made printable. FileNotFoundError, UntrustedFile or
     ValidationError."""
-    report = ErrorReport.model_validate_json(read_bytes(workdir / ERROR_FILE, CAPS[ERROR_FILE]))
+    report = ErrorReport.model_validate_json(
+        read_bytes(workdir / WorkPaths.ERROR, CAPS[WorkPaths.ERROR])
+    )
     return ErrorReport(
         type=printable(report.type)[:200],
         message=printable(report.message)[:2000],
@@ -93,17 +91,17 @@ def read_error(workdir: Path) -> ErrorReport:
 def read_timeseries(workdir: Path) -> bytes | None:
     """`timeseries.parquet`'s bytes; None when the run left none. UntrustedFile."""
     try:
-        return read_bytes(workdir / TIMESERIES_FILE, CAPS[TIMESERIES_FILE])
+        return read_bytes(workdir / WorkPaths.TIMESERIES, CAPS[WorkPaths.TIMESERIES])
     except FileNotFoundError:
         return None
 
 
 def has_timeseries(workdir: Path) -> bool:
-    return regular_size(workdir / TIMESERIES_FILE) is not None
+    return regular_size(workdir / WorkPaths.TIMESERIES) is not None
 
 
 def log_tail(path: Path, lines: int) -> str:
-    """The last `lines` lines of a log (container.log, a Slurm job's output), printable; what
+    """The last `lines` lines of a log (container.log, a cluster job's output), printable; what
     the file is instead when it is not a plain file."""
     try:
         data = read_tail(path, LOG_TAIL_BYTES)
@@ -137,16 +135,20 @@ class ProgressTail:
         self.behind = len(data) == PROGRESS_STEP
         complete = data.rfind(b"\n") + 1
         if len(data) - complete >= PROGRESS_LINE_CAP:
-            self.problem = f"{PROGRESS_FILE} has a line longer than {PROGRESS_LINE_CAP} bytes"
+            self.problem = f"{WorkPaths.PROGRESS} has a line longer than {PROGRESS_LINE_CAP} bytes"
         self.offset += complete
-        if self.offset > CAPS[PROGRESS_FILE]:
-            self.problem = f"{PROGRESS_FILE} grew above its {CAPS[PROGRESS_FILE] // MiB} MiB cap"
+        if self.offset > CAPS[WorkPaths.PROGRESS]:
+            self.problem = (
+                f"{WorkPaths.PROGRESS} grew above its {CAPS[WorkPaths.PROGRESS] // MiB} MiB cap"
+            )
         events: list[ProgressEvent] = []
         for line in data[:complete].splitlines():
             if not line.strip():
                 continue
             if len(line) > PROGRESS_LINE_CAP:
-                self.problem = f"{PROGRESS_FILE} has a line longer than {PROGRESS_LINE_CAP} bytes"
+                self.problem = (
+                    f"{WorkPaths.PROGRESS} has a line longer than {PROGRESS_LINE_CAP} bytes"
+                )
                 break
             try:
                 event = ProgressEvent.model_validate_json(line)

@@ -17,11 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from llenergymeasure.config.study import SlurmConfig
+from llenergymeasure.config.executors import SlurmSettings
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN, atomic_write_text
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder, read_bytes
 
-SLURM_DIR = "slurm"
 NODES_DIR = "nodes"
 JOB_NAME_PREFIX = "llem."
 # Slurm's time limit is llem's own timeout plus this (and the gap, and a cool-down's longest
@@ -30,7 +30,7 @@ TIME_LIMIT_MARGIN_S = 600.0
 
 
 def slurm_dir(study_dir: Path) -> Path:
-    return study_dir / SLURM_DIR
+    return StudyPaths(study_dir).executor_dir("slurm")
 
 
 def private_slurm_dir(study_dir: Path) -> Path:
@@ -86,19 +86,19 @@ def existing_batches(study_dir: Path, study_id: str) -> list[Batch]:
     return batches
 
 
-def time_limit_min(settings: SlurmConfig, longest_run_s: float) -> int:
+def time_limit_min(settings: SlurmSettings, longest_run_s: float) -> int:
     """sbatch --time in minutes: the configured one, else the longest run's need + margin."""
     if settings.time_limit_min is not None:
         return settings.time_limit_min
     return math.ceil((longest_run_s + TIME_LIMIT_MARGIN_S) / 60.0)
 
 
-def node_command(settings: SlurmConfig) -> list[str]:
+def node_command(settings: SlurmSettings) -> list[str]:
     """How a compute node starts llem: configured, else this very Python (a shared venv)."""
     return list(settings.llem_command or [sys.executable, "-m", "llenergymeasure"])
 
 
-def where_args(settings: SlurmConfig) -> list[str]:
+def where_args(settings: SlurmSettings) -> list[str]:
     """--partition, --account, --qos where set: where the study's jobs (and the probe) go."""
     pairs = (
         ("--partition", settings.partition),
@@ -108,7 +108,7 @@ def where_args(settings: SlurmConfig) -> list[str]:
     return [f"{flag}={value}" for flag, value in pairs if value]
 
 
-def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: int) -> list[str]:
+def sbatch_args(batch: Batch, settings: SlurmSettings, gpu_count: int, minutes: int) -> list[str]:
     """sbatch's arguments for `batch` (after --parsable): an array of one task per run, whose
     task runs `llem node-run` for its line of the run list."""
     last = len(batch.run_ids) - 1
@@ -131,6 +131,7 @@ def sbatch_args(batch: Batch, settings: SlurmConfig, gpu_count: int, minutes: in
     if gpu_count > 0:
         args.append(f"--gres={settings.gres}:{gpu_count}")
     args += settings.extra_args
-    command = [*node_command(settings), "node-run", str(batch.study_dir), str(batch.runs_file)]
+    command = [*node_command(settings), "node-run", settings.kind, str(batch.study_dir)]
+    command.append(str(batch.runs_file))
     args.append(f"--wrap=exec {shlex.join(command)}")
     return args

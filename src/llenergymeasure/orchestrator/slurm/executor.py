@@ -1,4 +1,4 @@
-"""SlurmExecutor: the study runner's jobs as Slurm array tasks, followed by squeue/sacct.
+"""SlurmExecutor: the scheduler's jobs as Slurm array tasks, followed by squeue/sacct.
 
 `start` only queues a job; the next `wait` submits everything queued, consecutive runs of the
 same GPU count as one array (capped by `max_concurrent_jobs`). `wait` asks squeue at most every
@@ -14,12 +14,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llenergymeasure.config.executors import SlurmSettings
 from llenergymeasure.config.study import ExecutionConfig
-from llenergymeasure.orchestrator import layout
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator.collect import Collector
 from llenergymeasure.orchestrator.container import ContainerExit, KillReason
-from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
-from llenergymeasure.orchestrator.host_gpus import COOLDOWN_MAX_WAIT_S
-from llenergymeasure.orchestrator.slots import Slot
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.executor import Executor, HostNeeds, JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.gate import COOLDOWN_MAX_WAIT_S, Gate
+from llenergymeasure.orchestrator.locks import writer_lock
+from llenergymeasure.orchestrator.planned import PlannedStudy
+from llenergymeasure.orchestrator.probes import HostProbes
+from llenergymeasure.orchestrator.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.slurm import commands
 from llenergymeasure.orchestrator.slurm.batches import (
     Batch,
@@ -39,7 +46,12 @@ from llenergymeasure.orchestrator.slurm.node_job import (
     read_node_job,
 )
 from llenergymeasure.orchestrator.slurm.outcomes import job_done
+from llenergymeasure.orchestrator.slurm.probe import probe_shared_paths
+from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.manifest import Manifest, load_manifest
+from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.paths import host_path
 from llenergymeasure.study.work_files import log_tail
 
 # A task Slurm says COMPLETED (the node's llem exited 0, having written node_exit.json) whose
@@ -49,10 +61,11 @@ NODE_EXIT_GRACE_S = 20.0
 # squeue has no exit code: for a job that ended without node_exit.json, accounting is asked
 # for it for up to this long (slurmdbd records a job's end a moment after the controller).
 ACCOUNTING_GRACE_S = 10.0
-CRASH_STATES = ("COMPLETED", "FAILED")  # ends that are a crash without node_exit.json
+CRASH_STATES = ("COMPLETED", "FAILED")
+OPEN_STATUSES = ("running", "pending")  # ends that are a crash without node_exit.json
 # The controller may be restarted under a running study: squeue failing is tolerated this long.
 UNREACHABLE_LIMIT_S = 120.0
-LOG_TAIL_LINES = 20
+OUTPUT_TAIL_LINES = 20
 # How often the work folders of running tasks are looked at for node_exit.json (one stat each).
 EXIT_WATCH_S = 0.5
 
@@ -65,7 +78,6 @@ class _Task:
     array_id: str
     state: str = "PENDING"
     node: str | None = None
-    running_since: float | None = None  # time.time() when first seen RUNNING
     exit_missing_since: float | None = None
     cancels: int = 0
 
@@ -75,13 +87,14 @@ class _Task:
 
 
 class SlurmExecutor(Executor):
-    schedules_itself = True
+    jobs_outlive_llem = True
 
     def __init__(self, study_dir: Path, study_id: str, execution: ExecutionConfig) -> None:
+        assert isinstance(execution.executor, SlurmSettings)
         self.study_dir, self.study_id = study_dir, study_id
         self.jobs = jobs_dir(private_slurm_dir(study_dir))
         self.execution = execution
-        self.settings = execution.slurm
+        self.settings = execution.executor
         self._queued: list[RunJob] = []  # started, not yet submitted
         self._tasks: dict[str, _Task] = {}  # run id -> its task, until handed back
         self._new_ids: dict[str, str] = {}
@@ -93,9 +106,80 @@ class SlurmExecutor(Executor):
         self._unreachable_since: float | None = None
         self._finished_on: dict[str, list[tuple[str, float, float]]] = {}  # node -> intervals
 
-    # Executor ----------------------------------------------------------------------------------
+    # the strategy -------------------------------------------------------------------------------
+    @classmethod
+    def preflight(cls, planned: PlannedStudy, say: Display) -> HostNeeds:
+        """The controller answers; the nodes see the output folder and the local inputs. The
+        nodes' GPUs and CPUs are Slurm's to allocate: nothing is locked here."""
+        execution = planned.study.execution
+        settings = execution.executor
+        assert isinstance(settings, SlurmSettings)
+        commands.ping()
+        if settings.probe_paths:
+            inputs = sorted(
+                {
+                    host_path(item.value, planned.source_dir)
+                    for run in planned.plan.runs
+                    for item in run_spec.local_inputs(run.config, planned.source_dir)
+                }
+            )
+            output_dir = layout.output_dir_for(planned.path, planned.study.output_dir)
+            say.note(probe_shared_paths(settings, output_dir, inputs))
+        return HostNeeds(
+            images_note="the compute nodes must hold these images by ID "
+            f"({execution.container_engine} load / pull by digest)"
+        )
+
+    @classmethod
+    def open(cls, at: StudyAt) -> SlurmExecutor:
+        return cls(at.study_dir, at.study_id, at.execution)
+
+    def slot_pool(self) -> SlotPool:
+        return SlotPool.unbounded()  # Slurm places every run
+
+    def gate(self) -> Gate:
+        return Gate(None, HostProbes(), Display())  # each node waits its own gap
+
+    @property
+    def max_attempts(self) -> int:
+        return self.settings.max_attempts
+
+    @classmethod
+    def collect_detached(cls, study_dir: Path, display: Display) -> int | None:
+        """A study no llem follows (after `--detach`, or a llem that died): its ended jobs go
+        through the same collector as an attached llem's (a lost run back to `pending` within
+        max_attempts: `llem run --resume` submits it again). Queued and running jobs are left
+        as they are. When every run has its outcome, the study ends as an attached one does."""
+        if not any(_open(run) for run in load_manifest(study_dir).runs.values()):
+            return None
+        with writer_lock(study_dir), Manifest.open(study_dir) as manifest:
+            open_ids = {r.run_id for r in manifest.record.runs.values() if _open(r)}
+            runs = [run for run in StudyPaths(study_dir).read_plan() if run.run_id in open_ids]
+            if not runs:
+                return 0
+            jobs = jobs_dir(private_slurm_dir(study_dir))
+            execution = read_node_job(jobs, runs[0].run_id).execution
+            executor = cls(study_dir, manifest.record.study_id, execution)
+            executor.reattach(runs)
+            collector = Collector(manifest, study_dir, display, executor)
+            ended = executor.wait(0)
+            for done in ended:
+                collector.record(done, set(done.concurrent or ()))
+            statuses = [run.status for run in manifest.record.runs.values()]
+            if manifest.record.status == "running" and not set(statuses) & set(OPEN_STATUSES):
+                collector.finish_study()
+            return len(ended)
+
+    @classmethod
+    def node_run(cls, study_dir: Path, arguments: list[str]) -> int:
+        from llenergymeasure.orchestrator.slurm.node import node_run
+
+        if len(arguments) != 1:
+            raise UserError("llem node-run slurm STUDY_DIR RUNS_FILE: one run list")
+        return node_run(study_dir, Path(arguments[0]))
+
     def start(self, job: RunJob) -> None:
-        assert job.context is not None and job.image is not None  # the runner's jobs have them
+        assert job.context is not None and job.image is not None  # the scheduler's jobs have them
         NodeJob(
             run=job.run,
             context=job.context,
@@ -137,7 +221,7 @@ class SlurmExecutor(Executor):
             for task in self._tasks.values()
         )
 
-    def cancel(self, run_id: str) -> None:
+    def cancel(self, run_id: str, *, force: bool = False) -> None:
         queued = next((job for job in self._queued if job.run.run_id == run_id), None)
         if queued is not None:  # never submitted: ends here
             self._queued.remove(queued)
@@ -149,7 +233,10 @@ class SlurmExecutor(Executor):
         if task is None:
             return
         task.cancels += 1
-        (self._cancel_now if task.cancels == 1 else self._signal_again).append(task.job_id)
+        if task.cancels == 1:
+            self._cancel_now.append(task.job_id)
+        if task.cancels > 1 or force:
+            self._signal_again.append(task.job_id)
 
     @property
     def in_flight(self) -> list[str]:
@@ -181,7 +268,7 @@ class SlurmExecutor(Executor):
             if batch is None:
                 continue
             node_job = read_node_job(self.jobs, run.run_id)
-            workdir = layout.work_dir(self.study_dir, run.run_id)
+            workdir = StudyPaths(self.study_dir).work(run.run_id)
             _, spec = node_job.container(workdir, Slot())
             job = RunJob(
                 run,
@@ -216,7 +303,7 @@ class SlurmExecutor(Executor):
         try:
             array_id = commands.submit(args)
         except SlurmUnreachable:
-            self._queued[:0] = group  # still to submit: the runner records them interrupted
+            self._queued[:0] = group  # still to submit: the scheduler records them interrupted
             raise
         for index, job in enumerate(group):
             task = _Task(job, batch, index, array_id)
@@ -268,8 +355,6 @@ class SlurmExecutor(Executor):
 
     def _observe(self, task: _Task, state: TaskState) -> None:
         task.state, task.node = state.state, state.node or task.node
-        if state.state == "RUNNING" and task.running_since is None:
-            task.running_since = time.time()
 
     def _ended(self, run_id: str, task: _Task, state: TaskState) -> None:
         node_exit = read_node_exit(self.jobs, run_id)
@@ -294,7 +379,7 @@ class SlurmExecutor(Executor):
                 state,
                 node_exit,
                 output=str(output),
-                output_tail=log_tail(output, LOG_TAIL_LINES),
+                output_tail=log_tail(output, OUTPUT_TAIL_LINES),
                 concurrent=concurrent,
             )
         )
@@ -325,6 +410,11 @@ class SlurmExecutor(Executor):
             if other != run_id and t.node == node_exit.node and t.state == "RUNNING"
         }
         return frozenset(found)
+
+
+def _open(run: RunRecord) -> bool:
+    """Submitted and not yet collected."""
+    return run.status in OPEN_STATUSES and run.executor_job_id is not None
 
 
 def _waited(task: _Task, seconds: float) -> bool:

@@ -25,25 +25,23 @@ import sys
 import time
 from pathlib import Path
 
-from llenergymeasure.contract.workdir import (
-    CONFIG_FILE,
-    ERROR_FILE,
-    RUN_ID_PATTERN,
-    ErrorReport,
-)
+from llenergymeasure.contract.run import Placement
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN, ErrorReport, WorkPaths
 from llenergymeasure.contract.workdir import atomic_write_json as write_json
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator import layout
-from llenergymeasure.orchestrator.container import ContainerExit, KillReason, run_container
-from llenergymeasure.orchestrator.container_user import engine_process_limits
-from llenergymeasure.orchestrator.engine import ENGINES, connect, require_nvidia_runtime
-from llenergymeasure.orchestrator.host_gpus import (
-    COOLDOWN_MAX_WAIT_S,
-    COOLDOWN_POLL_S,
-    gpu_uuids,
-    temperatures,
+from llenergymeasure.orchestrator.container import (
+    ENGINE_ERRORS,
+    ContainerExit,
+    KillReason,
+    run_container,
 )
+from llenergymeasure.orchestrator.container_user import engine_process_limits
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.engine import ENGINES, connect, require_nvidia_runtime
+from llenergymeasure.orchestrator.gate import Gate
+from llenergymeasure.orchestrator.host_gpus import gpu_uuids
 from llenergymeasure.orchestrator.orphans import remove_orphans
+from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.slots import Slot
 from llenergymeasure.orchestrator.slurm.batches import NODES_DIR, slurm_dir
 from llenergymeasure.orchestrator.slurm.node_job import (
@@ -55,7 +53,7 @@ from llenergymeasure.orchestrator.slurm.node_job import (
 )
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
 from llenergymeasure.study import work_files
-from llenergymeasure.study.order import gap_between
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder
 
 
@@ -81,12 +79,15 @@ def run_id_of_task(runs_file: Path, task_index: int) -> str:
     return lines[task_index]
 
 
+NODE_RESOURCE = ("node",)  # exclusive nodes: a run's gap follows the node's previous run
+
+
 class NodeRun:
     """One run on this node; `execute` returns the process's exit code."""
 
     def __init__(self, study_dir: Path, run_id: str) -> None:
         self.study_dir = study_dir
-        self.workdir = layout.work_dir(study_dir, run_id)
+        self.workdir = StudyPaths(study_dir).work(run_id)
         self.node = os.uname().nodename
         self.jobs = jobs_dir(slurm_dir(study_dir))
         self.job = read_node_job(self.jobs, run_id)
@@ -131,23 +132,13 @@ class NodeRun:
         return None
 
     def _wait_gap_and_cooldown(self, gpus: list[int], stop: StopState) -> None:
+        """The gate every run passes (`gate.py`), with this node's last run as the previous."""
+        gate = Gate(self.job.execution, HostProbes(), Display(), clock=time.time)
         previous = self._last_run()
         if previous is not None:
-            gap = gap_between(previous["cycle"], self.job.run.cycle, self.job.execution)
-            left = previous["finished_at"] + gap - time.time()
-            if left > 0:
-                print(f"llem node-run: waiting {left:.0f} s gap on {self.node}", flush=True)
-                if stop.sleep(left):
-                    return
-        target = self.job.execution.cooldown_to_temp_c
-        if target is None or not gpus:
-            return
-        deadline = time.monotonic() + COOLDOWN_MAX_WAIT_S
-        while time.monotonic() < deadline and not stop.requested:
-            temps = temperatures(gpus)
-            if isinstance(temps, str) or max(temps.values()) <= target:
-                return
-            stop.sleep(COOLDOWN_POLL_S)
+            gate.give_back(NODE_RESOURCE, int(previous["cycle"]), at=previous["finished_at"])
+        run = self.job.run
+        gate.wait(run.run_id, run.cycle, NODE_RESOURCE, tuple(gpus), stop)
 
     def _run(
         self, gpus: list[int], uuids: list[str], cpuset: str, stop: StopState
@@ -157,11 +148,14 @@ class NodeRun:
         defaults = engine_process_limits() if ENGINES[engine].states_nofile_nproc else {}
         limits = dataclasses.replace(self.job.context.limits, engine_defaults=defaults)
         slot = Slot(gpus=tuple(gpus), cpus=tuple(int(c) for c in cpuset.split(",")))
-        request, spec = self.job.container(
+        _, spec = self.job.container(
             self.workdir, slot, gpu_uuids=dict(zip(gpus, uuids, strict=False)), limits=limits
         )
         spec.name = f"{spec.name}-{self.node}"
-        work_files.write(self.workdir, CONFIG_FILE, request)  # where it runs: this node's GPUs
+        # Where it runs (this node's GPUs and CPUs) in a file of its own: config.json stays the
+        # submitting host's.
+        placement = Placement(node=self.node, gpu_indices=gpus, gpu_uuids=uuids, cpuset=cpuset)
+        work_files.write(self.workdir, WorkPaths.PLACEMENT, placement)
         started = time.time()
         try:
             client = connect(engine)
@@ -171,13 +165,13 @@ class NodeRun:
             client.images.get(spec.image_id)
         except UserError as error:
             return ContainerExit(None, None, False, None, started, time.time(), str(error))
-        except Exception as error:  # the engine answered but has no such image
+        except ENGINE_ERRORS as error:  # the engine answered but has no such image
             message = f"image {spec.image_id} is not on node {self.node} ({error})"
             return ContainerExit(None, None, False, None, started, time.time(), message)
         return run_container(client, spec, self.job.timeout_s, self.job.stall_timeout_s, stop)
 
     def _error(self, type_: str, message: str) -> None:
-        work_files.write(self.workdir, ERROR_FILE, ErrorReport.capped(type_, message, ""))
+        work_files.write(self.workdir, WorkPaths.ERROR, ErrorReport.capped(type_, message, ""))
 
     def _last_run(self) -> dict[str, float] | None:
         try:

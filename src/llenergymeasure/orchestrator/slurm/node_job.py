@@ -4,7 +4,7 @@ it when the run is over (`<run>.exit.json`), both in `<study>/slurm/jobs/`, on s
 A job file is data, not a container: the planned run, the study's context (the containers'
 user, limits, the hub snapshots the pre-flight resolved) and the image by ID. The node builds
 the container from it with the same code as a local study (`run_spec.build`): the user is never
-root, the mounts are the run's own, the entrypoint is the image's (llem's runner), and the
+root, the mounts are the run's own, the entrypoint is the image's (`llem-experiment`), and the
 environment is the backend's allow-list read from the node's own environment. So nothing
 secret is in any file, and a job file cannot describe another container.
 

@@ -1,4 +1,4 @@
-"""How a Slurm job's end becomes the runner's JobDone (README: "Running on a Slurm cluster").
+"""How a Slurm job's end becomes the scheduler's JobDone (README: "Running on a Slurm cluster").
 
 Slurm's job state explains an end before llem's own record from the node does: TIMEOUT is
 Slurm's time limit (killed_timeout), OUT_OF_MEMORY its memory limit (killed_oom), CANCELLED a

@@ -12,7 +12,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from llenergymeasure.config.study import SlurmConfig
+from llenergymeasure.config.executors import SlurmSettings
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.slurm.batches import node_command, where_args
 
@@ -20,13 +20,13 @@ PROBE_WAIT_S = 60
 CHECK_EACH = 'for p do [ -e "$p" ] || echo "$p"; done'
 
 
-def probe_args(settings: SlurmConfig, paths: list[str]) -> list[str]:
+def probe_args(settings: SlurmSettings, paths: list[str]) -> list[str]:
     args = ["srun", "--quiet", f"--immediate={PROBE_WAIT_S}", "--nodes=1", "--ntasks=1"]
     args += ["--time=1", "--job-name=llem.probe", *where_args(settings)]
     return [*args, "sh", "-c", CHECK_EACH, "llem-probe", *paths]
 
 
-def probe_shared_paths(settings: SlurmConfig, output_dir: Path, inputs: list[Path]) -> str:
+def probe_shared_paths(settings: SlurmSettings, output_dir: Path, inputs: list[Path]) -> str:
     """UserError naming what a node cannot see; else what was checked (for the display)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     token = output_dir / f".llem-probe-{uuid.uuid4().hex[:12]}"

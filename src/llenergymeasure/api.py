@@ -1,0 +1,206 @@
+"""The Python library: what `llem` does, called from a notebook or a pipeline.
+
+    import llenergymeasure as llem
+    result = llem.run_study("study.yaml")          # or a StudyConfig
+    result.runs            # pandas: one row per run (results.csv)
+    result.configurations  # pandas: one row per configuration, mean/CI over cycles
+    result.failures        # the manifest records of the runs that did not complete
+
+The command line is a thin layer over these functions. A problem the user can fix raises
+`UserError` (message + hint; never SystemExit). `run_study` runs in the calling thread: signal
+handlers are installed only in the main thread and restored on return; elsewhere pass a
+`StopState` and `request()` it to stop the study. It may be called again in the same process.
+"""
+
+from __future__ import annotations
+
+import io
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from llenergymeasure.config.loader import load_study
+from llenergymeasure.config.study import CycleOrder, StudyConfig
+from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.executor import executor_class
+from llenergymeasure.orchestrator.planned import PlannedStudy, plan_planned
+from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
+from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
+from llenergymeasure.orchestrator.study_run import execute
+from llenergymeasure.results.load import load_study_results
+from llenergymeasure.results.tables import runs_frame, summary_frame
+from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
+
+StudySource = str | Path | StudyConfig
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A study folder as its records say: the manifest, every run, every configuration."""
+
+    study_dir: Path
+    manifest: StudyRecord
+    runs: pd.DataFrame  # one row per planned run, failed and pending ones included
+    configurations: pd.DataFrame  # one row per configuration: counts, mean/std/CI/CV
+    # What `llem run` exits with: 0 all completed, 1 some did not, 130 interrupted, None when
+    # loaded from a folder rather than run.
+    exit_code: int | None = None
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status
+
+    @property
+    def failures(self) -> list[RunRecord]:
+        """The runs that ended without completing, with their outcome and error."""
+        return [
+            run
+            for run in sorted(self.manifest.runs.values(), key=lambda r: r.run_index)
+            if run.status in ("failed", "interrupted")
+        ]
+
+
+def validate(study: StudySource) -> StudyConfig:
+    """The study read and checked (file:line messages); UserError at the first problem."""
+    if isinstance(study, StudyConfig):
+        plan_study(study)  # its experiments are checked by the expansion
+        return study
+    return load_study(Path(study))
+
+
+def plan_study(
+    study: StudySource,
+    *,
+    cycles: int | None = None,
+    order: str | None = None,
+    executor: str | None = None,
+    no_gaps: bool = False,
+) -> PlannedStudy:
+    """The study expanded into its planned runs (what `llem plan` shows), with the command
+    line's overrides; nothing is written and no engine is needed."""
+    config = study if isinstance(study, StudyConfig) else load_study(Path(study))
+    config = with_overrides(config, cycles=cycles, order=order, executor=executor, no_gaps=no_gaps)
+    path = config.source_path if config.source_path is not None else _unsaved_path(config)
+    return plan_planned(path, config)
+
+
+def with_overrides(
+    study: StudyConfig,
+    *,
+    cycles: int | None = None,
+    order: str | None = None,
+    executor: str | None = None,
+    no_gaps: bool = False,
+) -> StudyConfig:
+    """The study with the command line's --cycles/--order/--executor/--no-gaps over its
+    execution settings."""
+    if order is not None and order not in typing.get_args(CycleOrder):
+        raise UserError(
+            f"--order {order!r}: not an order",
+            hint=f"one of {', '.join(typing.get_args(CycleOrder))}",
+        )
+    return study.with_execution(
+        n_cycles=cycles, cycle_order=order, executor=executor, no_gaps=no_gaps
+    )
+
+
+def run_study(
+    study: StudySource | PlannedStudy,
+    *,
+    resume: bool = False,
+    retry_failed: bool = False,
+    executor: str | None = None,
+    cycles: int | None = None,
+    order: str | None = None,
+    locked: bool = False,
+    memory: str | None = None,
+    detach: bool = False,
+    no_gaps: bool = False,
+    yes: bool = False,
+    confirm: Callable[[int, int], bool] | None = None,
+    console: Console | None = None,
+    quiet: bool = False,
+    stop: StopState | None = None,
+    lock_dir: Path | None = None,
+) -> StudyResult:
+    """Run (or `resume`) a study, every experiment in a fresh container, and load its results.
+
+    The keyword arguments are `llem run`'s options (`memory`: each container's limit, e.g.
+    "8g"). Above `execution.max_runs_without_confirmation` runs it needs `yes`, or `confirm`
+    (called with the number of runs and the cap) to say yes. `console`: where progress is
+    printed (default: stdout; `quiet`: nowhere). `stop`: request it (e.g. from another thread)
+    to stop the study as Ctrl+C does. A study already planned (`plan_study`) runs as planned:
+    `cycles`, `order` and `executor` apply to a file or a StudyConfig only."""
+    if retry_failed and not resume:
+        raise UserError("retry_failed goes with resume", hint="pass resume=True too")
+    planned = (
+        study
+        if isinstance(study, PlannedStudy)
+        else plan_study(study, cycles=cycles, order=order, executor=executor, no_gaps=no_gaps)
+    )
+    if detach and not executor_class(planned.study.execution.executor.kind).jobs_outlive_llem:
+        raise UserError(
+            "--detach goes with an executor whose jobs outlive llem",
+            hint="choose a cluster executor (`executor=`, `--executor`)",
+        )
+    options = RunOptions(
+        resume=resume,
+        retry_failed=retry_failed,
+        locked=locked,
+        mem_limit=memory,
+        lock_dir=lock_dir,
+        detach=detach,
+        no_gaps=no_gaps,
+    )
+    if quiet:
+        console = Console(file=io.StringIO())
+    display = Display(console)
+    pre = Preflight.check(planned, options, display)
+    try:
+        runs, cap = len(planned.plan.runs), planned.study.execution.max_runs_without_confirmation
+        if pre.needs_confirmation and not yes and not (confirm is not None and confirm(runs, cap)):
+            raise UserError(
+                f"the study plans {runs} runs, above the {cap} that run without confirmation; "
+                "nothing was run",
+                hint="confirm it (`--yes`, yes=True) or raise "
+                "execution.max_runs_without_confirmation",
+            )
+    except BaseException:
+        pre.release()
+        raise
+    ran = execute(pre, options, display, stop)
+    loaded = load_results(ran.study_dir)
+    return StudyResult(
+        loaded.study_dir, loaded.manifest, loaded.runs, loaded.configurations, ran.exit_code
+    )
+
+
+def load_results(study_dir: str | Path) -> StudyResult:
+    """A study folder's manifest and results, as `llem results` reads them."""
+    data = load_study_results(Path(study_dir))
+    runs = runs_frame(data)
+    return StudyResult(data.study_dir, data.manifest, runs, summary_frame(data, runs))
+
+
+def _unsaved_path(config: StudyConfig) -> Path:
+    """Where a study built in Python stands in for a file: the working folder (its relative
+    paths and output_dir resolve from there)."""
+    return Path.cwd() / f"{config.name}.yaml"
+
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "StopState",
+    "StudyConfig",
+    "StudyResult",
+    "UserError",
+    "load_results",
+    "plan_study",
+    "run_study",
+    "validate",
+]

@@ -1,0 +1,47 @@
+"""The experiment's instruments: NVML, the power sampler, RAPL and the energy meter over them,
+opened for the container's GPUs and closed together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llenergymeasure.energy.meter import EnergyMeter
+from llenergymeasure.energy.nvml import Nvml
+from llenergymeasure.energy.rapl import Rapl
+from llenergymeasure.energy.sampler import DEFAULT_INTERVAL_S, PowerSampler, Row
+
+
+@dataclass
+class Instruments:
+    nvml: Nvml | None
+    nvml_reason: str | None
+    sampler: PowerSampler | None
+    rapl: Rapl
+    meter: EnergyMeter
+
+    @classmethod
+    def open(cls, gpu_count: int, interval_s: float = DEFAULT_INTERVAL_S) -> Instruments:
+        nvml, reason = Nvml.open(gpu_count)
+        indices = [g.index for g in nvml.static_info()] if nvml is not None else []
+        sampler = PowerSampler(nvml.sample, indices, interval_s) if nvml is not None else None
+        if sampler is not None:
+            sampler.start()
+        rapl = Rapl()
+        return cls(nvml, reason, sampler, rapl, EnergyMeter(nvml, reason, sampler, rapl, indices))
+
+    def rows(self) -> list[Row]:
+        """The sampler's readings so far (a copy: the sampler keeps appending)."""
+        return list(self.sampler.rows) if self.sampler is not None else []
+
+    def set_phase(self, phase: str) -> None:
+        if self.sampler is not None:
+            self.sampler.set_phase(phase)
+
+    def gpu_process_counts(self) -> list[int]:
+        return self.nvml.compute_process_counts() if self.nvml is not None else []
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.nvml is not None:
+            self.nvml.close()

@@ -1,0 +1,48 @@
+"""What a session measured: the phases every mode shares and the mode's window, as the
+result assembler reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llenergymeasure.backends.base import EngineArguments, MemoryStats, ModelShape
+from llenergymeasure.contract.result import Latency
+from llenergymeasure.energy.meter import WindowEnergy
+from llenergymeasure.energy.sampler import Row
+
+
+@dataclass(frozen=True)
+class Phases:
+    """What every mode measured before its window."""
+
+    build: WindowEnergy | None  # None: nothing was compiled apart, see build_skipped
+    build_skipped: str | None
+    tokenisation_s: float
+    load: WindowEnergy
+    baseline: WindowEnergy | None  # None: disabled in the config
+
+
+@dataclass(frozen=True)
+class WarmupOutcome:
+    duration_s: float
+    batches: int
+    converged: bool | None  # None: the mode has no convergence check (serving)
+    final_cv: float | None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a mode measured in its window, for the assembler."""
+
+    window: WindowEnergy
+    window_rows: list[Row]  # the sampler's readings inside the window
+    warmup: WarmupOutcome
+    requests: list[tuple[int, int]]  # (input, output) tokens of each request the window counts
+    output_tokens: float  # output tokens attributed to the window
+    passes: int
+    batches: int
+    latency: Latency
+    memory: MemoryStats
+    shape: ModelShape
+    gpu_process_counts: list[int]  # compute processes per GPU, seen during the window
+    engine_arguments: EngineArguments | None = None  # None: the adapter's, after its load

@@ -1,0 +1,151 @@
+"""Offline mode: the prompt set in batches through the engine's own API.
+
+After the shared phases: full-shape warm-up batches until latency is stable (or the cap), then
+the measured window: the prompt set repeated until `min_window_s` has passed, synchronised at
+both edges and metered by its own EnergyMeter window.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from llenergymeasure.backends.base import BatchOutput
+from llenergymeasure.contract.backends import spec_of
+from llenergymeasure.contract.result import QualityWarning
+from llenergymeasure.contract.workdir import ProgressEvent
+from llenergymeasure.energy.meter import WindowEnergy
+from llenergymeasure.experiment.measured import Measured, WarmupOutcome
+from llenergymeasure.experiment.metrics import coefficient_of_variation, latency
+from llenergymeasure.experiment.session import Session
+
+
+def _batches(prompts: list[list[int]], size: int) -> list[list[list[int]]]:
+    return [prompts[k : k + size] for k in range(0, len(prompts), size)]
+
+
+class OfflineSession(Session):
+    def build(self) -> tuple[WindowEnergy | None, str | None]:
+        skipped = self.adapter.build_skipped(self.config)
+        if skipped is not None:
+            return None, skipped
+        meter = self.instruments.meter
+        meter.begin("build")
+        self.adapter.build(self.config, offline=self.offline)
+        self.adapter.synchronize()
+        return meter.end("build"), None
+
+    def load(self, prompts: list[list[int]]) -> str:
+        start = time.perf_counter()
+        self.adapter.load(
+            self.config, offline=self.offline, longest_prompt_tokens=max(map(len, prompts))
+        )
+        self.adapter.synchronize()
+        return f"{time.perf_counter() - start:.2f} s"
+
+    def settle(self) -> None:
+        self.adapter.synchronize()
+
+    def measure(self, prompts: list[list[int]]) -> Measured:
+        config, backend, meter = self.config, self.adapter, self.instruments.meter
+        spec = spec_of(config.backend)
+        # static batching: batches of the section's size; continuous: the whole set at once
+        batch_size = (
+            getattr(config.backend_section, spec.concurrency_key)
+            if spec.batching == "static"
+            else len(prompts)
+        )
+        batches = _batches(prompts, batch_size)
+        prepared = [backend.prepare(batch) for batch in batches]
+        # The widest padded batch is the full shape the window will run.
+        widest = max(range(len(batches)), key=lambda k: len(batches[k]) * max(map(len, batches[k])))
+        warmup = self._warm_up(prepared[widest])
+        self.emit(
+            ProgressEvent(
+                event="warmup_done", detail=f"{warmup.batches} batches, cv={warmup.final_cv}"
+            )
+        )
+        outputs: list[BatchOutput] = []
+        requests: list[tuple[int, int]] = []
+        backend.reset_peak_memory()
+        backend.synchronize()
+        meter.begin("window")
+        window_start = time.perf_counter()
+        passes = 0
+        while True:
+            passes += 1
+            for k, batch in enumerate(prepared):
+                output = backend.generate(batch)
+                outputs.append(output)
+                lengths = [len(p) for p in batches[k]]
+                requests.extend(zip(lengths, output.output_tokens, strict=True))
+                self.emit(
+                    ProgressEvent(event="batch", i=k + 1, n=len(prepared), detail=f"pass {passes}")
+                )
+            if time.perf_counter() - window_start >= config.min_window_s:
+                break
+        backend.synchronize()
+        window = meter.end("window")
+        rows = [r for r in self.instruments.rows() if r.phase == "window"]
+        return Measured(
+            window=window,
+            window_rows=rows,
+            warmup=warmup,
+            requests=requests,
+            output_tokens=sum(o for _, o in requests),
+            passes=passes,
+            batches=len(outputs),
+            latency=latency(outputs, backend.latency_method),
+            memory=backend.memory_stats(),
+            shape=backend.model_shape(),
+            gpu_process_counts=self.instruments.gpu_process_counts(),
+        )
+
+    def _warm_up(self, prepared: Any) -> WarmupOutcome:
+        """Full-shape batches until the trailing latencies' CV is within the bound, or the cap."""
+        spec = self.config.warmup
+        start = time.perf_counter()
+        if not spec.enabled:
+            return WarmupOutcome(0.0, 0, False, None)
+        latencies: list[float] = []
+        cv: float | None = None
+        converged = False
+        for done in range(1, spec.max_batches + 1):
+            began = time.perf_counter()
+            self.adapter.generate(prepared)
+            self.adapter.synchronize()
+            latencies.append(time.perf_counter() - began)
+            if done >= max(spec.min_batches, spec.cv_window):
+                cv = coefficient_of_variation(latencies[-spec.cv_window :])
+                if cv <= spec.cv_bound:
+                    converged = True
+                    break
+        return WarmupOutcome(time.perf_counter() - start, len(latencies), converged, cv)
+
+    def mode_warnings(self, measured: Measured) -> list[QualityWarning]:
+        config, warmup = self.config, measured.warmup
+        out: list[QualityWarning] = []
+        window_s = measured.window.duration_s
+        if window_s < config.min_window_s:
+            out.append(
+                QualityWarning(
+                    code="window_too_short",
+                    message=f"window {window_s:.2f} s < min_window_s {config.min_window_s}",
+                )
+            )
+        if config.warmup.enabled and not warmup.converged:
+            if warmup.final_cv is None:
+                detail = (
+                    f"the cap of {warmup.batches} warmup batches is below cv_window "
+                    f"({config.warmup.cv_window}): latency stability was never checked"
+                )
+            else:
+                detail = (
+                    f"latency CV {warmup.final_cv:.3f} still above {config.warmup.cv_bound} "
+                    f"after {warmup.batches} warmup batches"
+                )
+            out.append(QualityWarning(code="warmup_not_converged", message=detail))
+        return out
+
+    def close(self) -> None:
+        self.adapter.close()

@@ -1,0 +1,118 @@
+"""A backend's own OpenAI-compatible server, started in the container on loopback.
+
+The command line is the backend adapter's (`BackendAdapter.server_command`: the same engine
+arguments as offline mode); this module runs it: its log kept in the work folder
+(`server.log`), readiness awaited on /health with a timeout, its death noticed at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from llenergymeasure.backends.base import EngineArguments, ServerCommand, ServerRequest
+from llenergymeasure.backends.registry import get_backend
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.workdir import WorkPaths
+
+SERVED_MODEL = "llem-model"
+POLL_S = 0.25
+LOG_TAIL_BYTES = 3000
+
+
+class ServerFailed(Exception):
+    """The server did not become ready, or died: the message carries its log's tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """One server process: `start`, `wait_ready`, `alive`, `stop`."""
+
+    def __init__(self, config: ExperimentConfig, workdir: Path, *, offline: bool) -> None:
+        self.config, self.workdir, self.offline = config, workdir, offline
+        self.name = config.backend
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.command: ServerCommand | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def arguments(self) -> EngineArguments:
+        """What its command line passes (for the result's record); after `start`."""
+        return dict(self.command.arguments) if self.command is not None else {}
+
+    @property
+    def description(self) -> str:
+        argv = self.command.argv if self.command is not None else []
+        return f"{self.name}: {' '.join(argv)}"
+
+    def start(self, longest_prompt_tokens: int) -> None:
+        request = ServerRequest(
+            self.config, self.offline, longest_prompt_tokens, self.port, SERVED_MODEL
+        )
+        self.command = get_backend(self.config.backend).server_command(request)
+        for name, text in self.command.files.items():
+            (self.workdir / name).write_text(text, encoding="utf-8")
+        log = open(self.workdir / WorkPaths.SERVER_LOG, "ab")  # noqa: SIM115 - the process holds it
+        self.process = subprocess.Popen(
+            self.command.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,  # where its option files are
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Seconds until /health answered 200; ServerFailed on death or timeout."""
+        start = time.perf_counter()
+        while True:
+            if not self.alive():
+                code = self.process.returncode if self.process else None
+                raise ServerFailed(
+                    f"the {self.name} server exited with code {code} before it was ready; "
+                    f"its log ends:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        return time.perf_counter() - start
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.perf_counter() - start > timeout_s:
+                raise ServerFailed(
+                    f"the {self.name} server was not ready within serving.readiness_timeout_s "
+                    f"({timeout_s:g} s); its log ends:\n{self.log_tail()}"
+                )
+            time.sleep(POLL_S)
+
+    def log_tail(self) -> str:
+        try:
+            data = (self.workdir / WorkPaths.SERVER_LOG).read_bytes()[-LOG_TAIL_BYTES:]
+        except OSError:
+            return ""
+        return data.decode("utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

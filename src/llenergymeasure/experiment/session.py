@@ -1,0 +1,103 @@
+"""One experiment inside its container, in either mode: the phases every mode shares, and the
+seam where a mode measures its own way.
+
+`Session.run`: [build ->] tokenise -> load (metered) -> idle baseline (metered, with the model
+or the server loaded) -> `measure` (the mode's own: offline batches, or a server under load) ->
+the result, by the one assembler every mode calls (`result.assemble`). A mode adds its own
+warnings and figures through `mode_warnings` and `mode_figures`; the common ones are the
+assembler's.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from llenergymeasure.backends.registry import get_backend
+from llenergymeasure.contract.result import (
+    Energy,
+    ExperimentResult,
+    QualityWarning,
+    ServingFigures,
+)
+from llenergymeasure.contract.run import RunRequest
+from llenergymeasure.contract.workdir import ProgressEvent, utc_now
+from llenergymeasure.energy.meter import WindowEnergy
+from llenergymeasure.experiment.instruments import Instruments
+from llenergymeasure.experiment.measured import Measured, Phases
+from llenergymeasure.experiment.prompts import tokenised_prompts
+from llenergymeasure.experiment.result import assemble
+
+Emit = Callable[[ProgressEvent], None]
+
+
+class Session(ABC):
+    def __init__(
+        self,
+        request: RunRequest,
+        workdir: Path,
+        emit: Emit,
+        instruments: Instruments,
+        t0: float,
+    ) -> None:
+        """`t0`: when the experiment process started (perf_counter), for the total time."""
+        self.request, self.workdir, self.emit = request, workdir, emit
+        self.instruments, self.t0 = instruments, t0
+        self.config = request.config
+        self.offline = request.context.offline
+        self.adapter = get_backend(request.config.backend)
+        self.started_at = utc_now()
+
+    def run(self, write_timeseries: Callable[[], bool]) -> ExperimentResult:
+        """Every phase, then the result; `write_timeseries` stops the sampler and saves its
+        rows (True when written), called once the window is over."""
+        meter = self.instruments.meter
+        build, build_skipped = self.build()
+        start = time.perf_counter()
+        # The prompts are tokenised before the engine loads, so it is sized to what the run has.
+        self.adapter.load_tokenizer(self.config, offline=self.offline)
+        prompts = tokenised_prompts(self.config, self.adapter, offline=self.offline)
+        tokenisation_s = time.perf_counter() - start
+        meter.begin("load")
+        detail = self.load(prompts)
+        load = meter.end("load")
+        self.emit(ProgressEvent(event="model_loaded", detail=detail))
+        baseline = None
+        if self.config.baseline.enabled:
+            self.settle()
+            meter.begin("baseline")
+            time.sleep(self.config.baseline.duration_s)
+            baseline = meter.end("baseline")
+        self.emit(ProgressEvent(event="baseline_done"))
+        measured = self.measure(prompts)
+        phases = Phases(build, build_skipped, tokenisation_s, load, baseline)
+        written = write_timeseries()
+        return assemble(self, phases, measured, written)
+
+    def build(self) -> tuple[WindowEnergy | None, str | None]:
+        """Compile an engine before the load, metered apart: (its window, or why none)."""
+        return None, self.adapter.build_skipped(self.config)
+
+    @abstractmethod
+    def load(self, prompts: list[list[int]]) -> str:
+        """Load the model (or start the server) for these prompts; a word on how it went."""
+
+    def settle(self) -> None:  # noqa: B027 - a mode with nothing in flight needs nothing
+        """Let the device go idle before the baseline."""
+
+    @abstractmethod
+    def measure(self, prompts: list[list[int]]) -> Measured:
+        """The mode's measured window."""
+
+    def mode_figures(self, measured: Measured, energy: Energy) -> ServingFigures | None:
+        """The mode's own figures, from the window's energy (serving: per request, goodput)."""
+        return None
+
+    def mode_warnings(self, measured: Measured) -> list[QualityWarning]:
+        """Warnings only this mode can raise."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - a mode that holds nothing needs nothing
+        """Release what the session holds (an engine, a server), also after a failure."""

@@ -1,0 +1,156 @@
+"""A study scheduler on a fake executor, for the scheduler's own decisions: no engine, no
+container; the executor ends jobs as each test says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers.factories import study_record
+from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.orchestrator.container import ContainerExit, KillReason
+from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.engine import ResolvedImage
+from llenergymeasure.orchestrator.executor import (
+    Executor,
+    HostNeeds,
+    JobDone,
+    RunJob,
+    StudyAt,
+)
+from llenergymeasure.orchestrator.gate import Gate
+from llenergymeasure.orchestrator.locks import HostLocks
+from llenergymeasure.orchestrator.planned import PlannedStudy
+from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
+from llenergymeasure.orchestrator.probes import HostProbes
+from llenergymeasure.orchestrator.scheduler import StudyScheduler
+from llenergymeasure.orchestrator.slots import SlotPool
+from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.orchestrator.study_folder import StudyFolder, pending_record
+from llenergymeasure.study import expand
+from llenergymeasure.study.manifest import Manifest
+
+
+def quiet_host(processes: dict[int, list[int]] | str = "no NVML here") -> HostProbes:
+    """A host whose engine answers, with `processes` on its GPUs and cool GPUs."""
+    return HostProbes(
+        engine_answers=lambda engine: True,
+        compute_processes=lambda gpus: processes,
+        temperatures=lambda gpus: dict.fromkeys(gpus, 30.0),
+    )
+
+
+class InstantExecutor(Executor):
+    """Ends every job at once (exit 0, no result: the run is recorded failed/NoResult), on
+    the local executor's slots and gate; `max_attempts` as given."""
+
+    def __init__(self, at: StudyAt, max_attempts: int = 1) -> None:
+        self.at = at
+        self.attempts_limit = max_attempts
+        self.started: list[RunJob] = []
+        self._done: list[JobDone] = []
+
+    @classmethod
+    def preflight(cls, planned: PlannedStudy, say: Display) -> HostNeeds:
+        return HostNeeds()
+
+    @classmethod
+    def open(cls, at: StudyAt) -> InstantExecutor:
+        return cls(at)
+
+    def slot_pool(self) -> SlotPool:
+        execution = self.at.execution
+        return SlotPool(execution.gpu_ids, execution.max_parallel, self.at.cpu_groups)
+
+    def gate(self) -> Gate:
+        return Gate(self.at.execution, self.at.probes, self.at.display)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.attempts_limit
+
+    def start(self, job: RunJob) -> None:
+        self.started.append(job)
+        self._done.append(JobDone(job, ContainerExit("c", 0, False, None, 0.0, 0.0)))
+
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        done, self._done = self._done, []
+        return done
+
+    def cancel(self, run_id: str, *, force: bool = False) -> None:
+        pass
+
+    @property
+    def in_flight(self) -> list[str]:
+        return [job.job.run.run_id for job in self._done]
+
+
+class HeldExecutor(InstantExecutor):
+    """Holds every job until it is cancelled; then it ends, killed for the interrupt."""
+
+    def __init__(self, at: StudyAt, max_attempts: int = 1) -> None:
+        super().__init__(at, max_attempts)
+        self.held: dict[str, RunJob] = {}
+        self.cancelled: list[str] = []
+
+    def start(self, job: RunJob) -> None:
+        self.started.append(job)
+        self.held[job.run.run_id] = job
+
+    def cancel(self, run_id: str, *, force: bool = False) -> None:
+        self.cancelled.append(run_id)
+        job = self.held.pop(run_id)
+        exit_ = ContainerExit("c", 137, False, KillReason.INTERRUPT, 0.0, 1.0)
+        self._done.append(JobDone(job, exit_))
+
+    @property
+    def in_flight(self) -> list[str]:
+        return list(self.held) + [done.job.run.run_id for done in self._done]
+
+
+def make_scheduler(
+    tmp_path: Path,
+    execution: dict,
+    n: int = 2,
+    *,
+    probes: HostProbes | None = None,
+    executor: type[InstantExecutor] = InstantExecutor,
+    max_attempts: int = 1,
+    options: RunOptions | None = None,
+) -> tuple[StudyScheduler, InstantExecutor]:
+    """A scheduler over `n` configurations of one GPU each (no hub model: nothing fetched)."""
+    study = StudyConfig.model_validate(
+        {
+            "name": "t",
+            "defaults": {"model": "stub:m", "gpu_count": 1},
+            "sweep": {"n_prompts": list(range(1, n + 1))},
+            "execution": execution,
+        }
+    )
+    plan = expand(study)
+    planned = PlannedStudy(tmp_path / "study.yaml", study, plan, tmp_path)
+    pre = Preflight(
+        planned=planned,
+        design_hash="d" * 64,
+        client=None,  # type: ignore[arg-type]  # the executor is the one that talks to engines
+        locks=HostLocks([], "t"),
+        images={"pytorch": ResolvedImage("img", "sha256:" + "0" * 64, None)},
+        user=ContainerUser.for_invoker("10001:10001"),
+        limits=ContainerLimits(None),
+        cpu_groups=None,
+    )
+    record = study_record(
+        study_id="t_1", study_name="t", runs={run.run_id: pending_record(run) for run in plan.runs}
+    )
+    (tmp_path / "study").mkdir()
+    manifest = Manifest.create(tmp_path / "study", record)
+    probes = probes or quiet_host()
+    display = Display()
+    options = options or RunOptions()
+    # as `study_run.execute` hands it to the executor
+    gated = study.execution.without_gaps() if options.no_gaps else study.execution
+    at = StudyAt(tmp_path / "study", "t_1", gated, None, None, probes, display)
+    fake = executor(at, max_attempts)
+    folder = StudyFolder(manifest, plan.runs)
+    scheduler = StudyScheduler(pre, folder, fake, display, StopState(), options, probes)
+    return scheduler, fake

@@ -1,0 +1,112 @@
+"""Prompt sources and the backend registry."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.backends.registry import BackendUnavailable, get_backend
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.prompt_lengths import input_lengths
+from llenergymeasure.experiment.prompts import PromptError, tokenised_prompts
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir: Path):  # -> PyTorchBackend
+    b = get_backend("pytorch")
+    b.load_tokenizer(ExperimentConfig(model=str(tiny_model_dir), gpu_count=0), offline=True)
+    return b
+
+
+def _config(model: Path, **fields) -> ExperimentConfig:
+    return ExperimentConfig(model=str(model), gpu_count=0, **fields)
+
+
+def test_synthetic_lengths_are_exact_in_model_tokens(backend, tiny_model_dir: Path) -> None:
+    spec = {
+        "source": "synthetic",
+        "seed": 7,
+        "input_length": {"distribution": "uniform", "min": 3, "max": 40},
+    }
+    config = _config(tiny_model_dir, prompts=spec, n_prompts=20)
+    ids = tokenised_prompts(config, backend, offline=True)
+    assert [len(p) for p in ids] == input_lengths(config, config.prompts)
+    assert not set().union(*map(set, ids)) & backend.special_token_ids()
+    # Same seed, same prompts; another seed, other prompts.
+    assert tokenised_prompts(config, backend, offline=True) == ids
+    other = _config(tiny_model_dir, prompts={**spec, "seed": 8}, n_prompts=20)
+    assert tokenised_prompts(other, backend, offline=True) != ids
+
+
+def test_normal_lengths_are_clipped(tiny_model_dir: Path) -> None:
+    spec = {
+        "source": "synthetic",
+        "input_length": {"distribution": "normal", "mean": 20, "std": 50, "min": 5, "max": 30},
+    }
+    config = _config(tiny_model_dir, prompts=spec, n_prompts=200)
+    lengths = input_lengths(config, config.prompts)
+    assert min(lengths) == 5 and max(lengths) == 30
+
+
+def test_jsonl_prompts_truncated(backend, tiny_model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    lines = [json.dumps({"q": "energy " * (k + 1)}) for k in range(4)]
+    path.write_text("\n".join(lines) + "\n")
+    config = _config(
+        tiny_model_dir,
+        prompts={"source": "jsonl", "path": str(path), "field": "q"},
+        n_prompts=4,
+        max_input_tokens=3,
+    )
+    ids = tokenised_prompts(config, backend, offline=True)
+    assert len(ids) == 4 and max(map(len, ids)) == 3
+
+
+def test_jsonl_errors_name_the_line(backend, tiny_model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n{"other": 1}\n')
+    config = _config(tiny_model_dir, prompts={"source": "jsonl", "path": str(path)}, n_prompts=2)
+    with pytest.raises(PromptError, match=r"p.jsonl:2: no string field 'prompt'"):
+        tokenised_prompts(config, backend, offline=True)
+    short = _config(tiny_model_dir, prompts={"source": "jsonl", "path": str(path)}, n_prompts=5)
+    path.write_text('{"prompt": "a"}\n')
+    with pytest.raises(PromptError, match="has 1 prompts but n_prompts is 5"):
+        tokenised_prompts(short, backend, offline=True)
+
+
+def test_local_hf_dataset_folder(backend, tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    rows = [json.dumps({"text": f"watts and joules {k}", "id": k}) for k in range(6)]
+    (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
+    source = {"source": "hf_dataset", "name": str(folder), "split": "train", "field": "text"}
+    ids = tokenised_prompts(
+        _config(tiny_model_dir, prompts=source, n_prompts=4), backend, offline=True
+    )
+    assert len(ids) == 4
+    assert backend.decode(ids[2]).strip().endswith("2")
+    wrong = _config(tiny_model_dir, prompts={**source, "field": "prompt"}, n_prompts=4)
+    with pytest.raises(PromptError, match="has no field 'prompt'"):
+        tokenised_prompts(wrong, backend, offline=True)
+    too_many = _config(tiny_model_dir, prompts=source, n_prompts=9)
+    with pytest.raises(PromptError, match="has 6 rows but n_prompts is 9"):
+        tokenised_prompts(too_many, backend, offline=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "image"),
+    [
+        ("vllm", "vllm", "llenergymeasure/vllm"),
+        ("tensorrt", "tensorrt_llm", "llenergymeasure/tensorrt"),
+    ],
+)
+def test_backends_without_their_engine_name_their_image(name: str, module: str, image: str) -> None:
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here")
+    config = ExperimentConfig(model="m", backend=name, gpu_count=1)
+    with pytest.raises(BackendUnavailable, match=image):
+        get_backend(name).load(config, offline=True, longest_prompt_tokens=8)
