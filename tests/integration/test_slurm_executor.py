@@ -16,6 +16,9 @@ import pytest
 
 from helpers.integration import LLEM, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.contract.run import Placement, RunRequest
+from llenergymeasure.contract.workdir import WorkPaths
+from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slurm]
@@ -131,6 +134,12 @@ def test_a_four_run_cpu_study_runs_through_slurm(tmp_path, client):
         assert result.context.run_id == run.run_id and result.tokens.output_tokens > 0
         assert result.context.cpuset == run.cpuset  # the job's CPUs, bound on the node
         assert not run.concurrent_runs  # exclusive nodes: no run shared its host
+        # where the node placed it is the node's file; config.json stays the submitter's
+        work = StudyPaths(study_dir).work_paths(run.run_id)
+        placed = Placement.model_validate_json((work / WorkPaths.PLACEMENT).read_text())
+        assert placed.cpuset == run.cpuset and placed.node == run.node
+        submitted = RunRequest.model_validate_json((work / WorkPaths.CONFIG).read_text())
+        assert submitted.context.cpuset is None
     jobs = _sacct_settled(study_dir, 4)
     assert sorted(jobs) == sorted(job_ids) and set(jobs.values()) == {"COMPLETED"}
     assert (study_dir / "results.parquet").is_file()
