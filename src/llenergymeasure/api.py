@@ -14,6 +14,7 @@ handlers are installed only in the main thread and restored on return; elsewhere
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import typing
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from llenergymeasure.config.study import CycleOrder, StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executor import executor_class
-from llenergymeasure.orchestrator.planned import PlannedStudy, plan_planned
+from llenergymeasure.orchestrator.planned import PlannedStudy, planned_study
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.study_run import execute
@@ -86,7 +87,7 @@ def plan_study(
     config = study if isinstance(study, StudyConfig) else load_study(Path(study))
     config = with_overrides(config, cycles=cycles, order=order, executor=executor, no_gaps=no_gaps)
     path = config.source_path if config.source_path is not None else _unsaved_path(config)
-    return plan_planned(path, config)
+    return planned_study(path, config)
 
 
 def with_overrides(
@@ -174,10 +175,7 @@ def run_study(
         pre.release()
         raise
     ran = execute(pre, options, display, stop)
-    loaded = load_results(ran.study_dir)
-    return StudyResult(
-        loaded.study_dir, loaded.manifest, loaded.runs, loaded.configurations, ran.exit_code
-    )
+    return dataclasses.replace(load_results(ran.study_dir), exit_code=ran.exit_code)
 
 
 def load_results(study_dir: str | Path) -> StudyResult:

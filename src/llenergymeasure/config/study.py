@@ -214,21 +214,17 @@ class ExecutionConfig(BaseModel):
 
     def with_executor(self, kind: str) -> ExecutionConfig:
         """These settings on executor `kind` (its section of the study file, if any)."""
-        copy = self.model_copy(update={"executor": settings_for(kind, self._sections.get(kind))})
-        copy._sections = self._sections
-        return copy
+        return self.model_copy(update={"executor": settings_for(kind, self._sections.get(kind))})
 
     def without_gaps(self) -> ExecutionConfig:
         """No gap between runs and no cool-down (`llem run --no-gaps`)."""
-        copy = self.model_copy(
+        return self.model_copy(
             update={
                 "gap_between_experiments_s": 0.0,
                 "gap_between_cycles_s": 0.0,
                 "cooldown_to_temp_c": None,
             }
         )
-        copy._sections = self._sections
-        return copy
 
     def timeout_for(self, estimated_run_s: float) -> float:
         """The experiment timeout, s: the configured one, else derived from the run's estimate.

@@ -7,6 +7,7 @@ at its edges and takes differences at the end; nothing runs inside the measured 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llenergymeasure.contract.result import GpuEnergySource
@@ -19,7 +20,7 @@ from llenergymeasure.energy.between import (
 )
 from llenergymeasure.energy.nvml import Nvml
 from llenergymeasure.energy.rapl import Rapl, RaplReading
-from llenergymeasure.energy.sampler import PowerSampler
+from llenergymeasure.energy.sampler import PowerSampler, Row
 
 
 @dataclass(frozen=True)
@@ -101,18 +102,30 @@ class EnergyMeter:
         )
 
     def gpu_energy(
-        self, start_s: float, end_s: float, edges: EdgeCounters | None = None
+        self,
+        start_s: float,
+        end_s: float,
+        edges: EdgeCounters | None = None,
+        rows: Sequence[Row] | None = None,
     ) -> GpuEnergy:
         """The GPUs' energy over [start_s, end_s] (perf_counter clock), by the one source rule
-        (`between.energy_between`); `edges`: counter readings taken at the window's edges."""
+        (`between.energy_between`); `edges`: counter readings taken at the window's edges;
+        `rows`: the sampler's readings when the caller holds them already (many windows)."""
         if self._nvml is None:
             return GpuEnergy("unavailable", None, self._nvml_reason)
-        rows = list(self._sampler.rows) if self._sampler is not None else []
         return energy_between(
-            rows, self._gpus, start_s, end_s, edges=edges, no_counter=self._nvml.counter_reason
+            self.rows() if rows is None else rows,
+            self._gpus,
+            start_s,
+            end_s,
+            edges=edges,
+            no_counter=self._nvml.counter_reason,
         )
 
     def power_integral(self, start_s: float, end_s: float) -> list[float] | None:
         """The sampled power's integral over the window, per GPU (the counter's check)."""
-        rows = list(self._sampler.rows) if self._sampler is not None else []
-        return power_integral(rows, self._gpus, start_s, end_s)
+        return power_integral(self.rows(), self._gpus, start_s, end_s)
+
+    def rows(self) -> list[Row]:
+        """The sampler's readings so far (a copy: the sampler keeps appending)."""
+        return list(self._sampler.rows) if self._sampler is not None else []

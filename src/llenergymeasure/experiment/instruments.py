@@ -31,7 +31,7 @@ class Instruments:
 
     def rows(self) -> list[Row]:
         """The sampler's readings so far (a copy: the sampler keeps appending)."""
-        return list(self.sampler.rows) if self.sampler is not None else []
+        return self.meter.rows()
 
     def set_phase(self, phase: str) -> None:
         if self.sampler is not None:

@@ -51,6 +51,7 @@ class ExperimentProcess:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.done = threading.Event()  # set once result.json or error.json is written
+        self.timeseries_written = False
 
     def emit(self, event: ProgressEvent) -> None:
         append_jsonl(self.workdir / WorkPaths.PROGRESS, event)
@@ -91,10 +92,12 @@ class ExperimentProcess:
         """The sampler's rows to timeseries.parquet, once (kept also when the run fails)."""
         from llenergymeasure.energy.sampler import write_parquet
 
-        if instruments.sampler is None or (self.workdir / WorkPaths.TIMESERIES).exists():
-            return instruments.sampler is not None
-        instruments.sampler.stop()
-        write_parquet(instruments.sampler.rows, self.workdir / WorkPaths.TIMESERIES)
+        if instruments.sampler is None:
+            return False
+        if not self.timeseries_written:
+            instruments.sampler.stop()
+            write_parquet(instruments.sampler.rows, self.workdir / WorkPaths.TIMESERIES)
+            self.timeseries_written = True
         return True
 
     def run(self) -> int:

@@ -14,7 +14,6 @@ from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.result import QualityWarning
 from llenergymeasure.contract.workdir import ProgressEvent
-from llenergymeasure.energy.meter import WindowEnergy
 from llenergymeasure.experiment.measured import Measured, WarmupOutcome
 from llenergymeasure.experiment.metrics import coefficient_of_variation, latency
 from llenergymeasure.experiment.session import Session
@@ -25,16 +24,6 @@ def _batches(prompts: list[list[int]], size: int) -> list[list[list[int]]]:
 
 
 class OfflineSession(Session):
-    def build(self) -> tuple[WindowEnergy | None, str | None]:
-        skipped = self.adapter.build_skipped(self.config)
-        if skipped is not None:
-            return None, skipped
-        meter = self.instruments.meter
-        meter.begin("build")
-        self.adapter.build(self.config, offline=self.offline)
-        self.adapter.synchronize()
-        return meter.end("build"), None
-
     def load(self, prompts: list[list[int]]) -> str:
         start = time.perf_counter()
         self.adapter.load(

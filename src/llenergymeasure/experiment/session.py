@@ -77,8 +77,15 @@ class Session(ABC):
         return assemble(self, phases, measured, written)
 
     def build(self) -> tuple[WindowEnergy | None, str | None]:
-        """Compile an engine before the load, metered apart: (its window, or why none)."""
-        return None, self.adapter.build_skipped(self.config)
+        """Compile the engine `load` will use, metered apart: (its window, or why none)."""
+        skipped = self.adapter.build_skipped(self.config)
+        if skipped is not None:
+            return None, skipped
+        meter = self.instruments.meter
+        meter.begin("build")
+        self.adapter.build(self.config, offline=self.offline)
+        self.adapter.synchronize()
+        return meter.end("build"), None
 
     @abstractmethod
     def load(self, prompts: list[list[int]]) -> str:

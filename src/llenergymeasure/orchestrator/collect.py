@@ -92,15 +92,15 @@ class Collector:
             return self._engine_went_away(run_id, exit_.engine_error or "stopped", common)
         interrupted = exit_.killed_for is KillReason.INTERRUPT
         if exit_.engine_error is not None and not interrupted:
-            lost = self.executor.engine_lost(done, failed=True)
+            lost = self.executor.engine_lost(done)
             if lost is not None:
                 return self._engine_went_away(run_id, lost, common)
             self._engine_refused(done, exit_.engine_error, common)
             return Recorded.DONE
         tail = done.log_tail or log_tail(done.job.workdir / WorkPaths.CONTAINER_LOG, LOG_TAIL_LINES)
         verdict = verdict_of(done, tail)
-        if verdict.status != "completed":
-            lost = self.executor.engine_lost(done, failed=True)
+        if verdict.status != "completed" and not interrupted:
+            lost = self.executor.engine_lost(done)
             if lost is not None:
                 return self._engine_went_away(run_id, lost, common)
         completed = verdict.status == "completed"

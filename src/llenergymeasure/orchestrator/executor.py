@@ -24,6 +24,7 @@ import docker
 
 from llenergymeasure.config.executors import require_kind
 from llenergymeasure.config.study import ExecutionConfig
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import ResolvedImage
@@ -134,9 +135,9 @@ class Executor(ABC):
         """The host a run starts on, when known as it starts (None: the executor places it)."""
         return None
 
-    def engine_lost(self, done: JobDone, failed: bool) -> str | None:
-        """Why the engine the run ran on stopped answering, if it did (the study stops then);
-        `failed`: the run did not complete."""
+    def engine_lost(self, done: JobDone) -> str | None:
+        """Why the engine a run that did not complete (and was not interrupted) ran on stopped
+        answering, if it did: the study stops then."""
         return None
 
     @abstractmethod
@@ -181,7 +182,10 @@ class Executor(ABC):
     def node_run(cls, study_dir: Path, arguments: list[str]) -> int:
         """`llem node-run KIND STUDY_DIR ...`: a run's share of the lifecycle on the node the
         executor placed it on."""
-        raise NotImplementedError(f"{cls.__name__} runs nothing on a node of its own")
+        raise UserError(
+            f"llem node-run: executor {cls.__name__} places no run on a node of its own",
+            hint="`llem node-run` is what a cluster executor's job runs, not run by hand",
+        )
 
 
 def executor_class(kind: str) -> type[Executor]:

@@ -14,10 +14,8 @@ import queue
 import threading
 import time
 
-import docker
-
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.container import ContainerExit, KillReason, run_container
+from llenergymeasure.orchestrator.container import ContainerExit, run_container
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executor import (
     Executor,
@@ -34,8 +32,9 @@ from llenergymeasure.orchestrator.stop import StopState
 
 
 class LocalExecutor(Executor):
-    def __init__(self, at: StudyAt, client: docker.DockerClient) -> None:
-        self.at, self.client = at, client
+    def __init__(self, at: StudyAt) -> None:
+        assert at.client is not None  # the pre-flight connected to the engine
+        self.at, self.client = at, at.client
         self._done: queue.Queue[JobDone] = queue.Queue()
         self._stops: dict[str, StopState] = {}
 
@@ -65,13 +64,13 @@ class LocalExecutor(Executor):
 
     @classmethod
     def open(cls, at: StudyAt) -> LocalExecutor:
-        assert at.client is not None  # the pre-flight connected to the engine
-        removed = remove_orphans(at.client)
+        executor = cls(at)
+        removed = remove_orphans(executor.client)
         if removed:
             at.display.note(
                 f"removed {removed} container(s) left by a llem process that no longer runs"
             )
-        return cls(at, at.client)
+        return executor
 
     def slot_pool(self) -> SlotPool:
         execution = self.at.execution
@@ -83,13 +82,11 @@ class LocalExecutor(Executor):
     def node_at_start(self) -> str | None:
         return os.uname().nodename
 
-    def engine_lost(self, done: JobDone, failed: bool) -> str | None:
+    def engine_lost(self, done: JobDone) -> str | None:
         """A daemon shutting down closes its socket, then stops its containers: the run looks
         failed (an engine error, an exit code, maybe an error.json) although only the engine
-        went away. Asked only when the run did not end by an interrupt."""
+        went away."""
         exit_ = done.exit
-        if exit_.killed_for is KillReason.INTERRUPT or not (failed or exit_.engine_error):
-            return None
         if self.at.probes.engine_answers(self.at.execution.container_engine):
             return None
         return exit_.engine_error or f"its container stopped with exit code {exit_.exit_code}"

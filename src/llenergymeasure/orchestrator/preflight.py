@@ -1,6 +1,6 @@
 """Pre-flight of `llem run`: everything checked and resolved once, before anything is written.
 
-Order: the study planned (`plan_study`; the CLI shows it); local inputs present and readable by
+Order: the study planned (`api.plan_study`; the CLI shows it); local inputs present and readable by
 the containers' user; with --locked, the lock file read; the executor's own pre-flight (local:
 every run fits the slot pools; a cluster: the controller answers, the nodes see the paths); host
 locks on the GPUs and, for CPU runs, the CPUs (before the engine and runtime checks, so a busy

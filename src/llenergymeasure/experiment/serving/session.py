@@ -27,6 +27,7 @@ from llenergymeasure.contract.result import (
 )
 from llenergymeasure.contract.workdir import ProgressEvent, WorkPaths
 from llenergymeasure.energy.meter import WindowEnergy
+from llenergymeasure.energy.sampler import Row
 from llenergymeasure.experiment.measured import Measured, WarmupOutcome
 from llenergymeasure.experiment.metrics import summarise
 from llenergymeasure.experiment.serving import figures
@@ -158,7 +159,7 @@ class ServingSession(Session):
                 f"({window.start_s:.2f}-{window.end_s:.2f} s); see requests.parquet"
             )
         rows = self.instruments.rows()
-        self._write_slices(records, zero)
+        self._write_slices(records, zero, rows)
         self.loaded = _Load(
             records,
             zero,
@@ -174,7 +175,7 @@ class ServingSession(Session):
             r for r in records if not r.warmup and r.ok
         ]
         return Measured(
-            window=self._window_energy(start, end),
+            window=self._window_energy(start, end, rows),
             window_rows=[r for r in rows if start <= r.t_s <= end],
             warmup=WarmupOutcome(window.start_s, 0, None, None),
             requests=[(r.input_tokens, r.output_tokens or 0) for r in completed],
@@ -241,9 +242,9 @@ class ServingSession(Session):
             self.emit(ProgressEvent(event="batch", i=ended, n=len(records), detail="requests"))
 
     # figures ----------------------------------------------------------------------------------
-    def _window_energy(self, start: float, end: float) -> WindowEnergy:
+    def _window_energy(self, start: float, end: float, rows: list[Row]) -> WindowEnergy:
         """The steady state's GPU energy, by the one source rule (`energy.between`)."""
-        gpu = self.instruments.meter.gpu_energy(start, end)
+        gpu = self.instruments.meter.gpu_energy(start, end, rows=rows)
         return WindowEnergy(
             name="window",
             start_s=start,
@@ -386,14 +387,14 @@ class ServingSession(Session):
         return kept
 
     # files ------------------------------------------------------------------------------------
-    def _write_slices(self, records: list[RequestRecord], zero: float) -> None:
+    def _write_slices(self, records: list[RequestRecord], zero: float, rows: list[Row]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         end = max([r.end_s or 0.0 for r in records] + [0.0])
         cuts = figures.slices(end, self.serving.slice_s)
         meter = self.instruments.meter
-        energies = [meter.gpu_energy(zero + a, zero + b).per_gpu_j for a, b in cuts]
+        energies = [meter.gpu_energy(zero + a, zero + b, rows=rows).per_gpu_j for a, b in cuts]
         table = pa.table(
             {
                 "start_s": pa.array([a for a, _ in cuts], pa.float64()),
