@@ -34,7 +34,9 @@ from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.study_run import execute
 from llenergymeasure.results.load import load_study_results
+from llenergymeasure.results.search import SearchView, search_view
 from llenergymeasure.results.tables import runs_frame, summary_frame
+from llenergymeasure.results.trials import trials_frame
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 
 StudySource = str | Path | StudyConfig
@@ -51,6 +53,8 @@ class StudyResult:
     # What `llem run` exits with: 0 all completed, 1 some did not, 130 interrupted, None when
     # loaded from a folder rather than run.
     exit_code: int | None = None
+    search: SearchView | None = None  # a search: its trials, confirmation, winner per cell
+    trials: pd.DataFrame | None = None  # a search: one row per trial (trials.csv)
 
     @property
     def status(self) -> str:
@@ -163,7 +167,7 @@ def run_study(
     display = Display(console)
     pre = Preflight.check(planned, options, display)
     try:
-        runs, cap = len(planned.plan.runs), planned.study.execution.max_runs_without_confirmation
+        runs, cap = pre.run_count, planned.study.execution.max_runs_without_confirmation
         if pre.needs_confirmation and not yes and not (confirm is not None and confirm(runs, cap)):
             raise UserError(
                 f"the study plans {runs} runs, above the {cap} that run without confirmation; "
@@ -182,7 +186,15 @@ def load_results(study_dir: str | Path) -> StudyResult:
     """A study folder's manifest and results, as `llem results` reads them."""
     data = load_study_results(Path(study_dir))
     runs = runs_frame(data)
-    return StudyResult(data.study_dir, data.manifest, runs, summary_frame(data, runs))
+    view = search_view(data)
+    return StudyResult(
+        data.study_dir,
+        data.manifest,
+        runs,
+        summary_frame(data, runs),
+        search=view,
+        trials=trials_frame(view) if view is not None else None,
+    )
 
 
 def _unsaved_path(config: StudyConfig) -> Path:

@@ -27,6 +27,7 @@ from llenergymeasure.orchestrator.scheduler import StudyScheduler
 from llenergymeasure.orchestrator.slots import SlotPool
 from llenergymeasure.orchestrator.stop import StopState
 from llenergymeasure.orchestrator.study_folder import StudyFolder, pending_record
+from llenergymeasure.orchestrator.study_run import run_source
 from llenergymeasure.study import expand
 from llenergymeasure.study.manifest import Manifest
 
@@ -108,6 +109,20 @@ class HeldExecutor(InstantExecutor):
         return list(self.held) + [done.job.run.run_id for done in self._done]
 
 
+def stub_preflight(planned: PlannedStudy) -> Preflight:
+    """A pre-flight that resolved nothing: no engine, one local image, no locks held."""
+    return Preflight(
+        planned=planned,
+        design_hash="d" * 64,
+        client=None,  # type: ignore[arg-type]  # the executor is the one that talks to engines
+        locks=HostLocks([], "t"),
+        images={"pytorch": ResolvedImage("img", "sha256:" + "0" * 64, None)},
+        user=ContainerUser.for_invoker("10001:10001"),
+        limits=ContainerLimits(None),
+        cpu_groups=None,
+    )
+
+
 def make_scheduler(
     tmp_path: Path,
     execution: dict,
@@ -128,17 +143,7 @@ def make_scheduler(
         }
     )
     plan = expand(study)
-    planned = PlannedStudy(tmp_path / "study.yaml", study, plan, tmp_path)
-    pre = Preflight(
-        planned=planned,
-        design_hash="d" * 64,
-        client=None,  # type: ignore[arg-type]  # the executor is the one that talks to engines
-        locks=HostLocks([], "t"),
-        images={"pytorch": ResolvedImage("img", "sha256:" + "0" * 64, None)},
-        user=ContainerUser.for_invoker("10001:10001"),
-        limits=ContainerLimits(None),
-        cpu_groups=None,
-    )
+    pre = stub_preflight(PlannedStudy(tmp_path / "study.yaml", study, plan, tmp_path))
     record = study_record(
         study_id="t_1", study_name="t", runs={run.run_id: pending_record(run) for run in plan.runs}
     )
@@ -152,5 +157,6 @@ def make_scheduler(
     at = StudyAt(tmp_path / "study", "t_1", gated, None, None, probes, display)
     fake = executor(at, max_attempts)
     folder = StudyFolder(manifest, plan.runs)
-    scheduler = StudyScheduler(pre, folder, fake, display, StopState(), options, probes)
+    source = run_source(folder, pre, options, display)
+    scheduler = StudyScheduler(pre, folder, fake, display, StopState(), options, source, probes)
     return scheduler, fake

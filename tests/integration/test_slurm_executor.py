@@ -371,3 +371,27 @@ def test_another_users_job_of_the_same_name_is_never_taken_for_ours(tmp_path, fa
         assert run.status == "completed" and not run.executor_job_id.startswith(theirs)
     finally:
         subprocess.run(["scancel", theirs], check=False)
+
+
+def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image):
+    search = {
+        "objective": {"maximize": "throughput.output_tokens_per_s"},
+        "space": {"n_prompts": [1, 2, 3]},
+        "trials": 3,
+        "sampler": "grid",
+        "confirm": {"top": 1, "cycles": 2},
+    }
+    study = write_study(
+        tmp_path, ["fault:ok-2"], execution={**SLURM, "max_parallel": 2}, search=search
+    )
+    proc = llem("run", str(study), cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (study_dir,) = study_dirs(tmp_path)
+    record = load_manifest(study_dir)
+    runs = _runs(study_dir)
+    assert record.status == "completed" and len(runs) == 3 + 2
+    assert all(r.status == "completed" and r.executor_job_id for r in runs)
+    assert record.search is not None and len(record.search.trials) == 3
+    assert [c.cycle for c in record.search.confirms] == [1, 2]
+    jobs = _sacct_settled(study_dir, 5)  # one Slurm job per run, trials and confirmation
+    assert sorted(jobs) == sorted(r.executor_job_id for r in runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ from rich.table import Table
 
 from llenergymeasure import api
 from llenergymeasure.config.loader import load_study
+from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.orchestrator.planned import search_of
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
@@ -50,6 +53,8 @@ def plan_command(
     combinations with their reasons, the images, and an estimated wall time. Runs nothing."""
     study = api.with_overrides(load_study(study_file), cycles=cycles, order=order)
     plan = expand(study)
+    if study.search is not None:
+        search_of(study, plan)  # its metrics, cycles and values checked as `llem run` would
     gc.freeze()  # the plan lives as long as this process: keep cyclic GC passes off it
     if as_json:
         # orjson: the stdlib's indented dump is most of the time of a 10^5-run plan
@@ -103,7 +108,25 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
             for run_index, (config_index, cycle) in enumerate(plan.order)
         ],
         "skipped": [{"swept": s.swept, "reason": s.reason} for s in plan.skipped],
+        "search": (
+            {
+                **study.search.model_dump(mode="json"),
+                "cells": plan.n_configs,
+                "max_runs": max_runs(study, plan),
+            }
+            if study.search is not None
+            else None
+        ),
     }
+
+
+def max_runs(study: StudyConfig, plan: Plan) -> int:
+    """The runs a study plans; a search: the most it may run (trials and confirmation runs in
+    each of its cells)."""
+    search = study.search
+    if search is None:
+        return plan.n_runs
+    return plan.n_configs * (search.trials + search.confirm.top * search.confirm.cycles)
 
 
 def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DEFAULT_ROWS) -> None:
@@ -124,6 +147,8 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         )
     console.print(f"  {escape(_where_text(study))}")
 
+    if study.search is not None:
+        console.print("[bold]Search cells[/]: the search runs within each of these")
     console.print(_runs_table(plan, rows))
     shown = len(plan.runs) if rows == 0 else min(rows, len(plan.runs))
     if shown < len(plan.runs):
@@ -132,19 +157,60 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
     _print_origins(plan, console)
 
     execution = study.execution
-    console.print(
-        f"[bold]Total[/] {plan.n_configs} configurations x {plan.n_cycles} cycles = "
-        f"{len(plan.runs)} runs, order {execution.cycle_order}"
-        + (f" ({_seed_text(study)})" if execution.cycle_order == "shuffled" else "")
-        + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
-    )
-    _print_estimate(estimate_wall_time(plan, execution), console)
-    if len(plan.runs) > execution.max_runs_without_confirmation:
+    runs = max_runs(study, plan)
+    estimate = estimate_wall_time(plan, execution)
+    if study.search is not None:
+        _print_search(study.search, console)
         console.print(
-            f"[yellow]{len(plan.runs)} runs exceed max_runs_without_confirmation "
+            f"[bold]Total[/] {plan.n_configs} cells x at most "
+            f"{runs // plan.n_configs} runs (trials + confirmation) = at most {runs} runs"
+            + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
+        )
+        gaps = (runs - 1) * execution.gap_between_experiments_s
+        estimate = dataclasses.replace(estimate.scaled(runs / max(plan.n_runs, 1)), gaps_s=gaps)
+    else:
+        console.print(
+            f"[bold]Total[/] {plan.n_configs} configurations x {plan.n_cycles} cycles = "
+            f"{len(plan.runs)} runs, order {execution.cycle_order}"
+            + (f" ({_seed_text(study)})" if execution.cycle_order == "shuffled" else "")
+            + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
+        )
+    _print_estimate(estimate, console)
+    if runs > execution.max_runs_without_confirmation:
+        console.print(
+            f"[yellow]{runs} runs exceed max_runs_without_confirmation "
             f"({execution.max_runs_without_confirmation}): `llem run` will ask for --yes[/]"
         )
     _print_skipped(plan, console, rows)
+
+
+def _print_search(search: SearchConfig, console: Console) -> None:
+    goals = " and ".join(str(goal) for goal in search.goals)
+    constraints = "; ".join(str(c) for c in search.constraints) or "no constraint"
+    console.print(f"[bold]Search[/] {escape(goals)}, subject to {escape(constraints)}")
+    for key, dimension in search.space.items():
+        if isinstance(dimension, list):
+            values = ", ".join(_show(v) for v in dimension)
+            console.print(f"  {escape(key)}: one of {escape(values)}")
+        else:
+            scale = " (log scale)" if dimension.log else ""
+            step = f" step {dimension.step}" if dimension.step is not None else ""
+            kind = "integers" if dimension.integer else "reals"
+            console.print(f"  {escape(key)}: {kind} {dimension.low}..{dimension.high}{step}{scale}")
+    stops = [f"{search.trials} distinct configurations"]
+    if search.patience is not None:
+        stops.append(f"{search.patience} trials without a {search.min_improvement:.0%} gain")
+    if search.max_hours is not None:
+        stops.append(f"{search.max_hours:g} h of runs")
+    console.print(
+        f"  sampler {search.sampler} (seed {search.seed}); each cell stops at "
+        + ", or ".join(stops)
+        + (
+            f"; then its best {search.confirm.top} run {search.confirm.cycles} more times each"
+            if search.confirm.top
+            else "; no confirmation runs"
+        )
+    )
 
 
 def _where_text(study: StudyConfig) -> str:

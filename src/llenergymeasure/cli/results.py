@@ -19,6 +19,8 @@ from llenergymeasure.study.folder import StudyPaths
 if TYPE_CHECKING:
     import pandas as pd
 
+    from llenergymeasure.results.load import StudyData
+
 # The results modules (pandas, matplotlib) are imported inside each command: importing them
 # here would add most of a second to every `llem` start.
 
@@ -58,14 +60,37 @@ def show(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs."""
+    """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs. A search
+    also shows its trials, its best configuration with the confirmation's CI (several
+    objectives: the Pareto front); --json then holds {"configurations": [...], "search": {...}}."""
     from llenergymeasure.results.load import load_study_results, require_results
+    from llenergymeasure.results.search import search_view
+
+    study = load_study_results(study_dir)
+    view = search_view(study)
+    if view is None:
+        require_results(study)
+    rows = _configurations(study, sort, filters, as_json) if study.completed else []
+    if view is None:
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+        return
+    if as_json:
+        typer.echo(json.dumps({"configurations": rows, "search": view.as_json()}, indent=2))
+        return
+    from llenergymeasure.cli.search_show import print_search
+
+    print_search(console, view)
+
+
+def _configurations(
+    study: StudyData, sort: str | None, filters: list[str] | None, as_json: bool
+) -> list[dict[str, Any]]:
+    """The configuration table: printed, or as JSON rows when `as_json`."""
     from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, for_study
     from llenergymeasure.results.query import apply_filters, apply_sort
     from llenergymeasure.results.tables import summary_frame
 
-    study = load_study_results(study_dir)
-    require_results(study)
     metrics_shown = for_study(SHOWN, study.has_serving)
     summary = summary_frame(study)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
@@ -96,8 +121,7 @@ def show(
             }
             for _, row in summary.iterrows()
         ]
-        typer.echo(json.dumps(rows, indent=2))
-        return
+        return rows
     # A column whose value is the same in every row goes into the title instead.
     varying = [key for key in ("backend", "model") if summary[key].nunique() > 1]
     constant = [str(summary[key].iloc[0]) for key in ("backend", "model") if key not in varying]
@@ -132,6 +156,7 @@ def show(
         console.print("no configuration matches the filters")
     for index, reason in enumerate(notes.reasons, 1):
         console.print(f"[yellow]n/a[{index}][/]: {shown(reason)}")
+    return []
 
 
 def _metric_text(row: pd.Series, metric: str, notes: Footnotes) -> str:
@@ -157,19 +182,36 @@ def export(
         bool,
         typer.Option("--summary", help="Export one row per configuration instead of one per run."),
     ] = False,
+    trials: Annotated[
+        bool,
+        typer.Option("--trials", help="A search: export its trial table (one row per trial)."),
+    ] = False,
 ) -> None:
-    """Write the per-run (or per-configuration) table as CSV, Parquet or JSON."""
+    """Write the per-run (or per-configuration, or a search's per-trial) table as CSV, Parquet
+    or JSON."""
     from llenergymeasure.results.export import EXPORT_FORMATS, write_frame
     from llenergymeasure.results.load import load_study_results, require_results
+    from llenergymeasure.results.search import search_view
     from llenergymeasure.results.tables import runs_frame, summary_frame
+    from llenergymeasure.results.trials import trials_frame
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    if summary and trials:
+        raise UserError("--summary and --trials: choose one table")
     study = load_study_results(study_dir)
-    require_results(study)
+    view = search_view(study)
+    if trials and view is None:
+        raise UserError(f"--trials: {study_dir} is not a search (its study has no search:)")
+    if not trials:
+        require_results(study)
     runs = runs_frame(study)
-    frame = summary_frame(study, runs) if summary else runs
-    stem = "summary" if summary else "results"
+    if trials:
+        assert view is not None
+        frame = trials_frame(view)
+    else:
+        frame = summary_frame(study, runs) if summary else runs
+    stem = "trials" if trials else "summary" if summary else "results"
     path = output if output is not None else study_dir / f"{stem}.{fmt}"
     if not path.parent.is_dir():
         raise UserError(f"--output {path}: folder {path.parent} does not exist")

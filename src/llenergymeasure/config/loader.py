@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from llenergymeasure.config.merge import flatten_sweep
 from llenergymeasure.config.messages import did_you_mean, display, problem, walk_loc, walk_schema
+from llenergymeasure.config.search import SearchConfig, flatten_space
 from llenergymeasure.config.source import SourceMap, join, read_yaml
 from llenergymeasure.config.study import ExecutionConfig, StudyConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
@@ -26,6 +28,7 @@ STUDY_KEYS = (
     "sweep",
     "experiments",
     "base",
+    "search",
 )
 EXPERIMENT_KEYS = tuple(ExperimentConfig.model_fields)
 
@@ -70,6 +73,8 @@ def load_study(path: Path) -> StudyConfig:
         fields["sweep"] = {"backend": backends, **fields.get("sweep", {})}
     if "experiments" in document:
         fields["experiments"] = _experiments(document["experiments"], source)
+    if "search" in document:
+        fields["search"] = _search(document["search"], fields.get("sweep", {}), source)
     fields["defaults"] = {
         k: v
         for k, v in document.items()
@@ -198,6 +203,31 @@ def _check_swept_path(parts: list[str], at: str, where: str) -> None:
             f"{where}: {shown}: unknown key '{part}'"
             f"{did_you_mean(part, walk.offered, '.'.join(parts))}"
         )
+
+
+def _search(value: Any, sweep: dict[str, Any], source: SourceMap) -> SearchConfig:
+    """The search section; each space key names an experiment field and is not also swept."""
+    if not isinstance(value, dict):
+        raise UserError(
+            f"{source.where('search')}: search: must be a mapping (objective, space, trials...)",
+            hint="see README: Searching instead of sweeping",
+        )
+    space = value.get("space")
+    if isinstance(space, dict):
+        swept = set(flatten_sweep(sweep))
+        for key in flatten_space(space):
+            path = join("search.space", key)
+            parts = key.split(".")
+            if any(not part for part in parts):
+                raise UserError(f"{source.where(path)}: {path}: empty part in a dotted key")
+            _check_swept_path(parts, "search.space", source.where(path))
+            if key in swept:
+                raise UserError(
+                    f"{source.where(path)}: {path}: also swept by sweep.{key} "
+                    f"({source.where(join('sweep', key))}); a key is swept or searched, not both",
+                    hint="sweep keys multiply: the search runs within each of their combinations",
+                )
+    return _validated(SearchConfig, value, "search", source)
 
 
 def _experiments(value: Any, source: SourceMap) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from llenergymeasure.config.executors import (
     split_sections,
 )
 from llenergymeasure.config.merge import deep_merge, flatten_sweep
+from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.config.source import SourceMap
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.contract.config import Backend
@@ -266,6 +267,9 @@ class StudyConfig(BaseModel):
     experiments: list[dict[str, Any]] = Field(
         default_factory=list, description="Explicit experiments, each merged over the defaults."
     )
+    search: SearchConfig | None = Field(
+        None, description="A search over `search.space` instead of (within) the grid."
+    )
     source_path: Path | None = Field(None, exclude=True, description="The study file.")
     source_text: str | None = Field(None, exclude=True, description="Its text, as read.")
     base_path: Path | None = Field(None, exclude=True, description="The base file, if any.")
@@ -356,6 +360,8 @@ class StudyConfig(BaseModel):
             document["sweep"] = self.sweep
         if self.experiments:
             document["experiments"] = self.experiments
+        if self.search is not None:
+            document["search"] = self.search.model_dump(mode="json", exclude_defaults=True)
         return document
 
     def image_for(self, backend: str) -> str:

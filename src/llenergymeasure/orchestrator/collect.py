@@ -145,11 +145,11 @@ class Collector:
             **common_fields(done, overlapped),
         )
 
-    def finish_study(self) -> list[RunRecord]:
+    def finish_study(self, learned: bool = False) -> list[RunRecord]:
         """Every run has its outcome: the study's status and its outputs; the runs that did
-        not complete."""
+        not complete. `learned`: failed runs are findings (a search), the study completed."""
         failed = [r for r in self.manifest.record.runs.values() if r.status != "completed"]
-        self.manifest.set_status("failed" if failed else "completed")
+        self.manifest.set_status("failed" if failed and not learned else "completed")
         from llenergymeasure.results.export import write_study_outputs  # pandas: only at the end
 
         written = write_study_outputs(self.study_dir)

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
+from llenergymeasure.results.metrics import BY_COLUMN
+from llenergymeasure.results.search import unknown_metrics
 from llenergymeasure.study.expand import Plan, expand
+from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.search_space import probe_runs, search_plan_of
 
 
 @dataclass(frozen=True)
 class PlannedStudy:
-    """A study file read and expanded, with the folder its relative paths resolve from."""
+    """A study file read and expanded, with the folder its relative paths resolve from. A
+    search's plan holds its cells (the grid's configurations); its runs come as it asks."""
 
     path: Path
     study: StudyConfig
     plan: Plan
     source_dir: Path
+    search: SearchPlan | None = None
+
+    @cached_property
+    def reach(self) -> list[PlannedRun]:
+        """Runs standing for every configuration the study may run: what the pre-flight checks
+        (images, local inputs, hub models). A grid: its runs; a search: each cell with each
+        searched value alone."""
+        return probe_runs(self.search) if self.search is not None else self.plan.runs
 
 
 def planned_study(study_path: Path, study: StudyConfig) -> PlannedStudy:
@@ -28,4 +42,28 @@ def planned_study(study_path: Path, study: StudyConfig) -> PlannedStudy:
     plan = expand(study, source_dir)
     if not plan.runs:
         raise UserError(f"{study_path}: the study plans no runs", hint="see `llem plan`")
-    return PlannedStudy(study_path, study, plan, source_dir)
+    search = search_of(study, plan) if study.search is not None else None
+    return PlannedStudy(study_path, study, plan, source_dir, search)
+
+
+def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
+    """The search's plan over the study's cells: its metrics are the result catalogue's columns,
+    its trials run once; anything else is a UserError at its line."""
+    assert study.search is not None
+    source = study.source_map
+
+    def where(path: str) -> str:
+        return source.where(path) if source is not None else "study"
+
+    for name in unknown_metrics(study.search):
+        raise UserError(
+            f"{where('search')}: search: unknown metric {name!r}",
+            hint=f"metrics are the result catalogue's columns: {', '.join(sorted(BY_COLUMN))}",
+        )
+    if study.execution.n_cycles > 1:
+        raise UserError(
+            f"{where('execution.n_cycles')}: execution.n_cycles: a search runs each trial once; "
+            "search.confirm.cycles sets how often its best configurations run again",
+            hint="remove n_cycles (or --cycles) from a search",
+        )
+    return search_plan_of(study.search, plan, where)

@@ -88,7 +88,15 @@ class Preflight:
 
     @property
     def needs_confirmation(self) -> bool:
-        return len(self.plan.runs) > self.study.execution.max_runs_without_confirmation
+        return self.run_count > self.study.execution.max_runs_without_confirmation
+
+    @property
+    def run_count(self) -> int:
+        """The runs the study plans; a search: the most it may run."""
+        search = self.study.search
+        if search is None:
+            return len(self.plan.runs)
+        return len(self.plan.configs) * (search.trials + search.confirm.top * search.confirm.cycles)
 
     def release(self) -> None:
         """The host locks given back and the engine client closed (a library caller may run
@@ -98,10 +106,22 @@ class Preflight:
 
     @classmethod
     def check(cls, planned: PlannedStudy, options: RunOptions, say: Display) -> Preflight:
-        study, plan = planned.study, planned.plan
+        study = planned.study
         execution = study.execution
         user = ContainerUser.for_invoker(execution.container_user)
-        run_spec.check_local_inputs(plan.runs, planned.source_dir, user)
+        if options.detach and planned.search is not None:
+            raise UserError(
+                "--detach: a search asks for each trial after the earlier ones ended, so llem "
+                "must follow it",
+                hint="run it without --detach (in tmux or under nohup); `--resume` continues it",
+            )
+        if options.retry_failed and planned.search is not None:
+            raise UserError(
+                "--retry-failed: a search's failed trials are findings (told to its sampler as "
+                "infeasible); running them again would change what it learnt",
+                hint="`--resume` alone continues the search",
+            )
+        run_spec.check_local_inputs(planned.reach, planned.source_dir, user)
         lock_file = lock_path_for(planned.path) if options.locked else None
         lock = load_lock(lock_file) if lock_file is not None else None
         needs = executor_class(execution.executor.kind).preflight(planned, say)
@@ -111,7 +131,7 @@ class Preflight:
             client = connect(execution.container_engine)
             images = {
                 backend: _resolve(client, study.image_for(backend), backend, lock, lock_file)
-                for backend in sorted({run.config.backend for run in plan.runs})
+                for backend in sorted({run.config.backend for run in planned.reach})
             }
             for backend, image in images.items():
                 say.note(f"image for {backend}: {image.ref} {image.id} " + _digest_text(image))
@@ -161,7 +181,7 @@ def _resolve_hub(
     """Every hub repository the runs name, found in a cache or (online) fetched: `hub.py`."""
     study = planned.study
     resolver = HubResolver(client, user, study.execution.pids_limit, online=not study.offline)
-    found = resolver.resolve(planned.plan.runs, images, planned.source_dir)
+    found = resolver.resolve(planned.reach, images, planned.source_dir)
     for fetched in found.values():
         how = "downloaded into" if fetched.downloaded else "found in"
         where = "llem's cache" if fetched.cache == "llem" else "your Hugging Face cache"

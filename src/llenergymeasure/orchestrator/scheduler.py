@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
@@ -34,8 +33,9 @@ from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.slots import Slot
+from llenergymeasure.orchestrator.sources import RunSource
 from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
-from llenergymeasure.orchestrator.study_folder import StudyFolder, runs_to_do
+from llenergymeasure.orchestrator.study_folder import StudyFolder
 from llenergymeasure.study import work_files
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.folder import StudyPaths
@@ -62,9 +62,10 @@ class StudyScheduler:
         display: Display,
         stop: StopState,
         options: RunOptions,
+        source: RunSource,
         probes: HostProbes | None = None,
     ) -> None:
-        self.pre, self.manifest, self.plan = pre, folder.manifest, folder.plan
+        self.pre, self.manifest, self.source = pre, folder.manifest, source
         self.executor, self.display, self.stop = executor, display, stop
         self.options = options
         self.probes = probes or HostProbes()
@@ -84,39 +85,38 @@ class StudyScheduler:
             mem_limit=options.mem_limit,
             hub=pre.hub,
         )
-        run_spec.prepare_caches(self.ctx, {run.config.backend for run in self.plan})
+        run_spec.prepare_caches(self.ctx, {run.config.backend for run in pre.planned.reach})
         self.flights: dict[str, Flight] = {}
         self.stops_sent = 0
         self.position = 0
-        self.todo: deque[PlannedRun] = deque()
         self.collector = Collector(self.manifest, self.study_dir, display, executor)
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
         """Run every run still to do; the exit code: 0 all completed, 1 some did not, 130
         interrupted. An engine that went away raises UserError (exit 2)."""
-        todo = self.todo = deque(runs_to_do(self.manifest, self.plan, self.options.retry_failed))
-        total = len(self.plan)
-        self.position = total - len(todo)
-        self.display.note(f"study {self.study_dir} : {len(todo)} of {total} runs to do")
+        source = self.source
+        queued = len(source.queued)
+        self.position = len(self.manifest.record.runs) - queued
+        self.display.note(f"study {self.study_dir} : {queued} of {source.total} runs to do")
         if self.options.no_gaps:
             self.display.note("no gaps and no cool-down between runs (--no-gaps)")
-        self._reattach(todo)
-        self.display.start(total, self.position)
+        self._reattach()
+        self.display.start(source.total, self.position)
         try:
-            while todo or self.flights:
+            while source.more or self.flights:
                 self._pass_stops_on()
-                if todo and not self.stop.requested and self.collector.engine_gone is None:
-                    self._start_ready(todo)
+                if not self.stop.requested and self.collector.engine_gone is None:
+                    self._start_ready()
                 for done in self.executor.wait(TICK_S if self.flights else 0):
                     self._collect(done)
                 self._record_submitted()
                 self.display.refresh()
-                if self.options.detach and not todo and self.executor.all_submitted:
+                if self.options.detach and not source.more and self.executor.all_submitted:
                     return self._detached()
                 if not self.flights and (self.stop.requested or self.collector.engine_gone):
                     break
-                if not self.flights and todo:
+                if not self.flights and source.more:
                     self.stop.sleep(TICK_S)
             self._record_submitted()
         except UserError:
@@ -145,7 +145,7 @@ class StudyScheduler:
                 f"interrupted{when}; resume with `llem run {self.pre.planned.path} --resume`"
             )
             return EXIT_INTERRUPTED
-        return 1 if self.collector.finish_study() else 0
+        return source.exit_code(self.collector.finish_study(learned=source.learns_from_failures))
 
     def _abort_flights(self, why: str) -> None:
         """The loop failed (a full disk under the manifest, a bug): before llem exits, every
@@ -164,14 +164,15 @@ class StudyScheduler:
                 with contextlib.suppress(Exception):  # the manifest may be what failed
                     self.collector.stopped_with_llem(done, why, set())
 
-    def _reattach(self, todo: deque[PlannedRun]) -> None:
+    def _reattach(self) -> None:
         """Jobs an earlier llem left with the executor are followed, not started again."""
-        for job in self.executor.reattach(list(todo)):
-            todo.remove(job.run)
+        for job in self.executor.reattach(list(self.source.queued)):
+            self.source.following(job.run)
             self.flights[job.run.run_id] = Flight(job)
             self.pool.take(job.run.config.gpu_count)
             self.position += 1
-            self.display.run_started(job.run, self.position, len(self.plan), job.workdir, True)
+            total = self.source.total
+            self.display.run_started(job.run, self.position, total, job.workdir, True)
         if self.flights:
             self.display.note(f"following {len(self.flights)} run(s) submitted earlier")
 
@@ -196,16 +197,16 @@ class StudyScheduler:
                 self.executor.cancel(run_id, force=self.stops_sent == 2)
 
     # starting -----------------------------------------------------------------------------------
-    def _start_ready(self, todo: deque[PlannedRun]) -> None:
-        """Start queued runs, in order, while the head's slot is free and its gate is open."""
-        while todo and not self.stop.requested:
-            run = todo[0]
+    def _start_ready(self) -> None:
+        """Start queued runs, in order, while the head's slot is free and its gate is open (a
+        search asks for its next trial only then)."""
+        while not self.stop.requested and (run := self.source.head()) is not None:
             if not self.pool.fits(run.config.gpu_count):
                 return
             slot = self.pool.peek(run.config.gpu_count)
             if not self.gate.ready(run.run_id, run.cycle, slot.resources, slot.gpus):
                 return
-            todo.popleft()
+            self.source.take()
             self._launch(run, self.pool.take(run.config.gpu_count))
 
     def _launch(self, run: PlannedRun, slot: Slot) -> None:
@@ -247,16 +248,17 @@ class StudyScheduler:
             executor_job_id=None,
             no_gaps=self.options.no_gaps,
         )
-        self.display.run_started(run, self.position, len(self.plan), workdir, node is None)
+        self.display.run_started(run, self.position, self.source.total, workdir, node is None)
         if foreign and self.execution.foreign_gpu_processes == "error":
             self.pool.give_back(slot)
-            return self.collector.failed(
+            self.collector.failed(
                 run.run_id,
                 "failed",
                 "ForeignGpuProcesses",
                 f"process(es) {foreign} not of this study were on GPU(s) {list(slot.gpus)}; not "
                 "started (execution.foreign_gpu_processes: error)",
             )
+            return self.source.ended(run.run_id)
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
         job = RunJob(
             run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s, self.ctx, image
@@ -274,9 +276,12 @@ class StudyScheduler:
         self.pool.give_back(slot)
         self.gate.give_back(slot.resources, run.cycle)
         overlapped = set(done.concurrent) if done.concurrent is not None else flight.overlapped
-        if self.collector.record(done, overlapped) is Recorded.REQUEUED:
+        recorded = self.collector.record(done, overlapped)
+        if recorded is Recorded.REQUEUED:
             self.position -= 1  # it counts once, when it starts again
-            self.todo.appendleft(run)
+            self.source.put_back(run)
+        elif recorded is Recorded.DONE:
+            self.source.ended(run.run_id)
 
     def _engine_gone_error(self) -> None:
         assert self.collector.engine_gone is not None

@@ -24,15 +24,17 @@ from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
-from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.models import PlannedRun, SearchPlan
 
 
 @dataclass(frozen=True)
 class StudyFolder:
-    """A study folder opened for a run: its manifest and its planned runs as it recorded them."""
+    """A study folder opened for a run: its manifest and its planned runs as it recorded them
+    (a search: its plan, and the runs its manifest records so far)."""
 
     manifest: Manifest
     plan: list[PlannedRun]
+    search: SearchPlan | None = None
 
     @property
     def path(self) -> Path:
@@ -64,11 +66,10 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
     """The study folder opened for the run: its plan, image lock and manifest (a record for
     every planned run). The caller holds its writer lock (`writer_lock`): opening the
     manifest may repair a torn last line, which only its one writer may do."""
+    paths = StudyPaths(study_dir)
     if new:
-        StudyPaths(study_dir).write_plan(pre.plan.runs)
-        plan = pre.plan.runs
-    else:
-        plan = StudyPaths(study_dir).read_plan()
+        paths.write_plan(pre.planned.search or pre.plan.runs)
+    written = paths.read_plan() if not new else (pre.planned.search or pre.plan.runs)
     _lock_study_images(study_dir, pre, say)
     if manifest_path(study_dir).exists():
         manifest = Manifest.open(study_dir)
@@ -82,13 +83,15 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
             source_dir=str(pre.planned.source_dir),
         )
         manifest = Manifest.create(study_dir, record)
+    search = written if isinstance(written, SearchPlan) else None
+    plan = written if not isinstance(written, SearchPlan) else []
     missing = [pending_record(run) for run in plan if run.run_id not in manifest.record.runs]
     if missing:  # a kill while the journal was being started
         manifest.add_runs(missing)
     if manifest.record.status != "running":
         manifest.set_status("running")
     manifest.set_executor(pre.study.execution.executor.kind)
-    return StudyFolder(manifest, plan)
+    return StudyFolder(manifest, plan, search)
 
 
 def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:

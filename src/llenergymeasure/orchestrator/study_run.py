@@ -16,8 +16,14 @@ from llenergymeasure.orchestrator.locks import writer_lock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.scheduler import StudyScheduler
+from llenergymeasure.orchestrator.sources import PlannedRuns, RunSource
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
-from llenergymeasure.orchestrator.study_folder import locate_study, open_study
+from llenergymeasure.orchestrator.study_folder import (
+    StudyFolder,
+    locate_study,
+    open_study,
+    runs_to_do,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,29 @@ def execute(
                     display=display,
                 )
                 executor = executor_class(execution.executor.kind).open(at)
-                scheduler = StudyScheduler(pre, folder, executor, display, stop, options, probes)
+                source = run_source(folder, pre, options, display)
+                scheduler = StudyScheduler(
+                    pre, folder, executor, display, stop, options, source, probes
+                )
                 return Ran(folder.path, scheduler.run())
     finally:
         pre.release()
+
+
+def run_source(
+    folder: StudyFolder, pre: Preflight, options: RunOptions, display: Display
+) -> RunSource:
+    """A grid's runs still to do, or the search that asks for its runs."""
+    if folder.search is None:
+        todo = runs_to_do(folder.manifest, folder.plan, options.retry_failed)
+        return PlannedRuns(todo, len(folder.plan))
+    from llenergymeasure.orchestrator.search.source import SearchSource  # Optuna: searches only
+
+    return SearchSource(
+        folder.search,
+        folder.manifest,
+        folder.path,
+        inputs_dir=pre.planned.source_dir,
+        max_open=pre.study.execution.max_parallel,
+        display=display,
+    )

@@ -10,7 +10,9 @@ import pandas as pd
 
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.load import load_study_results
+from llenergymeasure.results.search import search_view
 from llenergymeasure.results.tables import runs_frame, summary_frame
+from llenergymeasure.results.trials import trials_frame
 from llenergymeasure.study.folder import StudyPaths
 
 ExportFormat = Literal["csv", "parquet", "json"]
@@ -18,7 +20,8 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet", "json")
 
 
 def write_study_outputs(study_dir: Path) -> list[Path]:
-    """Write results.parquet, results.csv and summary.csv into the study folder.
+    """Write results.parquet, results.csv and summary.csv into the study folder (a search:
+    and trials.csv).
 
     Safe to call at any time (at study end, or again later): failed and pending runs are rows
     too, so a study with no completed run still gets its tables. Returns the paths written.
@@ -32,6 +35,9 @@ def write_study_outputs(study_dir: Path) -> list[Path]:
         write_frame(runs, study_dir / StudyPaths.RESULTS_CSV, "csv"),
         write_frame(summary, study_dir / StudyPaths.SUMMARY_CSV, "csv"),
     ]
+    view = search_view(study)
+    if view is not None:
+        written.append(write_frame(trials_frame(view), study_dir / StudyPaths.TRIALS_CSV, "csv"))
     return written
 
 

@@ -123,3 +123,11 @@ def _is_percentiles(annotation: Any) -> bool:
 
 def _first(*values: str | None) -> str | None:
     return next((value for value in values if value), None)
+
+
+def reason_column(metric: str) -> str:
+    """The column saying why a metric is null: `latency.ttft_ms.p50` -> `latency.ttft_ms_reason`."""
+    parts = metric.split(".")
+    if len(parts) == 3:
+        return f"{parts[0]}.{parts[1]}_reason"
+    return f"{metric}_reason"

@@ -13,7 +13,8 @@ from llenergymeasure.study import work_files
 from llenergymeasure.study.folder import StudyPaths, first_error
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
-from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.search_space import SearchRuns
 from llenergymeasure.study.untrusted import UntrustedFile
 
 
@@ -45,6 +46,7 @@ class StudyData:
     manifest: StudyRecord
     runs: list[RunData]
     study_file: str | None
+    search: SearchPlan | None = None  # a search study's plan: its search and cells
 
     @property
     def completed(self) -> list[RunData]:
@@ -76,17 +78,21 @@ def load_study_results(study_dir: Path) -> StudyData:
             f"(it has no {StudyPaths.PLAN} and {StudyPaths.MANIFEST})",
             hint="pass <output_dir>/<study_id>, the folder `llem run` created",
         )
-    plan = StudyPaths(study_dir).read_plan()
     try:
         manifest = load_manifest(study_dir)
     except (ValueError, ValidationError) as error:
         raise UserError(
             f"{study_dir / StudyPaths.MANIFEST}: unreadable manifest: {error}"
         ) from None
+    plan_file = StudyPaths(study_dir).read_plan()
+    search = plan_file if isinstance(plan_file, SearchPlan) else None
+    plan = SearchRuns.rebuilt(search, manifest.search).runs if search is not None else plan_file
     study_path = study_dir / StudyPaths.STUDY
     study_file = study_path.read_text(encoding="utf-8") if study_path.is_file() else None
     runs = [_load_run(study_dir, planned, manifest.runs.get(planned.run_id)) for planned in plan]
-    return StudyData(study_dir=study_dir, manifest=manifest, runs=runs, study_file=study_file)
+    return StudyData(
+        study_dir=study_dir, manifest=manifest, runs=runs, study_file=study_file, search=search
+    )
 
 
 def require_results(study: StudyData) -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import re
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +29,9 @@ from llenergymeasure.contract.workdir import (
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
+from llenergymeasure.results.plot_base import Plot, slug
+from llenergymeasure.results.search import search_view
+from llenergymeasure.results.search_plots import search_plots
 from llenergymeasure.results.tables import na_reason
 from llenergymeasure.study import work_files
 from llenergymeasure.study.untrusted import UntrustedFile
@@ -46,16 +47,6 @@ def axis_label(metric: str) -> str:
 
 
 PNG_DPI = 120
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A drawn figure, or the reason there is none."""
-
-    name: str
-    title: str
-    figure: Figure | None
-    reason: str | None = None
 
 
 def _colour(backend: str) -> str:
@@ -191,7 +182,7 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
         if others:
             ax.legend(fontsize=8)
     fig.suptitle(f"{title} (mean over cycles, bars = 95 % bootstrap CI)")
-    return Plot(f"sweep_{_slug(key)}", title, fig)
+    return Plot(f"sweep_{slug(key)}", title, fig)
 
 
 RATE = "serving.achieved_request_rate"
@@ -331,10 +322,6 @@ def save(plot: Plot, folder: Path) -> list[Path]:
     return paths
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
-
-
 def pick_run(study: StudyData, run_id: str | None) -> RunData | None:
     """The named run, or else the first completed run with a timeline, or else the first one."""
     if run_id is not None:
@@ -354,11 +341,21 @@ def study_plots(
     study: StudyData, runs: pd.DataFrame, summary: pd.DataFrame, run_id: str | None = None
 ) -> list[Plot]:
     """The Pareto plot, for serving studies J/token and p99 TTFT against the achieved rate, one
-    sweep plot per swept dimension, and one run's timeline."""
+    sweep plot per swept dimension, a search's own plots (its searched keys are drawn there,
+    trial by trial), and one run's timeline."""
     plots = [pareto_plot(summary, runs)]
     if study.has_serving:
         plots.append(serving_plot(summary, runs, study.swept_keys))
-    plots += [sweep_plot(summary, runs, key, study.swept_keys) for key in study.swept_keys]
+    searched = set(study.search.search.space) if study.search is not None else set()
+    plots += [
+        sweep_plot(summary, runs, key, study.swept_keys)
+        for key in study.swept_keys
+        if key not in searched
+    ]
+    if study.search is not None:
+        view = search_view(study)
+        assert view is not None
+        plots += search_plots(view)
     run = pick_run(study, run_id)
     if run is not None:
         plots.append(timeline_plot(run.work_dir, run.planned.run_id))

@@ -20,8 +20,10 @@ from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
 from llenergymeasure.results.load import StudyData, load_study_results, require_results
 from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT, for_study
-from llenergymeasure.results.plots import Plot, render, study_plots
-from llenergymeasure.results.stats import CV_FLAG_PCT
+from llenergymeasure.results.plot_base import Plot
+from llenergymeasure.results.plots import render, study_plots
+from llenergymeasure.results.search import search_view
+from llenergymeasure.results.stats import CV_FLAG_PCT, Summary
 from llenergymeasure.results.tables import runs_frame, summary_frame
 from llenergymeasure.study.folder import StudyPaths
 
@@ -166,6 +168,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
             metrics=[BY_COLUMN[m] for m in _report_metrics(study)],
             cv_flag_pct=f"{CV_FLAG_PCT:g}",
             configurations=_configurations(study, summary, notes),
+            search=_search(study),
             plots=_plots(study_plots(study, runs, summary, run_id)),
             failures=[
                 [
@@ -197,6 +200,88 @@ def write_report(study_dir: Path, output: Path | None = None, run_id: str | None
     path = Path(output) if output is not None else Path(study_dir) / StudyPaths.REPORT
     atomic_write_text(path, build_report(study, run_id))
     return path
+
+
+def _search(study: StudyData) -> dict[str, Any] | None:
+    """The search section: per cell its stop, trial table, confirmation and verdict."""
+    view = search_view(study)
+    if view is None:
+        return None
+    search = view.search
+    keys = list(search.space)
+    goals = [g.metric for g in search.goals]
+    cells = []
+    for cell in view.cells:
+        trials = [
+            [
+                t.number,
+                *(t.params.get(k, "") for k in keys),
+                t.state,
+                *map(_num, t.values),
+                *map(_num, t.constraint_values),
+                t.reason or "",
+            ]
+            for t in cell.trials
+        ]
+        confirmed = [
+            [
+                c.config_hash[:8],
+                *(c.params.get(k, "") for k in keys),
+                f"{c.runs}/{c.planned}",
+                *(_interval(summary) for summary in c.objectives),
+                "met" if c.constraints_met else f"not met: {c.reason}",
+            ]
+            for c in cell.confirmed
+        ]
+        front = [
+            [t.number, *(t.params.get(k, "") for k in keys), *map(_num, t.values)]
+            for t in (cell.pareto(search) if len(goals) > 1 else [])
+        ]
+        cells.append(
+            {
+                "title": f"cell {cell.cell}"
+                + (
+                    f" ({', '.join(f'{k}={v}' for k, v in cell.swept.items())})"
+                    if cell.swept
+                    else ""
+                ),
+                "stopped": cell.stopped or "still asking",
+                "verdict": cell.verdict,
+                "trial_headers": [
+                    "#",
+                    *keys,
+                    "state",
+                    *goals,
+                    *(str(c) for c in search.constraints),
+                    "why not feasible",
+                ],
+                "trials": trials,
+                "confirm_headers": [
+                    "config",
+                    *keys,
+                    "runs",
+                    *(f"{g} mean [95 % CI]" for g in goals),
+                    "constraints",
+                ],
+                "confirmed": confirmed,
+                "front_headers": ["#", *keys, *goals],
+                "front": front,
+            }
+        )
+    return {
+        "goals": ", ".join(f"{g.direction} {g.metric}" for g in search.goals),
+        "constraints": "; ".join(str(c) for c in search.constraints) or "none",
+        "sampler": f"{search.sampler} (seed {search.seed})",
+        "cells": cells,
+    }
+
+
+def _interval(summary: Summary) -> str:
+    if summary.mean is None:
+        return "n/a"
+    if summary.ci_low is None or summary.ci_high is None:
+        return _num(summary.mean)
+    return f"{_num(summary.mean)} [{_num(summary.ci_low)}, {_num(summary.ci_high)}]"
 
 
 def _report_metrics(study: StudyData) -> list[str]:

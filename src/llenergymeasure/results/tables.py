@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from llenergymeasure.results.flatten import ID_COLUMNS, cell, run_row
+from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run_row
 from llenergymeasure.results.load import StudyData
 from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED
 from llenergymeasure.results.stats import CV_FLAG_PCT, summarise
@@ -21,14 +21,6 @@ def runs_frame(study: StudyData) -> pd.DataFrame:
     first = [*ID_COLUMNS, *(key for key in study.swept_keys if key not in ID_COLUMNS)]
     ordered = [column for column in first if column in frame.columns]
     return frame[ordered + [column for column in frame.columns if column not in ordered]]
-
-
-def reason_column(metric: str) -> str:
-    """The column saying why a metric is null: `latency.ttft_ms.p50` -> `latency.ttft_ms_reason`."""
-    parts = metric.split(".")
-    if len(parts) == 3:
-        return f"{parts[0]}.{parts[1]}_reason"
-    return f"{metric}_reason"
 
 
 def na_reason(runs: pd.DataFrame, metric: str) -> str | None:

@@ -77,6 +77,18 @@ class WallTimeEstimate:
         busy = self.startup_s + self.baseline_s + self.warmup_s + self.measured_s + self.gaps_s
         return busy / self.parallel
 
+    def scaled(self, factor: float) -> WallTimeEstimate:
+        """The same runs `factor` times over (a search: its cells' runs to its most runs)."""
+        return WallTimeEstimate(
+            n_runs=round(self.n_runs * factor),
+            startup_s=self.startup_s * factor,
+            baseline_s=self.baseline_s * factor,
+            warmup_s=self.warmup_s * factor,
+            measured_s=self.measured_s * factor,
+            gaps_s=self.gaps_s * factor,
+            parallel=self.parallel,
+        )
+
     def as_dict(self) -> dict[str, float | int | str]:
         return {
             "n_runs": self.n_runs,

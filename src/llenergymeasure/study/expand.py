@@ -344,8 +344,14 @@ def _source_combinations(source: _Source) -> Iterator[_Combination]:
             full = data
             for dimension, item in scoped_choices:
                 full = set_path(full, dimension.path, dimension.values[item])
-            full = _with_default_tags(_own_section(full))
+            full = finish_data(full)
             yield _Combination(source, choices + scoped_choices, full)
+
+
+def finish_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A combination's data as it is validated: its own backend's section only, and the
+    contract's default tags filled in."""
+    return _with_default_tags(_own_section(data))
 
 
 def _with_default_tags(data: dict[str, Any]) -> dict[str, Any]:

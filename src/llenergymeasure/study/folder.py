@@ -11,11 +11,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN, WorkPaths, atomic_write_text
 from llenergymeasure.errors import UserError
-from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.models import PlannedRun, SearchPlan
 from llenergymeasure.study.untrusted import UntrustedFile, read_bytes
 
 PLAN_CAP = 1 << 30  # 10^5 runs of full configurations fit many times over
-_PLAN = TypeAdapter(list[PlannedRun])
+_PLAN = TypeAdapter(list[PlannedRun] | SearchPlan)
 
 
 class StudyPaths:
@@ -27,7 +27,8 @@ class StudyPaths:
                                           as a study file says it)
       study.lock.yaml                     the images the study runs on (image_lock.py format)
       <base file name>                    the study's `base:` file, verbatim, when it has one
-      plan.json                           list of PlannedRun (JSON), written atomically at start
+      plan.json                           list of PlannedRun (JSON), written atomically at start;
+                                          a search: its SearchPlan (the runs: in the manifest)
       manifest.jsonl                      the journal of run states (study/manifest.py)
       .llem-writer.lock                   held by the one llem writing the manifest
       experiments/<run_id>/               one work folder per run (WorkPaths),
@@ -36,6 +37,7 @@ class StudyPaths:
                                           lists, jobs, node records; created 0700)
       results.parquet, results.csv        one row per run, at the end (`llem results write`)
       summary.csv                         one row per configuration
+      trials.csv                          a search: one row per trial, in the order asked
       report.html, plots/                 `llem results report`, `llem results plot`
     ```
     """
@@ -50,6 +52,7 @@ class StudyPaths:
     RESULTS_PARQUET = "results.parquet"
     RESULTS_CSV = "results.csv"
     SUMMARY_CSV = "summary.csv"
+    TRIALS_CSV = "trials.csv"
     REPORT = "report.html"
     PLOTS = "plots"
 
@@ -72,13 +75,15 @@ class StudyPaths:
         """What executor `kind` keeps in the study folder."""
         return self.root / kind
 
-    def write_plan(self, runs: list[PlannedRun]) -> None:
-        atomic_write_text(
-            self.root / self.PLAN,
-            json.dumps([run.model_dump(mode="json") for run in runs], indent=1) + "\n",
+    def write_plan(self, plan: list[PlannedRun] | SearchPlan) -> None:
+        data = (
+            plan.model_dump(mode="json")
+            if isinstance(plan, SearchPlan)
+            else [run.model_dump(mode="json") for run in plan]
         )
+        atomic_write_text(self.root / self.PLAN, json.dumps(data, indent=1) + "\n")
 
-    def read_plan(self) -> list[PlannedRun]:
+    def read_plan(self) -> list[PlannedRun] | SearchPlan:
         """The plan, every run validated (a run id is a folder name, nothing else): one
         UserError naming the file otherwise."""
         path = self.root / self.PLAN

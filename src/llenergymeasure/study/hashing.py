@@ -34,7 +34,8 @@ def data_hash(data: dict[str, Any]) -> str:
 
 
 def design_hash(study: StudyConfig) -> str:
-    """SHA-256 (hex) of what the study measures: defaults, base, sweep, experiments, images.
+    """SHA-256 (hex) of what the study measures: defaults, base, sweep, experiments, images,
+    and the search, if any.
 
     `execution:` (cycles, order, gaps, timeouts, GPUs), `name`, `output_dir` and `offline` are
     left out, so changing how a study runs keeps its identity.
@@ -46,4 +47,6 @@ def design_hash(study: StudyConfig) -> str:
         "experiments": study.experiments,
         "images": study.images,
     }
+    if study.search is not None:  # a grid study's hash stays as it was before searches existed
+        design["search"] = study.search.model_dump(mode="json")
     return hashlib.sha256(canonical_json(design).encode()).hexdigest()

@@ -5,7 +5,10 @@
 - `{"kind": "study", ...}`: the study's header (StudyRecord without its runs), written first;
   later `study` lines carry a new status;
 - `{"kind": "run", ...}`: the whole RunRecord of one run after a transition. The newest line
-  for a run_id wins.
+  for a run_id wins;
+- a search's lines, in the order they happened: `{"kind": "trial", ...}` (a TrialRecord: what
+  the sampler asked), `{"kind": "confirm", ...}` (a confirmation run), `{"kind":
+  "search_stop", "cell": i, "reason": ...}` (a cell's search stopped asking).
 
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
@@ -20,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.study.folder import StudyPaths
-from llenergymeasure.study.manifest_models import RunRecord, StudyRecord, StudyStatus
+from llenergymeasure.study.manifest_models import (
+    ConfirmRecord,
+    RunRecord,
+    SearchRecord,
+    StudyRecord,
+    StudyStatus,
+    TrialRecord,
+)
 
 
 def manifest_path(study_dir: Path) -> Path:
@@ -31,6 +41,7 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     """Replay the journal; returns the record and the byte length of its whole lines."""
     header: dict[str, Any] | None = None
     runs: dict[str, dict[str, Any]] = {}
+    search: SearchRecord | None = None
     good_bytes = 0
     position = 0
     for line in text.splitlines(keepends=True):
@@ -46,12 +57,25 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
             header = {**(header or {}), **entry}
         elif kind == "run":
             runs[entry["run_id"]] = entry
+        elif kind in _SEARCH_KINDS:
+            search = search or SearchRecord()
+            _SEARCH_KINDS[kind](search, entry)
         good_bytes = position
     if header is None:
         raise ValueError("the manifest has no study header line")
     record = StudyRecord.model_validate({**header, "runs": {}})
     record.runs = {run_id: RunRecord.model_validate(raw) for run_id, raw in runs.items()}
+    record.search = search
     return record, good_bytes
+
+
+_SEARCH_KINDS = {
+    "trial": lambda search, entry: search.trials.append(TrialRecord.model_validate(entry)),
+    "confirm": lambda search, entry: search.confirms.append(ConfirmRecord.model_validate(entry)),
+    "search_stop": lambda search, entry: search.stopped.__setitem__(
+        int(entry["cell"]), str(entry["reason"])
+    ),
+}
 
 
 def load_manifest(study_dir: Path) -> StudyRecord:
@@ -111,6 +135,23 @@ class Manifest:
         self.record.runs[run_id] = updated
         return updated
 
+    def add_trial(self, trial: TrialRecord) -> None:
+        self._search().trials.append(trial)
+        self._append({"kind": "trial", **trial.model_dump(mode="json")})
+
+    def add_confirm(self, confirm: ConfirmRecord) -> None:
+        self._search().confirms.append(confirm)
+        self._append({"kind": "confirm", **confirm.model_dump(mode="json")})
+
+    def stop_search(self, cell: int, reason: str) -> None:
+        self._search().stopped[cell] = reason
+        self._append({"kind": "search_stop", "cell": cell, "reason": reason})
+
+    def _search(self) -> SearchRecord:
+        if self.record.search is None:
+            self.record.search = SearchRecord()
+        return self.record.search
+
     def set_status(self, status: StudyStatus) -> None:
         self._append({"kind": "study", "status": status})
         self.record.status = status
@@ -143,7 +184,7 @@ class Manifest:
 
 
 def _header(record: StudyRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json", exclude={"runs"})
+    return record.model_dump(mode="json", exclude={"runs", "search"})
 
 
 def _fsync_dir(path: Path) -> None:

@@ -5,7 +5,7 @@ The journal that stores them (append-only, fsync'd) lives in `study/manifest.py`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +83,54 @@ class RunRecord(BaseModel):
         return result
 
 
+class TrialRecord(BaseModel):
+    """One trial a search's sampler asked for, in the order asked: what it suggested and which
+    run measures it. The sampler is rebuilt from these lines alone (`--resume`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: int = Field(ge=0, description="The combination of the study's sweep it searches in.")
+    number: int = Field(ge=0, description="The sampler's trial number in its cell (ask order).")
+    params: dict[str, Any] = Field(description="Searched key -> suggested value.")
+    sampler_attrs: dict[str, Any] = Field(
+        default_factory=dict, description="The sampler's own notes on the trial (e.g. grid id)."
+    )
+    config_hash: str | None = Field(None, description="None: the contract rejected it.")
+    run_id: str | None = Field(None, description="The run that measures it.")
+    run_index: int | None = None
+    reused: bool = Field(
+        False, description="Its configuration had run before: that run's result is told."
+    )
+    rejected: str | None = Field(
+        None, description="Why the contract rejected the combination (no container started)."
+    )
+
+
+class ConfirmRecord(BaseModel):
+    """A fresh run of one of a cell's best configurations, after its search stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: int = Field(ge=0)
+    params: dict[str, Any]
+    config_hash: str
+    run_id: str
+    run_index: int
+    cycle: int = Field(ge=1, description="1..confirm.cycles; cycle 0 was the trial itself.")
+
+
+class SearchRecord(BaseModel):
+    """What a search asked, confirmed and why each cell stopped asking."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: list[TrialRecord] = Field(default_factory=list)
+    confirms: list[ConfirmRecord] = Field(default_factory=list)
+    stopped: dict[int, str] = Field(
+        default_factory=dict, description="Cell -> why its search stopped asking."
+    )
+
+
 class StudyRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,3 +149,4 @@ class StudyRecord(BaseModel):
         "local", description="The executor of its latest invocation (execution.executor.kind)."
     )
     runs: dict[str, RunRecord] = Field(default_factory=dict, description="run_id -> record.")
+    search: SearchRecord | None = Field(None, description="A search study's trials.")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.workdir import CONFIG_HASH_PATTERN, RUN_ID_PATTERN, run_dir_name
 
@@ -44,3 +45,24 @@ class SkippedCombination(BaseModel):
 
     swept: dict[str, Any]
     reason: str
+
+
+class SearchCellPlan(BaseModel):
+    """One combination of a search study's own sweep: the configuration its search starts from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int = Field(ge=0)
+    config_hash: str = Field(pattern=CONFIG_HASH_PATTERN)
+    swept: dict[str, Any] = Field(default_factory=dict)
+    config: ExperimentConfig
+
+
+class SearchPlan(BaseModel):
+    """A search study's plan.json: the search and the cells it runs in. Its runs are made as
+    the sampler asks for them; the manifest records each (`TrialRecord`, `ConfirmRecord`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    search: SearchConfig
+    cells: list[SearchCellPlan] = Field(min_length=1)

@@ -20,7 +20,7 @@ from llenergymeasure.orchestrator.slots import Slot
 
 
 def _no_tables(scheduler) -> None:
-    scheduler.collector.finish_study = lambda: []  # no results tables here
+    scheduler.collector.finish_study = lambda learned=False: []  # no results tables here
 
 
 def test_a_foreign_process_fails_the_run_unstarted_under_error(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_an_unexpected_error_stops_and_records_every_run_in_flight(tmp_path: Pat
 @pytest.mark.parametrize("attempts, requeued", [(1, True), (3, False)])
 def test_a_lost_run_runs_again_within_the_executors_attempts(tmp_path, attempts, requeued):
     scheduler, _ = make_scheduler(tmp_path, {"max_parallel": 1}, n=1, max_attempts=3)
-    run = scheduler.plan[0]
+    run = scheduler.source.take()  # started
     scheduler.manifest.update_run(run.run_id, status="running", attempts=attempts)
     job = RunJob(run, Slot(), tmp_path, ContainerSpec("i", "n", {}, tmp_path, "1:1"), 9, 9)
     scheduler.flights[run.run_id] = Flight(job)
@@ -124,8 +124,8 @@ def test_a_lost_run_runs_again_within_the_executors_attempts(tmp_path, attempts,
     )
     record = scheduler.manifest.record.runs[run.run_id]
     if requeued:
-        assert record.status == "pending" and list(scheduler.todo) == [run]
+        assert record.status == "pending" and list(scheduler.source.queued) == [run]
         assert "attempt 2 of 3" in (record.error or "") and record.executor_job_id is None
     else:
         assert (record.status, record.error_type) == ("failed", "NodeFailure")
-        assert not scheduler.todo
+        assert not scheduler.source.queued

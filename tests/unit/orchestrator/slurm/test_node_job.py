@@ -24,7 +24,7 @@ from llenergymeasure.orchestrator.slurm.node_job import (
 def _node_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NodeJob:
     scheduler, _ = make_scheduler(tmp_path, {}, n=1)
     return NodeJob(
-        run=scheduler.plan[0],
+        run=scheduler.source.queued[0],
         context=scheduler.ctx,
         image=ResolvedImage("img", "sha256:" + "1" * 64, None),
         timeout_s=5.0,

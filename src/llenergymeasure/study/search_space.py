@@ -1,0 +1,248 @@
+"""A search's space over its cells: the configuration of a suggestion, the runs a search made.
+
+A cell is one configuration of the study's own grid (its `sweep:`, its `experiments:`); the
+search runs within each cell: the space's keys set over the cell's configuration. A key scoped
+to a backend (`vllm.max_num_seqs`) belongs to the cells of that backend only.
+
+Everything here is a pure function of the plan and the manifest's records, so `--resume`, `llem
+status` and `llem results` rebuild the same runs from the study folder alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llenergymeasure.config.merge import set_path
+from llenergymeasure.config.messages import display, problem, walk_loc
+from llenergymeasure.config.search import Dimension, Range, SearchConfig
+from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
+from llenergymeasure.contract.workdir import run_dir_name
+from llenergymeasure.errors import UserError
+from llenergymeasure.study.expand import Plan, combination_fields, finish_data, serving_problem
+from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.hashing import data_hash
+from llenergymeasure.study.manifest_models import SearchRecord, StudyRecord
+from llenergymeasure.study.model_fit import fit_problem
+from llenergymeasure.study.models import PlannedRun, SearchCellPlan, SearchPlan
+
+
+@dataclass(frozen=True)
+class SpaceKey:
+    key: str  # as written in search.space, dotted
+    path: tuple[str, ...]
+    dimension: Dimension
+
+    def probes(self) -> list[Any]:
+        """The values that stand for the dimension at planning: every choice, a range's ends."""
+        if isinstance(self.dimension, Range):
+            return list(dict.fromkeys(self.dimension.ends()))
+        return list(self.dimension)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """A suggestion made into a configuration, or the reason the contract rejects it."""
+
+    config: ExperimentConfig | None
+    config_hash: str | None
+    rejected: str | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    plan: SearchCellPlan
+    keys: tuple[SpaceKey, ...]  # the space's keys that apply to this cell's backend
+
+    @property
+    def index(self) -> int:
+        return self.plan.index
+
+    def swept(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The run's table columns: the cell's own swept values, then the searched ones."""
+        return {**self.plan.swept, **params}
+
+    def configure(self, params: dict[str, Any], inputs_dir: Path | None = None) -> TrialConfig:
+        """The configuration of `params` set over the cell's; a combination the contract (or a
+        local model's context, or the backend's lack of a server) rejects has its reason."""
+        data = self.plan.config.model_dump(mode="json")
+        for key in self.keys:
+            if key.key in params:
+                data = set_path(data, key.path, params[key.key])
+        try:
+            config = ExperimentConfig.model_validate(finish_data(data))
+        except ValidationError as error:
+            return TrialConfig(None, None, rejection(error))
+        reason = serving_problem(config) or fit_problem(config, inputs_dir)
+        if reason is not None:
+            return TrialConfig(None, None, reason)
+        return TrialConfig(config, data_hash(config.model_dump(mode="json")), None)
+
+
+def rejection(error: ValidationError) -> str:
+    """The contract's reasons, `path: problem; ...`."""
+    reasons = []
+    for detail in error.errors():
+        path, holder = walk_loc(ExperimentConfig, detail["loc"])
+        where = display("", path)
+        text = problem(detail, holder)
+        reasons.append(f"{where}: {text}" if where else text)
+    return "; ".join(reasons)
+
+
+def space_keys(search: SearchConfig) -> list[SpaceKey]:
+    return [
+        SpaceKey(key, tuple(key.split(".")), dimension) for key, dimension in search.space.items()
+    ]
+
+
+def cells_of(search_plan: SearchPlan) -> list[Cell]:
+    keys = space_keys(search_plan.search)
+    return [Cell(cell, _keys_for(cell.config.backend, keys)) for cell in search_plan.cells]
+
+
+def _keys_for(backend: str, keys: list[SpaceKey]) -> tuple[SpaceKey, ...]:
+    return tuple(k for k in keys if k.path[0] not in BACKENDS or k.path[0] == backend)
+
+
+def search_plan_of(study_search: SearchConfig, plan: Plan, where: Any) -> SearchPlan:
+    """The search's plan over the grid's configurations (its cells). Every value of the space
+    is tried alone on each cell it applies to: a value the contract refuses whatever else is
+    chosen (a type, a bound) is a mistake in the file, UserError at its line via `where(path)`;
+    a value that only some combinations break is the search's to learn."""
+    search_plan = SearchPlan(
+        search=study_search,
+        cells=[
+            SearchCellPlan(
+                index=planned.config_index,
+                config_hash=planned.config_hash,
+                swept=planned.swept,
+                config=planned.config,
+            )
+            for planned in plan.configs
+        ],
+    )
+    cells = cells_of(search_plan)
+    for key in space_keys(study_search):
+        applies = [cell for cell in cells if key in cell.keys]
+        if not applies:
+            path = f"search.space.{key.key}"
+            backends = sorted({cell.plan.config.backend for cell in cells})
+            raise UserError(
+                f"{where(path)}: {path}: scoped to backend '{key.path[0]}', but no "
+                f"configuration of the study uses it (backends: {', '.join(backends)})",
+                hint=f"remove it, or set (or sweep) backend to include {key.path[0]}",
+            )
+        for value in key.probes():
+            _probe(applies, key, value, where)
+    return search_plan
+
+
+def _probe(cells: list[Cell], key: SpaceKey, value: Any, where: Any) -> None:
+    for cell in cells:
+        data = set_path(cell.plan.config.model_dump(mode="json"), key.path, value)
+        try:
+            ExperimentConfig.model_validate(finish_data(data))
+        except ValidationError as error:
+            details = [d for d in error.errors() if combination_fields(d) is None]
+            if details:
+                path = f"search.space.{key.key}"
+                _, holder = walk_loc(ExperimentConfig, details[0]["loc"])
+                raise UserError(
+                    f"{where(path)}: {path}: value {value!r}: {problem(details[0], holder)}"
+                ) from None
+
+
+def probe_runs(search_plan: SearchPlan) -> list[PlannedRun]:
+    """Runs standing for every configuration the search may make (each cell with each probe
+    value alone), for what the pre-flight checks once: images, local files, hub models."""
+    runs: list[PlannedRun] = []
+    for cell in cells_of(search_plan):
+        params_list: list[dict[str, Any]] = [{}]
+        params_list += [{key.key: value} for key in cell.keys for value in key.probes()]
+        for params in params_list:
+            made = cell.configure(params)
+            if made.config is None or made.config_hash is None:
+                continue
+            runs.append(_planned(cell, params, made, len(runs), 0, cell.index))
+    return runs
+
+
+def _planned(
+    cell: Cell, params: dict[str, Any], made: TrialConfig, run_index: int, cycle: int, index: int
+) -> PlannedRun:
+    assert made.config is not None and made.config_hash is not None
+    return PlannedRun.model_construct(
+        run_index=run_index,
+        run_id=run_dir_name(run_index, made.config_hash, cycle),
+        config_hash=made.config_hash,
+        config_index=index,
+        cycle=cycle,
+        swept=cell.swept(params),
+        config=made.config,
+    )
+
+
+class SearchRuns:
+    """The runs a search has made so far, rebuilt from the manifest's records and grown as it
+    asks: each its configuration, its config index (distinct configurations in order of their
+    first run) and its run id."""
+
+    def __init__(self, search_plan: SearchPlan, inputs_dir: Path | None = None) -> None:
+        self.cells = cells_of(search_plan)
+        self.inputs_dir = inputs_dir
+        self.runs: list[PlannedRun] = []
+        self.config_index: dict[str, int] = {}
+
+    def add(
+        self, cell: int, params: dict[str, Any], run_index: int, cycle: int
+    ) -> PlannedRun | None:
+        """The run of `params` in `cell` at `run_index`; None when the contract now rejects a
+        recorded suggestion (the plan changed under the study folder)."""
+        made = self.cells[cell].configure(params, self.inputs_dir)
+        if made.config_hash is None:
+            return None
+        index = self.config_index.setdefault(made.config_hash, len(self.config_index))
+        run = _planned(self.cells[cell], params, made, run_index, cycle, index)
+        self.runs.append(run)
+        return run
+
+    @classmethod
+    def rebuilt(
+        cls, search_plan: SearchPlan, record: SearchRecord | None, inputs_dir: Path | None = None
+    ) -> SearchRuns:
+        """Every run the records name, in run-index order; a record whose configuration no
+        longer hashes as recorded is a UserError (the study folder's plan was changed)."""
+        runs = cls(search_plan)  # recorded runs are not judged again against local files
+        if record is None:
+            runs.inputs_dir = inputs_dir
+            return runs
+        made: list[tuple[int, int, dict[str, Any], int, str]] = []
+        for trial in record.trials:
+            if trial.run_index is not None and not trial.reused and trial.run_id is not None:
+                made.append((trial.run_index, trial.cell, trial.params, 0, trial.run_id))
+        for confirm in record.confirms:
+            made.append(
+                (confirm.run_index, confirm.cell, confirm.params, confirm.cycle, confirm.run_id)
+            )
+        for run_index, cell, params, cycle, run_id in sorted(made, key=lambda item: item[0]):
+            run = runs.add(cell, params, run_index, cycle) if cell < len(runs.cells) else None
+            if run is None or run.run_id != run_id:
+                raise UserError(
+                    f"run {run_id}: its recorded parameters {params} no longer make the "
+                    "configuration it ran (the study folder's plan.json was changed)",
+                    hint="restore plan.json, or start the search again",
+                )
+        runs.inputs_dir = inputs_dir
+        return runs
+
+
+def study_runs(study_dir: Path, record: StudyRecord) -> list[PlannedRun]:
+    """Every run a study folder planned: a grid's plan.json, or the runs a search recorded."""
+    plan = StudyPaths(study_dir).read_plan()
+    if isinstance(plan, SearchPlan):
+        return SearchRuns.rebuilt(plan, record.search).runs
+    return plan

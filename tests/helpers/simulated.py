@@ -1,0 +1,140 @@
+"""A simulated executor for searches: each job ends at once with a result.json whose figures a
+landscape gives for the run's swept values (a known optimum, seeded noise), through the real
+scheduler, collector, manifest and search. No engine, no container.
+
+Also imported by `benchmarks/search_efficiency.py`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from helpers.results import Figures, make_result
+from helpers.scheduler import InstantExecutor, quiet_host, stub_preflight
+from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.run import RunRequest
+from llenergymeasure.contract.workdir import WorkPaths
+from llenergymeasure.orchestrator.container import ContainerExit
+from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.executor import JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.planned import planned_study
+from llenergymeasure.orchestrator.preflight import RunOptions
+from llenergymeasure.orchestrator.scheduler import StudyScheduler
+from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.orchestrator.study_folder import StudyFolder, open_study
+from llenergymeasure.orchestrator.study_run import run_source
+from llenergymeasure.study import work_files
+
+# swept values -> the run's figures, or a text: the run crashes with it
+Landscape = Callable[[dict[str, Any]], "Figures | str"]
+
+
+class SimulatedExecutor(InstantExecutor):
+    """Ends each job at once: exit 0 with the landscape's result, or exit 1 (a crash)."""
+
+    landscape: Landscape = staticmethod(lambda swept: Figures(tokens_per_s=100.0))  # type: ignore[assignment]
+
+    def start(self, job: RunJob) -> None:
+        self.started.append(job)
+        figures = type(self).landscape(job.run.swept)
+        if isinstance(figures, str):
+            (job.workdir / WorkPaths.CONTAINER_LOG).write_text(figures + "\n")
+            self._done.append(JobDone(job, ContainerExit("c", 1, False, None, 0.0, 0.0)))
+            return
+        request = RunRequest.model_validate_json((job.workdir / WorkPaths.CONFIG).read_bytes())
+        result = make_result(request.context, job.run.config, figures)
+        work_files.write(job.workdir, WorkPaths.RESULT, result)
+        self._done.append(JobDone(job, ContainerExit("c", 0, False, None, 0.0, 0.0)))
+
+
+def executor_with(landscape: Landscape) -> type[SimulatedExecutor]:
+    return type("Landscaped", (SimulatedExecutor,), {"landscape": staticmethod(landscape)})
+
+
+@dataclass
+class SearchRun:
+    """One llem invocation of a search study on the simulated executor."""
+
+    scheduler: StudyScheduler
+    executor: SimulatedExecutor
+    folder: StudyFolder
+    notes: list[str] = field(default_factory=list)
+
+    def run(self) -> int:
+        try:
+            return self.scheduler.run()
+        finally:
+            self.folder.manifest.close()
+
+
+class _Notes(Display):
+    """Keeps the notes; the progress lines go nowhere."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(Console(file=io.StringIO()))
+        self.notes = notes
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def search_run(
+    tmp_path: Path,
+    study: StudyConfig,
+    landscape: Landscape,
+    *,
+    study_dir: Path | None = None,
+    stop: StopState | None = None,
+    options: RunOptions | None = None,
+) -> SearchRun:
+    """The scheduler of `study` (a search) on the simulated executor; `study_dir`: resume the
+    study in that folder instead of starting one in tmp_path/study."""
+    pre = stub_preflight(planned_study(tmp_path / "study.yaml", study))
+    new = study_dir is None
+    study_dir = study_dir or tmp_path / "study"
+    study_dir.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    display = _Notes(notes)
+    folder = open_study(study_dir, new, pre, display)
+    options = options or RunOptions()
+    probes = quiet_host()
+    at = StudyAt(
+        study_dir, folder.manifest.record.study_id, study.execution, None, None, probes, display
+    )
+    executor = executor_with(landscape)(at)
+    source = run_source(folder, pre, options, display)
+    scheduler = StudyScheduler(
+        pre, folder, executor, display, stop or StopState(), options, source, probes
+    )
+    return SearchRun(scheduler, executor, folder, notes)
+
+
+def search_study(search: dict[str, Any], **execution: Any) -> StudyConfig:
+    """A CPU study over the stub model with `search` and no gaps."""
+    return StudyConfig.model_validate(
+        {
+            "name": "s",
+            "defaults": {"model": "stub:m", "gpu_count": 0},
+            "execution": {
+                "gap_between_experiments_s": 0,
+                "gap_between_cycles_s": 0,
+                **execution,
+            },
+            "search": search,
+        }
+    )
+
+
+def trial_lines(study_dir: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in (study_dir / "manifest.jsonl").read_text().splitlines()
+        if '"kind":"trial"' in line
+    ]

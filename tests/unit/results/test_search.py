@@ -1,0 +1,105 @@
+"""A trial's judgement against the search, and the confirmation's verdict."""
+
+from __future__ import annotations
+
+from helpers.factories import run_context
+from helpers.results import Figures, make_result, pytorch_config
+from llenergymeasure.config.search import Objective, SearchConfig
+from llenergymeasure.results.search import UNMEASURED_VIOLATION, Confirmed, decide, dominates, judge
+from llenergymeasure.results.stats import summarise
+
+SEARCH = SearchConfig.model_validate(
+    {
+        "objective": {"minimize": "energy.j_per_output_token"},
+        "constraints": ["throughput.output_tokens_per_s >= 100", "latency.ttft_ms.p50 <= 50"],
+        "space": {"n_prompts": [1, 2]},
+    }
+)
+
+
+def result(**figures):
+    return make_result(run_context(), pytorch_config(1), Figures(**figures))
+
+
+def test_a_result_meeting_every_constraint_is_feasible() -> None:
+    judgement = judge(SEARCH, result(tokens_per_s=150, j_per_token=0.2, ttft_p50_ms=20))
+    assert judgement.feasible and judgement.reason is None
+    assert judgement.values == [0.2] and judgement.constraint_values == [150, 20]
+    assert all(v <= 0 for v in judgement.violations)
+
+
+def test_a_missed_constraint_names_its_reading() -> None:
+    judgement = judge(SEARCH, result(tokens_per_s=80, j_per_token=0.2, ttft_p50_ms=60))
+    assert not judgement.feasible
+    assert "throughput.output_tokens_per_s = 80, not >= 100" in judgement.reason
+    assert "latency.ttft_ms.p50 = 60, not <= 50" in judgement.reason
+    assert judgement.violations[1] > 0 and judgement.violations[2] > 0
+    assert judgement.values == [0.2]  # the objective is still told as measured
+
+
+def test_an_objective_that_was_not_measured_says_why() -> None:
+    judgement = judge(SEARCH, result(tokens_per_s=150, j_per_token=None))
+    assert not judgement.feasible and judgement.values == [None]
+    assert "energy.j_per_output_token not measured: no NVIDIA GPU" in judgement.reason
+    assert judgement.told_values() == [0.0] and judgement.violations[0] > 0
+
+
+def test_no_steady_state_fails_the_constraints() -> None:
+    judgement = judge(
+        SEARCH,
+        result(tokens_per_s=150, j_per_token=0.2, warnings=("steady_state_not_reached",)),
+    )
+    assert not judgement.feasible and "steady_state_not_reached" in judgement.reason
+
+
+def test_a_run_without_a_result_is_infeasible_beyond_any_constraint() -> None:
+    judgement = judge(SEARCH, None, "killed_oom: out of memory")
+    assert judgement.failed and not judgement.feasible
+    assert judgement.violations[0] == UNMEASURED_VIOLATION
+    assert judgement.reason == "killed_oom: out of memory"
+
+
+def confirmed(name: str, values: list[float], met: bool = True) -> Confirmed:
+    return Confirmed(
+        config_hash=name * 8,
+        params={},
+        runs=len(values),
+        planned=len(values),
+        objectives=[summarise(values)],
+        constraint_means=[],
+        constraints_met=met,
+        reason=None if met else "a constraint",
+    )
+
+
+def test_the_winner_is_the_best_mean_when_its_ci_stands_apart() -> None:
+    goal = Objective(minimize="energy.j_per_output_token")
+    a = confirmed("a", [1.00, 1.01, 0.99, 1.00, 1.02])
+    b = confirmed("b", [1.20, 1.21, 1.19, 1.22, 1.20])
+    winner, verdict = decide(goal, [b, a])
+    assert winner is a and "clear" in verdict
+
+
+def test_overlapping_cis_name_no_false_winner() -> None:
+    goal = Objective(minimize="energy.j_per_output_token")
+    a = confirmed("a", [1.00, 1.10, 0.90, 1.05, 0.95])
+    b = confirmed("b", [1.02, 1.12, 0.92, 1.07, 0.97])
+    winner, verdict = decide(goal, [a, b])
+    assert winner is None and "no clear winner" in verdict and "bbbbbbbb" in verdict
+
+
+def test_a_configuration_that_missed_a_constraint_on_confirmation_cannot_win() -> None:
+    goal = Objective(maximize="throughput.output_tokens_per_s")
+    fast = confirmed("a", [300.0, 301.0, 299.0], met=False)
+    slow = confirmed("b", [100.0, 101.0, 99.0])
+    winner, _ = decide(goal, [fast, slow])
+    assert winner is slow
+    assert decide(goal, [fast])[0] is None
+
+
+def test_dominance_over_several_objectives() -> None:
+    goals = [Objective(minimize="a"), Objective(maximize="b")]
+    assert dominates(goals, [1.0, 5.0], [2.0, 4.0])
+    assert not dominates(goals, [1.0, 3.0], [2.0, 4.0])  # a trade-off: neither dominates
+    assert not dominates(goals, [1.0, 5.0], [1.0, 5.0])  # equal: not strictly better
+    assert not dominates(goals, [None, 5.0], [2.0, 4.0])
