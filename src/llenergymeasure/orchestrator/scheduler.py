@@ -108,7 +108,8 @@ class StudyScheduler:
                 self._pass_stops_on()
                 if not self.stop.requested and self.collector.engine_gone is None:
                     self._start_ready()
-                for done in self.executor.wait(TICK_S if self.flights else 0):
+                ended = self.executor.wait(TICK_S if self.flights else 0)
+                for done in ended:
                     self._collect(done)
                 self._record_submitted()
                 self.display.refresh()
@@ -116,7 +117,7 @@ class StudyScheduler:
                     return self._detached()
                 if not self.flights and (self.stop.requested or self.collector.engine_gone):
                     break
-                if not self.flights and source.more:
+                if not self.flights and source.more and not ended:  # a gap or cool-down
                     self.stop.sleep(TICK_S)
             self._record_submitted()
         except UserError:
