@@ -220,6 +220,7 @@ class SearchRuns:
         if record is None:
             runs.inputs_dir = inputs_dir
             return runs
+        _check_record(record, len(runs.cells))
         made: list[tuple[int, int, dict[str, Any], int, str]] = []
         for trial in record.trials:
             if trial.run_index is not None and not trial.reused and trial.run_id is not None:
@@ -238,6 +239,34 @@ class SearchRuns:
                 )
         runs.inputs_dir = inputs_dir
         return runs
+
+
+def _check_record(record: SearchRecord, cells: int) -> None:
+    """The manifest's search lines fit the plan: known cells, each cell's trials numbered 0, 1,
+    2... in order (the journal is read as untrusted input; a line that does not fit is named)."""
+    numbers = [0] * cells
+    problem = None
+    for trial in record.trials:
+        if trial.cell >= cells:
+            problem = f"trial {trial.number} names cell {trial.cell}"
+        elif trial.number != numbers[trial.cell]:
+            problem = f"cell {trial.cell}'s trial {trial.number} is out of order"
+        else:
+            numbers[trial.cell] += 1
+            continue
+        break
+    problem = problem or next(
+        (f"a confirmation run names cell {c.cell}" for c in record.confirms if c.cell >= cells),
+        None,
+    )
+    problem = problem or next(
+        (f"a stop names cell {cell}" for cell in record.stopped if cell >= cells), None
+    )
+    if problem is not None:
+        raise UserError(
+            f"the manifest's search lines do not fit the plan's {cells} cell(s): {problem}",
+            hint="restore the study folder's manifest.jsonl and plan.json, or start again",
+        )
 
 
 def study_runs(study_dir: Path, record: StudyRecord) -> list[PlannedRun]:

@@ -137,3 +137,20 @@ def test_a_record_that_no_longer_makes_its_run_is_refused() -> None:
     with pytest.raises(UserError) as caught:
         SearchRuns.rebuilt(plan, record)
     assert "plan.json was changed" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "trials, fragment",
+    [
+        ([TrialRecord(cell=3, number=0, params={}, rejected="x")], "names cell 3"),
+        (
+            [TrialRecord(cell=0, number=1, params={}, rejected="x")],
+            "cell 0's trial 1 is out of order",
+        ),
+    ],
+)
+def test_search_lines_that_do_not_fit_the_plan_are_refused(trials, fragment) -> None:
+    plan = plan_of(study({"n_prompts": {"low": 1, "high": 9}}))
+    with pytest.raises(UserError) as caught:
+        SearchRuns.rebuilt(plan, SearchRecord(trials=trials))
+    assert fragment in str(caught.value)
