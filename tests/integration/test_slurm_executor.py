@@ -373,17 +373,19 @@ def test_another_users_job_of_the_same_name_is_never_taken_for_ours(tmp_path, fa
         subprocess.run(["scancel", theirs], check=False)
 
 
-def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image):
+def _search_study(folder: Path, model: str, n_prompts: list[int]) -> Path:
     search = {
         "objective": {"maximize": "throughput.output_tokens_per_s"},
-        "space": {"n_prompts": [1, 2, 3]},
-        "trials": 3,
+        "space": {"n_prompts": n_prompts},
+        "trials": len(n_prompts),
         "sampler": "grid",
         "confirm": {"top": 1, "cycles": 2},
     }
-    study = write_study(
-        tmp_path, ["fault:ok-2"], execution={**SLURM, "max_parallel": 2}, search=search
-    )
+    return write_study(folder, [model], execution={**SLURM, "max_parallel": 2}, search=search)
+
+
+def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image):
+    study = _search_study(tmp_path, "fault:ok-2", [1, 2, 3])
     proc = llem("run", str(study), cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)
@@ -394,4 +396,27 @@ def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image)
     assert record.search is not None and len(record.search.trials) == 3
     assert [c.cycle for c in record.search.confirms] == [1, 2]
     jobs = _sacct_settled(study_dir, 5)  # one Slurm job per run, trials and confirmation
+    assert sorted(jobs) == sorted(r.executor_job_id for r in runs)
+
+
+def test_a_search_killed_on_slurm_resumes_without_submitting_a_trial_twice(tmp_path, fault_image):
+    study = _search_study(tmp_path, "fault:ok-20", [1, 2, 3, 4])
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
+    _wait_for(lambda: any(r.status == "completed" for r in _runs(study_dir)), "a trial ended", 90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    resumed = llem("run", str(study), "--resume", cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert study_dirs(tmp_path) == [study_dir]
+    record = load_manifest(study_dir)
+    runs = _runs(study_dir)
+    assert record.status == "completed" and len(runs) == 4 + 2
+    assert all(r.status == "completed" and r.attempts == 1 for r in runs)
+    jobs = _sacct_settled(study_dir, 6)  # exactly one job per run
     assert sorted(jobs) == sorted(r.executor_job_id for r in runs)
