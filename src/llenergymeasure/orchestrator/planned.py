@@ -11,7 +11,7 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.search import unknown_metrics
-from llenergymeasure.study.expand import Plan, expand
+from llenergymeasure.study.expand import MAX_RUNS, Plan, expand
 from llenergymeasure.study.models import PlannedRun, SearchPlan
 from llenergymeasure.study.search_space import probe_runs, search_plan_of
 
@@ -66,4 +66,13 @@ def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
             "search.confirm.cycles sets how often its best configurations run again",
             hint="remove n_cycles (or --cycles) from a search",
         )
-    return search_plan_of(study.search, plan, where)
+    search = study.search
+    most = len(plan.configs) * (search.trials + search.confirm.top * search.confirm.cycles)
+    if most > MAX_RUNS:
+        raise UserError(
+            f"{where('search.trials')}: search.trials: {len(plan.configs):,} cells x "
+            f"{most // len(plan.configs):,} runs may run {most:,}, above the {MAX_RUNS:,} a "
+            "study may hold",
+            hint="sweep fewer values, or give the search fewer trials",
+        )
+    return search_plan_of(search, plan, where)

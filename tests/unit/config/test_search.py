@@ -180,3 +180,11 @@ def test_the_example_search_plans_with_its_most_runs() -> None:
     search = json.loads(out)["search"]
     assert search["cells"] == 1 and search["max_runs"] == 40 + 3 * 5
     assert search["constraints"][0] == {"metric": "latency.ttft_ms.p99", "op": "<=", "bound": 200.0}
+
+
+def test_a_search_that_may_run_more_than_a_study_holds_is_refused(tmp_path) -> None:
+    text = SEARCH.replace("max_new_tokens: [8, 16]", "max_new_tokens: [8, 16, 24, 32]").replace(
+        "trials: 12", "trials: 30000"
+    )
+    code, err = plan_quickly(tmp_path, text)
+    assert code == 2 and "study.yaml:12" in err and "above the 100,000" in err
