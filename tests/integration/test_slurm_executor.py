@@ -108,6 +108,18 @@ def _runs(study_dir: Path) -> list:
     return sorted(load_manifest(study_dir).runs.values(), key=lambda r: r.run_index)
 
 
+def _kill_9_once_a_run_ended(study: Path, folder: Path) -> Path:
+    """`llem run` killed with SIGKILL as soon as one of its runs is collected; its folder."""
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    study_dir = _wait_for(lambda: _started(folder), "a study folder with its manifest")
+    _wait_for(lambda: any(r.status == "completed" for r in _runs(study_dir)), "a run ended", 90)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    return study_dir
+
+
 def _wait_for(predicate, what: str, timeout: float = 60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -189,16 +201,7 @@ def test_a_job_whose_node_side_llem_fails_is_a_crash_with_its_slurm_output(tmp_p
 
 def test_kill_9_then_resume_follows_the_jobs_and_submits_none_twice(tmp_path, fault_image):
     study = write_study(tmp_path, [f"fault:ok-{n}" for n in (20, 21, 22, 23)], execution=SLURM)
-    proc = subprocess.Popen(
-        [LLEM, "run", str(study)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
-    _wait_for(lambda: _runs(study_dir)[0].status == "completed", "the first run collected", 90)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    study_dir = _kill_9_once_a_run_ended(study, tmp_path)
     assert len(_queued(study_dir)) >= 1  # the jobs go on without the llem that submitted them
     resumed = llem("run", str(study), "--resume", cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -401,16 +404,7 @@ def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image)
 
 def test_a_search_killed_on_slurm_resumes_without_submitting_a_trial_twice(tmp_path, fault_image):
     study = _search_study(tmp_path, "fault:ok-20", [1, 2, 3, 4])
-    proc = subprocess.Popen(
-        [LLEM, "run", str(study)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    study_dir = _wait_for(lambda: _started(tmp_path), "a study folder with its manifest")
-    _wait_for(lambda: any(r.status == "completed" for r in _runs(study_dir)), "a trial ended", 90)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    study_dir = _kill_9_once_a_run_ended(study, tmp_path)
     resumed = llem("run", str(study), "--resume", cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert study_dirs(tmp_path) == [study_dir]
