@@ -54,7 +54,7 @@ def _print_cell(console: Console, view: SearchView, cell: CellView) -> None:
     for column in ["#", *keys, "state", *(g.metric for g in search.goals)]:
         table.add_column(shown(column))
     for constraint in search.constraints:
-        table.add_column(shown(constraint.metric))
+        table.add_column(shown(str(constraint)))
     table.add_column("why not feasible")
     for trial in cell.trials:
         table.add_row(*_trial_cells(trial, keys))
