@@ -31,7 +31,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Optuna's own notes on a trial that are recomputed, not recorded: the constraints come from
 # the judgement of the trial's run.
 _RECOMPUTED_ATTRS = ("constraints",)
-CONSTRAINT_NAMES = ("measured",)  # then c0, c1, ...: one per search.constraints entry
 
 
 class AskTellGridSampler(GridSampler):
@@ -62,7 +61,9 @@ def grid_of(cell: Cell) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for key in cell.keys:
         dimension = key.dimension
-        grid[key.key] = list(dimension) if isinstance(dimension, list) else dimension.grid()  # type: ignore[assignment]
+        values = dimension if isinstance(dimension, list) else dimension.grid()
+        assert values is not None  # SearchConfig refuses the grid sampler over a real range
+        grid[key.key] = list(values)
     return grid
 
 
@@ -72,7 +73,9 @@ def derived_seed(seed: int, cell: int, number: int) -> int:
 
 
 def constraint_values(judgement: Judgement) -> dict[str, float]:
-    names = list(CONSTRAINT_NAMES) + [f"c{i}" for i in range(len(judgement.violations) - 1)]
+    """Named violations: `measured` (the run gave its figures), then c0, c1, ... (one per
+    search.constraints entry)."""
+    names = ["measured", *(f"c{i}" for i in range(len(judgement.violations) - 1))]
     return dict(zip(names, judgement.violations, strict=True))
 
 

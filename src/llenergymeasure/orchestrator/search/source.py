@@ -129,8 +129,6 @@ class SearchSource(RunSource):
                 self._follow(self.cells[trial.cell], trial)
             for cell_index, reason in record.stopped.items():
                 self.cells[cell_index].stopped = reason
-            for confirm in record.confirms:
-                self.cells[confirm.cell].confirmed = True
         for cell in self.cells:
             self._after_tell(cell)
 
@@ -266,15 +264,26 @@ class SearchSource(RunSource):
 
     def _confirm(self, cell: CellSearch) -> None:
         """Fresh runs of the cell's best feasible configurations, `cycles` each, interleaved
-        (A B C A B C ...): the best single trial is biased by its own noise."""
+        (A B C A B C ...): the best single trial is biased by its own noise. Those the record
+        holds already are kept (a kill while they were being written leaves only some)."""
         cell.confirmed = True
         chosen = self._best_distinct(cell)
         if not chosen:
             if self.search.confirm.top:
                 self.display.note(f"search cell {cell.cell.index}: nothing feasible to confirm")
             return
+        record = self.manifest.record.search
+        planned = {
+            (c.config_hash, c.cycle)
+            for c in (record.confirms if record else [])
+            if c.cell == cell.cell.index
+        }
+        if len(planned) == len(chosen) * self.search.confirm.cycles:
+            return
         for cycle in range(1, self.search.confirm.cycles + 1):
             for trial in chosen:
+                if (trial.config_hash, cycle) in planned:
+                    continue
                 run = self.runs.add(cell.cell.index, trial.params, len(self.runs.runs), cycle)
                 assert run is not None and trial.config_hash is not None
                 self.manifest.add_confirm(

@@ -327,3 +327,20 @@ def test_a_search_per_cell_of_the_sweep(tmp_path: Path, sampler: str) -> None:
     assert [len(c.trials) for c in view.cells] == [4, 4]
     assert {c.swept["max_new_tokens"] for c in view.cells} == {16, 40}
     assert len(run.executor.started) == 8
+
+
+def test_confirmation_records_cut_short_by_a_kill_are_completed_once(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=6, confirm={"top": 2, "cycles": 2}))
+    search_run(tmp_path, study, bowl).run()
+    manifest = tmp_path / "study" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if '"kind":"confirm"' in line)
+    manifest.write_text("".join(lines[: first + 1]))  # killed after the first of four
+    resumed = search_run(tmp_path, study, bowl, study_dir=tmp_path / "study")
+    assert resumed.run() == 0
+    confirms = load_manifest(tmp_path / "study").search.confirms
+    assert sorted((c.config_hash, c.cycle) for c in confirms) == sorted(
+        {(c.config_hash, c.cycle) for c in confirms}
+    )
+    assert len(confirms) == 4 and [c.cycle for c in confirms] == [1, 1, 2, 2]
+    assert len(resumed.executor.started) == 4  # the first confirmation run and the 3 cut off
