@@ -304,7 +304,10 @@ class ServingFigures(Figures):
     adjusted_j_per_request_reason: str | None = None
     attribution: str = Field(description="How window energy is shared among requests.")
     server: str = Field(description="The server measured, and how it was started.")
-    server_ready_s: float = Field(ge=0, description="Server start until /health answered, s.")
+    server_ready_s: float = Field(
+        ge=0,
+        description="Server start until /health answered and a one-token completion came back, s.",
+    )
     slices_file: str = Field(description="Work-folder file: energy and load per time slice.")
     requests_file: str = Field(description="Work-folder file: one row per request.")
     server_metrics_file: str | None = Field(

@@ -2,11 +2,16 @@
 
 The command line is the backend adapter's (`BackendAdapter.server_command`: the same engine
 arguments as offline mode); this module runs it: its log kept in the work folder
-(`server.log`), readiness awaited on /health with a timeout, its death noticed at once.
+(`server.log`), readiness awaited with a timeout, its death noticed at once.
+
+Ready means a real request worked: /health answering 200 is not enough (a server can answer it
+before its first completion does), so a one-token completion of the first prompt must come
+back too. That probe belongs to the load phase: no window, baseline or latency figure holds it.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -21,6 +26,8 @@ from llenergymeasure.contract.workdir import WorkPaths
 
 SERVED_MODEL = "llem-model"
 POLL_S = 0.25
+PROBE_TIMEOUT_S = 60.0  # a first completion may compile kernels or capture graphs
+PROBE_REPLY_CAP = 1 << 20
 LOG_TAIL_BYTES = 3000
 
 
@@ -77,9 +84,11 @@ class Server:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, timeout_s: float) -> float:
-        """Seconds until /health answered 200; ServerFailed on death or timeout."""
+    def wait_ready(self, timeout_s: float, probe_prompt: list[int]) -> float:
+        """Seconds until /health answered 200 and then a one-token completion of
+        `probe_prompt` came back; ServerFailed on death or timeout."""
         start = time.perf_counter()
+        healthy = False
         while True:
             if not self.alive():
                 code = self.process.returncode if self.process else None
@@ -87,18 +96,39 @@ class Server:
                     f"the {self.name} server exited with code {code} before it was ready; "
                     f"its log ends:\n{self.log_tail()}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        return time.perf_counter() - start
-            except (urllib.error.URLError, OSError):
-                pass
+            healthy = healthy or self._answers_health()
+            left = timeout_s - (time.perf_counter() - start)
+            if healthy and self._completes(probe_prompt, min(PROBE_TIMEOUT_S, max(left, 1.0))):
+                return time.perf_counter() - start
             if time.perf_counter() - start > timeout_s:
+                stage = "answered /health but no completion" if healthy else "never answered"
                 raise ServerFailed(
                     f"the {self.name} server was not ready within serving.readiness_timeout_s "
-                    f"({timeout_s:g} s); its log ends:\n{self.log_tail()}"
+                    f"({timeout_s:g} s): it {stage}; its log ends:\n{self.log_tail()}"
                 )
             time.sleep(POLL_S)
+
+    def _answers_health(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _completes(self, prompt: list[int], timeout_s: float) -> bool:
+        """A one-token completion of `prompt` comes back with a choice."""
+        body = {"model": SERVED_MODEL, "prompt": prompt, "max_tokens": 1, "temperature": 0.0}
+        request = urllib.request.Request(
+            f"{self.url}/v1/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                reply = json.loads(answer.read(PROBE_REPLY_CAP))
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return isinstance(reply, dict) and bool(reply.get("choices"))
 
     def log_tail(self) -> str:
         try:

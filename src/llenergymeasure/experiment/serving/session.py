@@ -134,7 +134,7 @@ class ServingSession(Session):
 
     def load(self, prompts: list[list[int]]) -> str:
         self.server.start(max(map(len, prompts)))
-        self.ready_s = self.server.wait_ready(self.serving.readiness_timeout_s)
+        self.ready_s = self.server.wait_ready(self.serving.readiness_timeout_s, prompts[0])
         return f"server ready in {self.ready_s:.1f} s"
 
     def measure(self, prompts: list[list[int]]) -> Measured:

@@ -13,6 +13,7 @@ import pytest
 from llenergymeasure.backends.base import ServerRequest, flat
 from llenergymeasure.backends.registry import get_backend
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.experiment.serving.servers import Server, ServerFailed
 
 
 def _parsed(argv: list[str], files: dict[str, str]) -> dict[str, object]:
@@ -95,3 +96,59 @@ def test_tensorrt_records_what_its_command_and_option_file_pass(trtllm_serve_on_
         "enable_block_reuse": False,
     }
     assert options["dtype"] == "float16" and parsed["max_batch_size"] == "4"
+
+
+# A stand-in for a backend's server, in its own process: /health answers 200 from the start,
+# /v1/completions answers 503 the first `FAILS` times (a server not yet able to complete), then
+# one choice; every completion request is counted in a file.
+_STAND_IN = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, fails, counter = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404); self.end_headers()
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(counter, "a") as out: out.write(json.dumps(body) + "\\n")
+        seen = sum(1 for _ in open(counter))
+        if seen <= fails:
+            self.send_response(503); self.end_headers(); return
+        reply = json.dumps({"choices": [{"text": "x"}]}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(reply)))
+        self.end_headers(); self.wfile.write(reply)
+HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def _stand_in(tmp_path: Path, fails: int) -> Server:
+    import subprocess
+    import sys
+
+    server = Server(ExperimentConfig(model="m", backend="vllm"), tmp_path, offline=True)
+    server.process = subprocess.Popen(
+        [sys.executable, "-c", _STAND_IN, str(server.port), str(fails), str(tmp_path / "calls")]
+    )
+    return server
+
+
+def test_ready_means_a_completion_came_back_not_only_health(tmp_path: Path) -> None:
+    server = _stand_in(tmp_path, fails=3)
+    try:
+        assert server.wait_ready(30, probe_prompt=[5, 6, 7]) >= 0
+    finally:
+        server.stop()
+    calls = [json.loads(line) for line in (tmp_path / "calls").read_text().splitlines()]
+    assert len(calls) == 4  # three refused, the fourth completed
+    assert calls[-1]["prompt"] == [5, 6, 7] and calls[-1]["max_tokens"] == 1
+
+
+def test_a_server_that_answers_health_but_never_completes_is_not_ready(tmp_path: Path) -> None:
+    server = _stand_in(tmp_path, fails=10_000)
+    try:
+        with pytest.raises(ServerFailed) as failed:
+            server.wait_ready(2, probe_prompt=[1])
+    finally:
+        server.stop()
+    assert "answered /health but no completion" in str(failed.value)
