@@ -23,6 +23,7 @@ from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
 from llenergymeasure.study.order import shuffle_seed
+from llenergymeasure.study.search_space import most_runs
 
 DEFAULT_ROWS = 20
 CYCLES_OPTION = typer.Option(
@@ -112,21 +113,12 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
             {
                 **study.search.model_dump(mode="json"),
                 "cells": plan.n_configs,
-                "max_runs": max_runs(study, plan),
+                "max_runs": most_runs(study, plan),
             }
             if study.search is not None
             else None
         ),
     }
-
-
-def max_runs(study: StudyConfig, plan: Plan) -> int:
-    """The runs a study plans; a search: the most it may run (trials and confirmation runs in
-    each of its cells)."""
-    search = study.search
-    if search is None:
-        return plan.n_runs
-    return plan.n_configs * (search.trials + search.confirm.top * search.confirm.cycles)
 
 
 def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DEFAULT_ROWS) -> None:
@@ -157,13 +149,13 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
     _print_origins(plan, console)
 
     execution = study.execution
-    runs = max_runs(study, plan)
+    runs = most_runs(study, plan)
     estimate = estimate_wall_time(plan, execution)
     if study.search is not None:
         _print_search(study.search, console)
         console.print(
             f"[bold]Total[/] {plan.n_configs} cells x at most "
-            f"{runs // plan.n_configs} runs (trials + confirmation) = at most {runs} runs"
+            f"{study.search.runs_per_cell} runs (trials + confirmation) = at most {runs} runs"
             + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
         )
         gaps = (runs - 1) * execution.gap_between_experiments_s

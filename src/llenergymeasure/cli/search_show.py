@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llenergymeasure.orchestrator.display import shown
-from llenergymeasure.results.cells import number
+from llenergymeasure.results.cells import interval, number
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.search import CellView, Confirmed, SearchView, TrialView
 
@@ -113,12 +113,7 @@ def _print_best(console: Console, view: SearchView, cell: CellView) -> None:
 
 def _confirmed_cells(confirmed: Confirmed, keys: list[str]) -> list[str]:
     summary = confirmed.objectives[0]
-    if summary.mean is None:
-        figure = "n/a"
-    elif summary.ci_low is None or summary.ci_high is None:
-        figure = number(summary.mean)
-    else:
-        figure = f"{number(summary.mean)} [{number(summary.ci_low)}, {number(summary.ci_high)}]"
+    figure = interval(summary.mean, summary.ci_low, summary.ci_high)
     met = "met" if confirmed.constraints_met else f"not met: {confirmed.reason}"
     return [
         confirmed.config_hash[:8],

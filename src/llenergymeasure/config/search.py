@@ -265,6 +265,11 @@ class SearchConfig(BaseModel):
         names += [c.metric for c in self.constraints if c.metric not in names]
         return names
 
+    @property
+    def runs_per_cell(self) -> int:
+        """The most runs one cell's search makes: its trials, then its confirmation runs."""
+        return self.trials + self.confirm.top * self.confirm.cycles
+
     def space_size(self) -> int | None:
         """How many distinct points the space has; None when a dimension is continuous."""
         size = 1

@@ -10,10 +10,9 @@ from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.results.metrics import BY_COLUMN
-from llenergymeasure.results.search import unknown_metrics
 from llenergymeasure.study.expand import MAX_RUNS, Plan, expand
 from llenergymeasure.study.models import PlannedRun, SearchPlan
-from llenergymeasure.study.search_space import probe_runs, search_plan_of
+from llenergymeasure.study.search_space import most_runs, probe_runs, search_plan_of
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,10 @@ def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
     def where(path: str) -> str:
         return source.where(path) if source is not None else "study"
 
-    for name in unknown_metrics(study.search):
+    unknown = next((name for name in study.search.metrics if name not in BY_COLUMN), None)
+    if unknown is not None:
         raise UserError(
-            f"{where('search')}: search: unknown metric {name!r}",
+            f"{where('search')}: search: unknown metric {unknown!r}",
             hint=f"metrics are the result catalogue's columns: {', '.join(sorted(BY_COLUMN))}",
         )
     if study.execution.n_cycles > 1:
@@ -67,11 +67,11 @@ def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
             hint="remove n_cycles (or --cycles) from a search",
         )
     search = study.search
-    most = len(plan.configs) * (search.trials + search.confirm.top * search.confirm.cycles)
+    most = most_runs(study, plan)
     if most > MAX_RUNS:
         raise UserError(
-            f"{where('search.trials')}: search.trials: {len(plan.configs):,} cells x "
-            f"{most // len(plan.configs):,} runs may run {most:,}, above the {MAX_RUNS:,} a "
+            f"{where('search.trials')}: search.trials: {plan.n_configs:,} cells x "
+            f"{search.runs_per_cell:,} runs may run {most:,}, above the {MAX_RUNS:,} a "
             "study may hold",
             hint="sweep fewer values, or give the search fewer trials",
         )

@@ -49,6 +49,7 @@ from llenergymeasure.orchestrator.locks import HostLocks
 from llenergymeasure.orchestrator.planned import PlannedStudy
 from llenergymeasure.study.expand import Plan
 from llenergymeasure.study.hashing import design_hash
+from llenergymeasure.study.search_space import most_runs
 
 
 @dataclass
@@ -93,10 +94,7 @@ class Preflight:
     @property
     def run_count(self) -> int:
         """The runs the study plans; a search: the most it may run."""
-        search = self.study.search
-        if search is None:
-            return len(self.plan.runs)
-        return len(self.plan.configs) * (search.trials + search.confirm.top * search.confirm.cycles)
+        return most_runs(self.study, self.plan)
 
     def release(self) -> None:
         """The host locks given back and the engine client closed (a library caller may run

@@ -68,8 +68,10 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
     manifest may repair a torn last line, which only its one writer may do."""
     paths = StudyPaths(study_dir)
     if new:
-        paths.write_plan(pre.planned.search or pre.plan.runs)
-    written = paths.read_plan() if not new else (pre.planned.search or pre.plan.runs)
+        written = pre.planned.search or pre.plan.runs
+        paths.write_plan(written)
+    else:
+        written = paths.read_plan()
     _lock_study_images(study_dir, pre, say)
     if manifest_path(study_dir).exists():
         manifest = Manifest.open(study_dir)

@@ -23,6 +23,15 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{float(value):.{digits}g}"
 
 
+def interval(mean: float | None, low: float | None, high: float | None) -> str:
+    """`mean [low, high]` (a 95 % CI), the mean alone without one, n/a without a mean."""
+    if mean is None:
+        return "n/a"
+    if low is None or high is None:
+        return number(mean)
+    return f"{number(mean)} [{number(low)}, {number(high)}]"
+
+
 @dataclass(frozen=True)
 class MetricCell:
     mean: float | None

@@ -14,7 +14,7 @@ from llenergymeasure.study.folder import StudyPaths, first_error
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun, SearchPlan
-from llenergymeasure.study.search_space import SearchRuns
+from llenergymeasure.study.search_space import study_runs
 from llenergymeasure.study.untrusted import UntrustedFile
 
 
@@ -84,12 +84,10 @@ def load_study_results(study_dir: Path) -> StudyData:
         raise UserError(
             f"{study_dir / StudyPaths.MANIFEST}: unreadable manifest: {error}"
         ) from None
-    plan_file = StudyPaths(study_dir).read_plan()
-    search = plan_file if isinstance(plan_file, SearchPlan) else None
-    plan = SearchRuns.rebuilt(search, manifest.search).runs if search is not None else plan_file
+    plan, search = study_runs(study_dir, manifest)
     study_path = study_dir / StudyPaths.STUDY
     study_file = study_path.read_text(encoding="utf-8") if study_path.is_file() else None
-    runs = [_load_run(study_dir, planned, manifest.runs.get(planned.run_id)) for planned in plan]
+    runs = [load_run(study_dir, planned, manifest.runs.get(planned.run_id)) for planned in plan]
     return StudyData(
         study_dir=study_dir, manifest=manifest, runs=runs, study_file=study_file, search=search
     )
@@ -108,7 +106,7 @@ def require_results(study: StudyData) -> None:
         )
 
 
-def _load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:
+def load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:
     """The manifest decides: a run's result is read only when it completed (its work folder
     through `work_files`, never `result_path` as recorded, so nothing outside it is read)."""
     work_dir = study_dir / StudyPaths.EXPERIMENTS / planned.run_id

@@ -17,13 +17,20 @@ import pandas as pd
 from markupsafe import Markup
 
 from llenergymeasure.contract.workdir import atomic_write_text
-from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
+from llenergymeasure.results.cells import (
+    NOT_REPORTED,
+    Footnotes,
+    MetricCell,
+    interval,
+    missing,
+    number,
+)
 from llenergymeasure.results.load import StudyData, load_study_results, require_results
 from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT, for_study
 from llenergymeasure.results.plot_base import Plot
 from llenergymeasure.results.plots import render, study_plots
 from llenergymeasure.results.search import search_view
-from llenergymeasure.results.stats import CV_FLAG_PCT, Summary
+from llenergymeasure.results.stats import CV_FLAG_PCT
 from llenergymeasure.results.tables import runs_frame, summary_frame
 from llenergymeasure.study.folder import StudyPaths
 
@@ -228,7 +235,7 @@ def _search(study: StudyData) -> dict[str, Any] | None:
                 c.config_hash[:8],
                 *(c.params.get(k, "") for k in keys),
                 f"{c.runs}/{c.planned}",
-                *(_interval(summary) for summary in c.objectives),
+                *(interval(s.mean, s.ci_low, s.ci_high) for s in c.objectives),
                 "met" if c.constraints_met else f"not met: {c.reason}",
             ]
             for c in cell.confirmed
@@ -274,14 +281,6 @@ def _search(study: StudyData) -> dict[str, Any] | None:
         "sampler": f"{search.sampler} (seed {search.seed})",
         "cells": cells,
     }
-
-
-def _interval(summary: Summary) -> str:
-    if summary.mean is None:
-        return "n/a"
-    if summary.ci_low is None or summary.ci_high is None:
-        return _num(summary.mean)
-    return f"{_num(summary.mean)} [{_num(summary.ci_low)}, {_num(summary.ci_high)}]"
 
 
 def _report_metrics(study: StudyData) -> list[str]:

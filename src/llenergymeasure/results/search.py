@@ -17,7 +17,7 @@ from llenergymeasure.results.flatten import metric_columns, reason_column
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.stats import Summary, summarise
-from llenergymeasure.study.manifest_models import ConfirmRecord, RunRecord, TrialRecord
+from llenergymeasure.study.manifest_models import ConfirmRecord, TrialRecord
 
 TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
 # How far past feasible a trial is that yielded no figure at all (the run failed, or the
@@ -25,11 +25,6 @@ TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "p
 # constrained sampler ranks it below every measured trial.
 UNMEASURED_VIOLATION = 1e3
 NOT_STEADY = "steady_state_not_reached"
-
-
-def unknown_metrics(search: SearchConfig) -> list[str]:
-    """Metric names the search reads that are not columns of the result catalogue."""
-    return [name for name in search.metrics if name not in BY_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -200,9 +195,17 @@ class CellView:
         for trial in self.trials:
             if trial.state == "complete" and trial.config_hash and None not in trial.values:
                 seen.setdefault(trial.config_hash, trial)
-        points = list(seen.values())
-        goals = search.goals
-        return [p for p in points if not any(dominates(goals, q.values, p.values) for q in points)]
+        front = pareto_front(search.goals, {key: t.values for key, t in seen.items()})
+        return [seen[key] for key in front]
+
+
+def pareto_front(goals: list[Objective], points: dict[str, list[float | None]]) -> list[str]:
+    """The keys of the points no other point dominates, in the order given."""
+    return [
+        key
+        for key, values in points.items()
+        if not any(dominates(goals, other, values) for other in points.values())
+    ]
 
 
 def dominates(goals: list[Objective], a: list[float | None], b: list[float | None]) -> bool:
@@ -337,10 +340,17 @@ def _trial_view(
 def _run_state(search: SearchConfig, run: RunData | None) -> tuple[TrialState, Judgement | None]:
     if run is None or run.outcome in ("pending", "running", "interrupted"):
         return "pending", None
-    if run.result is None:
-        return "failed", judge(search, None, f"{run.outcome}: {run.error or 'no result'}")
-    judgement = judge(search, run.result)
+    judgement = judge_run(search, run)
+    if judgement.failed:
+        return "failed", judgement
     return ("complete" if judgement.feasible else "infeasible"), judgement
+
+
+def judge_run(search: SearchConfig, run: RunData) -> Judgement:
+    """An ended run as the search tells it: its result judged, or why it has none."""
+    if run.result is not None:
+        return judge(search, run.result)
+    return judge(search, None, f"{run.outcome}: {run.error or 'no result'}")
 
 
 def _confirmation(
@@ -429,12 +439,3 @@ def decide(goal: Objective, confirmed: list[Confirmed]) -> tuple[Confirmed | Non
             f"that of {names}; run more confirmation cycles to separate them"
         )
     return best, "the best mean's 95 % CI is clear of the other confirmed configurations'"
-
-
-def run_judgement(
-    search: SearchConfig, record: RunRecord, result: ExperimentResult | None, error: str | None
-) -> Judgement:
-    """A finished run as the search tells it."""
-    if record.status == "completed" and result is not None:
-        return judge(search, result)
-    return judge(search, None, f"{record.outcome or record.status}: {error or record.error or ''}")

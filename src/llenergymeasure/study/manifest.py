@@ -57,9 +57,9 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
             header = {**(header or {}), **entry}
         elif kind == "run":
             runs[entry["run_id"]] = entry
-        elif kind in _SEARCH_KINDS:
+        elif kind in SEARCH_KINDS:
             search = search or SearchRecord()
-            _SEARCH_KINDS[kind](search, entry)
+            _add_search_line(search, kind, entry)
         good_bytes = position
     if header is None:
         raise ValueError("the manifest has no study header line")
@@ -69,13 +69,16 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     return record, good_bytes
 
 
-_SEARCH_KINDS = {
-    "trial": lambda search, entry: search.trials.append(TrialRecord.model_validate(entry)),
-    "confirm": lambda search, entry: search.confirms.append(ConfirmRecord.model_validate(entry)),
-    "search_stop": lambda search, entry: search.stopped.__setitem__(
-        int(entry["cell"]), str(entry["reason"])
-    ),
-}
+SEARCH_KINDS = ("trial", "confirm", "search_stop")
+
+
+def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> None:
+    if kind == "trial":
+        search.trials.append(TrialRecord.model_validate(entry))
+    elif kind == "confirm":
+        search.confirms.append(ConfirmRecord.model_validate(entry))
+    else:
+        search.stopped[int(entry["cell"])] = str(entry["reason"])
 
 
 def load_manifest(study_dir: Path) -> StudyRecord:

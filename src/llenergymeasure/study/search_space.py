@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from llenergymeasure.config.merge import set_path
 from llenergymeasure.config.messages import display, problem, walk_loc
 from llenergymeasure.config.search import Dimension, Range, SearchConfig
+from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
 from llenergymeasure.contract.workdir import run_dir_name
 from llenergymeasure.errors import UserError
@@ -108,6 +109,14 @@ def _keys_for(backend: str, keys: list[SpaceKey]) -> tuple[SpaceKey, ...]:
     return tuple(k for k in keys if k.path[0] not in BACKENDS or k.path[0] == backend)
 
 
+def most_runs(study: StudyConfig, plan: Plan) -> int:
+    """The runs a study plans; a search: the most it may run (every cell's trials and
+    confirmation runs)."""
+    if study.search is None:
+        return plan.n_runs
+    return plan.n_configs * study.search.runs_per_cell
+
+
 def search_plan_of(study_search: SearchConfig, plan: Plan, where: Any) -> SearchPlan:
     """The search's plan over the grid's configurations (its cells). Every value of the space
     is tried alone on each cell it applies to: a value the contract refuses whatever else is
@@ -195,6 +204,7 @@ class SearchRuns:
         self.cells = cells_of(search_plan)
         self.inputs_dir = inputs_dir
         self.runs: list[PlannedRun] = []
+        self.by_id: dict[str, PlannedRun] = {}
         self.config_index: dict[str, int] = {}
 
     def add(
@@ -208,6 +218,7 @@ class SearchRuns:
         index = self.config_index.setdefault(made.config_hash, len(self.config_index))
         run = _planned(self.cells[cell], params, made, run_index, cycle, index)
         self.runs.append(run)
+        self.by_id[run.run_id] = run
         return run
 
     @classmethod
@@ -269,9 +280,10 @@ def _check_record(record: SearchRecord, cells: int) -> None:
         )
 
 
-def study_runs(study_dir: Path, record: StudyRecord) -> list[PlannedRun]:
-    """Every run a study folder planned: a grid's plan.json, or the runs a search recorded."""
+def study_runs(study_dir: Path, record: StudyRecord) -> tuple[list[PlannedRun], SearchPlan | None]:
+    """Every run a study folder planned (a grid's plan.json, or the runs a search recorded),
+    and a search's plan; plan.json is read once."""
     plan = StudyPaths(study_dir).read_plan()
     if isinstance(plan, SearchPlan):
-        return SearchRuns.rebuilt(plan, record.search).runs
-    return plan
+        return SearchRuns.rebuilt(plan, record.search).runs, plan
+    return plan, None

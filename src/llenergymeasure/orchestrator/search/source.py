@@ -18,22 +18,18 @@ import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.search.sampler import CellSampler
 from llenergymeasure.orchestrator.sources import RunSource
 from llenergymeasure.orchestrator.study_folder import pending_record
 from llenergymeasure.results.cells import number
-from llenergymeasure.results.search import Judgement, dominates, judge, run_judgement
-from llenergymeasure.study import work_files
-from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.results.load import load_run
+from llenergymeasure.results.search import Judgement, judge, judge_run, pareto_front
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import ConfirmRecord, RunRecord, TrialRecord
 from llenergymeasure.study.models import PlannedRun, SearchPlan
 from llenergymeasure.study.search_space import Cell, SearchRuns
-from llenergymeasure.study.untrusted import UntrustedFile
 
 # Suggestions in a row that run nothing new (already run, or rejected by the contract) after
 # which a cell's space counts as exhausted for its sampler.
@@ -107,7 +103,6 @@ class SearchSource(RunSource):
         self.manifest, self.study_dir, self.display = manifest, study_dir, display
         self.max_open = max_open
         self.runs = SearchRuns.rebuilt(plan, manifest.record.search, inputs_dir)
-        self.by_id = {run.run_id: run for run in self.runs.runs}
         missing = [
             pending_record(r) for r in self.runs.runs if r.run_id not in manifest.record.runs
         ]
@@ -149,9 +144,7 @@ class SearchSource(RunSource):
     # the scheduler's side --------------------------------------------------------------------
     @property
     def total(self) -> int:
-        confirm = self.search.confirm
-        per_cell = self.search.trials + confirm.top * confirm.cycles
-        return max(len(self.runs.runs), per_cell * len(self.cells))
+        return max(len(self.runs.runs), self.search.runs_per_cell * len(self.cells))
 
     def head(self) -> PlannedRun | None:
         while not self.queued and self._open_count() < self.max_open:
@@ -166,7 +159,7 @@ class SearchSource(RunSource):
         return bool(self.queued) or any(not c.confirmed for c in self.cells)
 
     def ended(self, run_id: str) -> None:
-        if run_id not in self.by_id:
+        if run_id not in self.runs.by_id:
             return
         judgement = self._judgement(run_id)
         for cell_index, trial_number in self.waiting.pop(run_id, []):
@@ -220,7 +213,6 @@ class SearchSource(RunSource):
         self.manifest.add_trial(trial)  # first the trial, then its run: a kill between them
         self.manifest.add_runs([pending_record(run)])  # leaves a run the rebuild re-creates
         cell.repeats = 0
-        self.by_id[run.run_id] = run
         self._follow(cell, trial)
         self.queued.append(run)
 
@@ -297,7 +289,6 @@ class SearchSource(RunSource):
                     )
                 )
                 self.manifest.add_runs([pending_record(run)])
-                self.by_id[run.run_id] = run
                 self.queued.append(run)
         self.display.note(
             f"search cell {cell.cell.index}: confirming the best {len(chosen)} configuration(s), "
@@ -315,19 +306,15 @@ class SearchSource(RunSource):
                 feasible.setdefault(trial.config_hash, trial)
         candidates = list(feasible.values())
         if len(goals) > 1:
-            values = {t.number: cell.told[t.number].values for t in candidates}
-            candidates = [
-                t
-                for t in candidates
-                if not any(dominates(goals, values[o.number], values[t.number]) for o in candidates)
-            ]
+            values = {key: cell.told[t.number].values for key, t in feasible.items()}
+            candidates = [feasible[key] for key in pareto_front(goals, values)]
         sign = 1.0 if goals[0].direction == "minimize" else -1.0
         candidates.sort(key=lambda t: sign * float(cell.told[t.number].values[0] or 0.0))
         return candidates[: self.search.confirm.top]
 
     # reading the record --------------------------------------------------------------------------
     def _open_count(self) -> int:
-        return sum(1 for run_id in self.by_id if not self._ended(run_id))
+        return sum(1 for run_id in self.runs.by_id if not self._ended(run_id))
 
     def _ended(self, run_id: str) -> bool:
         record = self.manifest.record.runs.get(run_id)
@@ -336,14 +323,8 @@ class SearchSource(RunSource):
     def _judgement(self, run_id: str) -> Judgement:
         if run_id not in self.judged:
             record = self.manifest.record.runs[run_id]
-            result, error = None, record.error
-            if record.status == "completed":
-                try:
-                    work = StudyPaths(self.study_dir).work(run_id)
-                    result = record.with_host_findings(work_files.read_result(work))
-                except (OSError, UntrustedFile, ValidationError, ValueError) as problem:
-                    error = f"its result cannot be read: {problem}"
-            self.judged[run_id] = run_judgement(self.search, record, result, error)
+            run = load_run(self.study_dir, self.runs.by_id[run_id], record)
+            self.judged[run_id] = judge_run(self.search, run)
         return self.judged[run_id]
 
     def _busy_hours(self, cell: CellSearch) -> float:

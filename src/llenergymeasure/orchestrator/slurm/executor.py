@@ -50,7 +50,7 @@ from llenergymeasure.orchestrator.slurm.probe import probe_shared_paths
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import Manifest, load_manifest
 from llenergymeasure.study.manifest_models import RunRecord
-from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path
 from llenergymeasure.study.search_space import study_runs
 from llenergymeasure.study.work_files import log_tail
@@ -155,7 +155,7 @@ class SlurmExecutor(Executor):
             return None
         with writer_lock(study_dir), Manifest.open(study_dir) as manifest:
             open_ids = {r.run_id for r in manifest.record.runs.values() if _open(r)}
-            planned = study_runs(study_dir, manifest.record)
+            planned, search = study_runs(study_dir, manifest.record)
             runs = [run for run in planned if run.run_id in open_ids]
             if not runs:
                 return 0
@@ -168,11 +168,10 @@ class SlurmExecutor(Executor):
             for done in ended:
                 collector.record(done, set(done.concurrent or ()))
             statuses = [run.status for run in manifest.record.runs.values()]
-            searching = isinstance(StudyPaths(study_dir).read_plan(), SearchPlan)
-            if searching:  # only a llem that follows the search can ask for more trials
+            if search is not None:  # only a llem that follows the search can ask for more trials
                 display.note("a search: `llem run STUDY.yaml --resume` continues it")
             ended_all = not set(statuses) & set(OPEN_STATUSES)
-            if manifest.record.status == "running" and ended_all and not searching:
+            if manifest.record.status == "running" and ended_all and search is None:
                 collector.finish_study()
             return len(ended)
 
