@@ -1,11 +1,16 @@
-"""CPU package and DRAM energy from Linux powercap RAPL (`energy_uj`, wrapping counters)."""
+"""CPU package and DRAM energy from Linux powercap RAPL (`energy_uj`, wrapping counters):
+read at a window's edges when they are known in advance (offline), or sampled on a thread and
+interpolated at edges chosen after the fact (serving's steady state, its slices)."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llenergymeasure.energy.arithmetic import counter_delta
+from llenergymeasure.energy.arithmetic import counter_delta, counter_window_j
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -90,4 +95,84 @@ def _zones_j(zones: list[RaplZone], start: list[float], end: list[float]) -> flo
         delta = counter_delta(a, b, wrap_at=zone.wrap_uj)
         assert delta is not None  # a wrap_at always resolves a decrease
         total += delta / 1e6
+    return total
+
+
+NO_SPAN = "the RAPL samples do not span the window"
+
+
+class RaplSampler:
+    """Every RAPL zone read every `interval_s` on a daemon thread (perf_counter times)."""
+
+    def __init__(self, rapl: Rapl, interval_s: float) -> None:
+        self.rapl, self.interval_s = rapl, interval_s
+        self.readings: list[tuple[float, RaplReading]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="llem-rapl-sampler", daemon=True)
+
+    def start(self) -> None:
+        if self.rapl.packages or self.rapl.drams:  # else nothing to read: the reasons stand
+            self._take()
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join(timeout=2 * self.interval_s + 1)
+            self._take()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._take()
+
+    def _take(self) -> None:
+        t = time.perf_counter()
+        try:
+            reading = self.rapl.read()
+        except (OSError, ValueError):  # one failed read leaves a gap, not a dead sampler
+            return
+        self.readings.append((t, reading))
+
+    def energy_between(self, start_s: float, end_s: float) -> tuple[float | None, float | None]:
+        """(package J, DRAM J) over [start_s, end_s], each zone's counter unwrapped and
+        interpolated at the edges; None where a domain is not readable or not spanned."""
+        readings = list(self.readings)
+        times = [t for t, _ in readings]
+        return (
+            _sampled_j(
+                self.rapl.packages, times, [r.package_uj for _, r in readings], start_s, end_s
+            ),
+            _sampled_j(self.rapl.drams, times, [r.dram_uj for _, r in readings], start_s, end_s),
+        )
+
+    def reasons(
+        self, package_j: float | None, dram_j: float | None
+    ) -> tuple[str | None, str | None]:
+        """Why each of (package, DRAM) is None: not readable, else not spanned."""
+        return (
+            None if package_j is not None else self.rapl.package_reason or NO_SPAN,
+            None if dram_j is not None else self.rapl.dram_reason or NO_SPAN,
+        )
+
+
+def _sampled_j(
+    zones: list[RaplZone],
+    times: list[float],
+    per_reading_uj: list[list[float]],
+    start_s: float,
+    end_s: float,
+) -> float | None:
+    if not zones or not per_reading_uj:
+        return None
+    total = 0.0
+    for k, zone in enumerate(zones):
+        cumulative_mj = [0.0]
+        for prev, cur in itertools.pairwise(per_reading_uj):
+            step = counter_delta(prev[k], cur[k], wrap_at=zone.wrap_uj)
+            assert step is not None  # a wrap_at always resolves a decrease
+            cumulative_mj.append(cumulative_mj[-1] + step / 1000.0)
+        energy = counter_window_j(times, cumulative_mj, start_s, end_s)
+        if energy is None:
+            return None
+        total += energy
     return total

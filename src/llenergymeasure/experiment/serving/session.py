@@ -3,8 +3,8 @@ server loaded -> open-loop load -> steady state -> figures, Parquet files, the r
 
 Energy over the steady state comes from the NVML total-energy counter, read by the sampler
 every 0.1 s and interpolated at the window's edges (the window is chosen after the run, so no
-counter read can sit exactly on them); per time slice likewise. RAPL is read only at window
-edges fixed in advance, so serving leaves the CPU figures null with that reason.
+counter read can sit exactly on them); per time slice likewise. The RAPL counters (CPU package,
+DRAM) are sampled the same way during the load and interpolated at the same edges.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from llenergymeasure.contract.result import (
 )
 from llenergymeasure.contract.workdir import ProgressEvent, WorkPaths
 from llenergymeasure.energy.meter import WindowEnergy
+from llenergymeasure.energy.rapl import RaplSampler
 from llenergymeasure.energy.sampler import Row
 from llenergymeasure.experiment.measured import Measured, WarmupOutcome
 from llenergymeasure.experiment.metrics import summarise
@@ -43,6 +44,7 @@ from llenergymeasure.experiment.serving.window import (
 from llenergymeasure.experiment.session import Session
 
 PROGRESS_EVERY_S = 2.0
+RAPL_INTERVAL_S = 0.1
 # The server's own gauges kept over time (vLLM's Prometheus names; older releases said gpu_).
 SERVER_GAUGES = re.compile(
     r"^vllm:(num_requests_running|num_requests_waiting|kv_cache_usage_perc|gpu_cache_usage_perc)"
@@ -57,9 +59,6 @@ STEADY_RULE = (
     "from when requests in flight (averaged over the last {smooth:g} s), after the warm-up, "
     "first reach {fraction} x their mean level over the second half of sending, until the "
     "last send (the drain); all sent at once: until in flight falls below {fraction} x peak"
-)
-CPU_REASON = (
-    "RAPL is read at window edges fixed in advance; a serving window is chosen after the run"
 )
 
 
@@ -119,6 +118,11 @@ class ServingSession(Session):
 
     ready_s = 0.0  # until the server answered
     loaded: _Load | None = None  # until the load was sent
+
+    @functools.cached_property
+    def rapl(self) -> RaplSampler:
+        """CPU energy over the load, sampled at the GPU sampler's period."""
+        return RaplSampler(self.instruments.rapl, RAPL_INTERVAL_S)
 
     @property
     def serving(self) -> ServingConfig:
@@ -215,6 +219,7 @@ class ServingSession(Session):
         zero = time.perf_counter()
         scraper = MetricsScraper(server.url, self.serving.slice_s, zero)
         scraper.start()
+        self.rapl.start()
         done = threading.Event()
         progress = threading.Thread(target=self._progress, args=(records, done), daemon=True)
         progress.start()
@@ -223,6 +228,7 @@ class ServingSession(Session):
         finally:
             done.set()
             scraper.stop()
+            self.rapl.stop()
             self.instruments.set_phase("idle")
         self.emit(ProgressEvent(event="warmup_done", detail="load sent"))
         if not server.alive():
@@ -243,8 +249,11 @@ class ServingSession(Session):
 
     # figures ----------------------------------------------------------------------------------
     def _window_energy(self, start: float, end: float, rows: list[Row]) -> WindowEnergy:
-        """The steady state's GPU energy, by the one source rule (`energy.between`)."""
+        """The steady state's GPU energy, by the one source rule (`energy.between`), and its
+        CPU energy from the sampled RAPL counters."""
         gpu = self.instruments.meter.gpu_energy(start, end, rows=rows)
+        package_j, dram_j = self.rapl.energy_between(start, end)
+        package_why, dram_why = self.rapl.reasons(package_j, dram_j)
         return WindowEnergy(
             name="window",
             start_s=start,
@@ -252,10 +261,10 @@ class ServingSession(Session):
             gpu_source=gpu.source,
             per_gpu_j=gpu.per_gpu_j,
             gpu_reason=gpu.reason,
-            cpu_package_j=None,
-            cpu_package_reason=CPU_REASON,
-            dram_j=None,
-            dram_reason=CPU_REASON,
+            cpu_package_j=package_j,
+            cpu_package_reason=package_why,
+            dram_j=dram_j,
+            dram_reason=dram_why,
         )
 
     def mode_figures(self, measured: Measured, energy: Energy) -> ServingFigures | None:
@@ -395,11 +404,14 @@ class ServingSession(Session):
         cuts = figures.slices(end, self.serving.slice_s)
         meter = self.instruments.meter
         energies = [meter.gpu_energy(zero + a, zero + b, rows=rows).per_gpu_j for a, b in cuts]
+        cpu = [self.rapl.energy_between(zero + a, zero + b) for a, b in cuts]
         table = pa.table(
             {
                 "start_s": pa.array([a for a, _ in cuts], pa.float64()),
                 "end_s": pa.array([b for _, b in cuts], pa.float64()),
                 "gpu_j": pa.array([sum(e) if e else None for e in energies], pa.float64()),
+                "cpu_package_j": pa.array([package for package, _ in cpu], pa.float64()),
+                "dram_j": pa.array([dram for _, dram in cpu], pa.float64()),
                 "output_tokens": pa.array(
                     [sum(figures.tokens_in(r, a, b) for r in records) for a, b in cuts],
                     pa.float64(),
