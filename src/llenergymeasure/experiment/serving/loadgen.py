@@ -59,6 +59,9 @@ class LoadGenerator:
         self.serving = config.serving
         self.server_alive = server_alive
         self.t0 = 0.0
+        import aiohttp  # here, not after the clock starts: its import would delay the first sends
+
+        self.aiohttp = aiohttp
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -69,8 +72,7 @@ class LoadGenerator:
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        import aiohttp
-
+        aiohttp = self.aiohttp
         cap = self.serving.max_concurrency
         gate = asyncio.Semaphore(cap) if cap else None
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
