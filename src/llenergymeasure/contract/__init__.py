@@ -6,14 +6,16 @@ from llenergymeasure.contract.config import (
     Baseline,
     Decoding,
     ExperimentConfig,
+    Precision,
+    Warmup,
+)
+from llenergymeasure.contract.prompt_sources import (
     FixedLength,
     HFDatasetPrompts,
     JsonlPrompts,
     NormalLength,
-    Precision,
     SyntheticPrompts,
     UniformLength,
-    Warmup,
 )
 from llenergymeasure.contract.result import RESULT_SCHEMA_VERSION, ExperimentResult
 from llenergymeasure.contract.run import RunContext, RunRequest

@@ -7,9 +7,9 @@ recorded config is always the complete one that ran.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import Field, create_model, model_validator
 
 from llenergymeasure.contract.backends import BACKEND_TABLE, BACKENDS
 from llenergymeasure.contract.fields import (
@@ -19,88 +19,15 @@ from llenergymeasure.contract.fields import (
     Precision,
     Strict,
 )
+from llenergymeasure.contract.prompt_sources import (
+    PromptSource,
+    SyntheticPrompts,
+)
 from llenergymeasure.contract.sections.base import BackendSection
+from llenergymeasure.contract.serving import ServingConfig
+from llenergymeasure.contract.workload import check_workload
 
 Backend = Literal[BACKENDS]  # type: ignore[valid-type]
-
-# --- prompt sources -------------------------------------------------------------------------
-
-
-class FixedLength(Strict):
-    distribution: Literal["fixed"] = "fixed"
-    tokens: PositiveInt = Field(128, description="Input length of every prompt, in tokens.")
-
-
-class UniformLength(Strict):
-    distribution: Literal["uniform"]
-    min: PositiveInt = Field(description="Shortest input, in tokens.")
-    max: PositiveInt = Field(description="Longest input, in tokens.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> UniformLength:
-        if self.min > self.max:
-            raise CombinationError(
-                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
-            )
-        return self
-
-
-class NormalLength(Strict):
-    distribution: Literal["normal"]
-    mean: PositiveInt = Field(description="Mean input length, in tokens.")
-    std: NonNegativeFloat = Field(description="Standard deviation, in tokens.")
-    min: PositiveInt = Field(1, description="Draws are clipped to at least this, in tokens.")
-    max: PositiveInt | None = Field(None, description="Draws are clipped to at most this.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> NormalLength:
-        if self.max is not None and self.min > self.max:
-            raise CombinationError(
-                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
-            )
-        return self
-
-
-InputLength = Annotated[
-    FixedLength | UniformLength | NormalLength, Field(discriminator="distribution")
-]
-
-
-class SyntheticPrompts(Strict):
-    """Seeded prompts made exact in tokens of the model's own tokenizer."""
-
-    source: Literal["synthetic"] = "synthetic"
-    seed: int = 0
-    input_length: InputLength = Field(default_factory=FixedLength)
-
-
-class JsonlPrompts(Strict):
-    """One JSON object per line; `field` holds the prompt text."""
-
-    source: Literal["jsonl"]
-    path: str = Field(
-        min_length=1,
-        description="On the host: absolute or relative to the study file. The host mounts it "
-        "read-only into the container and names the in-container path in config.json.",
-    )
-    field: str = "prompt"
-
-
-class HFDatasetPrompts(Strict):
-    """A Hugging Face dataset: a hub name, or a local path (a folder of data files or a saved
-    dataset; absolute or relative to the study file, mounted read-only into the container)."""
-
-    source: Literal["hf_dataset"]
-    name: str = Field(min_length=1)
-    config_name: str | None = None
-    split: str = "train"
-    field: str = "text"
-
-
-PromptSource = Annotated[
-    SyntheticPrompts | JsonlPrompts | HFDatasetPrompts, Field(discriminator="source")
-]
-
 
 # --- method -----------------------------------------------------------------------------------
 
@@ -162,134 +89,6 @@ class Baseline(Strict):
 # --- the experiment -------------------------------------------------------------------------
 
 
-class ServingSLO(Strict):
-    """Latency objectives a request must all meet to count toward goodput, in milliseconds."""
-
-    ttft_ms: float | None = Field(None, gt=0, description="Time to first token.")
-    tpot_ms: float | None = Field(
-        None, gt=0, description="Time per output token after the first: (E2E - TTFT)/(n - 1)."
-    )
-    e2e_ms: float | None = Field(None, gt=0, description="Request latency, send to last token.")
-
-    @property
-    def given(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-# The most requests one serving run sends: its send times are drawn up front, and its
-# per-request records are one table.
-MAX_SERVING_REQUESTS = 1_000_000
-
-
-class ServingConfig(Strict):
-    """Open-loop load against the backend's own OpenAI-compatible server (mode: serving)."""
-
-    request_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] | Literal["inf"] = Field(
-        1.0,
-        description="Target arrivals per second, or 'inf': every request sent at once (then "
-        "max_concurrency caps those in flight).",
-    )
-    arrival: Literal["poisson", "gamma", "constant"] = Field(
-        "poisson",
-        description="Inter-arrival times: exponential (poisson), gamma with shape `burstiness`, "
-        "or constant 1/request_rate.",
-    )
-    burstiness: float = Field(
-        1.0,
-        gt=0,
-        description="Gamma shape: 1 is Poisson, below 1 burstier, above 1 more regular.",
-    )
-    max_concurrency: PositiveInt | None = Field(
-        None, description="Most requests in flight; a send waits for a free place (unset: none)."
-    )
-    n_requests: PositiveInt | None = Field(
-        None,
-        le=MAX_SERVING_REQUESTS,
-        description="Requests sent, warm-up included (unset: as many as duration_s takes).",
-    )
-    duration_s: float | None = Field(
-        None, gt=0, description="Stop sending after this long, s (with n_requests: first wins)."
-    )
-    warmup_requests: int = Field(
-        0, ge=0, description="The first requests, excluded from every figure."
-    )
-    warmup_s: NonNegativeFloat = Field(
-        0.0, description="The first seconds of sending, excluded from every figure."
-    )
-    steady_fraction: float = Field(
-        0.9,
-        gt=0,
-        le=1,
-        description="The steady state starts when requests in flight (averaged over slice_s) "
-        "reach this fraction of their level over the second half of sending; it ends at the "
-        "last send.",
-    )
-    min_steady_s: float = Field(
-        30.0, gt=0, description="A shorter steady state is a quality warning, s."
-    )
-    slice_s: float = Field(5.0, gt=0, description="Energy per time slice of this length, s.")
-    slo: ServingSLO = Field(default_factory=ServingSLO)
-    seed: int = Field(0, description="Seeds the arrival times and the prompt order.")
-    readiness_timeout_s: float = Field(
-        900.0, gt=0, description="The server must answer /health within this long, s."
-    )
-    max_send_lag_s: float = Field(
-        0.05,
-        gt=0,
-        description="A request sent later than its arrival time by more than this (p99) is a "
-        "warning: the host could not generate the rate.",
-    )
-
-    @model_validator(mode="after")
-    def _bounded(self) -> ServingConfig:
-        if self.n_requests is None and self.duration_s is None:
-            raise CombinationError(
-                "serving needs n_requests or duration_s (or both): when to stop sending",
-                "n_requests",
-                "duration_s",
-            )
-        if self.request_rate == "inf" and self.duration_s is not None and self.n_requests is None:
-            raise CombinationError(
-                "request_rate 'inf' sends every request at once: give n_requests",
-                "request_rate",
-                "n_requests",
-            )
-        if (
-            self.n_requests is None
-            and self.duration_s is not None
-            and self.rate * self.duration_s > MAX_SERVING_REQUESTS
-        ):
-            raise CombinationError(
-                f"request_rate x duration_s is {self.rate * self.duration_s:,.0f} requests, above "
-                f"the {MAX_SERVING_REQUESTS:,} a serving run may send",
-                "request_rate",
-                "duration_s",
-            )
-        if self.n_requests is not None and self.warmup_requests >= self.n_requests:
-            raise CombinationError(
-                f"warmup_requests ({self.warmup_requests}) leaves none of n_requests "
-                f"({self.n_requests}) to measure",
-                "warmup_requests",
-                "n_requests",
-            )
-        return self
-
-    @field_validator("request_rate", mode="before")
-    @classmethod
-    def _inf_spellings(cls, value: object) -> object:
-        # YAML's .inf is a float; "Inf"/"INF" are strings: all mean 'inf'.
-        if isinstance(value, float) and value == float("inf"):
-            return "inf"
-        if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
-            return "inf"
-        return value
-
-    @property
-    def rate(self) -> float:
-        """Requests per second as a number (inf for 'inf')."""
-        return float("inf") if self.request_rate == "inf" else float(self.request_rate)
-
-
 class _Experiment(Strict):
     """One experiment. The host hashes it; the container runs it. Its backend sections (one
     field per backend, `pytorch: PyTorchConfig | None`, ...) come from the backend table."""
@@ -346,7 +145,8 @@ class _Experiment(Strict):
             )
         if self.mode == "serving" and self.serving is None:
             raise CombinationError(
-                "mode: serving needs a 'serving:' section (n_requests or duration_s at least)",
+                "mode: serving needs a 'serving:' section (n_requests or duration_s at least, "
+                "unless the prompts are a trace)",
                 "mode",
                 "serving",
             )
@@ -354,16 +154,7 @@ class _Experiment(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> _Experiment:
-        if isinstance(self.prompts, SyntheticPrompts):
-            length = self.prompts.input_length
-            longest = length.tokens if isinstance(length, FixedLength) else length.max
-            if longest is not None and longest > self.max_input_tokens:
-                raise CombinationError(
-                    f"synthetic prompts of up to {longest} tokens exceed "
-                    f"max_input_tokens ({self.max_input_tokens})",
-                    "prompts.input_length",
-                    "max_input_tokens",
-                )
+        check_workload(self)
         self.backend_section.check(self.gpu_count)
         return self
 

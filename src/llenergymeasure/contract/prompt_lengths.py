@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from llenergymeasure.contract.config import (
-    ExperimentConfig,
+from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.prompt_sources import (
     FixedLength,
     NormalLength,
     SyntheticPrompts,

@@ -8,13 +8,9 @@ import random
 from pathlib import Path
 
 from llenergymeasure.backends.base import BackendAdapter
-from llenergymeasure.contract.config import (
-    ExperimentConfig,
-    HFDatasetPrompts,
-    JsonlPrompts,
-    SyntheticPrompts,
-)
+from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.prompt_lengths import input_lengths
+from llenergymeasure.contract.prompt_sources import HFDatasetPrompts, JsonlPrompts, SyntheticPrompts
 
 # Plain words: any tokenizer splits them into ordinary (non-special) tokens.
 _WORD_TEXT = (

@@ -30,7 +30,7 @@ import docker
 from pydantic import ValidationError
 
 from llenergymeasure.contract.backends import SECRET_ENV
-from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts
+from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.hub import (
     FETCH_REQUEST_FILE,
     FETCHED_FILE,
@@ -42,6 +42,7 @@ from llenergymeasure.contract.hub import (
     HubItem,
     is_hub_id,
 )
+from llenergymeasure.contract.prompt_sources import HFDatasetPrompts
 from llenergymeasure.contract.workdir import WorkPaths, atomic_write_json
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llenergymeasure.contract.backends import spec_of
-from llenergymeasure.contract.config import ExperimentConfig, HFDatasetPrompts, JsonlPrompts
+from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.container import (
     ENGINE_CACHE_DIR,
     MODELS_DIR,
@@ -34,6 +34,7 @@ from llenergymeasure.contract.container import (
     backend_environment,
 )
 from llenergymeasure.contract.hub import FetchedItem
+from llenergymeasure.contract.prompt_sources import HFDatasetPrompts, JsonlPrompts
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.caches import engine_cache_dir, owned_folder

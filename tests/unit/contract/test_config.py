@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from helpers.factories import run_context
 from llenergymeasure.contract import ExperimentConfig, RunRequest
-from llenergymeasure.contract.config import ServingConfig, ServingSLO
+from llenergymeasure.contract.serving import ServingConfig, ServingSLO
 
 
 def make(**fields: Any) -> ExperimentConfig:
@@ -106,7 +106,7 @@ def test_every_figure_with_a_reason_sibling_is_checked_by_one_validator() -> Non
 
 def test_serving_config_is_checked_with_one_message_per_mistake():
     with pytest.raises(ValidationError, match="n_requests or duration_s"):
-        ServingConfig()
+        ExperimentConfig(model="m", mode="serving", serving={})
     with pytest.raises(ValidationError, match="greater than 0"):
         ServingConfig(request_rate=-1, n_requests=3)
     with pytest.raises(ValidationError, match="leaves none"):

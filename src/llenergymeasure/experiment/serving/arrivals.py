@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from llenergymeasure.contract.config import ServingConfig
+from llenergymeasure.contract.serving import ServingConfig
 
 
 def send_times(serving: ServingConfig, count: int) -> list[float]:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llenergymeasure.contract.config import ServingSLO
+from llenergymeasure.contract.serving import ServingSLO
 from llenergymeasure.experiment.serving.records import RequestRecord
 from llenergymeasure.experiment.serving.window import SteadyState
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from llenergymeasure.backends.base import MemoryStats
 from llenergymeasure.backends.shape import shape_from_config
-from llenergymeasure.contract.config import ServingConfig
 from llenergymeasure.contract.result import (
     Energy,
     Latency,
     QualityWarning,
     ServingFigures,
 )
+from llenergymeasure.contract.serving import ServingConfig
 from llenergymeasure.contract.workdir import ProgressEvent, WorkPaths
 from llenergymeasure.energy.meter import WindowEnergy
 from llenergymeasure.energy.rapl import RaplSampler

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from llenergymeasure.contract.config import ServingConfig
+from llenergymeasure.contract.serving import ServingConfig
 from llenergymeasure.experiment.serving.arrivals import send_times
 
 N = 10_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.serving import request_record
-from llenergymeasure.contract.config import ServingSLO
+from llenergymeasure.contract.serving import ServingSLO
 from llenergymeasure.experiment.serving import figures
 from llenergymeasure.experiment.serving.window import SteadyState
 
