@@ -24,11 +24,12 @@ import urllib.request
 from pathlib import Path
 
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.experiment.serving.arrivals import planned_count, send_times
+from llenergymeasure.experiment.prompts import PromptSet
 from llenergymeasure.experiment.serving.figures import achieved_rate
 from llenergymeasure.experiment.serving.loadgen import LoadGenerator
 from llenergymeasure.experiment.serving.records import RequestRecord
 from llenergymeasure.experiment.serving.servers import free_port
+from llenergymeasure.experiment.serving.workload import Workload
 
 LAG_P99_MS = 5.0
 RATE_TOLERANCE = 0.01
@@ -61,12 +62,9 @@ def run_rate(url: str, rate: float, seconds: float, tokens: int, arrival: str) -
     )
     serving = config.serving
     assert serving is not None
-    prompts = [[7] * 16]
-    records = [
-        RequestRecord(index=k, scheduled_s=t, warmup=False, input_tokens=16)
-        for k, t in enumerate(send_times(serving, planned_count(serving)))
-    ]
-    LoadGenerator(url, config, records, prompts, lambda: True).run(time.perf_counter())
+    workload = Workload(config, PromptSet([[7] * 16]), str, lambda m: [7] * 16)
+    records = workload.records()
+    LoadGenerator(url, workload, records, lambda: True).run(time.perf_counter())
     lags = sorted(r.send_lag_s * 1000 for r in records if r.send_lag_s is not None)
     return {
         "achieved": achieved_rate(records),

@@ -164,6 +164,19 @@ class BackendAdapter(ABC):
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """A conversation in tokens as a server's chat endpoint makes it: the model's chat
+        template, the assistant's turn opened."""
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(
+                "the model's tokenizer has no chat template, so it cannot serve chat requests; "
+                "use serving.endpoint: completions"
+            )
+        text = self._tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return self.encode(str(text), add_special_tokens=False)
+
     def decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=False))
 

@@ -18,6 +18,7 @@ from llenergymeasure import api
 from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.orchestrator import layout, run_spec
 from llenergymeasure.orchestrator.planned import search_of
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
@@ -53,9 +54,11 @@ def plan_command(
     """Show what a study would run: configurations x cycles, the swept values, skipped
     combinations with their reasons, the images, and an estimated wall time. Runs nothing."""
     study = api.with_overrides(load_study(study_file), cycles=cycles, order=order)
-    plan = expand(study)
+    source_dir = layout.source_dir_for(study_file)
+    plan = expand(study, source_dir)
     if study.search is not None:
         search_of(study, plan)  # its metrics, cycles and values checked as `llem run` would
+    run_spec.check_prompt_files([c.config for c in plan.configs], source_dir)
     gc.freeze()  # the plan lives as long as this process: keep cyclic GC passes off it
     if as_json:
         # orjson: the stdlib's indented dump is most of the time of a 10^5-run plan

@@ -1,16 +1,25 @@
-"""The prompt set: synthetic (seeded, exact in the model's tokens), a JSONL file, or a dataset."""
+"""The prompt set: synthetic (seeded, exact in the model's tokens), shared-prefix groups, a
+file (JSONL, ShareGPT, OpenAI-chat JSONL, a trace) or a dataset; each prompt as token ids, with
+what the source says of its request (text, conversation, output length, arrival)."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.prompt_lengths import input_lengths
-from llenergymeasure.contract.prompt_sources import HFDatasetPrompts, JsonlPrompts, SyntheticPrompts
+from llenergymeasure.contract.prompt_files import FileRequest, PromptFileError, read_requests
+from llenergymeasure.contract.prompt_lengths import draw_lengths, input_lengths
+from llenergymeasure.contract.prompt_sources import (
+    FILE_SOURCES,
+    ChatJsonlPrompts,
+    HFDatasetPrompts,
+    SharedPrefixPrompts,
+    SyntheticPrompts,
+    TracePrompts,
+)
 
 # Plain words: any tokenizer splits them into ordinary (non-special) tokens.
 _WORD_TEXT = (
@@ -31,50 +40,64 @@ class PromptError(ValueError):
     """The prompt source cannot give the configured prompt set."""
 
 
-def synthetic_ids(
-    config: ExperimentConfig, source: SyntheticPrompts, backend: BackendAdapter
-) -> list[list[int]]:
-    """Seeded word sequences (the same text on every backend for a seed), each cut to exactly
-    its drawn length in this model's tokens. Special tokens are never part of a prompt."""
-    rng = random.Random(source.seed + 1)
-    special = backend.special_token_ids()
-    prompts = []
-    for n in input_lengths(config, source):
+@dataclass
+class PromptSet:
+    """Prompt k as token ids (`ids[k]`, what offline batches and /v1/completions get), and per
+    prompt what its source adds: the text it came from, the conversation a chat source sends,
+    the source's output length (a token count) and a trace's arrival time."""
+
+    ids: list[list[int]]
+    texts: list[str | None] = field(default_factory=list)
+    messages: list[list[dict[str, str]] | None] = field(default_factory=list)
+    output_tokens: list[int | None] = field(default_factory=list)
+    arrivals_s: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        self.texts = self.texts or [None] * n
+        self.messages = self.messages or [None] * n
+        self.output_tokens = self.output_tokens or [None] * n
+
+
+class _Words:
+    """Seeded plain-word text cut to exact lengths in this model's tokens (the same text on
+    every backend for a seed). Special tokens are never part of a prompt."""
+
+    def __init__(self, backend: BackendAdapter, seed: int) -> None:
+        self.backend, self.rng = backend, random.Random(seed)
+        self.special = backend.special_token_ids()
+
+    def ids(self, n: int) -> list[int]:
         words: list[str] = []
         ids: list[int] = []
         while len(ids) < n:
-            words.extend(rng.choice(_WORDS) for _ in range(n - len(ids) + 1))
+            words.extend(self.rng.choice(_WORDS) for _ in range(n - len(ids) + 1))
             ids = [
                 t
-                for t in backend.encode(" ".join(words), add_special_tokens=False)
-                if t not in special
+                for t in self.backend.encode(" ".join(words), add_special_tokens=False)
+                if t not in self.special
             ]
-        prompts.append(ids[:n])
-    return prompts
+        return ids[:n]
 
 
-def _jsonl_texts(source: JsonlPrompts, n: int) -> list[str]:
-    path = Path(source.path)
-    if not path.is_file():
-        raise PromptError(f"prompt file {path} does not exist inside the container")
-    texts: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not isinstance(record.get(source.field), str):
-                raise PromptError(f"{path}:{number}: no string field '{source.field}'")
-            texts.append(record[source.field])
-            if len(texts) == n:
-                return texts
-    raise PromptError(f"{path} has {len(texts)} prompts but n_prompts is {n}")
+def synthetic_ids(
+    config: ExperimentConfig, source: SyntheticPrompts, backend: BackendAdapter
+) -> list[list[int]]:
+    words = _Words(backend, source.seed + 1)
+    return [words.ids(n) for n in input_lengths(config, source)]
 
 
-def _dataset_texts(source: HFDatasetPrompts, n: int, offline: bool) -> list[str]:
+def shared_prefix_ids(
+    config: ExperimentConfig, source: SharedPrefixPrompts, backend: BackendAdapter
+) -> list[list[int]]:
+    """Prompt k: its group's prefix (k mod groups), then a suffix of its own."""
+    words = _Words(backend, source.seed + 1)
+    prefixes = [words.ids(source.prefix_tokens) for _ in range(source.groups)]
+    suffixes = draw_lengths(source.input_length, config.n_prompts, random.Random(source.seed))
+    return [prefixes[k % source.groups] + words.ids(n) for k, n in enumerate(suffixes)]
+
+
+def _dataset_requests(source: HFDatasetPrompts, n: int, offline: bool) -> list[FileRequest]:
     try:
         import datasets
     except ImportError as exc:
@@ -85,30 +108,105 @@ def _dataset_texts(source: HFDatasetPrompts, n: int, offline: bool) -> list[str]
     if offline:
         os.environ["HF_DATASETS_OFFLINE"] = "1"
     data = datasets.load_dataset(source.name, source.config_name, split=source.split)
-    if source.field not in data.column_names:
+    wanted = [source.field] + ([source.output_length_field] if source.output_length_field else [])
+    missing = [name for name in wanted if name not in data.column_names]
+    if missing:
         raise PromptError(
-            f"dataset {source.name} has no field '{source.field}'; it has {data.column_names}"
+            f"dataset {source.name} has no field '{missing[0]}'; it has {data.column_names}"
         )
     if len(data) < n:
         raise PromptError(f"dataset {source.name} has {len(data)} rows but n_prompts is {n}")
-    return [str(text) for text in data.select(range(n))[source.field]]
+    rows = data.select(range(n))
+    texts = [str(text) for text in rows[source.field]]
+    if not source.output_length_field:
+        return [FileRequest(text=text) for text in texts]
+    lengths = rows[source.output_length_field]
+    return [
+        FileRequest(text=t, output_tokens=v)
+        if isinstance(v, int)
+        else FileRequest(text=t, answer=str(v))
+        for t, v in zip(texts, lengths, strict=True)
+    ]
 
 
 def tokenised_prompts(
     config: ExperimentConfig, backend: BackendAdapter, *, offline: bool
-) -> list[list[int]]:
-    """The whole prompt set as token ids, each at most max_input_tokens long."""
+) -> PromptSet:
+    """The whole prompt set, each prompt at most max_input_tokens long."""
     source = config.prompts
     if isinstance(source, SyntheticPrompts):
-        return synthetic_ids(config, source, backend)
-    if isinstance(source, JsonlPrompts):
-        texts = _jsonl_texts(source, config.n_prompts)
-    else:
-        texts = _dataset_texts(source, config.n_prompts, offline)
-    prompts = []
-    for k, text in enumerate(texts):
-        ids = backend.encode(text)[: config.max_input_tokens]
+        return PromptSet(synthetic_ids(config, source, backend))
+    if isinstance(source, SharedPrefixPrompts):
+        return PromptSet(shared_prefix_ids(config, source, backend))
+    try:
+        if isinstance(source, FILE_SOURCES):
+            requests = read_requests(source, config.n_prompts)
+        else:
+            requests = _dataset_requests(source, config.n_prompts, offline)
+    except PromptFileError as exc:
+        raise PromptError(str(exc)) from exc
+    if isinstance(source, TracePrompts):
+        return _trace_set(config, source, requests, backend)
+    return _text_set(config, source, requests, backend)
+
+
+def _answer_tokens(request: FileRequest, backend: BackendAdapter) -> int | None:
+    if request.output_tokens is not None:
+        return request.output_tokens
+    if request.answer is None:
+        return None
+    return max(1, len(backend.encode(request.answer, add_special_tokens=False)))
+
+
+def _trace_set(
+    config: ExperimentConfig,
+    source: TracePrompts,
+    requests: list[FileRequest],
+    backend: BackendAdapter,
+) -> PromptSet:
+    words = _Words(backend, source.seed + 1)
+    return PromptSet(
+        ids=[words.ids(min(r.input_tokens or 1, config.max_input_tokens)) for r in requests],
+        output_tokens=[r.output_tokens for r in requests],
+        arrivals_s=[r.arrival_s or 0.0 for r in requests],
+    )
+
+
+def _text_set(
+    config: ExperimentConfig,
+    source: object,
+    requests: list[FileRequest],
+    backend: BackendAdapter,
+) -> PromptSet:
+    chat = isinstance(source, ChatJsonlPrompts)
+    special = backend.special_token_ids()
+    ids_of: list[list[int]] = []
+    texts: list[str | None] = []
+    for k, request in enumerate(requests):
+        if chat:
+            assert request.messages is not None
+            ids = backend.encode_chat(request.messages)
+            if len(ids) > config.max_input_tokens:
+                raise PromptError(
+                    f"{getattr(source, 'path', '')}: record {k + 1}: the conversation is "
+                    f"{len(ids)} tokens with the chat template, above max_input_tokens "
+                    f"({config.max_input_tokens}); raise it or shorten the conversation"
+                )
+            texts.append(None)
+        else:
+            assert request.text is not None
+            whole = backend.encode(request.text)
+            ids = whole[: config.max_input_tokens]
+            cut = len(ids) < len(whole)  # a chat request then sends the kept part's text
+            texts.append(
+                backend.decode([t for t in ids if t not in special]) if cut else request.text
+            )
         if not ids:
             raise PromptError(f"prompt {k} tokenises to nothing")
-        prompts.append(ids)
-    return prompts
+        ids_of.append(ids)
+    return PromptSet(
+        ids=ids_of,
+        texts=texts,
+        messages=[r.messages for r in requests],
+        output_tokens=[_answer_tokens(r, backend) for r in requests],
+    )

@@ -27,13 +27,15 @@ from llenergymeasure.contract.workdir import ProgressEvent, utc_now
 from llenergymeasure.energy.meter import WindowEnergy
 from llenergymeasure.experiment.instruments import Instruments
 from llenergymeasure.experiment.measured import Measured, Phases
-from llenergymeasure.experiment.prompts import tokenised_prompts
+from llenergymeasure.experiment.prompts import PromptSet, tokenised_prompts
 from llenergymeasure.experiment.result import assemble
 
 Emit = Callable[[ProgressEvent], None]
 
 
 class Session(ABC):
+    prompt_set: PromptSet  # set by `run` before `load`
+
     def __init__(
         self,
         request: RunRequest,
@@ -58,7 +60,8 @@ class Session(ABC):
         start = time.perf_counter()
         # The prompts are tokenised before the engine loads, so it is sized to what the run has.
         self.adapter.load_tokenizer(self.config, offline=self.offline)
-        prompts = tokenised_prompts(self.config, self.adapter, offline=self.offline)
+        self.prompt_set = tokenised_prompts(self.config, self.adapter, offline=self.offline)
+        prompts = self.prompt_set.ids
         tokenisation_s = time.perf_counter() - start
         meter.begin("load")
         detail = self.load(prompts)

@@ -34,6 +34,13 @@ SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 DEFAULT_VOCAB = 512
 
 
+# Role markers in plain text: enough for a server to apply a template to chat requests.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
 def _train_tokenizer(vocab: int, context: int):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -106,6 +113,7 @@ def make_tiny_model(
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(dest)
+    tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(dest)
     _make_readable(dest)
     return dest

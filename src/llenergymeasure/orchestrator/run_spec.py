@@ -34,7 +34,8 @@ from llenergymeasure.contract.container import (
     backend_environment,
 )
 from llenergymeasure.contract.hub import FetchedItem
-from llenergymeasure.contract.prompt_sources import HFDatasetPrompts, JsonlPrompts
+from llenergymeasure.contract.prompt_files import PromptFileError, read_requests
+from llenergymeasure.contract.prompt_sources import FILE_SOURCES, HFDatasetPrompts
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.caches import engine_cache_dir, owned_folder
@@ -90,7 +91,7 @@ def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalIn
     if looks_like_path(config.model) or host_path(config.model, study_file_dir).is_dir():
         found.append(LocalInput("model folder", "model", config.model, MODELS_DIR, Path.is_dir))
     prompts = config.prompts
-    if isinstance(prompts, JsonlPrompts):
+    if isinstance(prompts, FILE_SOURCES):
         found.append(
             LocalInput("prompt file", "prompts.path", prompts.path, PROMPTS_DIR, Path.is_file)
         )
@@ -101,7 +102,9 @@ def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalIn
 
 def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path, user: ContainerUser) -> None:
     """Every local input a run names exists on the host, is readable by the containers' user
-    and has no link the container could not follow, before any run."""
+    and has no link the container could not follow, and a prompt file gives the run's
+    requests, before any run."""
+    check_prompt_files([run.config for run in runs], study_file_dir)
     seen: set[tuple[str, str]] = set()
     for run in runs:
         for item in local_inputs(run.config, study_file_dir):
@@ -116,6 +119,28 @@ def check_local_inputs(runs: list[PlannedRun], study_file_dir: Path, user: Conta
                 )
             user.check_readable(path, item.what)
             _check_links(path, item.what)
+
+
+def check_prompt_files(configs: list[ExperimentConfig], study_file_dir: Path) -> None:
+    """Each prompt file a config names, where the host can read it, parses into that config's
+    n_prompts requests (each source and count read once); a UserError naming the record."""
+    read: set[tuple[str, int]] = set()
+    for config in configs:
+        source = config.prompts
+        if not isinstance(source, FILE_SOURCES):
+            continue
+        key = (source.model_dump_json(), config.n_prompts)
+        path = host_path(source.path, study_file_dir)
+        if key in read or not path.is_file():  # a missing file: the presence check names it
+            continue
+        read.add(key)
+        try:
+            read_requests(source, config.n_prompts, path)
+        except PromptFileError as exc:
+            raise UserError(
+                f"prompt file of prompts.source {source.source}: {exc}",
+                hint="fix the file or prompts.* (see README: Serving workloads)",
+            ) from exc
 
 
 def mounted_as(path: Path) -> tuple[Path, str]:

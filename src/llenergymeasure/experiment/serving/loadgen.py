@@ -1,10 +1,12 @@
 """The open-loop load generator: requests go out at their arrival times, never waiting on
-completions (only on the concurrency cap when one is set), each streamed back so that its
-first token and every later chunk carry a client timestamp.
+completions (only on the concurrency cap when one is set, and a session's later turn on its
+previous answer), each streamed back so that its first token and every later chunk carry a
+client timestamp.
 
 aiohttp (a dependency of vLLM's server, so in its image) on one event loop: one task per
-request, no connection limit of the client's own (the cap is the experiment's). Times are
-`time.perf_counter()` minus the start of sending, the clock of the energy samples too.
+request or session, no connection limit of the client's own (the cap is the experiment's).
+Times are `time.perf_counter()` minus the start of sending, the clock of the energy samples
+too.
 """
 
 from __future__ import annotations
@@ -15,48 +17,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.experiment.serving.records import RequestRecord
-from llenergymeasure.experiment.serving.servers import SERVED_MODEL
+from llenergymeasure.experiment.serving.workload import Message, Workload
 
-
-def completion_body(config: ExperimentConfig, prompt: list[int]) -> dict[str, Any]:
-    """One streamed /v1/completions request: the prompt as token ids (no re-tokenisation),
-    exactly max_new_tokens out when the output length is fixed (EOS ignored)."""
-    decoding = config.decoding
-    body: dict[str, Any] = {
-        "model": SERVED_MODEL,
-        "prompt": prompt,
-        "max_tokens": config.max_new_tokens,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "temperature": decoding.temperature,
-        "top_p": decoding.top_p,
-    }
-    if not decoding.greedy:  # a seed makes vLLM sample with a generator of the request's own
-        body["seed"] = decoding.seed
-    if decoding.top_k:
-        body["top_k"] = decoding.top_k
-    if decoding.repetition_penalty != 1.0:
-        body["repetition_penalty"] = decoding.repetition_penalty
-    if config.fixed_output_length:
-        body["ignore_eos"] = True
-        body["min_tokens"] = config.max_new_tokens
-    return body
+ERROR_CHARS = 300
 
 
 class LoadGenerator:
     def __init__(
         self,
         url: str,
-        config: ExperimentConfig,
+        workload: Workload,
         records: list[RequestRecord],
-        prompts: list[list[int]],
         server_alive: Callable[[], bool],
     ) -> None:
-        assert config.serving is not None
-        self.url, self.config, self.records, self.prompts = url, config, records, prompts
-        self.serving = config.serving
+        self.url, self.workload, self.records = url, workload, records
         self.server_alive = server_alive
         self.t0 = 0.0
         import aiohttp  # here, not after the clock starts: its import would delay the first sends
@@ -73,44 +48,69 @@ class LoadGenerator:
 
     async def _run(self) -> None:
         aiohttp = self.aiohttp
-        cap = self.serving.max_concurrency
+        cap = self.workload.serving.max_concurrency
         gate = asyncio.Semaphore(cap) if cap else None
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        chains = self.workload.chains(self.records)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             tasks = []
-            for k, record in enumerate(self.records):
-                delay = record.scheduled_s - self.now()
+            for k, chain in enumerate(chains):
+                delay = chain[0].scheduled_s - self.now()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if not self.server_alive():  # the rest is never sent
-                    for unsent in self.records[k:]:
-                        unsent.error = "the server had exited before this request's arrival"
+                    for unsent in chains[k:]:
+                        for record in unsent:
+                            record.error = "the server had exited before this request's arrival"
                     break
-                tasks.append(asyncio.create_task(self._request(session, record, gate)))
+                tasks.append(asyncio.create_task(self._chain(session, chain, gate)))
             await asyncio.gather(*tasks)
 
-    async def _request(self, session: Any, record: RequestRecord, gate: Any) -> None:
+    async def _chain(self, session: Any, chain: list[RequestRecord], gate: Any) -> None:
+        """A session's turns in order (or one request): each later turn after the previous
+        answer and the think time, with the conversation so far."""
+        history: list[Message] = []
+        for turn, record in enumerate(chain):
+            if turn:
+                before = chain[turn - 1]
+                if not before.ok or before.end_s is None:
+                    record.error = "an earlier turn of its session failed"
+                    continue
+                record.scheduled_s = before.end_s + self.workload.think_time_s
+                delay = record.scheduled_s - self.now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            answer = await self._request(session, record, gate, history)
+            history = [*history, *self.workload.turn_messages(record, answer)]
+
+    async def _request(
+        self, session: Any, record: RequestRecord, gate: Any, history: list[Message]
+    ) -> str:
         if gate is not None:
             await gate.acquire()
             record.released_s = self.now()  # the cap's wait is not the generator's lag
         try:
-            await self._stream(session, record)
+            return await self._stream(session, record, history)
         except Exception as error:  # connection refused or reset: the server went away
-            record.error = f"{type(error).__name__}: {error}"[:300]
+            record.error = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
+            return ""
         finally:
             if gate is not None:
                 gate.release()
 
-    async def _stream(self, session: Any, record: RequestRecord) -> None:
-        body = completion_body(self.config, self.prompts[record.index % len(self.prompts)])
+    async def _stream(self, session: Any, record: RequestRecord, history: list[Message]) -> str:
+        """Send one request and read its stream; returns the answer's text."""
+        body = self.workload.body(record, history)
+        chat = self.workload.chat
         record.sent_s = self.now()
-        async with session.post(f"{self.url}/v1/completions", json=body) as response:
+        pieces: list[str] = []
+        async with session.post(f"{self.url}{self.workload.path}", json=body) as response:
             if response.status != 200:
-                text = (await response.text())[:300]
+                text = (await response.text())[:ERROR_CHARS]
                 record.error = f"HTTP {response.status}: {text}"
-                return
-            usage_tokens = None
+                return ""
+            usage = None
             async for raw in response.content:
                 line = raw.strip()
                 if not line.startswith(b"data:"):
@@ -119,11 +119,32 @@ class LoadGenerator:
                 if payload == b"[DONE]":
                     break
                 chunk = json.loads(payload)
-                if chunk.get("choices"):
-                    record.token_times_s.append(self.now())
+                choices = chunk.get("choices")
+                if choices:
+                    piece = _piece(choices[0], chat)
+                    if piece is not None:
+                        record.token_times_s.append(self.now())
+                        pieces.append(piece)
                 if chunk.get("usage"):
-                    usage_tokens = chunk["usage"].get("completion_tokens")
+                    usage = chunk["usage"]
             record.end_s = self.now()
-            record.output_tokens = int(usage_tokens or len(record.token_times_s))
+            record.output_tokens = int(
+                (usage or {}).get("completion_tokens") or len(record.token_times_s)
+            )
+            if usage and usage.get("prompt_tokens"):
+                record.input_tokens = int(usage["prompt_tokens"])  # the server's own count
             if not record.token_times_s:
                 record.error = "the stream ended without a token"
+        return "".join(pieces)
+
+
+def _piece(choice: dict[str, Any], chat: bool) -> str | None:
+    """A streamed chunk's text, or None for a chunk that carries no token (chat's opening
+    chunk names the role with empty content)."""
+    if not chat:
+        return str(choice.get("text") or "")
+    delta = choice.get("delta") or {}
+    content = delta.get("content")
+    if content is None or (content == "" and "role" in delta):
+        return None
+    return str(content)

@@ -13,7 +13,11 @@ class RequestRecord:
     index: int
     scheduled_s: float  # its arrival time from the arrival process
     warmup: bool
-    input_tokens: int
+    input_tokens: int  # what the run planned; the server's own count once it answered
+    prompt: int = 0  # the prompt set's index
+    max_tokens: int = 0  # the output length asked for
+    session: int | None = None  # multi-turn: its session and turn
+    turn: int = 0
     sent_s: float | None = None  # when the HTTP request went out
     released_s: float | None = None  # when the concurrency cap let it go (None: no cap)
     token_times_s: list[float] = field(default_factory=list)  # each streamed token's arrival
@@ -72,7 +76,11 @@ def write_requests(records: list[RequestRecord], path: Path, slo_met: list[bool 
                 [r.token_times_s[0] if r.token_times_s else None for r in records], pa.float64()
             ),
             "end_s": pa.array([r.end_s for r in records], pa.float64()),
+            "prompt_index": pa.array([r.prompt for r in records], pa.int32()),
+            "session": pa.array([r.session for r in records], pa.int32()),
+            "turn": pa.array([r.turn for r in records], pa.int32()),
             "input_tokens": pa.array([r.input_tokens for r in records], pa.int32()),
+            "requested_output_tokens": pa.array([r.max_tokens for r in records], pa.int32()),
             "output_tokens": pa.array([r.output_tokens for r in records], pa.int32()),
             "ttft_ms": pa.array([_ms(r.ttft_s) for r in records], pa.float64()),
             "tpot_ms": pa.array([_ms(r.tpot_s) for r in records], pa.float64()),

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from llenergymeasure.backends.base import EngineArguments, ServerCommand, ServerRequest
 from llenergymeasure.backends.registry import get_backend
@@ -84,9 +85,9 @@ class Server:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, timeout_s: float, probe_prompt: list[int]) -> float:
-        """Seconds until /health answered 200 and then a one-token completion of
-        `probe_prompt` came back; ServerFailed on death or timeout."""
+    def wait_ready(self, timeout_s: float, probe: tuple[str, dict[str, Any]]) -> float:
+        """Seconds until /health answered 200 and then `probe` (an endpoint path and a
+        one-token request body) came back with a choice; ServerFailed on death or timeout."""
         start = time.perf_counter()
         healthy = False
         while True:
@@ -98,7 +99,7 @@ class Server:
                 )
             healthy = healthy or self._answers_health()
             left = timeout_s - (time.perf_counter() - start)
-            if healthy and self._completes(probe_prompt, min(PROBE_TIMEOUT_S, max(left, 1.0))):
+            if healthy and self._completes(probe, min(PROBE_TIMEOUT_S, max(left, 1.0))):
                 return time.perf_counter() - start
             if time.perf_counter() - start > timeout_s:
                 stage = "answered /health but no completion" if healthy else "never answered"
@@ -115,11 +116,11 @@ class Server:
         except (urllib.error.URLError, OSError):
             return False
 
-    def _completes(self, prompt: list[int], timeout_s: float) -> bool:
-        """A one-token completion of `prompt` comes back with a choice."""
-        body = {"model": SERVED_MODEL, "prompt": prompt, "max_tokens": 1, "temperature": 0.0}
+    def _completes(self, probe: tuple[str, dict[str, Any]], timeout_s: float) -> bool:
+        """The probe request comes back with a choice."""
+        path, body = probe
         request = urllib.request.Request(
-            f"{self.url}/v1/completions",
+            f"{self.url}{path}",
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )

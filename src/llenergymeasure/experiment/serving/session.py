@@ -32,7 +32,6 @@ from llenergymeasure.energy.sampler import Row
 from llenergymeasure.experiment.measured import Measured, WarmupOutcome
 from llenergymeasure.experiment.metrics import summarise
 from llenergymeasure.experiment.serving import figures
-from llenergymeasure.experiment.serving.arrivals import planned_count, send_times
 from llenergymeasure.experiment.serving.loadgen import LoadGenerator
 from llenergymeasure.experiment.serving.records import RequestRecord, write_requests
 from llenergymeasure.experiment.serving.servers import Server, ServerFailed
@@ -41,6 +40,7 @@ from llenergymeasure.experiment.serving.window import (
     requests_for_more_steady_s,
     steady_state,
 )
+from llenergymeasure.experiment.serving.workload import Workload
 from llenergymeasure.experiment.session import Session
 
 PROGRESS_EVERY_S = 2.0
@@ -51,7 +51,8 @@ SERVER_GAUGES = re.compile(
     r"(\{[^}]*\})?\s+([0-9.eE+-]+)$"
 )
 LATENCY_METHOD = (
-    "client timestamps (perf_counter) of the streamed /v1/completions chunks on loopback: TTFT = "
+    "client timestamps (perf_counter) of the streamed response chunks on loopback (chat: the "
+    "chunks carrying content): TTFT = "
     "first chunk - send, ITL = gaps between chunks, request = last chunk - send; over the "
     "measured requests sent inside the steady state"
 )
@@ -118,6 +119,8 @@ class ServingSession(Session):
 
     ready_s = 0.0  # until the server answered
     loaded: _Load | None = None  # until the load was sent
+    workload: Workload  # set by `load`
+    records: list[RequestRecord]  # every request, before and after it is sent
 
     @functools.cached_property
     def rapl(self) -> RaplSampler:
@@ -137,14 +140,19 @@ class ServingSession(Session):
         return None, NO_BUILD
 
     def load(self, prompts: list[list[int]]) -> str:
-        self.server.start(max(map(len, prompts)))
-        self.ready_s = self.server.wait_ready(self.serving.readiness_timeout_s, prompts[0])
+        adapter = self.adapter
+        self.workload = Workload(self.config, self.prompt_set, adapter.decode, adapter.encode_chat)
+        self.records = self.workload.records()
+        self.server.start(self.workload.longest_tokens(self.records))
+        self.ready_s = self.server.wait_ready(
+            self.serving.readiness_timeout_s, self.workload.probe()
+        )
         return f"server ready in {self.ready_s:.1f} s"
 
     def measure(self, prompts: list[list[int]]) -> Measured:
-        records = self._records(prompts)
+        records = self.records
         try:
-            zero, scraper = self._load(records, prompts)
+            zero, scraper = self._load(records)
         finally:
             self.server.stop()
         serving = self.serving
@@ -196,25 +204,10 @@ class ServingSession(Session):
     def close(self) -> None:
         self.server.stop()
 
-    def _records(self, prompts: list[list[int]]) -> list[RequestRecord]:
-        serving = self.serving
-        times = send_times(serving, planned_count(serving))
-        return [
-            RequestRecord(
-                index=k,
-                scheduled_s=t,
-                warmup=k < serving.warmup_requests or t < serving.warmup_s,
-                input_tokens=len(prompts[k % len(prompts)]),
-            )
-            for k, t in enumerate(times)
-        ]
-
-    def _load(
-        self, records: list[RequestRecord], prompts: list[list[int]]
-    ) -> tuple[float, MetricsScraper]:
+    def _load(self, records: list[RequestRecord]) -> tuple[float, MetricsScraper]:
         """Send the load; returns the clock zero of the records' times and the scraper."""
         server = self.server
-        generator = LoadGenerator(server.url, self.config, records, prompts, server.alive)
+        generator = LoadGenerator(server.url, self.workload, records, server.alive)
         self.instruments.set_phase("serving")
         zero = time.perf_counter()
         scraper = MetricsScraper(server.url, self.serving.slice_s, zero)

@@ -136,7 +136,8 @@ def _stand_in(tmp_path: Path, fails: int) -> Server:
 def test_ready_means_a_completion_came_back_not_only_health(tmp_path: Path) -> None:
     server = _stand_in(tmp_path, fails=3)
     try:
-        assert server.wait_ready(30, probe_prompt=[5, 6, 7]) >= 0
+        probe = ("/v1/completions", {"prompt": [5, 6, 7], "max_tokens": 1})
+        assert server.wait_ready(30, probe) >= 0
     finally:
         server.stop()
     calls = [json.loads(line) for line in (tmp_path / "calls").read_text().splitlines()]
@@ -148,7 +149,7 @@ def test_a_server_that_answers_health_but_never_completes_is_not_ready(tmp_path:
     server = _stand_in(tmp_path, fails=10_000)
     try:
         with pytest.raises(ServerFailed) as failed:
-            server.wait_ready(2, probe_prompt=[1])
+            server.wait_ready(2, ("/v1/completions", {"prompt": [1], "max_tokens": 1}))
     finally:
         server.stop()
     assert "answered /health but no completion" in str(failed.value)
