@@ -5,12 +5,12 @@ interpolated at edges chosen after the fact (serving's steady state, its slices)
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.energy.arithmetic import counter_delta, counter_window_j
+from llenergymeasure.energy.periodic import Periodic
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -101,31 +101,21 @@ def _zones_j(zones: list[RaplZone], start: list[float], end: list[float]) -> flo
 NO_SPAN = "the RAPL samples do not span the window"
 
 
-class RaplSampler:
+class RaplSampler(Periodic):
     """Every RAPL zone read every `interval_s` on a daemon thread (perf_counter times)."""
 
     def __init__(self, rapl: Rapl, interval_s: float) -> None:
-        self.rapl, self.interval_s = rapl, interval_s
+        super().__init__(interval_s, "llem-rapl-sampler")
+        self.rapl = rapl
         self.readings: list[tuple[float, RaplReading]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="llem-rapl-sampler", daemon=True)
 
     def start(self) -> None:
         if self.rapl.packages or self.rapl.drams:  # else nothing to read: the reasons stand
-            self._take()
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join(timeout=2 * self.interval_s + 1)
-            self._take()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._take()
+            super().start()
 
     def _take(self) -> None:
+        if not (self.rapl.packages or self.rapl.drams):
+            return
         t = time.perf_counter()
         try:
             reading = self.rapl.read()

@@ -3,7 +3,6 @@ integral when the total-energy counter is missing."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from llenergymeasure.contract.workdir import (
     TIMESERIES_TIME,
 )
 from llenergymeasure.energy.nvml import GpuSample, throttle_names
+from llenergymeasure.energy.periodic import Periodic
 
 DEFAULT_INTERVAL_S = 0.1
 
@@ -30,7 +30,7 @@ class Row:
     sample: GpuSample
 
 
-class PowerSampler:
+class PowerSampler(Periodic):
     """Calls `read()` every `interval_s` on a daemon thread, tagging rows with the current phase."""
 
     def __init__(
@@ -39,35 +39,17 @@ class PowerSampler:
         gpu_indices: Sequence[int],
         interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
+        super().__init__(interval_s, "llem-power-sampler")
         self._read = read
         self._gpus = list(gpu_indices)
-        self.interval_s = interval_s
         self.phase = "idle"
         self.rows: list[Row] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="llem-power-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._take()
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join(timeout=2 * self.interval_s + 1)
-        self._take()
 
     def set_phase(self, phase: str) -> None:
         """Mark the boundary with a sample of its own, so each phase's integral is bracketed."""
         self._take()
         self.phase = phase
         self._take()
-
-    def _run(self) -> None:
-        next_at = time.perf_counter() + self.interval_s
-        while not self._stop.wait(max(0.0, next_at - time.perf_counter())):
-            self._take()
-            next_at += self.interval_s
 
     def _take(self) -> None:
         t, unix = time.perf_counter(), time.time()
