@@ -75,7 +75,9 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
             "serving.duration_s",
         )
     if trace:
-        given = [key for key in TRACE_GIVES if key in serving.model_fields_set]
+        # by value, not by fields set: a recorded config (config.json) dumps every default
+        defaults = ServingConfig.model_fields
+        given = [key for key in TRACE_GIVES if getattr(serving, key) != defaults[key].default]
         if given:
             raise CombinationError(
                 f"a trace gives the arrival times: remove serving.{given[0]} (scale the "

@@ -96,3 +96,5 @@ def test_a_trace_bounds_its_own_load() -> None:
     )
     assert config.serving.n_requests is None and config.serving.duration_s is None
     assert config.serving.output_length == "from_dataset"
+    # the recorded config, read back as the container reads it, is still valid
+    assert ExperimentConfig.model_validate_json(config.model_dump_json()) == config

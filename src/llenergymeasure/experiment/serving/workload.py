@@ -22,6 +22,7 @@ from llenergymeasure.experiment.serving.records import RequestRecord
 from llenergymeasure.experiment.serving.servers import SERVED_MODEL
 
 Message = dict[str, str]
+TURN_MARKERS_TOKENS = 16  # a chat template's role markers around one carried answer
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
 
@@ -164,5 +165,7 @@ class Workload:
             carried = 0
             for record in chain:
                 longest = max(longest, carried + record.input_tokens)
-                carried += record.input_tokens + record.max_tokens
+                # an answer's text, tokenised again inside the conversation, can take more
+                # tokens than were generated: room for twice as many, and the turn's markers
+                carried += record.input_tokens + 2 * record.max_tokens + TURN_MARKERS_TOKENS
         return longest
