@@ -112,6 +112,23 @@ def tiny_cpu_study(
     )
 
 
+def vllm_cpu_serving_study(folder: Path, **top: Any) -> Path:
+    """A serving study of the vllm-cpu image on a small tiny model: 8 new tokens, a 1 s
+    baseline, eager mode; `top` adds or replaces top-level keys (prompts, serving, sweep...)."""
+    make_tiny_model(folder, "--hidden", "128", "--heads", "2", "--context", "512")
+    fields: dict[str, Any] = {
+        "images": {"vllm": VLLM_CPU_IMAGE},
+        "backend": "vllm",
+        "mode": "serving",
+        "max_new_tokens": 8,
+        "baseline": {"duration_s": 1},
+        "vllm": {"enforce_eager": True},
+        "execution": {"experiment_timeout_s": 600, "stall_timeout_s": 300},
+        **top,
+    }
+    return write_study(folder, ["model"], **fields)
+
+
 def base_image(client: docker.DockerClient) -> str:
     """A python3 base without a registry: the slim image if present, else the offline base."""
     for image in client.images.list():

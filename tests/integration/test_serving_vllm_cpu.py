@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from helpers.integration import LLEM, make_tiny_model, read_json, study_dirs, write_study
+from helpers.integration import LLEM, read_json, study_dirs, vllm_cpu_serving_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -25,20 +25,11 @@ DURATION_S = 12.0
 
 
 def _study(tmp_path, serving: dict, **top) -> object:
-    make_tiny_model(tmp_path, "--hidden", "128", "--heads", "2", "--context", "512")
-    return write_study(
+    return vllm_cpu_serving_study(
         tmp_path,
-        ["model"],
-        images={"vllm": "llenergymeasure/vllm-cpu:latest"},
-        backend="vllm",
-        mode="serving",
-        max_new_tokens=8,
         n_prompts=16,
         prompts={"source": "synthetic", "input_length": {"distribution": "fixed", "tokens": 16}},
-        baseline={"duration_s": 1},
-        vllm={"enforce_eager": True},
         serving=serving,
-        execution={"experiment_timeout_s": 600, "stall_timeout_s": 300},
         **top,
     )
 

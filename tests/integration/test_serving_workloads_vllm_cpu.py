@@ -11,7 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from helpers.integration import LLEM, make_tiny_model, study_dirs, write_study
+from helpers.integration import LLEM, study_dirs, vllm_cpu_serving_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -35,20 +35,8 @@ def _files(tmp_path) -> None:
 
 
 def _study(tmp_path, experiments: list[dict]) -> object:
-    make_tiny_model(tmp_path, "--hidden", "128", "--heads", "2", "--context", "512")
     _files(tmp_path)
-    return write_study(
-        tmp_path,
-        ["model"],
-        images={"vllm": "llenergymeasure/vllm-cpu:latest"},
-        backend="vllm",
-        mode="serving",
-        max_new_tokens=8,
-        baseline={"duration_s": 1},
-        vllm={"enforce_eager": True},
-        experiments=experiments,
-        execution={"experiment_timeout_s": 600, "stall_timeout_s": 300},
-    )
+    return vllm_cpu_serving_study(tmp_path, experiments=experiments)
 
 
 SESSIONS = {

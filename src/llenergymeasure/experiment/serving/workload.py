@@ -42,21 +42,22 @@ class Workload:
         self.chat = self.serving.endpoint == "chat"
         self.path = PATHS[self.serving.endpoint]
         n = len(prompts.ids)
-        self.user_turns: list[list[Message]] = [
-            prompts.messages[k] or [{"role": "user", "content": self._text(k, decode)}]
-            for k in range(n)
-        ]
-        # what each prompt is in tokens as sent: the chat template included for chat
-        self.prompt_tokens = [
-            len(encode_chat(self.user_turns[k])) if self.chat else len(prompts.ids[k])
-            for k in range(n)
-        ]
+        # chat: each prompt's user turn(s), and its length with the chat template
+        self.user_turns: list[list[Message]] = (
+            [
+                prompts.messages[k]
+                or [{"role": "user", "content": prompts.texts[k] or decode(prompts.ids[k])}]
+                for k in range(n)
+            ]
+            if self.chat
+            else []
+        )
+        self.prompt_tokens = (
+            [len(encode_chat(turn)) for turn in self.user_turns]
+            if self.chat
+            else [len(ids) for ids in prompts.ids]
+        )
         self.max_tokens = self._output_lengths(n)
-
-    def _text(self, k: int, decode: Callable[[list[int]], str]) -> str:
-        if not self.chat:
-            return ""  # completions send token ids
-        return self.prompts.texts[k] or decode(self.prompts.ids[k])
 
     def _output_lengths(self, n: int) -> list[int]:
         wanted = self.serving.output_length
@@ -73,11 +74,8 @@ class Workload:
         serving = self.serving
         if self.prompts.arrivals_s is not None:
             starts = self._trace_times(self.prompts.arrivals_s)
-        elif serving.sessions is not None:
-            sessions = planned_count(serving)
-            if serving.n_requests is not None:
-                sessions = math.ceil(serving.n_requests / serving.sessions.turns)
-            starts = send_times(serving, sessions)
+        elif serving.sessions is not None and serving.n_requests is not None:
+            starts = send_times(serving, math.ceil(serving.n_requests / serving.sessions.turns))
         else:
             starts = send_times(serving, planned_count(serving))
         turns = serving.sessions.turns if serving.sessions is not None else 1
@@ -145,7 +143,10 @@ class Workload:
         return body
 
     def turn_messages(self, record: RequestRecord, answer: str) -> list[Message]:
-        """What a turn adds to its session's conversation: its user turn and the answer."""
+        """What a turn adds to its session's conversation: its user turn and the answer
+        (nothing for completions, which carry no conversation)."""
+        if not self.chat:
+            return []
         return [*self.user_turns[record.prompt], {"role": "assistant", "content": answer}]
 
     def probe(self) -> tuple[str, dict[str, Any]]:
