@@ -14,9 +14,16 @@ N`, where the server is the bound and each client's own cost shows; TTFT at a fi
 Printed: per round both figures and the ratios llem / bench; their medians (throughput target
 >= 0.98); then llem's send-lag p50/p90/p99 and achieved rate at --lag-rate.
 
+`--dataset sharegpt`: both arms get the same ShareGPT-format file (written here: --requests
+conversations of varied prompt and answer lengths), llem as `prompts: {source: sharegpt}` with
+output lengths from the answers, the bench as `--dataset-name sharegpt` (every conversation is
+sent by both, in their own orders). `--stages R1,R2,...`: llem alone, the rates as stages in one
+server start vs one container per rate; printed: wall time of each way, and per rate output
+tok/s and TTFT p50 both ways.
+
     python benchmarks/serving_vs_bench.py [--rounds 3] [--rate 8 | --rate inf
         --max-concurrency 16] [--requests 200] [--input-len 32] [--output-len 32]
-        [--lag-rate 200]
+        [--dataset random|sharegpt] [--lag-rate 200] [--stages 2,4,8]
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -58,7 +67,45 @@ def make_model(folder: Path) -> Path:
     return folder / "model"
 
 
-def request(args: argparse.Namespace, rate: float, n: int) -> RunRequest:
+SHAREGPT = "sharegpt.json"  # next to the model, mounted with it
+WORDS = ("energy", "token", "power", "joule", "watt", "server", "request", "answer", "cache")
+
+
+def write_sharegpt(folder: Path, n: int) -> None:
+    """n two-turn conversations, 8-40 prompt words and 4-30 answer words, seeded."""
+    draw = random.Random(0)
+
+    def text(low: int, high: int) -> str:
+        return " ".join(draw.choice(WORDS) for _ in range(draw.randint(low, high)))
+
+    conversations = [
+        {
+            "id": str(k),
+            "conversations": [
+                {"from": "human", "value": text(8, 40)},
+                {"from": "gpt", "value": text(4, 30)},
+            ],
+        }
+        for k in range(n)
+    ]
+    (folder / SHAREGPT).write_text(json.dumps(conversations))
+
+
+def prompts(args: argparse.Namespace) -> dict:
+    if args.dataset == "sharegpt":
+        return {"source": "sharegpt", "path": f"/model/{SHAREGPT}"}
+    return {
+        "source": "synthetic",
+        "input_length": {"distribution": "fixed", "tokens": args.input_len},
+    }
+
+
+def request(
+    args: argparse.Namespace, rate: float, n: int, stages: list[float] | None = None
+) -> RunRequest:
+    load: dict = {"request_rate": "inf" if rate == float("inf") else rate}
+    if stages is not None:
+        load = {"stages": [{"request_rate": r} for r in stages]}
     return RunRequest.model_validate(
         {
             "config": {
@@ -69,14 +116,11 @@ def request(args: argparse.Namespace, rate: float, n: int) -> RunRequest:
                 "mode": "serving",
                 "n_prompts": n,
                 "max_new_tokens": args.output_len,
-                "prompts": {
-                    "source": "synthetic",
-                    "input_length": {"distribution": "fixed", "tokens": args.input_len},
-                },
+                "prompts": prompts(args),
                 "baseline": {"enabled": False},
                 "vllm": {"enforce_eager": True, "max_num_seqs": 64, "max_model_len": 512},
                 "serving": {
-                    "request_rate": "inf" if rate == float("inf") else rate,
+                    **load,
                     "n_requests": n,
                     "max_concurrency": args.max_concurrency,
                     "seed": 0,
@@ -126,9 +170,13 @@ def bench_arm(model: Path, server: str, args: argparse.Namespace) -> dict:
         " 2>/dev/null; do sleep 0.5; done\n"
         "vllm bench serve --backend vllm --base-url http://127.0.0.1:8000 "
         "--endpoint /v1/completions --model llem-model --tokenizer /model "
-        f"--dataset-name random --random-input-len {args.input_len} "
-        f"--random-output-len {args.output_len} --random-range-ratio 0 "
-        f"--num-prompts {args.requests} --request-rate {args.rate} --ignore-eos --seed 0 "
+        + (
+            f"--dataset-name sharegpt --dataset-path /model/{SHAREGPT} "
+            if args.dataset == "sharegpt"
+            else f"--dataset-name random --random-input-len {args.input_len} "
+            f"--random-output-len {args.output_len} --random-range-ratio 0 "
+        )
+        + f"--num-prompts {args.requests} --request-rate {args.rate} --ignore-eos --seed 0 "
         f"--temperature 0 "
         + (f"--max-concurrency {args.max_concurrency} " if args.max_concurrency else "")
         + "--save-result --result-dir /out --result-filename bench.json > /out/bench.log 2>&1\n"
@@ -149,11 +197,17 @@ def main() -> None:
     parser.add_argument("--input-len", type=int, default=32)
     parser.add_argument("--output-len", type=int, default=32)
     parser.add_argument("--lag-rate", type=float, default=200.0)
+    parser.add_argument("--dataset", choices=("random", "sharegpt"), default="random")
+    parser.add_argument("--stages", help="comma-separated rates: stages vs separate servers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serving-bench-model-") as tmp:
         folder = Path(tmp)
         os.chmod(folder, 0o777)
         model = make_model(folder)
+        write_sharegpt(model, args.requests)
+        if args.stages:
+            stages_vs_servers(model, args, [float(r) for r in args.stages.split(",")])
+            return
         throughput, ttft = [], []
         server = ""  # the server command line llem records; the bench starts the same
         for round_no in range(args.rounds):
@@ -182,6 +236,31 @@ def main() -> None:
                 f"{statistics.median(ttft):.3f}"
             )
         send_lag(model, args)
+
+
+def stages_vs_servers(model: Path, args: argparse.Namespace, rates: list[float]) -> None:
+    """The rates as stages of one server start, then one container per rate."""
+    started = time.perf_counter()
+    staged, _ = llem_arm(model, request(args, rates[0], args.requests, stages=rates))
+    staged_s = time.perf_counter() - started
+    started = time.perf_counter()
+    separate = [llem_arm(model, request(args, rate, args.requests))[0] for rate in rates]
+    separate_s = time.perf_counter() - started
+    print(
+        f"{len(rates)} rates: stages in one server {staged_s:.0f} s wall, separate servers "
+        f"{separate_s:.0f} s ({(1 - staged_s / separate_s) * 100:.0f} % saved)"
+    )
+    for stage, alone in zip(staged.stages, separate, strict=True):
+        assert stage.throughput is not None and stage.latency is not None
+        ttft_stage = stage.latency.ttft_ms.p50 if stage.latency.ttft_ms else float("nan")
+        ttft_alone = alone.latency.ttft_ms.p50 if alone.latency.ttft_ms else float("nan")
+        print(
+            f"  {stage.request_rate:g} req/s: output tok/s stage "
+            f"{stage.throughput.output_tokens_per_s:.1f} vs alone "
+            f"{alone.throughput.output_tokens_per_s:.1f}; TTFT p50 ms stage {ttft_stage:.1f} "
+            f"vs alone {ttft_alone:.1f}; achieved req/s {stage.serving.achieved_request_rate:.2f} "
+            f"vs {alone.serving.achieved_request_rate:.2f}"
+        )
 
 
 def send_lag(model: Path, args: argparse.Namespace) -> None:

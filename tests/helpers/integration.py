@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,29 @@ def base_image(client: docker.DockerClient) -> str:
             if tag == "python:3.11-slim" or tag.startswith("llenergymeasure/base-offline:"):
                 return tag
     pytest.fail("no python3 base image: run `llem images build cpu` first")
+
+
+def run_and_kill_server(
+    study: Path, folder: Path, client: docker.DockerClient, marker: str
+) -> subprocess.CompletedProcess:
+    """`llem run` of a serving study; once its progress shows `marker`, SIGKILL the server
+    inside its container (by host pids: the image has no pkill). Returns the finished run."""
+    proc = subprocess.Popen(
+        [LLEM, "run", str(study)], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.time() + 600
+    container = None
+    while time.time() < deadline and container is None:
+        dirs = study_dirs(folder)
+        progress = list(dirs[0].glob("experiments/*/progress.jsonl")) if dirs else []
+        if progress and marker in progress[0].read_text():
+            (container,) = client.containers.list(filters={"label": "llem.run"})
+        time.sleep(0.5)
+    assert container is not None, f"the progress never showed {marker}"
+    top = container.top(ps_args="-eo pid,args")
+    pids = [int(row[0]) for row in top["Processes"] if "vllm.entrypoints.openai" in row[1]]
+    assert pids, top
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out.decode(), "")

@@ -6,14 +6,18 @@ ready in time, and one killed in the middle of the load."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 
 import pandas as pd
 import pytest
 
-from helpers.integration import LLEM, read_json, study_dirs, vllm_cpu_serving_study
+from helpers.integration import (
+    LLEM,
+    read_json,
+    run_and_kill_server,
+    study_dirs,
+    vllm_cpu_serving_study,
+)
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -131,26 +135,8 @@ def test_a_server_never_ready_in_time_fails_with_its_log(tmp_path, vllm_cpu_imag
 
 def test_a_server_killed_mid_load_fails_and_keeps_the_records(tmp_path, client, vllm_cpu_image):
     study = _study(tmp_path, {"request_rate": 5, "duration_s": 120})
-    proc = subprocess.Popen(
-        [LLEM, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.time() + 600
-    container = None
-    while time.time() < deadline and container is None:
-        dirs = study_dirs(tmp_path)
-        progress = list(dirs[0].glob("experiments/*/progress.jsonl")) if dirs else []
-        if progress and '"batch"' in progress[0].read_text():
-            (container,) = client.containers.list(filters={"label": "llem.run"})
-        time.sleep(0.5)
-    assert container is not None, "the load never started"
-    # the server's processes, by their host pids (the image has no pkill)
-    top = container.top(ps_args="-eo pid,args")
-    pids = [int(row[0]) for row in top["Processes"] if "vllm.entrypoints.openai" in row[1]]
-    assert pids, top
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1, out.decode()[-3000:]
+    proc = run_and_kill_server(study, tmp_path, client, '"batch"')
+    assert proc.returncode == 1, proc.stdout[-3000:]
     (study_dir,) = study_dirs(tmp_path)
     (run,) = load_manifest(study_dir).runs.values()
     assert run.outcome == "failed" and "died during the load" in run.error

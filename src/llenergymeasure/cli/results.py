@@ -89,12 +89,16 @@ def _configurations(
     """The configuration table: printed, or as JSON rows when `as_json`."""
     from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, for_study
     from llenergymeasure.results.query import apply_filters, apply_sort
-    from llenergymeasure.results.tables import summary_frame
+    from llenergymeasure.results.tables import STAGE_COLUMNS, summary_frame
 
     metrics_shown = for_study(SHOWN, study.has_serving)
     summary = summary_frame(study)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
     swept = [key for key in study.swept_keys if key not in ("backend", "model")]
+    # a staged serving run: one row per stage, named by its index and settings
+    swept += [
+        key for key in STAGE_COLUMNS[:3] if key in summary.columns and summary[key].notna().any()
+    ]
     if as_json:
         rows = [
             {

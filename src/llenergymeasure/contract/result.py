@@ -342,6 +342,70 @@ class QualityWarning(Strict):
     message: str
 
 
+# The figure sections of a result, and of each stage of a staged one.
+FIGURE_SECTIONS = (
+    "timings",
+    "tokens",
+    "throughput",
+    "latency",
+    "energy",
+    "memory",
+    "telemetry",
+    "flops",
+    "serving",
+)
+StageOutcome = Literal["completed", "stopped_early", "unmeasured", "server_died"]
+
+
+class StageResult(Strict):
+    """One stage of a staged serving run, with the same figure sections as a whole result,
+    measured over the stage's own steady state (null where the stage did not complete)."""
+
+    index: int = Field(ge=0)
+    request_rate: float | None = Field(description="The stage's target rate; null for 'inf'.")
+    max_concurrency: int | None = Field(description="Its cap on requests in flight.")
+    n_requests: int | None = Field(description="Requests it was to send, warm-up included.")
+    duration_s: float | None = Field(description="Its sending time limit, s.")
+    outcome: StageOutcome
+    detail: str | None = Field(
+        description="Why it stopped early, has no figures or ended the run; null otherwise."
+    )
+    met_slo: bool | None = Field(
+        description="find_max_rate: its goodput fraction reached the bound with no request "
+        "failed; null in a plain stage list."
+    )
+    began_s: float = Field(
+        ge=0, description="When its sending began, s after the load phase began (stage 0: ~0)."
+    )
+    timings: Timings | None = None
+    tokens: TokenCounts | None = None
+    throughput: Throughput | None = None
+    latency: Latency | None = None
+    energy: Energy | None = None
+    memory: Memory | None = None
+    telemetry: GpuTelemetry | None = None
+    flops: Flops | None = None
+    serving: ServingFigures | None = None
+    warnings: list[QualityWarning] = Field(default_factory=list)
+
+
+class MaxRateFinding(Figures):
+    """What `serving.find_max_rate` found; every probed stage is in `stages`."""
+
+    max_rate: float | None = Field(
+        description="The highest probed rate whose stage met every SLO, req/s (target)."
+    )
+    max_rate_reason: str | None = None
+    stage: int | None = Field(description="The stage that ran at that rate.")
+    first_failed_rate: float | None = Field(
+        description="The lowest probed rate above it that did not meet the SLOs, req/s."
+    )
+    goodput_bound: float = Field(description="The goodput fraction a stage had to reach (0-1).")
+    tolerance: float = Field(description="Relative gap at which the search stopped narrowing.")
+    probes: int = Field(ge=1, description="Stages the search ran.")
+    method: str = Field(description="How the rates were chosen and a stage judged.")
+
+
 class ExperimentResult(Strict):
     schema_version: int = RESULT_SCHEMA_VERSION
     context: RunContext
@@ -359,6 +423,21 @@ class ExperimentResult(Strict):
     flops: Flops
     serving: ServingFigures | None = Field(None, description="mode: serving only.")
     warnings: list[QualityWarning] = Field(default_factory=list)
+    stages: list[StageResult] = Field(
+        default_factory=list,
+        description="A staged serving run's stages; the sections above are the headline stage's.",
+    )
+    headline_stage: int | None = Field(
+        None,
+        description="The stage the sections above hold: find_max_rate's highest rate meeting "
+        "the SLOs (else its first stage that completed), or a stage list's last completed stage.",
+    )
+    max_rate: MaxRateFinding | None = Field(None, description="serving.find_max_rate only.")
+
+    @property
+    def failed_stage(self) -> StageResult | None:
+        """The stage the server died in, when one did (the stages before it are kept)."""
+        return next((stage for stage in self.stages if stage.outcome == "server_died"), None)
 
     def with_host_warning(self, code: str, message: str) -> ExperimentResult:
         """This result with one more warning, added by the host (`HOST_WARNINGS`)."""

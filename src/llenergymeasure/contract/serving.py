@@ -1,11 +1,11 @@
 """The `serving:` section: an open-loop load against the backend's own OpenAI-compatible
-server, its SLOs, its endpoint, output lengths and multi-turn sessions."""
+server, its SLOs, its endpoint, output lengths, multi-turn sessions and stages."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from llenergymeasure.contract.fields import (
     CombinationError,
@@ -14,6 +14,7 @@ from llenergymeasure.contract.fields import (
     Strict,
 )
 from llenergymeasure.contract.prompt_sources import FixedLength, NormalLength, UniformLength
+from llenergymeasure.contract.serving_stages import FindMaxRate, RequestRate, Stage
 
 
 class ServingSLO(Strict):
@@ -54,7 +55,7 @@ MAX_SERVING_REQUESTS = 1_000_000
 class ServingConfig(Strict):
     """Open-loop load against the backend's own OpenAI-compatible server (mode: serving)."""
 
-    request_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] | Literal["inf"] = Field(
+    request_rate: RequestRate = Field(
         1.0,
         description="Target arrivals per second, or 'inf': every request sent at once (then "
         "max_concurrency caps those in flight).",
@@ -111,6 +112,17 @@ class ServingConfig(Strict):
         "Unset: from_dataset where the source gives lengths, else fixed.",
     )
     sessions: Sessions | None = Field(None, description="Multi-turn sessions (endpoint: chat).")
+    stages: list[Stage] | None = Field(
+        None,
+        min_length=1,
+        description="Loads run one after another against one server start, each with its own "
+        "warm-up, steady state, energy and figures; a stage's unset keys take this section's.",
+    )
+    find_max_rate: FindMaxRate | None = Field(
+        None,
+        description="Stages chosen as it goes, in one server start: the highest request rate "
+        "that meets every SLO.",
+    )
     seed: int = Field(0, description="Seeds the arrival times and the prompt order.")
     readiness_timeout_s: float = Field(
         900.0, gt=0, description="The server must answer /health within this long, s."
@@ -147,6 +159,7 @@ class ServingConfig(Strict):
                 "sessions",
                 "endpoint",
             )
+        self._check_stages()
         if self.n_requests is not None and self.warmup_requests >= self.n_requests:
             raise CombinationError(
                 f"warmup_requests ({self.warmup_requests}) leaves none of n_requests "
@@ -156,17 +169,71 @@ class ServingConfig(Strict):
             )
         return self
 
-    @field_validator("request_rate", mode="before")
-    @classmethod
-    def _inf_spellings(cls, value: object) -> object:
-        # YAML's .inf is a float; "Inf"/"INF" are strings: all mean 'inf'.
-        if isinstance(value, float) and value == float("inf"):
-            return "inf"
-        if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
-            return "inf"
-        return value
-
     @property
     def rate(self) -> float:
         """Requests per second as a number (inf for 'inf')."""
         return float("inf") if self.request_rate == "inf" else float(self.request_rate)
+
+    # stages -----------------------------------------------------------------------------------
+    @property
+    def staged(self) -> bool:
+        return self.stages is not None or self.find_max_rate is not None
+
+    def at_stage(self, stage: Stage) -> ServingConfig:
+        """The settings one stage runs with: this section, the stage's keys over it."""
+        merged = {
+            **self.model_dump(exclude={"stages", "find_max_rate"}),
+            **stage.model_dump(exclude_none=True),
+        }
+        return ServingConfig.model_validate(merged)
+
+    def at_rate(self, rate: float) -> ServingConfig:
+        """The settings of a find_max_rate stage at this rate."""
+        return self.at_stage(Stage(request_rate=rate))
+
+    def _check_stages(self) -> None:
+        if self.stages is not None and self.find_max_rate is not None:
+            raise CombinationError(
+                "give serving.stages or serving.find_max_rate, not both: find_max_rate "
+                "chooses its own stages",
+                "stages",
+                "find_max_rate",
+            )
+        if not self.staged:
+            return
+        key = "stages" if self.stages is not None else "find_max_rate"
+        # by value, not by fields set: a recorded config (config.json) dumps every default
+        if self.request_rate != ServingConfig.model_fields["request_rate"].default:
+            raise CombinationError(
+                f"serving.{key} sets each stage's rate: remove serving.request_rate",
+                key,
+                "request_rate",
+            )
+        if self.find_max_rate is not None:
+            if not self.slo.given:
+                raise CombinationError(
+                    "find_max_rate looks for the highest rate that meets the SLOs: give "
+                    "serving.slo (ttft_ms, tpot_ms or e2e_ms)",
+                    "find_max_rate",
+                    "slo",
+                )
+            stages = [Stage(request_rate=self.find_max_rate.high)]
+        else:
+            assert self.stages is not None
+            stages = self.stages
+        for k, stage in enumerate(stages):
+            where = f"stage {k}" if self.stages is not None else "each find_max_rate stage"
+            settings = {**self.model_dump(exclude={"stages", "find_max_rate"})}
+            settings.update(stage.model_dump(exclude_none=True))
+            if settings["n_requests"] is None and settings["duration_s"] is None:
+                raise CombinationError(
+                    f"{where} never ends: give it (or the serving section) n_requests or "
+                    "duration_s",
+                    f"{key}",
+                    "n_requests",
+                )
+            try:
+                ServingConfig.model_validate(settings)
+            except ValidationError as error:
+                problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+                raise CombinationError(f"{where}: {problem}", key) from None

@@ -68,7 +68,7 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
             "prompts.source",
             "serving.endpoint",
         )
-    if serving.n_requests is None and serving.duration_s is None and not trace:
+    if serving.n_requests is None and serving.duration_s is None and not (trace or serving.staged):
         raise CombinationError(
             "serving needs n_requests or duration_s (or both): when to stop sending",
             "serving.n_requests",
@@ -84,6 +84,13 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
                 "trace's times with prompts.time_scale)",
                 "prompts.source",
                 f"serving.{given[0]}",
+            )
+        if serving.staged:
+            key = "stages" if serving.stages is not None else "find_max_rate"
+            raise CombinationError(
+                f"a trace gives every request's arrival: it cannot also be serving.{key}",
+                "prompts.source",
+                f"serving.{key}",
             )
         if serving.sessions is not None:
             raise CombinationError(

@@ -77,7 +77,7 @@ class Session(ABC):
         measured = self.measure(prompts)
         phases = Phases(build, build_skipped, tokenisation_s, load, baseline)
         written = write_timeseries()
-        return assemble(self, phases, measured, written)
+        return self.staged(assemble(self, phases, measured, written), phases, written)
 
     def build(self) -> tuple[WindowEnergy | None, str | None]:
         """Compile the engine `load` will use, metered apart: (its window, or why none)."""
@@ -100,6 +100,12 @@ class Session(ABC):
     @abstractmethod
     def measure(self, prompts: list[list[int]]) -> Measured:
         """The mode's measured window."""
+
+    def staged(
+        self, result: ExperimentResult, phases: Phases, timeseries_written: bool
+    ) -> ExperimentResult:
+        """The result with the mode's stages added (serving stages); as it is by default."""
+        return result
 
     def mode_figures(self, measured: Measured, energy: Energy) -> ServingFigures | None:
         """The mode's own figures, from the window's energy (serving: per request, goodput)."""

@@ -104,6 +104,7 @@ class Collector:
             if lost is not None:
                 return self._engine_went_away(run_id, lost, common)
         completed = verdict.status == "completed"
+        kept = verdict.result is not None  # a failed staged run keeps its earlier stages
         record = self.manifest.update_run(
             run_id,
             status=verdict.status,
@@ -113,13 +114,14 @@ class Collector:
             log_tail=None if completed else (tail or None),
             result_path=(
                 str((done.job.workdir / WorkPaths.RESULT).relative_to(self.study_dir))
-                if completed
+                if kept
                 else None
             ),
             **common,
         )
         result = verdict.result
-        self.display.run_finished(record, result_summary(result) if result else verdict.error or "")
+        summary = result_summary(result) if completed and result else verdict.error or ""
+        self.display.run_finished(record, summary)
         return Recorded.DONE
 
     def failed(self, run_id: str, outcome: Outcome, error_type: str, error: str) -> None:

@@ -47,7 +47,18 @@ def result_summary(result: ExperimentResult) -> str:
         if energy.j_per_output_token is not None
         else f"J/token n/a ({energy.j_per_output_token_reason})"
     )
-    return f"{jpt}, {result.throughput.output_tokens_per_s:.4g} output tok/s"
+    line = f"{jpt}, {result.throughput.output_tokens_per_s:.4g} output tok/s"
+    if result.max_rate is not None:
+        found = result.max_rate
+        rate = (
+            f"max rate meeting the SLOs {found.max_rate:g} req/s"
+            if found.max_rate is not None
+            else f"no rate met the SLOs ({found.max_rate_reason})"
+        )
+        return f"{rate} after {found.probes} stages; there: {line}"
+    if result.stages:
+        return f"{len(result.stages)} stages; stage {result.headline_stage}: {line}"
+    return line
 
 
 @dataclass

@@ -85,6 +85,9 @@ def classify(
         return Classified("failed", "failed", "InvalidResult", str(refused))
     except (ValidationError, ValueError) as invalid:
         return Classified("failed", "failed", "InvalidResult", f"result.json: {_short(invalid)}")
+    died = result.failed_stage
+    if died is not None:  # the stages before it are measured and kept with the result
+        return Classified("failed", "failed", "ServerFailed", died.detail, result=result)
     return Classified("completed", "completed", result=result)
 
 

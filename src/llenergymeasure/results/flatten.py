@@ -1,8 +1,10 @@
-"""One run as one flat row: ids, swept values, every metric with its unit in the column name.
+"""One run as one flat row (a staged serving run: one row per stage): ids, swept values, every
+metric with its unit in the column name.
 
 Metric columns are `<section>.<field>` of ExperimentResult (`energy.j_per_output_token`,
 `latency.ttft_ms.p50`); the contract puts units in field names, so the columns carry them.
-A null figure keeps its `<section>.<field>_reason` column so "n/a" can always say why.
+A null figure keeps its `<section>.<field>_reason` column so "n/a" can always say why. A stage's
+row takes its sections from the stage and adds `stage`, `stage.*` and `max_rate.*` columns.
 """
 
 from __future__ import annotations
@@ -12,20 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llenergymeasure.contract.result import ExperimentResult, Percentiles
+from llenergymeasure.contract.result import (
+    FIGURE_SECTIONS,
+    ExperimentResult,
+    Percentiles,
+    StageResult,
+)
 from llenergymeasure.results.load import RunData
 
-METRIC_SECTIONS = (
-    "timings",
-    "tokens",
-    "throughput",
-    "latency",
-    "energy",
-    "memory",
-    "telemetry",
-    "flops",
-    "serving",  # mode: serving only
-)
+METRIC_SECTIONS = FIGURE_SECTIONS  # serving: mode serving only
 PERCENTILE_STATS = tuple(Percentiles.model_fields)
 ID_COLUMNS = (
     "study_id",
@@ -53,8 +50,33 @@ def cell(value: Any) -> Any:
     return value
 
 
-def run_row(run: RunData, study_id: str) -> dict[str, Any]:
-    """The row of one planned run; metric columns are present only when it has a result."""
+STAGE_KEYS = ("request_rate", "max_concurrency", "n_requests", "duration_s", "outcome", "detail")
+
+
+def run_rows(run: RunData, study_id: str) -> list[dict[str, Any]]:
+    """The rows of one planned run: one, or one per stage of a staged serving run; metric
+    columns are present only where it has a result."""
+    ids = id_columns(run, study_id)
+    result = run.result
+    if result is None:
+        return [ids]
+    if not result.stages:
+        return [{**ids, **metric_columns(result)}]
+    rows = []
+    for stage in result.stages:
+        row = {**ids, **_result_columns(result), **section_columns(stage), "stage": stage.index}
+        row.update({f"stage.{key}": getattr(stage, key) for key in STAGE_KEYS})
+        row["stage.met_slo"] = stage.met_slo
+        row["stage.headline"] = stage.index == result.headline_stage
+        if result.max_rate is not None:
+            found = result.max_rate.model_dump(exclude={"method"})
+            row.update({f"max_rate.{key}": value for key, value in found.items()})
+        rows.append(row)
+    return rows
+
+
+def id_columns(run: RunData, study_id: str) -> dict[str, Any]:
+    """What identifies a planned run: ids, outcome, image, swept values."""
     planned, record, result = run.planned, run.record, run.result
     context = result.context if result is not None else None
     row: dict[str, Any] = {
@@ -74,30 +96,34 @@ def run_row(run: RunData, study_id: str) -> dict[str, Any]:
     }
     for key, value in planned.swept.items():
         row.setdefault(key, cell(value))
-    if result is not None:
-        row.update(metric_columns(result))
     return row
 
 
 def metric_columns(result: ExperimentResult) -> dict[str, Any]:
-    columns: dict[str, Any] = {
+    return {**_result_columns(result), **section_columns(result)}
+
+
+def _result_columns(result: ExperimentResult) -> dict[str, Any]:
+    """What a run's rows share: its times and environment."""
+    env = result.environment
+    return {
         "started_at": result.started_at,
         "finished_at": result.finished_at,
-        "warnings": ",".join(warning.code for warning in result.warnings),
+        "environment.device": env.device,
+        "environment.gpus": ";".join(gpu.name for gpu in env.gpus),
+        "environment.backend_engine": env.backend_engine,
+        "environment.backend_engine_version": env.backend_engine_version,
+        "environment.driver_version": env.driver_version,
+        "environment.hostname": env.hostname,
     }
-    env = result.environment
-    columns.update(
-        {
-            "environment.device": env.device,
-            "environment.gpus": ";".join(gpu.name for gpu in env.gpus),
-            "environment.backend_engine": env.backend_engine,
-            "environment.backend_engine_version": env.backend_engine_version,
-            "environment.driver_version": env.driver_version,
-            "environment.hostname": env.hostname,
-        }
-    )
+
+
+def section_columns(holder: ExperimentResult | StageResult) -> dict[str, Any]:
+    """`<section>.<field>` of each figure section a result (or one stage) holds, and its
+    warnings."""
+    columns: dict[str, Any] = {"warnings": ",".join(w.code for w in holder.warnings)}
     for section in METRIC_SECTIONS:
-        model = getattr(result, section)
+        model = getattr(holder, section)
         if model is None:
             continue
         for name, field in type(model).model_fields.items():

@@ -107,12 +107,13 @@ def require_results(study: StudyData) -> None:
 
 
 def load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:
-    """The manifest decides: a run's result is read only when it completed (its work folder
-    through `work_files`, never `result_path` as recorded, so nothing outside it is read)."""
+    """The manifest decides: a run's result is read only when it completed, or failed with
+    stages kept (a server that died in a later stage); from its work folder through
+    `work_files`, never `result_path` as recorded, so nothing outside it is read."""
     work_dir = study_dir / StudyPaths.EXPERIMENTS / planned.run_id
     result: ExperimentResult | None = None
     error = record.error if record is not None else None
-    if record is not None and record.outcome == "completed":
+    if record is not None and (record.outcome == "completed" or record.result_path):
         try:
             result = record.with_host_findings(work_files.read_result(work_dir))
         except FileNotFoundError:

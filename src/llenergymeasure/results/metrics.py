@@ -125,6 +125,15 @@ CATALOGUE: tuple[Metric, ...] = (
         "serving.tpot_ms.p50", "Time per output token p50", "ms", in_report=True, serving_only=True
     ),
     Metric("serving.send_lag_ms.p99", "Generator send lag p99", "ms", serving_only=True),
+    Metric(
+        "max_rate.max_rate",
+        "Highest request rate meeting the SLOs (find_max_rate)",
+        "request/s",
+        short="max req/s",
+        compared=True,
+        in_report=True,
+        serving_only=True,
+    ),
     Metric("memory.peak_allocated_mb", "Peak allocated memory", "MB"),
     Metric("telemetry.temperature_max_c", "Highest GPU temperature", "°C"),
 )

@@ -31,7 +31,7 @@ from llenergymeasure.results.plot_base import Plot
 from llenergymeasure.results.plots import render, study_plots
 from llenergymeasure.results.search import search_view
 from llenergymeasure.results.stats import CV_FLAG_PCT
-from llenergymeasure.results.tables import runs_frame, summary_frame
+from llenergymeasure.results.tables import STAGE_COLUMNS, runs_frame, summary_frame
 from llenergymeasure.study.folder import StudyPaths
 
 CSS = """
@@ -79,6 +79,12 @@ def _num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def row_keys(study: StudyData, summary: pd.DataFrame) -> list[str]:
+    """What names a configuration row: its swept values, and a staged run's stage settings."""
+    stage = [k for k in STAGE_COLUMNS[:3] if k in summary.columns and summary[k].notna().any()]
+    return [*study.swept_keys, *stage]
+
+
 def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -> list[dict]:
     rows = []
     for _, row in summary.iterrows():
@@ -92,7 +98,7 @@ def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -
                 "index": int(row["config_index"]),
                 "backend": row["backend"],
                 "model": row["model"],
-                "swept": [row[key] for key in study.swept_keys],
+                "swept": [row[key] for key in row_keys(study, summary)],
                 "completed": int(row["runs_completed"]),
                 "planned": int(row["runs_planned"]),
                 "cells": cells,
@@ -171,7 +177,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
             study=study.manifest,
             n_runs=len(study.runs),
             states=", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
-            swept_keys=list(study.swept_keys),
+            swept_keys=row_keys(study, summary),
             metrics=[BY_COLUMN[m] for m in _report_metrics(study)],
             cv_flag_pct=f"{CV_FLAG_PCT:g}",
             configurations=_configurations(study, summary, notes),

@@ -6,19 +6,26 @@ from typing import Any
 
 import pandas as pd
 
-from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run_row
+from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run_rows
 from llenergymeasure.results.load import StudyData
 from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED
 from llenergymeasure.results.stats import CV_FLAG_PCT, summarise
 
 NOT_FAILED = ("completed", "pending", "running")
+# a staged serving run's row: which stage, at what settings (`flatten.run_rows`)
+STAGE_COLUMNS = ("stage", "stage.request_rate", "stage.max_concurrency", "stage.outcome")
 
 
 def runs_frame(study: StudyData) -> pd.DataFrame:
-    """One row per planned run, failed and pending ones included (metrics empty there)."""
-    rows = [run_row(run, study.manifest.study_id) for run in study.runs]
+    """One row per planned run (per stage of a staged serving run), failed and pending ones
+    included (metrics empty there)."""
+    rows = [row for run in study.runs for row in run_rows(run, study.manifest.study_id)]
     frame = pd.DataFrame(rows)
-    first = [*ID_COLUMNS, *(key for key in study.swept_keys if key not in ID_COLUMNS)]
+    first = [
+        *ID_COLUMNS,
+        *(key for key in study.swept_keys if key not in ID_COLUMNS),
+        *STAGE_COLUMNS,
+    ]
     ordered = [column for column in first if column in frame.columns]
     return frame[ordered + [column for column in frame.columns if column not in ordered]]
 
@@ -36,13 +43,19 @@ def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
 
 
 def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per configuration: counts, then n/mean/std/CI/CV for each key metric."""
+    """One row per configuration (per configuration and stage where it ran stages): counts,
+    then n/mean/std/CI/CV for each key metric."""
     runs = runs_frame(study) if runs is None else runs
     swept_by_config: dict[int, dict[str, Any]] = {}
     for run in study.runs:
         swept_by_config.setdefault(run.planned.config_index, run.planned.swept)
+    staged = "stage" in runs.columns
+    if staged:
+        runs = _stages_to_summarise(runs)
+    keys = ["config_index", "stage"] if staged else ["config_index"]
     rows = []
-    for config_index, group in runs.groupby("config_index", sort=True):
+    for key_values, group in runs.groupby(keys, sort=True, dropna=False):
+        config_index = key_values[0] if isinstance(key_values, tuple) else key_values
         first = group.iloc[0]
         row: dict[str, Any] = {
             "config_index": int(config_index),
@@ -52,6 +65,8 @@ def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.Data
         }
         for key, value in swept_by_config[int(config_index)].items():
             row.setdefault(key, cell(value))
+        if staged:
+            row.update({column: _stage_value(group, column) for column in STAGE_COLUMNS[:3]})
         outcomes = group["outcome"]
         row["runs_planned"] = len(group)
         row["runs_completed"] = int((outcomes == "completed").sum())
@@ -89,3 +104,32 @@ def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
             }
         )
     return out
+
+
+def _stage_value(group: pd.DataFrame, column: str) -> Any:
+    """A stage column's value over a configuration's cycles (the first one not null)."""
+    if column not in group.columns:
+        return None
+    values = group[column].dropna()
+    if values.empty:
+        return None
+    value = values.iloc[0]
+    return int(value) if column == "stage" else value
+
+
+def _stages_to_summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """A stage list is summarised per stage over cycles; a find_max_rate run (whose probed
+    rates differ from cycle to cycle) by its headline stage only: the figures at the rate it
+    found, with that rate as a metric."""
+    if "max_rate.probes" not in runs.columns:
+        return runs
+    searched = runs["max_rate.probes"].notna()
+    kept = runs[~searched | (runs["stage.headline"] == True)].copy()  # noqa: E712 - a column
+    found = kept["max_rate.probes"].notna()
+    kept["stage"] = kept["stage"].astype("object")
+    kept.loc[found, "stage"] = None
+    for column in STAGE_COLUMNS[1:]:
+        if column in kept.columns:
+            kept[column] = kept[column].astype("object")
+            kept.loc[found, column] = None
+    return kept

@@ -162,3 +162,23 @@ def test_serving_mistakes_are_one_message_naming_the_key(tmp_path) -> None:
         study.write_text(f"name: s\nmodel: m\nbackend: vllm\ngpu_count: 0\nmode: serving\n{body}\n")
         code, _, err = llem("config", "validate", str(study))
         assert code == 2 and expected in err and "Traceback" not in err, err
+
+
+def test_stage_mistakes_are_refused_at_plan_time_with_the_stage_named(tmp_path) -> None:
+    study = tmp_path / "bad.yaml"
+    for body, expected in (
+        (
+            "serving:\n  stages:\n    - {request_rate: 1, n_requests: 20}\n"
+            "    - {request_rate: 4}\n",
+            "stage 1 never ends",
+        ),
+        ("serving: {duration_s: 9, find_max_rate: {low: 1, high: 8}}", "give serving.slo"),
+        (
+            "serving: {duration_s: 9, request_rate: 3, stages: [{request_rate: 1}]}",
+            "remove serving.request_rate",
+        ),
+    ):
+        study.write_text(f"name: s\nmodel: m\nbackend: vllm\ngpu_count: 0\nmode: serving\n{body}\n")
+        code, _, err = llem("plan", str(study))
+        assert code == 2 and expected in err and "Traceback" not in err, err
+        assert "bad.yaml" in err

@@ -1,7 +1,9 @@
 """The open-loop load generator: requests go out at their arrival times, never waiting on
 completions (only on the concurrency cap when one is set, and a session's later turn on its
 previous answer), each streamed back so that its first token and every later chunk carry a
-client timestamp.
+client timestamp. A stage may be stopped early: a check called every few seconds on the loop
+names why, the sending stops, and the requests in flight are cancelled (the server aborts them
+when their connection closes).
 
 aiohttp (a dependency of vLLM's server, so in its image) on one event loop: one task per
 request or session, no connection limit of the client's own (the cap is the experiment's).
@@ -21,6 +23,7 @@ from llenergymeasure.experiment.serving.records import RequestRecord
 from llenergymeasure.experiment.serving.workload import Message, Workload
 
 ERROR_CHARS = 300
+StopCheck = Callable[[float], "str | None"]
 
 
 class LoadGenerator:
@@ -30,9 +33,15 @@ class LoadGenerator:
         workload: Workload,
         records: list[RequestRecord],
         server_alive: Callable[[], bool],
+        stop_check: StopCheck | None = None,
+        check_every_s: float = 1.0,
     ) -> None:
+        """`stop_check(now)`: why to stop the load early, or None; called every
+        `check_every_s`."""
         self.url, self.workload, self.records = url, workload, records
         self.server_alive = server_alive
+        self.stop_check, self.check_every_s = stop_check, check_every_s
+        self.stopped: str | None = None  # why the load was stopped early
         self.t0 = 0.0
         import aiohttp  # here, not after the clock starts: its import would delay the first sends
 
@@ -52,20 +61,48 @@ class LoadGenerator:
         gate = asyncio.Semaphore(cap) if cap else None
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-        chains = self.workload.chains(self.records)
+        tasks: list[asyncio.Task[None]] = []
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            tasks = []
-            for k, chain in enumerate(chains):
-                delay = chain[0].scheduled_s - self.now()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if not self.server_alive():  # the rest is never sent
-                    for unsent in chains[k:]:
-                        for record in unsent:
-                            record.error = "the server had exited before this request's arrival"
+            sender = asyncio.create_task(self._send(session, gate, tasks))
+            watcher = asyncio.create_task(self._watch(sender, tasks)) if self.stop_check else None
+            await asyncio.gather(sender, return_exceptions=True)
+            while tasks:  # a stop cancels them; every one has ended before the session closes
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if all(task.done() for task in tasks):
                     break
-                tasks.append(asyncio.create_task(self._chain(session, chain, gate)))
-            await asyncio.gather(*tasks)
+            if watcher is not None:
+                watcher.cancel()
+        if self.stopped is not None:
+            for record in self.records:
+                if record.end_s is None and record.error is None:
+                    sent = record.sent_s is not None
+                    what = "cancelled" if sent else "not sent"
+                    record.error = f"{what}: the stage was stopped early"
+
+    async def _send(self, session: Any, gate: Any, tasks: list[asyncio.Task[None]]) -> None:
+        chains = self.workload.chains(self.records)
+        for k, chain in enumerate(chains):
+            delay = chain[0].scheduled_s - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not self.server_alive():  # the rest is never sent
+                for unsent in chains[k:]:
+                    for record in unsent:
+                        record.error = "the server had exited before this request's arrival"
+                return
+            tasks.append(asyncio.create_task(self._chain(session, chain, gate)))
+
+    async def _watch(self, sender: asyncio.Task[None], tasks: list[asyncio.Task[None]]) -> None:
+        assert self.stop_check is not None
+        while True:
+            await asyncio.sleep(self.check_every_s)
+            reason = self.stop_check(self.now())
+            if reason is not None:
+                self.stopped = reason
+                sender.cancel()
+                for task in tasks:
+                    task.cancel()
+                return
 
     async def _chain(self, session: Any, chain: list[RequestRecord], gate: Any) -> None:
         """A session's turns in order (or one request): each later turn after the previous

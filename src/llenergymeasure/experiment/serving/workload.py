@@ -8,6 +8,7 @@ source's own per-request lengths (capped at max_new_tokens), or seeded draws per
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Callable
@@ -58,6 +59,12 @@ class Workload:
             else [len(ids) for ids in prompts.ids]
         )
         self.max_tokens = self._output_lengths(n)
+
+    def at(self, serving: ServingConfig) -> Workload:
+        """The same prompts, bodies and output lengths under one stage's settings."""
+        staged = copy.copy(self)
+        staged.serving = serving
+        return staged
 
     def _output_lengths(self, n: int) -> list[int]:
         wanted = self.serving.output_length

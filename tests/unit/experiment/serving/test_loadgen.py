@@ -130,3 +130,32 @@ def test_a_trace_is_replayed_at_its_scaled_times(standin) -> None:
     assert [r.scheduled_s for r in records] == [0, 0.1, 0.3, 0.3]
     assert all(abs(r.sent_s - r.scheduled_s) < 0.05 for r in records)
     assert [r.output_tokens for r in records] == [1, 2, 3, 4]
+
+
+def test_a_stop_check_ends_the_load_and_cancels_what_is_in_flight(standin) -> None:
+    url, _ = standin
+    config = _config(request_rate=20, n_requests=40)
+    workload = Workload(config, PromptSet([[1], [2], [3], [4]]), _words, lambda m: [0])
+    records = workload.records()
+    stop_at = 0.5
+
+    def check(now: float) -> str | None:
+        return "enough" if now >= stop_at else None
+
+    generator = LoadGenerator(url, workload, records, lambda: True, check, check_every_s=0.1)
+    start = time.perf_counter()
+    generator.run(start)
+    assert generator.stopped == "enough"
+    assert time.perf_counter() - start < 1.5  # not the 2 s the whole load takes
+    done = [r for r in records if r.ok]
+    unsent = [r for r in records if r.error == "not sent: the stage was stopped early"]
+    assert (
+        done
+        and unsent
+        and len(done)
+        + len(unsent)
+        + sum(1 for r in records if r.error == "cancelled: the stage was stopped early")
+        == len(records)
+    )
+    assert all(r.sent_s is None for r in unsent)
+    assert max(r.sent_s for r in done) < stop_at + 0.15
