@@ -12,6 +12,7 @@ import pytest
 
 from helpers.integration import (
     LLEM,
+    llem,
     read_json,
     run_and_kill_server,
     study_dirs,
@@ -31,14 +32,7 @@ QUICK = {"min_steady_s": 1, "slice_s": 1}
 
 def _run(tmp_path, serving: dict, **top) -> tuple[subprocess.CompletedProcess, object]:
     study = vllm_cpu_serving_study(tmp_path, serving=serving, n_prompts=8, **top)
-    proc = subprocess.run(
-        [LLEM, "run", str(study), "--yes"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    return proc, study
+    return llem("run", str(study), "--yes", cwd=tmp_path, timeout=1500), study
 
 
 def _result(study_dir) -> tuple[ExperimentResult, object]:

@@ -223,17 +223,15 @@ class ServingConfig(Strict):
             stages = self.stages
         for k, stage in enumerate(stages):
             where = f"stage {k}" if self.stages is not None else "each find_max_rate stage"
-            settings = {**self.model_dump(exclude={"stages", "find_max_rate"})}
-            settings.update(stage.model_dump(exclude_none=True))
-            if settings["n_requests"] is None and settings["duration_s"] is None:
-                raise CombinationError(
-                    f"{where} never ends: give it (or the serving section) n_requests or "
-                    "duration_s",
-                    f"{key}",
-                    "n_requests",
-                )
             try:
-                ServingConfig.model_validate(settings)
+                settings = self.at_stage(stage)
             except ValidationError as error:
                 problem = error.errors()[0]["msg"].removeprefix("Value error, ")
                 raise CombinationError(f"{where}: {problem}", key) from None
+            if settings.n_requests is None and settings.duration_s is None:
+                raise CombinationError(
+                    f"{where} never ends: give it (or the serving section) n_requests or "
+                    "duration_s",
+                    key,
+                    "n_requests",
+                )

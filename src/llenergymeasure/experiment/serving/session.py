@@ -263,10 +263,17 @@ class ServingSession(Session):
         measured = [stage for stage in self.stages if stage.measured is not None]
         if not measured:
             raise RuntimeError(self.stages[0].detail or "no stage was measured")
-        if self.search is not None and (best := self.search.best) is not None:
-            bound = self.serving.find_max_rate.goodput_bound  # type: ignore[union-attr]
-            return next(s for s in measured if s.met(bound) and s.serving.rate == best.rate)
-        return measured[0] if self.search is not None else measured[-1]
+        if self.search is not None:
+            return self._best_stage() or measured[0]
+        return measured[-1]
+
+    def _best_stage(self) -> StageRun | None:
+        """find_max_rate's stage at the highest rate that met the SLOs, if one did."""
+        spec, best = self.serving.find_max_rate, self.search and self.search.best
+        if spec is None or not best:
+            return None
+        bound = spec.goodput_bound
+        return next(s for s in self.stages if s.met(bound) and s.serving.rate == best.rate)
 
     def _progress(self, stage: StageRun, done: threading.Event) -> None:
         """A `batch` event every few seconds (requests ended / all): the host's stall check."""
@@ -364,18 +371,11 @@ class ServingSession(Session):
         search, spec = self.search, self.serving.find_max_rate
         if search is None or spec is None:
             return None
-        best, failed = search.best, search.first_failed
-        stage = None
-        if best is not None:
-            stage = next(
-                s.index
-                for s in self.stages
-                if s.met(spec.goodput_bound) and s.serving.rate == best.rate
-            )
+        best, failed, stage = search.best, search.first_failed, self._best_stage()
         return MaxRateFinding(
             max_rate=best.rate if best is not None else None,
             max_rate_reason=None if best is not None else search.done_reason,
-            stage=stage,
+            stage=stage.index if stage is not None else None,
             first_failed_rate=failed.rate if failed is not None else None,
             goodput_bound=spec.goodput_bound,
             tolerance=spec.tolerance,
