@@ -68,6 +68,7 @@ def make_model(folder: Path) -> Path:
 
 
 SHAREGPT = "sharegpt.json"  # next to the model, mounted with it
+SHAREGPT_MAX_TOKENS = 256  # above the longest answer written here: llem caps at max_new_tokens
 WORDS = ("energy", "token", "power", "joule", "watt", "server", "request", "answer", "cache")
 
 
@@ -115,7 +116,10 @@ def request(
                 "gpu_count": 0,
                 "mode": "serving",
                 "n_prompts": n,
-                "max_new_tokens": args.output_len,
+                # ShareGPT: each answer's length, uncapped as the bench sends it
+                "max_new_tokens": SHAREGPT_MAX_TOKENS
+                if args.dataset == "sharegpt"
+                else args.output_len,
                 "prompts": prompts(args),
                 "baseline": {"enabled": False},
                 "vllm": {"enforce_eager": True, "max_num_seqs": 64, "max_model_len": 512},
@@ -154,10 +158,26 @@ def llem_arm(model: Path, req: RunRequest) -> tuple[ExperimentResult, pd.DataFra
         return result, pd.read_parquet(work / "requests.parquet")
 
 
-def whole_load(requests: pd.DataFrame) -> tuple[float, float]:
-    """(output tokens/s over first send to last answer, TTFT p50 ms), as the bench reports."""
+def whole_load(requests: pd.DataFrame) -> tuple[float, float, float, float]:
+    """(output tokens/s over first send to last answer, TTFT p50 ms, mean input and output
+    tokens per request), as the bench reports them."""
     span = requests["end_s"].max() - requests["sent_s"].min()
-    return requests["output_tokens"].sum() / span, float(requests["ttft_ms"].median())
+    return (
+        requests["output_tokens"].sum() / span,
+        float(requests["ttft_ms"].median()),
+        float(requests["input_tokens"].mean()),
+        float(requests["output_tokens"].mean()),
+    )
+
+
+def bench_figures(report: dict) -> tuple[float, float, float, float]:
+    done = report["completed"]
+    return (
+        report["output_throughput"],
+        report["median_ttft_ms"],
+        report["total_input_tokens"] / done,
+        report["total_output_tokens"] / done,
+    )
 
 
 def bench_arm(model: Path, server: str, args: argparse.Namespace) -> dict:
@@ -211,7 +231,7 @@ def main() -> None:
         throughput, ttft = [], []
         server = ""  # the server command line llem records; the bench starts the same
         for round_no in range(args.rounds):
-            figures: dict[str, tuple[float, float]] = {}
+            figures: dict[str, tuple[float, float, float, float]] = {}
             for arm in ("llem", "bench") if round_no % 2 == 0 else ("bench", "llem"):
                 if arm == "llem":
                     result, requests = llem_arm(model, request(args, args.rate, args.requests))
@@ -219,14 +239,16 @@ def main() -> None:
                     figures[arm] = whole_load(requests)
                 else:
                     report = bench_arm(model, server, args)
-                    figures[arm] = (report["output_throughput"], report["median_ttft_ms"])
+                    figures[arm] = bench_figures(report)
             throughput.append(figures["llem"][0] / figures["bench"][0])
             ttft.append(figures["llem"][1] / figures["bench"][1])
             print(
                 f"round {round_no + 1}: output tok/s llem {figures['llem'][0]:.1f} vs bench "
                 f"{figures['bench'][0]:.1f} (ratio {throughput[-1]:.3f}); TTFT p50 ms llem "
                 f"{figures['llem'][1]:.1f} vs bench {figures['bench'][1]:.1f} "
-                f"(ratio {ttft[-1]:.3f})",
+                f"(ratio {ttft[-1]:.3f}); mean tokens in/out per request llem "
+                f"{figures['llem'][2]:.1f}/{figures['llem'][3]:.1f} vs bench "
+                f"{figures['bench'][2]:.1f}/{figures['bench'][3]:.1f}",
                 flush=True,
             )
         if args.rounds:

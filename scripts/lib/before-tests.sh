@@ -13,6 +13,7 @@ before_tests() {
     ensure_debian_package chromium chromium && export LLEM_REQUIRE_CHROMIUM=1
     ensure_cpu_image "$bin/llem"
     ensure_vllm_cpu_image "$bin/llem"
+    drop_superseded_images
     export LLEM_REQUIRE_DOCKER=1
     ensure_slurm_cluster
     ensure_podman_service
@@ -30,4 +31,11 @@ ensure_debian_package() {
                 && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
     fi
     command -v "$1" >/dev/null 2>&1
+}
+
+# drop_superseded_images: each source change builds new llem images; the untagged ones they
+# replace (labelled llem.inputs) would otherwise fill the disk of a machine that tests often.
+drop_superseded_images() {
+    echo "==> removing superseded (untagged) llem images; $(df -h --output=avail / | tail -1 | tr -d ' ') free on /"
+    docker image prune -f --filter label=llem.inputs >/dev/null
 }

@@ -28,6 +28,8 @@ from llenergymeasure.contract.result import (
     Throughput,
     Timings,
     TokenCounts,
+    Validity,
+    ValidityReason,
 )
 from llenergymeasure.contract.run import RunContext
 from llenergymeasure.contract.workdir import (
@@ -55,6 +57,9 @@ class Figures:
     ttft_p50_ms: float = 20.0
     itl_p50_ms: float = 10.0
     warnings: tuple[str, ...] = ()
+    uncertainty_pct: float = 0.5  # the instrument's standard uncertainty of gpu_j, %
+    invalid: tuple[str, ...] = ()  # validity reason codes of the GPU energy
+    counter_integral_ratio: float = 1.01
 
 
 def config_hash(config: ExperimentConfig) -> str:
@@ -132,6 +137,27 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
             engine_build_gpu_j=None,
             engine_build_gpu_j_reason=NO_BUILD,
             sample_interval_ms=100.0,
+            integral_gpu_j=gpu_j / fig.counter_integral_ratio,
+            integral_gpu_j_reason=None,
+            counter_integral_ratio=fig.counter_integral_ratio,
+            counter_integral_ratio_reason=None,
+            largest_sample_gap_ms=110.0,
+            largest_sample_gap_ms_reason=None,
+            counter_update_ms=100.0,
+            counter_update_ms_reason=None,
+            instrument_uncertainty_j=gpu_j * fig.uncertainty_pct / 100,
+            instrument_uncertainty_j_reason=None,
+            instrument_uncertainty_pct=fig.uncertainty_pct,
+            instrument_uncertainty_pct_reason=None,
+            adjusted_uncertainty_j=gpu_j * fig.uncertainty_pct / 100 * 1.5,
+            adjusted_uncertainty_j_reason=None,
+            uncertainty_terms_j={"edge": gpu_j * fig.uncertainty_pct / 100},
+            validity=Validity.of(
+                [ValidityReason(code=code, detail="synthetic") for code in fig.invalid]  # type: ignore[arg-type]
+            ),
+            cpu_validity=Validity.of(
+                [ValidityReason(code="energy_unavailable", detail="RAPL not readable")]
+            ),
         )
         device = "cuda"
         gpus = [

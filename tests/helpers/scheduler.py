@@ -19,6 +19,7 @@ from llenergymeasure.orchestrator.executor import (
     StudyAt,
 )
 from llenergymeasure.orchestrator.gate import Gate
+from llenergymeasure.orchestrator.gpu_settings import GpuControl
 from llenergymeasure.orchestrator.locks import HostLocks
 from llenergymeasure.orchestrator.planned import PlannedStudy
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
@@ -132,18 +133,22 @@ def make_scheduler(
     executor: type[InstantExecutor] = InstantExecutor,
     max_attempts: int = 1,
     options: RunOptions | None = None,
+    sweep: dict | None = None,
+    gpu_control: GpuControl | None = None,
 ) -> tuple[StudyScheduler, InstantExecutor]:
-    """A scheduler over `n` configurations of one GPU each (no hub model: nothing fetched)."""
+    """A scheduler over `n` configurations of one GPU each (no hub model: nothing fetched), or
+    over `sweep`; `gpu_control`: what sets the runs' `gpu:` settings."""
     study = StudyConfig.model_validate(
         {
             "name": "t",
             "defaults": {"model": "stub:m", "gpu_count": 1},
-            "sweep": {"n_prompts": list(range(1, n + 1))},
+            "sweep": sweep or {"n_prompts": list(range(1, n + 1))},
             "execution": execution,
         }
     )
     plan = expand(study)
     pre = stub_preflight(PlannedStudy(tmp_path / "study.yaml", study, plan, tmp_path))
+    pre.gpu_control = gpu_control
     record = study_record(
         study_id="t_1", study_name="t", runs={run.run_id: pending_record(run) for run in plan.runs}
     )

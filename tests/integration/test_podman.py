@@ -34,16 +34,19 @@ def podman() -> docker.DockerClient:
 
 
 def _load_into_podman(podman: docker.DockerClient, client: docker.DockerClient, ref: str) -> None:
-    """The Docker image, by the same ID, in podman's store (skipped when it is there)."""
+    """The Docker image, by the same ID, in podman's store (skipped when it is there). Earlier
+    llem builds go first: each rebuild has a new ID, and podman's store would otherwise grow by a
+    whole image per source change until the disk fills."""
     image_id = client.images.get(ref).id
-    try:
-        if podman.images.get(ref).id == image_id:
-            return
-    except docker.errors.ImageNotFound:
-        pass
+    stale = podman.images.list(filters={"label": "llem.inputs"})
+    if any(image.id == image_id for image in stale):
+        return
+    for image in stale:
+        podman.images.remove(image.id, force=True)
     save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
-    subprocess.run(["podman", "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
+    load = subprocess.run(["podman", "load", "-q"], stdin=save.stdout, capture_output=True)
     assert save.wait() == 0
+    assert load.returncode == 0, f"podman load failed: {load.stderr.decode(errors='replace')}"
     assert podman.images.get(ref).id == image_id
 
 

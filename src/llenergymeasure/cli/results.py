@@ -59,8 +59,17 @@ def show(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    valid_only: Annotated[
+        bool,
+        typer.Option(
+            "--valid-only",
+            help="Leave runs whose GPU energy is not valid out of the statistics (counted in "
+            "the valid column; the reasons are listed).",
+        ),
+    ] = False,
 ) -> None:
-    """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs. A search
+    """One row per configuration: swept values, J/token, tok/s, TTFT/ITL p50 with CIs, how many
+    runs' energy is valid. A search
     also shows its trials, its best configuration with the confirmation's CI (several
     objectives: the Pareto front); --json then holds {"configurations": [...], "search": {...}}."""
     from llenergymeasure.results.load import load_study_results, require_results
@@ -70,7 +79,7 @@ def show(
     view = search_view(study)
     if view is None:
         require_results(study)
-    rows = _configurations(study, sort, filters, as_json) if study.completed else []
+    rows = _configurations(study, sort, filters, as_json, valid_only) if study.completed else []
     if view is None:
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
@@ -84,15 +93,21 @@ def show(
 
 
 def _configurations(
-    study: StudyData, sort: str | None, filters: list[str] | None, as_json: bool
+    study: StudyData, sort: str | None, filters: list[str] | None, as_json: bool, valid_only: bool
 ) -> list[dict[str, Any]]:
     """The configuration table: printed, or as JSON rows when `as_json`."""
-    from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, for_study
+    from llenergymeasure.results.audit import (
+        INSTRUMENT_SHARE_NOTE_PCT,
+        counter_integral_line,
+        invalid_runs,
+    )
+    from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, WINDOWS, for_study
     from llenergymeasure.results.query import apply_filters, apply_sort
-    from llenergymeasure.results.tables import STAGE_COLUMNS, summary_frame
+    from llenergymeasure.results.tables import STAGE_COLUMNS, runs_frame, summary_frame
 
     metrics_shown = for_study(SHOWN, study.has_serving)
-    summary = summary_frame(study)
+    runs = runs_frame(study)
+    summary = summary_frame(study, runs, valid_only)
     summary = apply_sort(apply_filters(summary, filters or [], study.swept_keys), sort)
     swept = [key for key in study.swept_keys if key not in ("backend", "model")]
     # a staged serving run: one row per stage, named by its index and settings
@@ -110,13 +125,26 @@ def _configurations(
                 "runs_planned": int(row["runs_planned"]),
                 "runs_completed": int(row["runs_completed"]),
                 "runs_failed": int(row["runs_failed"]),
+                "runs_valid": int(row["runs_valid"]),
+                "invalid_reasons": row["invalid_reasons"].split(",")
+                if row["invalid_reasons"]
+                else [],
                 "cv_flagged": bool(row["cv_flagged"]),
                 "metrics": {
                     metric: {
                         "unit": BY_COLUMN[metric].unit,
                         **{
                             stat: _jsonable(row[f"{metric}.{stat}"])
-                            for stat in ("n", "mean", "std", "ci95_low", "ci95_high", "cv_pct")
+                            for stat in (
+                                "n",
+                                "mean",
+                                "std",
+                                "ci95_low",
+                                "ci95_high",
+                                "cv_pct",
+                                "instrument_u",
+                                "instrument_share_pct",
+                            )
                         },
                         "na_reason": _jsonable(row[f"{metric}.na_reason"]),
                     }
@@ -132,27 +160,39 @@ def _configurations(
     title = f"{study.manifest.study_name} ({study.manifest.study_id})"
     if constant and not summary.empty:
         title += ": " + ", ".join(constant)
-    table = Table(
-        title=shown(title),
-        caption="mean ± half-width of the 95 % bootstrap CI over cycles (no ± with one "
-        "completed cycle); n/a: see footnotes",
+    caption = (
+        "mean ± half-width of the 95 % CI over cycles (bootstrap; energy: with the "
+        "instrument's uncertainty; no ± with one completed cycle); n/a: see footnotes"
     )
+    other_windows = [m for m in metrics_shown if m.window != "window"]
+    if other_windows:
+        caption += "; every figure covers the measured window (serving: its steady state) but " + (
+            ", ".join(f"{m.short}: {WINDOWS[m.window]}" for m in other_windows)
+        )
+    table = Table(title=shown(title), caption=caption)
     for column in ["#", *varying, *swept]:
         table.add_column(shown(column))
     for title in (m.short for m in metrics_shown):
         table.add_column(title, justify="right")
     table.add_column("ok/planned", justify="right")
     table.add_column("failed", justify="right")
+    table.add_column("valid energy", justify="right")
     table.add_column("CV>5%")
     notes = Footnotes()
+    instrument_heavy = False
     for _, row in summary.iterrows():
         cells = [str(int(row["config_index"])), *(shown(str(row[key])) for key in varying)]
         cells += ["" if missing(row[key]) else shown(str(row[key])) for key in swept]
         for metric in (m.column for m in metrics_shown):
-            cells.append(_metric_text(row, metric, notes))
+            text = _metric_text(row, metric, notes)
+            share = row.get(f"{metric}.instrument_share_pct")
+            if not missing(share) and share > INSTRUMENT_SHARE_NOTE_PCT:
+                text, instrument_heavy = text + " †", True
+            cells.append(text)
         cells.append(f"{int(row['runs_completed'])}/{int(row['runs_planned'])}")
         failed = int(row["runs_failed"])
         cells.append(f"[red]{failed}[/]" if failed else "0")
+        cells.append(_valid_text(row))
         cells.append(f"[red]{shown(row['high_cv_metrics'])}[/]" if row["cv_flagged"] else "")
         table.add_row(*cells)
     console.print(table)
@@ -160,7 +200,29 @@ def _configurations(
         console.print("no configuration matches the filters")
     for index, reason in enumerate(notes.reasons, 1):
         console.print(f"[yellow]n/a[{index}][/]: {shown(reason)}")
+    if instrument_heavy:
+        console.print(
+            "†: the instrument's own uncertainty is more than a third of this CI "
+            "(short windows or few cycles; see README, How far to trust a figure)"
+        )
+    line = counter_integral_line(runs)
+    if line:
+        console.print(shown(line))
+    invalid = invalid_runs(runs)
+    if invalid:
+        console.print(f"[yellow]GPU energy not valid in {len(invalid)} run(s)[/]:")
+        for run in invalid:
+            where = run.run_id + (f" stage {run.stage}" if run.stage is not None else "")
+            console.print(f"  {shown(where)}: {shown(run.reasons)}")
     return []
+
+
+def _valid_text(row: pd.Series) -> str:
+    """Runs with valid GPU energy / runs judged, red with the reasons when not all."""
+    valid, judged = int(row["runs_valid"]), int(row["runs_judged"])
+    if valid < judged:
+        return f"[red]{valid}/{judged} {shown(row['invalid_reasons'])}[/]"
+    return f"{valid}/{judged}"
 
 
 def _metric_text(row: pd.Series, metric: str, notes: Footnotes) -> str:

@@ -14,8 +14,11 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.orchestrator.display import Display, shown
 from llenergymeasure.orchestrator.executor import executor_class
+from llenergymeasure.orchestrator.gpu_settings import GpuSettingError, restore_leftovers
 from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
+from llenergymeasure.orchestrator.locks import writer_lock
 from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.gpu_ledger import Ledger
 from llenergymeasure.study.manifest import load_manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord
 
@@ -42,6 +45,7 @@ def status(
             display.note(f"{kind}: {collected} ended job(s) collected")
     except UserError as error:  # an attached llem follows it, or the cluster does not answer
         display.note(f"{kind} jobs not collected: {error}")
+    _put_gpus_back(study_dir, display)
     record = load_manifest(study_dir)
     lock_file = study_dir / StudyPaths.STUDY_LOCK
     images = load_lock(lock_file).images if lock_file.is_file() else None
@@ -103,3 +107,19 @@ def _run_image(run: RunRecord) -> str:
         name, _, digest = run.image_digest.partition("@")
         return f"{name}@{short_id(digest)}"
     return short_id(run.image_id) if run.image_id else ""
+
+
+def _put_gpus_back(study_dir: Path, display: Display) -> None:
+    """GPU settings an llem killed with -9 left on this host, put back, unless an llem still
+    runs the study (its runs' settings are its own to put back)."""
+    if not Ledger(study_dir).outstanding():
+        return
+    try:
+        with writer_lock(study_dir):
+            restored = restore_leftovers(study_dir, display.note)
+    except GpuSettingError:
+        raise
+    except UserError as error:  # an llem runs the study: its runs' settings are its own
+        display.note(f"GPU settings left for that llem to put back ({error})")
+        return
+    display.note(f"{len(restored)} GPU setting(s) put back")

@@ -19,6 +19,7 @@ from llenergymeasure.contract.fields import (
     Precision,
     Strict,
 )
+from llenergymeasure.contract.gpu_settings import GpuSettings
 from llenergymeasure.contract.prompt_sources import (
     PromptSource,
     SyntheticPrompts,
@@ -113,6 +114,10 @@ class _Experiment(Strict):
         10.0, description="The measured window repeats the prompt set until this has passed."
     )
     gpu_count: int = Field(1, ge=0, description="GPUs given to the container; 0 runs on CPU.")
+    gpu: GpuSettings = Field(
+        default_factory=GpuSettings,
+        description="Power limit and locked clocks the host sets on the run's GPUs (NVML).",
+    )
     mode: Literal["offline", "serving"] = Field(
         "offline",
         description="offline: the prompt set in batches through the engine's API; serving: the "
@@ -149,6 +154,16 @@ class _Experiment(Strict):
                 "unless the prompts are a trace)",
                 "mode",
                 "serving",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_settings(self) -> _Experiment:
+        if self.gpu.any and self.gpu_count == 0:
+            raise CombinationError(
+                "gpu.power_limit_w and gpu.locked_clocks_mhz set a GPU, but gpu_count is 0",
+                "gpu",
+                "gpu_count",
             )
         return self
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from llenergymeasure.contract.config import ExperimentConfig, Strict
 from llenergymeasure.contract.run import RunContext
+from llenergymeasure.contract.validity import Validity, ValidityReason, rule_reason
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -68,8 +69,11 @@ class GpuInfo(Strict):
     name: str
     uuid: str
     memory_total_mb: float
-    power_limit_w: float | None
+    power_limit_w: float | None = Field(description="Enforced power limit, W.")
     persistence_mode: bool | None
+    mig_mode: bool | None = Field(
+        None, description="MIG enabled: energy is the physical GPU's, not a slice's."
+    )
 
 
 class Environment(Strict):
@@ -141,6 +145,8 @@ class Latency(Figures):
     method: str = Field(description="How per-token times were taken.")
 
 
+# The reason of an audit figure a result from before the audit does not hold.
+NOT_RECORDED = "not recorded (a result from before the energy audit)"
 GpuEnergySource = Literal["nvml_energy_counter", "nvml_power_integral", "unavailable"]
 CpuEnergySource = Literal["rapl", "unavailable"]
 
@@ -191,6 +197,57 @@ class Energy(Figures):
     sample_interval_ms: float | None = Field(None, description="Power sampler period, ms.")
     power_sample_method: str | None = Field(
         None, description="How power samples were read (NVML call or field); null without NVML."
+    )
+    integral_gpu_j: float | None = Field(
+        None, description="The sampled power's integral over the same window, J (the check)."
+    )
+    integral_gpu_j_reason: str | None = NOT_RECORDED
+    counter_integral_ratio: float | None = Field(
+        None, description="Counter energy / power integral over the same window."
+    )
+    counter_integral_ratio_reason: str | None = NOT_RECORDED
+    largest_sample_gap_ms: float | None = Field(
+        None, description="Longest time between two power samples across the window, ms."
+    )
+    largest_sample_gap_ms_reason: str | None = NOT_RECORDED
+    counter_update_ms: float | None = Field(
+        None,
+        description="How often the NVML energy counter changed, measured while idle (median "
+        "time between changes of a fast poll), ms.",
+    )
+    counter_update_ms_reason: str | None = NOT_RECORDED
+    instrument_uncertainty_j: float | None = Field(
+        None,
+        description="Standard uncertainty of gpu_j from the instrument: the window-edge term "
+        "and, for an integral, its sampling term (see uncertainty_terms_j), J.",
+    )
+    instrument_uncertainty_j_reason: str | None = NOT_RECORDED
+    instrument_uncertainty_pct: float | None = Field(
+        None, description="instrument_uncertainty_j / gpu_j, %."
+    )
+    instrument_uncertainty_pct_reason: str | None = NOT_RECORDED
+    adjusted_uncertainty_j: float | None = Field(
+        None,
+        description="Standard uncertainty of gpu_adjusted_j: the instrument's and the idle "
+        "baseline's own spread carried over the window, J.",
+    )
+    adjusted_uncertainty_j_reason: str | None = NOT_RECORDED
+    uncertainty_terms_j: dict[str, float] = Field(
+        default_factory=dict,
+        description="The budget's terms (standard uncertainties, J): edge, integral_sampling, "
+        "baseline.",
+    )
+    validity: Validity = Field(
+        default_factory=lambda: Validity.of(
+            [ValidityReason(code="not_judged", detail="recorded before validity was judged")]
+        ),
+        description="Whether the GPU figures (gpu_j and all derived from it) can be trusted.",
+    )
+    cpu_validity: Validity = Field(
+        default_factory=lambda: Validity.of(
+            [ValidityReason(code="not_judged", detail="recorded before validity was judged")]
+        ),
+        description="Whether the RAPL figures (cpu_package_j, dram_j) can be trusted.",
     )
 
     @model_validator(mode="after")
@@ -314,6 +371,39 @@ class ServingFigures(Figures):
         description="Work-folder file: the server's queue and KV-cache gauges over time."
     )
     server_metrics_file_reason: str | None = None
+    figure_windows: dict[str, str] = Field(
+        default_factory=dict,
+        description="The window each figure of this result (or stage) covers, by section or "
+        "`section.field`; the most specific entry applies (`SERVING_WINDOWS`).",
+    )
+
+
+STEADY_WINDOW = "steady state: the measured window (timings.window_s)"
+SENDING = "sending: first to last send of the measured requests (warm-up excluded)"
+# Serving figures do not all cover one window; each is named here, and a table that shows
+# figures side by side shows those of one window or says which each one is.
+SERVING_WINDOWS: dict[str, str] = {
+    "timings.window_s": STEADY_WINDOW,
+    "tokens": "requests completed inside the steady state; output tokens streamed inside it",
+    "throughput": STEADY_WINDOW,
+    "energy": STEADY_WINDOW,
+    "telemetry": STEADY_WINDOW,
+    "latency": "requests sent inside the steady state (every measured one when none was)",
+    "serving.achieved_request_rate": SENDING,
+    "serving.send_lag_ms": SENDING,
+    "serving.requests_sent": SENDING,
+    "serving.requests_completed": SENDING,
+    "serving.requests_failed": SENDING,
+    "serving.tpot_ms": "every completed measured request",
+    "serving.peak_in_flight": SENDING,
+    "serving.load_duration_s": "first send to last answer, warm-up included",
+    "serving.goodput_requests_per_s": STEADY_WINDOW + "; requests completed inside it",
+    "serving.goodput_fraction": STEADY_WINDOW + "; requests completed inside it",
+    "serving.j_per_request": STEADY_WINDOW,
+    "serving.j_per_slo_request": STEADY_WINDOW,
+    "serving.j_per_slo_output_token": STEADY_WINDOW,
+    "serving.adjusted_j_per_request": STEADY_WINDOW,
+}
 
 
 WarningCode = Literal[
@@ -332,8 +422,9 @@ WarningCode = Literal[
     "steady_state_not_reached",
     "send_lag",
     "requests_failed",
+    "gpu_setting_clamped",
 ]
-HOST_WARNINGS: tuple[str, ...] = ("concurrent_runs", "foreign_gpu_processes")
+HOST_WARNINGS: tuple[str, ...] = ("concurrent_runs", "foreign_gpu_processes", "gpu_setting_clamped")
 """Warning codes the host adds after the run, from what only it saw."""
 
 
@@ -444,7 +535,25 @@ class ExperimentResult(Strict):
         if code not in HOST_WARNINGS:
             raise ValueError(f"{code!r} is not a warning the host adds")
         warning = QualityWarning(code=code, message=message)  # type: ignore[arg-type]
-        return self.model_copy(update={"warnings": [*self.warnings, warning]})
+        update: dict[str, object] = {"warnings": [*self.warnings, warning]}
+        if code == "foreign_gpu_processes":  # the GPU energy is not this run's alone
+            why = rule_reason("foreign_processes", message)
+            update["energy"] = self.energy.model_copy(
+                update={"validity": self.energy.validity.plus(why)}
+            )
+            update["stages"] = [
+                stage.model_copy(
+                    update={
+                        "energy": stage.energy.model_copy(
+                            update={"validity": stage.energy.validity.plus(why)}
+                        )
+                    }
+                )
+                if stage.energy is not None
+                else stage
+                for stage in self.stages
+            ]
+        return self.model_copy(update=update)
 
     def with_host_shared(self, concurrent_runs: list[str]) -> ExperimentResult:
         """This result measured while other runs were in flight on the same host: host-wide
@@ -466,6 +575,9 @@ class ExperimentResult(Strict):
                 "total_j": energy.gpu_j if gpu else None,
                 "total_j_reason": None if gpu else f"GPU: {energy.gpu_j_reason}; CPU: {reason}",
                 "total_parts": ["gpu"] if gpu else [],
+                "cpu_validity": Validity.of(
+                    [rule_reason("host_shared", f"{len(concurrent_runs)} concurrent run(s)")]
+                ),
             }
         )
         result = self.model_copy(update={"energy": Energy.model_validate(shared.model_dump())})

@@ -107,6 +107,18 @@ def counter_window_j(
     return (_counter_at(pairs, end_s) - _counter_at(pairs, start_s)) / 1000.0
 
 
+def went_back(
+    times_s: Sequence[float], counters_mj: Sequence[float], start_s: float, end_s: float
+) -> bool:
+    """Whether the counter decreased between the samples bracketing [start_s, end_s]: a reset
+    (or wrap) inside the window."""
+    pairs = sorted(zip(times_s, counters_mj, strict=True))
+    first = max((k for k, (t, _) in enumerate(pairs) if t <= start_s), default=0)
+    last = min((k for k, (t, _) in enumerate(pairs) if t >= end_s), default=len(pairs) - 1)
+    span = pairs[first : last + 1]
+    return any(b[1] < a[1] for a, b in itertools.pairwise(span))
+
+
 def _counter_at(pairs: list[tuple[float, float]], t: float) -> float:
     for (ta, ca), (tb, cb) in itertools.pairwise(pairs):
         if ta <= t <= tb:

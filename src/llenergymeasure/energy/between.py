@@ -17,7 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llenergymeasure.contract.result import GpuEnergySource
-from llenergymeasure.energy.arithmetic import counter_delta, counter_window_j, window_energy_j
+from llenergymeasure.energy.arithmetic import (
+    counter_delta,
+    counter_window_j,
+    went_back,
+    window_energy_j,
+)
 from llenergymeasure.energy.sampler import Row
 
 NO_COUNTER = "the GPU has no NVML total-energy counter (pre-Volta or unsupported)"
@@ -30,6 +35,7 @@ class GpuEnergy:
     source: GpuEnergySource
     per_gpu_j: list[float] | None  # in the order of the GPUs asked for
     reason: str | None  # why per_gpu_j is None
+    counter_reset: bool = False  # the counter went backwards in the window (not its source)
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,8 @@ def energy_between(
         why_not_counter = COUNTER_RESET
     integral = power_integral(rows, gpus, start_s, end_s)
     if integral is not None:
-        return GpuEnergy("nvml_power_integral", integral, None)
-    return GpuEnergy("unavailable", None, f"{why_not_counter}, and {NO_SPAN}")
+        return GpuEnergy("nvml_power_integral", integral, None, reset)
+    return GpuEnergy("unavailable", None, f"{why_not_counter}, and {NO_SPAN}", reset)
 
 
 def _counters(
@@ -84,14 +90,10 @@ def _counters(
         readings = [(r.t_s, r.sample.energy_mj) for r in by_gpu.get(gpu, [])]
         if not readings or any(mj is None for _, mj in readings):
             return None, False
-        energy = counter_window_j(
-            [t for t, _ in readings],
-            [mj for _, mj in readings],
-            start_s,
-            end_s,  # type: ignore[misc]
-        )
+        times, counters = [t for t, _ in readings], [mj for _, mj in readings]
+        energy = counter_window_j(times, counters, start_s, end_s)  # type: ignore[arg-type]
         if energy is None:
-            return None, False
+            return None, went_back(times, counters, start_s, end_s)  # type: ignore[arg-type]
         found.append(energy)
     return found, False
 

@@ -35,6 +35,8 @@ class WindowEnergy:
     cpu_package_reason: str | None
     dram_j: float | None
     dram_reason: str | None
+    counter_reset: bool = False  # the GPU counter went backwards inside the window
+    edges_read: bool = False  # the counters were read at the window's edges (not interpolated)
 
     @property
     def duration_s(self) -> float:
@@ -99,6 +101,8 @@ class EnergyMeter:
             cpu_package_reason=None if package_j is not None else self._rapl.package_reason,
             dram_j=dram_j,
             dram_reason=None if dram_j is not None else self._rapl.dram_reason,
+            counter_reset=gpu.counter_reset,
+            edges_read=start.counters_mj is not None and counters is not None,
         )
 
     def gpu_energy(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.contract.result import GpuInfo
+from llenergymeasure.energy.uncertainty import update_period_s
 
 # NVML clock-event ("throttle") reason bits, as documented in nvml.h.
 THROTTLE_BITS: dict[int, str] = {
@@ -118,6 +120,12 @@ class Nvml:
             return "NVML field NVML_FI_DEV_POWER_INSTANT (instantaneous power)"
         return "nvmlDeviceGetPowerUsage (a 1 s average on Ampere and newer)"
 
+    @property
+    def power_average_s(self) -> float:
+        """The period one power reading averages over: the instant field's is the sampler's
+        own; GetPowerUsage averages over 1 s on Ampere and newer (taken as 1 s on all)."""
+        return 0.0 if self._instant_power else 1.0
+
     def driver_version(self) -> str | None:
         return _try(lambda: str(self._nvml.nvmlSystemGetDriverVersion()))
 
@@ -127,6 +135,7 @@ class Nvml:
         for index, h in self._handles:
             limit = _try(lambda h=h: nv.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0)
             persistence = _try(lambda h=h: nv.nvmlDeviceGetPersistenceMode(h) == 1)
+            mig = _try(lambda h=h: nv.nvmlDeviceGetMigMode(h)[0] == nv.NVML_DEVICE_MIG_ENABLE)
             out.append(
                 GpuInfo(
                     index=index,
@@ -135,6 +144,7 @@ class Nvml:
                     memory_total_mb=nv.nvmlDeviceGetMemoryInfo(h).total / 2**20,
                     power_limit_w=limit,
                     persistence_mode=persistence,
+                    mig_mode=mig,
                 )
             )
         return out
@@ -149,6 +159,27 @@ class Nvml:
         except self._nvml.NVMLError as error:
             self.counter_reason = f"the NVML total-energy counter: {nvml_reason(error)}"
             return None
+
+    def poll_counters(self, duration_s: float, every_s: float = 0.002) -> dict[int, float] | None:
+        """The counters' update period per GPU (s), from polling them every `every_s` for
+        `duration_s`; None without a counter. A GPU whose counter changed fewer than three
+        times is left out."""
+        times: list[float] = []
+        readings: list[list[float]] = []
+        end = time.perf_counter() + duration_s
+        while time.perf_counter() < end:
+            counters = self.energy_counters_mj()
+            if counters is None:
+                return None
+            times.append(time.perf_counter())
+            readings.append(counters)
+            time.sleep(every_s)
+        periods = {}
+        for k, (index, _) in enumerate(self._handles):
+            period = update_period_s(times, [r[k] for r in readings])
+            if period is not None:
+                periods[index] = period
+        return periods
 
     def sample(self) -> list[GpuSample]:
         nv = self._nvml

@@ -15,7 +15,7 @@ from llenergymeasure.contract.workdir import (
     TIMESERIES_TEMPERATURE,
     TIMESERIES_TIME,
 )
-from llenergymeasure.energy.nvml import GpuSample, throttle_names
+from llenergymeasure.energy.nvml import PERFORMANCE_THROTTLES, GpuSample, throttle_names
 from llenergymeasure.energy.periodic import Periodic
 
 DEFAULT_INTERVAL_S = 0.1
@@ -64,6 +64,19 @@ class PowerSampler(Periodic):
         after = [r for r in rows if r.t_s >= end_s]
         inside = [r for r in rows if start_s < r.t_s < end_s]
         return before[-1:] + inside + after[:1]
+
+
+def performance_throttles(rows: Sequence[Row]) -> list[str]:
+    """The throttle reasons seen in `rows` that slowed the work (power, thermal, hardware)."""
+    return sorted(
+        {
+            name
+            for r in rows
+            if r.sample.throttle_bitmask is not None
+            for name in throttle_names(r.sample.throttle_bitmask)
+            if name in PERFORMANCE_THROTTLES
+        }
+    )
 
 
 def write_parquet(rows: Sequence[Row], path: Path) -> None:

@@ -37,6 +37,18 @@ class Instruments:
         if self.sampler is not None:
             self.sampler.set_phase(phase)
 
+    def counter_update(self, duration_s: float) -> tuple[float | None, str | None]:
+        """The NVML energy counter's update period (s, the slowest GPU's), polled for
+        `duration_s`; or None and why."""
+        if self.nvml is None:
+            return None, self.nvml_reason
+        periods = self.nvml.poll_counters(duration_s)
+        if periods is None:
+            return None, self.nvml.counter_reason
+        if not periods:
+            return None, f"the counter changed fewer than three times in {duration_s:g} s"
+        return max(periods.values()), None
+
     def gpu_process_counts(self) -> list[int]:
         return self.nvml.compute_process_counts() if self.nvml is not None else []
 

@@ -20,6 +20,8 @@ class Phases:
     tokenisation_s: float
     load: WindowEnergy
     baseline: WindowEnergy | None  # None: disabled in the config
+    counter_update_s: float | None  # the NVML counter's measured update period
+    counter_update_reason: str | None  # why it is None
 
 
 @dataclass(frozen=True)

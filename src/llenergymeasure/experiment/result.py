@@ -25,8 +25,9 @@ from llenergymeasure.contract.result import (
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
 from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
-from llenergymeasure.energy.nvml import PERFORMANCE_THROTTLES, throttle_names
-from llenergymeasure.energy.sampler import Row
+from llenergymeasure.energy.nvml import throttle_names
+from llenergymeasure.energy.sampler import Row, performance_throttles
+from llenergymeasure.experiment.energy_audit import Attribution, EnergyAudit, attribution
 from llenergymeasure.experiment.environment import environment
 from llenergymeasure.experiment.instruments import Instruments
 from llenergymeasure.experiment.measured import Measured, Phases
@@ -56,7 +57,7 @@ def _ratio(num: float | None, den: float | None, why: str) -> tuple[float | None
     return num / den, None
 
 
-def energy(phases: Phases, measured: Measured, ins: Instruments) -> Energy:
+def energy(phases: Phases, measured: Measured, ins: Instruments, attributed: Attribution) -> Energy:
     w = measured.window
     output_tokens = measured.output_tokens
     gpu_j = w.gpu_j
@@ -127,6 +128,7 @@ def energy(phases: Phases, measured: Measured, ins: Instruments) -> Energy:
         engine_build_gpu_j_reason=build_why,
         sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
         power_sample_method=ins.nvml.power_method if ins.nvml is not None else None,
+        **EnergyAudit(phases, measured, ins, attributed).fields(),
     )
 
 
@@ -175,7 +177,7 @@ def telemetry(rows: list[Row], reason: str | None, written: bool) -> GpuTelemetr
 
 
 def common_warnings(
-    session: SessionView, measured: Measured, e: Energy, ins: Instruments
+    session: SessionView, measured: Measured, e: Energy, ins: Instruments, attributed: Attribution
 ) -> list[QualityWarning]:
     """The warnings of every mode: the window's temperature, throttling, other processes, the
     GPUs metered, persistence mode, energy not measured, no baseline."""
@@ -196,32 +198,20 @@ def common_warnings(
                 "temperature_drift",
                 f"GPU {gpu} warmed from {temps[0]:.0f} C to {temps[-1]:.0f} C in the window",
             )
-    throttled = sorted(
-        {
-            name
-            for r in rows
-            if r.sample.throttle_bitmask is not None
-            for name in throttle_names(r.sample.throttle_bitmask)
-            if name in PERFORMANCE_THROTTLES
-        }
-    )
+    throttled = performance_throttles(rows)
     if throttled:
         warn("throttling", f"clocks were limited during the window: {', '.join(throttled)}")
-    crowded = [n for n in measured.gpu_process_counts if n > 1]
-    if crowded:
+    if attributed.other_processes:
         warn(
             "other_gpu_processes",
-            f"{max(crowded) - 1} other compute process(es) shared a GPU during the window",
+            f"{attributed.other_processes} other compute process(es) shared a GPU during the "
+            "window",
         )
-    granted = session.request.context.gpu_uuids
-    if ins.nvml is not None and granted:
-        metered = [g.uuid for g in ins.nvml.static_info()]
-        if sorted(metered) != sorted(granted):
-            warn(
-                "gpu_identity",
-                f"NVML in the container metered GPU(s) {metered}, but the host granted "
-                f"{granted}: the energy may not be this run's GPUs'",
-            )
+    if attributed.identity_mismatch:
+        warn(
+            "gpu_identity",
+            f"{attributed.identity_mismatch}: the energy may not be this run's GPUs'",
+        )
     if ins.nvml is not None:
         off = [g.index for g in ins.nvml.static_info() if g.persistence_mode is False]
         if off:
@@ -258,7 +248,8 @@ def assemble(
     requests = measured.requests
     input_tokens = sum(i for i, _ in requests)
     output_tokens = measured.output_tokens
-    e = energy(phases, measured, ins)
+    attributed = attribution(measured, ins, session.request.context.gpu_uuids)
+    e = energy(phases, measured, ins, attributed)
     env = environment(session.adapter, ins.nvml)
     if measured.engine_arguments is not None:
         env = env.model_copy(update={"backend_engine_arguments": measured.engine_arguments})
@@ -300,5 +291,6 @@ def assemble(
         telemetry=telemetry(measured.window_rows, ins.nvml_reason, timeseries_written),
         flops=flops(measured.shape, requests),
         serving=session.mode_figures(measured, e),
-        warnings=session.mode_warnings(measured) + common_warnings(session, measured, e, ins),
+        warnings=session.mode_warnings(measured)
+        + common_warnings(session, measured, e, ins, attributed),
     )

@@ -31,6 +31,7 @@ from llenergymeasure.experiment.prompts import PromptSet, tokenised_prompts
 from llenergymeasure.experiment.result import assemble
 
 Emit = Callable[[ProgressEvent], None]
+COUNTER_PROBE_S = 2.0
 
 
 class Session(ABC):
@@ -71,11 +72,16 @@ class Session(ABC):
         if self.config.baseline.enabled:
             self.settle()
             meter.begin("baseline")
-            time.sleep(self.config.baseline.duration_s)
+            # the counter's update period, polled while idle (the edge term of the budget)
+            probe_s = min(COUNTER_PROBE_S, self.config.baseline.duration_s)
+            counter = self.instruments.counter_update(probe_s)
+            time.sleep(max(0.0, self.config.baseline.duration_s - probe_s))
             baseline = meter.end("baseline")
+        else:
+            counter = self.instruments.counter_update(COUNTER_PROBE_S)
         self.emit(ProgressEvent(event="baseline_done"))
         measured = self.measure(prompts)
-        phases = Phases(build, build_skipped, tokenisation_s, load, baseline)
+        phases = Phases(build, build_skipped, tokenisation_s, load, baseline, *counter)
         written = write_timeseries()
         return self.staged(assemble(self, phases, measured, written), phases, written)
 

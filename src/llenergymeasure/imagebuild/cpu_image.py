@@ -7,7 +7,8 @@ Steps, each skipped when its cached output is current:
    with `apt-get --download-only` against an empty dpkg status, each .deb unpacked with
    `dpkg-deb --fsys-tarfile`, and the tree imported with `docker import`.
 2. Wheelhouse. `pip download --only-binary=:all:` of the `pytorch` extra for CPython 3.11 on every
-   manylinux tag, plus a wheel of this checkout, into `build/wheelhouse/`.
+   manylinux tag into `build/wheelhouse/`, and a wheel of this checkout into
+   `build/wheelhouse-project/`.
 3. `docker build` of `images/cpu/Dockerfile` with BuildKit (wheels bind-mounted, never copied
    into a layer), tagged `llenergymeasure/cpu:<version>` and `:latest` and labelled with
    `llem.inputs`: a hash of the Dockerfile, the requirement set, the package source and the base
@@ -220,7 +221,9 @@ def resolve_base(client: docker.DockerClient, say: Say, base: str | None) -> str
 
 
 def wheelhouse(root: Path, say: Say) -> Path:
-    """Third-party wheels (cached by requirement set) plus a fresh wheel of this checkout."""
+    """Third-party wheels (cached by requirement set) with the list the image installs, and a
+    fresh wheel of this checkout in a folder of its own: the image's third-party layer mounts
+    only the first, so a change to this package alone reinstalls just the package."""
     requirements = _requirements(root)
     house = root / "build" / "wheelhouse"
     platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
@@ -229,7 +232,13 @@ def wheelhouse(root: Path, say: Say) -> Path:
         say(f"wheelhouse: downloaded {len(requirements)} requirements and their closure")
     else:
         say("wheelhouse: third-party wheels cached")
-    wheels.project_wheel(root, house, say)
+    listing = house / "requirements.txt"
+    wanted = "\n".join(requirements) + "\n"
+    if not listing.is_file() or listing.read_text() != wanted:
+        listing.write_text(wanted)
+    for old in house.glob("llenergymeasure-*.whl"):  # left by builds that kept it here
+        old.unlink()
+    wheels.project_wheel(root, root / "build" / f"{house.name}-project", say)
     return house
 
 

@@ -49,6 +49,7 @@ def common_fields(done: JobDone, overlapped: set[str]) -> dict[str, object]:
             gpu_indices=done.placement.gpu_indices,
             gpu_uuids=done.placement.gpu_uuids,
             cpuset=done.placement.cpuset,
+            gpu_settings=done.placement.gpu_settings,
         )
     return fields
 

@@ -33,6 +33,7 @@ from llenergymeasure.orchestrator.planned import PlannedStudy
 from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.run_spec import StudyContext
 from llenergymeasure.orchestrator.slots import Slot, SlotPool
+from llenergymeasure.study.gpu_ledger import GpuSettingRecord
 from llenergymeasure.study.models import PlannedRun
 
 
@@ -59,6 +60,7 @@ class Placement:
     gpu_indices: list[int]
     gpu_uuids: list[str]
     cpuset: str | None
+    gpu_settings: list[GpuSettingRecord] = field(default_factory=list)  # set there, put back
 
 
 @dataclass(frozen=True)

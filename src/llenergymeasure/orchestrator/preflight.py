@@ -37,6 +37,7 @@ from llenergymeasure.orchestrator.engine import (
     resolve_image,
 )
 from llenergymeasure.orchestrator.executor import executor_class
+from llenergymeasure.orchestrator.gpu_settings import GpuControl, NvmlControl, check_settings
 from llenergymeasure.orchestrator.host_gpus import gpu_uuids
 from llenergymeasure.orchestrator.hub import HubResolver
 from llenergymeasure.orchestrator.image_lock import (
@@ -77,6 +78,8 @@ class Preflight:
     limits: ContainerLimits
     cpu_groups: list[tuple[int, ...]] | None
     gpu_uuids: dict[int, str] = field(default_factory=dict)  # where the host's NVML named them
+    # NVML to set runs' `gpu:` settings with, where a run has them and this host runs it
+    gpu_control: GpuControl | None = None
     hub: dict[str, FetchedItem] = field(default_factory=dict)  # hub item key -> its snapshot
 
     @property
@@ -147,6 +150,7 @@ class Preflight:
                 else:
                     uuids = found
             hub = _resolve_hub(planned, client, user, images, say)
+            gpu_control = _gpu_control(planned, needs.gpus, say)
         except BaseException:
             locks.release()
             raise
@@ -166,7 +170,24 @@ class Preflight:
             cpu_groups=needs.cpu_groups,
             gpu_uuids=uuids,
             hub=hub,
+            gpu_control=gpu_control,
         )
+
+
+def _gpu_control(planned: PlannedStudy, gpus: list[int], say: Display) -> GpuControl | None:
+    """NVML on this host, checked against every `gpu:` setting the runs ask for (range and
+    permission), where a run has one and this host sets its GPUs; a cluster's nodes do their
+    own."""
+    settings = [run.config.gpu for run in planned.reach if run.config.gpu.any]
+    if not settings:
+        return None
+    if not gpus:
+        say.note("gpu settings: each node sets (and puts back) its run's GPUs")
+        return None
+    control = NvmlControl()
+    check_settings(control, gpus, settings)
+    say.note(f"gpu settings: checked on GPU(s) {gpus}; each is put back after its run")
+    return control
 
 
 def _resolve_hub(

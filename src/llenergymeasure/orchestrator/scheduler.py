@@ -30,6 +30,7 @@ from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.collect import Collector, Recorded
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executor import Executor, JobDone, RunJob
+from llenergymeasure.orchestrator.gpu_settings import GpuKeeper, GpuSettingError
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.probes import HostProbes
 from llenergymeasure.orchestrator.slots import Slot
@@ -39,6 +40,7 @@ from llenergymeasure.orchestrator.study_folder import StudyFolder
 from llenergymeasure.study import work_files
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.gpu_ledger import Ledger
 from llenergymeasure.study.models import PlannedRun
 
 TICK_S = 0.05  # how often the scheduler looks at stops, finished runs and slots
@@ -90,6 +92,11 @@ class StudyScheduler:
         self.stops_sent = 0
         self.position = 0
         self.collector = Collector(self.manifest, self.study_dir, display, executor)
+        self.gpus = (
+            GpuKeeper(pre.gpu_control, Ledger(self.study_dir))
+            if pre.gpu_control is not None
+            else None
+        )
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -137,6 +144,8 @@ class StudyScheduler:
             raise
         finally:
             self.display.stop()
+            if self.gpus is not None:  # whatever ended the loop, no GPU stays changed
+                self.gpus.restore()
         if self.collector.engine_gone is not None:
             self._engine_gone_error()
         if self.stop.requested:
@@ -260,6 +269,14 @@ class StudyScheduler:
                 "started (execution.foreign_gpu_processes: error)",
             )
             return self.source.ended(run.run_id)
+        if self.gpus is not None:
+            try:
+                changed = self.gpus.apply(run.run_id, list(slot.gpus), run.config.gpu)
+            except GpuSettingError as error:
+                self.pool.give_back(slot)
+                self.collector.failed(run.run_id, "failed", "GpuSettings", str(error))
+                return self.source.ended(run.run_id)
+            self.manifest.update_run(run.run_id, gpu_settings=changed)
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
         job = RunJob(
             run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s, self.ctx, image
@@ -277,12 +294,27 @@ class StudyScheduler:
         self.pool.give_back(slot)
         self.gate.give_back(slot.resources, run.cycle)
         overlapped = set(done.concurrent) if done.concurrent is not None else flight.overlapped
+        if self.gpus is not None:
+            self._put_gpus_back(run.run_id)
         recorded = self.collector.record(done, overlapped)
         if recorded is Recorded.REQUEUED:
             self.position -= 1  # it counts once, when it starts again
             self.source.put_back(run)
         elif recorded is Recorded.DONE:
             self.source.ended(run.run_id)
+
+    def _put_gpus_back(self, run_id: str) -> None:
+        """The run's GPUs as they were before it, and its record saying so."""
+        assert self.gpus is not None
+        restored = {r.index for r in self.gpus.restore(run_id)}
+        settings = self.manifest.record.runs[run_id].gpu_settings
+        if restored:
+            self.manifest.update_run(
+                run_id,
+                gpu_settings=[
+                    r.model_copy(update={"restored": r.index in restored}) for r in settings
+                ],
+            )
 
     def _engine_gone_error(self) -> None:
         assert self.collector.engine_gone is not None

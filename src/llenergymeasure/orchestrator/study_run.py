@@ -12,6 +12,7 @@ from pathlib import Path
 
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executor import StudyAt, executor_class
+from llenergymeasure.orchestrator.gpu_settings import restore_leftovers
 from llenergymeasure.orchestrator.locks import writer_lock
 from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.probes import HostProbes
@@ -42,6 +43,7 @@ def execute(
         study_dir, new = locate_study(pre, options, display)
         with writer_lock(study_dir):
             folder = open_study(study_dir, new, pre, display)
+            restore_leftovers(folder.path, display.note)  # an earlier llem killed with -9
             with folder.manifest, handle_signals(stop or StopState()) as stop:
                 execution = pre.study.execution
                 if options.no_gaps:

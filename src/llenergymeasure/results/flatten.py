@@ -19,6 +19,7 @@ from llenergymeasure.contract.result import (
     ExperimentResult,
     Percentiles,
     StageResult,
+    Validity,
 )
 from llenergymeasure.results.load import RunData
 
@@ -132,6 +133,10 @@ def section_columns(holder: ExperimentResult | StageResult) -> dict[str, Any]:
             if _is_percentiles(field.annotation):
                 for stat in PERCENTILE_STATS:
                     columns[f"{key}.{stat}"] = getattr(value, stat) if value is not None else None
+            elif isinstance(value, Validity):
+                columns[f"{key}.valid"] = value.valid
+                columns[f"{key}.reasons"] = ",".join(r.code for r in value.reasons)
+                columns[f"{key}.detail"] = "; ".join(f"{r.code}: {r.detail}" for r in value.reasons)
             elif isinstance(value, list):
                 columns[key] = ";".join(str(item) for item in value)
             elif isinstance(value, dict):

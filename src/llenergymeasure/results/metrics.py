@@ -1,7 +1,8 @@
 """The metric catalogue: every figure the results summarise, with its unit, its labels and where
 it is shown. One row per metric; the summary table, `results show`, `results compare`, the CV
 flags, plots and the HTML report all read it. Every metric is summarised over a configuration's
-cycles as mean, sample std, a 95 % bootstrap CI and the CV (`stats.summarise`)."""
+cycles as mean, sample std, a 95 % bootstrap CI and the CV (`stats.summarise`); an energy metric's
+CI also holds the instrument's uncertainty (`stats.with_instrument`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ class Metric:
     cv_flagged: bool = False  # a CV above the bound flags the configuration
     in_report: bool = False  # in the HTML report's configuration table
     serving_only: bool = False  # shown only for studies with serving runs (mode: serving)
+    # (the energy it is derived from, that energy's instrument uncertainty): both J columns; the
+    # metric's own uncertainty is its value x their ratio (its CI then holds it, `stats`)
+    uncertainty: tuple[str, str] | None = None
+    # the window it covers: "window" (the measured window: a serving run's steady state) or
+    # "sending" (first to last send); views say which where a row mixes them
+    window: str = "window"
+
+
+WINDOWS = {
+    "window": "the measured window (serving: its steady state)",
+    "sending": "first to last send of the measured requests",
+}
+GPU_U = ("energy.gpu_j", "energy.instrument_uncertainty_j")
+ADJUSTED_U = ("energy.gpu_adjusted_j", "energy.adjusted_uncertainty_j")
+TOTAL_U = ("energy.total_j", "energy.instrument_uncertainty_j")  # RAPL's parts: no budget
 
 
 # Energy first, then speed, latency, memory, heat.
@@ -30,17 +46,19 @@ CATALOGUE: tuple[Metric, ...] = (
         compared=True,
         cv_flagged=True,
         in_report=True,
+        uncertainty=GPU_U,
     ),
     Metric(
         "energy.adjusted_j_per_output_token",
         "Baseline-adjusted J per output token",
         "J/token",
         in_report=True,
+        uncertainty=ADJUSTED_U,
     ),
-    Metric("energy.output_tokens_per_j", "Output tokens per joule", "token/J"),
-    Metric("energy.gpu_j", "GPU energy in the window", "J"),
-    Metric("energy.total_j", "GPU+CPU+DRAM energy in the window", "J"),
-    Metric("energy.mean_gpu_power_w", "Mean GPU power", "W", in_report=True),
+    Metric("energy.output_tokens_per_j", "Output tokens per joule", "token/J", uncertainty=GPU_U),
+    Metric("energy.gpu_j", "GPU energy in the window", "J", uncertainty=GPU_U),
+    Metric("energy.total_j", "GPU+CPU+DRAM energy in the window", "J", uncertainty=TOTAL_U),
+    Metric("energy.mean_gpu_power_w", "Mean GPU power", "W", in_report=True, uncertainty=GPU_U),
     Metric(
         "throughput.output_tokens_per_s",
         "Output throughput",
@@ -50,7 +68,6 @@ CATALOGUE: tuple[Metric, ...] = (
         cv_flagged=True,
         in_report=True,
     ),
-    Metric("throughput.requests_per_s", "Request throughput", "request/s"),
     Metric("latency.request_ms.p50", "Request latency p50", "ms", in_report=True),
     Metric(
         "latency.ttft_ms.p50",
@@ -75,12 +92,21 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("latency.request_ms.p99", "Request latency p99", "ms"),
     Metric(
         "serving.achieved_request_rate",
-        "Achieved request rate",
+        "Achieved request rate (sent, first to last send)",
         "request/s",
-        short="req/s",
+        short="sent req/s",
         compared=True,
         in_report=True,
         serving_only=True,
+        window="sending",
+    ),
+    Metric(
+        "throughput.requests_per_s",
+        "Request throughput (completed in the window)",
+        "request/s",
+        short="req/s",
+        in_report=True,
+        serving_only=True,  # shown beside goodput, over the same window
     ),
     Metric(
         "serving.goodput_requests_per_s",
@@ -104,6 +130,7 @@ CATALOGUE: tuple[Metric, ...] = (
         compared=True,
         in_report=True,
         serving_only=True,
+        uncertainty=GPU_U,
     ),
     Metric(
         "serving.j_per_slo_request",
@@ -113,6 +140,7 @@ CATALOGUE: tuple[Metric, ...] = (
         compared=True,
         in_report=True,
         serving_only=True,
+        uncertainty=GPU_U,
     ),
     Metric(
         "serving.j_per_slo_output_token",
@@ -120,6 +148,7 @@ CATALOGUE: tuple[Metric, ...] = (
         "J/token",
         in_report=True,
         serving_only=True,
+        uncertainty=GPU_U,
     ),
     Metric(
         "serving.tpot_ms.p50", "Time per output token p50", "ms", in_report=True, serving_only=True

@@ -131,7 +131,10 @@ def pareto_plot(summary: pd.DataFrame, runs: pd.DataFrame) -> Plot:
         )
     ax.set_xlabel(axis_label(TOK_S))
     ax.set_ylabel(axis_label(J_TOKEN))
-    ax.set_title(f"{title}\n(mean over cycles, bars = 95 % bootstrap CI; lower right is better)")
+    ax.set_title(
+        f"{title}\n(mean over cycles, bars = 95 % CI, energy with the instrument; "
+        "lower right is better)"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(title="backend")
     return Plot("pareto", title, fig)
@@ -181,7 +184,9 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
         ax.grid(True, alpha=0.3)
         if others:
             ax.legend(fontsize=8)
-    fig.suptitle(f"{title} (mean over cycles, bars = 95 % bootstrap CI)")
+    fig.suptitle(
+        f"{title} (mean over cycles, bars = 95 % CI; energy: bootstrap with the instrument)"
+    )
     return Plot(f"sweep_{slug(key)}", title, fig)
 
 
@@ -225,7 +230,9 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
         ax.grid(True, alpha=0.3)
         if others:
             ax.legend(fontsize=8)
-    fig.suptitle(f"{title} (mean over cycles, bars = 95 % bootstrap CI)")
+    fig.suptitle(
+        f"{title} (mean over cycles, bars = 95 % CI; energy: bootstrap with the instrument)"
+    )
     return Plot("serving_rate", title, fig)
 
 

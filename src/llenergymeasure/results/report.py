@@ -17,6 +17,11 @@ import pandas as pd
 from markupsafe import Markup
 
 from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.results.audit import (
+    INSTRUMENT_SHARE_NOTE_PCT,
+    counter_integral_line,
+    invalid_runs,
+)
 from llenergymeasure.results.cells import (
     NOT_REPORTED,
     Footnotes,
@@ -57,6 +62,7 @@ class NotedCell:
     half_width: float | None
     reason: str | None
     note: int | None
+    instrument_heavy: bool = False  # the instrument is more than a third of the CI
 
 
 def _environment() -> jinja2.Environment:
@@ -92,7 +98,9 @@ def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -
         for metric in _report_metrics(study):
             cell = MetricCell.of(row, metric)
             note = notes.number(cell.reason or NOT_REPORTED) if cell.mean is None else None
-            cells.append(NotedCell(cell.mean, cell.half_width, cell.reason, note))
+            share = row.get(f"{metric}.instrument_share_pct")
+            heavy = not missing(share) and share > INSTRUMENT_SHARE_NOTE_PCT
+            cells.append(NotedCell(cell.mean, cell.half_width, cell.reason, note, heavy))
         rows.append(
             {
                 "index": int(row["config_index"]),
@@ -101,6 +109,8 @@ def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -
                 "swept": [row[key] for key in row_keys(study, summary)],
                 "completed": int(row["runs_completed"]),
                 "planned": int(row["runs_planned"]),
+                "valid": f"{int(row['runs_valid'])} / {int(row['runs_judged'])}",
+                "invalid_reasons": row["invalid_reasons"],
                 "cells": cells,
                 "flagged": [BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m],
             }
@@ -193,6 +203,11 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
                 for run in study.runs
                 if run.result is None
             ],
+            invalid=[
+                [run.run_id, "" if run.stage is None else run.stage, run.reasons]
+                for run in invalid_runs(runs)
+            ],
+            counter_integral=counter_integral_line(runs),
             warnings=[
                 [run.planned.run_id, w.code, w.message]
                 for run in study.completed

@@ -96,3 +96,43 @@ def ratio_of_means(
     valid = means_a != 0
     low, high = _interval(means_b[valid] / means_a[valid])
     return Ratio(ratio, low, high)
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
+
+
+@dataclass(frozen=True)
+class Combined:
+    """A summary whose CI also holds the instrument's uncertainty (`with_instrument`)."""
+
+    summary: Summary
+    instrument_u: float | None  # standard uncertainty of the mean from the instrument alone
+    instrument_share_pct: float | None  # of the CI's squared half-width, %
+
+
+def with_instrument(
+    values: Sequence[float | None], uncertainties: Sequence[float | None]
+) -> Combined:
+    """The cycles' bootstrap CI widened by the instrument: each side's half-width combined in
+    quadrature with 1.96 x u, where u = sqrt(sum u_i^2) / n is the standard uncertainty of the
+    mean of n runs, each with its own standard uncertainty u_i (independent between runs).
+    Conservative: the spread between cycles already holds part of the same noise. Runs without
+    an uncertainty leave the CI as the bootstrap's alone (instrument_u null)."""
+    pairs = [
+        (float(v), float(u))
+        for v, u in zip(values, uncertainties, strict=True)
+        if v is not None and u is not None and math.isfinite(float(v)) and math.isfinite(float(u))
+    ]
+    summary = summarise(values)
+    if summary.n < 2 or len(pairs) != summary.n or summary.mean is None:
+        return Combined(summary, None, None)
+    assert summary.ci_low is not None and summary.ci_high is not None
+    u = math.sqrt(sum(ui * ui for _, ui in pairs)) / len(pairs)
+    spread = Z95 * u
+    low = summary.mean - math.hypot(summary.mean - summary.ci_low, spread)
+    high = summary.mean + math.hypot(summary.ci_high - summary.mean, spread)
+    half = (high - low) / 2
+    boot_half = (summary.ci_high - summary.ci_low) / 2
+    share = spread**2 / (spread**2 + boot_half**2) * 100 if half > 0 else None
+    widened = Summary(summary.n, summary.mean, summary.std, low, high, summary.cv_pct)
+    return Combined(widened, u, share)

@@ -6,10 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+from llenergymeasure.results.cells import missing
 from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run_rows
 from llenergymeasure.results.load import StudyData
-from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED
-from llenergymeasure.results.stats import CV_FLAG_PCT, summarise
+from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED, Metric
+from llenergymeasure.results.stats import CV_FLAG_PCT, with_instrument
 
 NOT_FAILED = ("completed", "pending", "running")
 # a staged serving run's row: which stage, at what settings (`flatten.run_rows`)
@@ -34,7 +35,7 @@ def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
     """Why a metric has no reading in these runs (the experiments' own reasons, de-duplicated)."""
     completed = runs[runs["outcome"] == "completed"]
     if completed.empty:
-        return "no completed run"
+        return INVALID_OUTCOME if (runs["outcome"] == INVALID_OUTCOME).any() else "no completed run"
     column = reason_column(metric)
     if column not in completed.columns:
         return "not reported"
@@ -42,10 +43,22 @@ def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
     return "; ".join(reasons) if reasons else "not reported"
 
 
-def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+VALID = "energy.validity.valid"
+INVALID_OUTCOME = "excluded: GPU energy not valid (--valid-only)"
+
+
+def summary_frame(
+    study: StudyData, runs: pd.DataFrame | None = None, valid_only: bool = False
+) -> pd.DataFrame:
     """One row per configuration (per configuration and stage where it ran stages): counts,
-    then n/mean/std/CI/CV for each key metric."""
+    validity, then n/mean/std/CI/CV for each key metric; `valid_only`: completed runs whose GPU
+    energy is not valid are left out of the statistics (and counted as such)."""
     runs = runs_frame(study) if runs is None else runs
+    if valid_only and VALID in runs.columns:
+        runs = runs.copy()
+        runs.loc[(runs["outcome"] == "completed") & (runs[VALID] != True), "outcome"] = (  # noqa: E712
+            INVALID_OUTCOME
+        )
     swept_by_config: dict[int, dict[str, Any]] = {}
     for run in study.runs:
         swept_by_config.setdefault(run.planned.config_index, run.planned.swept)
@@ -70,7 +83,8 @@ def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.Data
         outcomes = group["outcome"]
         row["runs_planned"] = len(group)
         row["runs_completed"] = int((outcomes == "completed").sum())
-        row["runs_failed"] = int((~outcomes.isin(NOT_FAILED)).sum())
+        row["runs_failed"] = int((~outcomes.isin((*NOT_FAILED, INVALID_OUTCOME))).sum())
+        row.update(_validity(group))
         row.update(metric_summaries(group))
         flagged = [
             metric
@@ -83,13 +97,32 @@ def summary_frame(study: StudyData, runs: pd.DataFrame | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def _validity(group: pd.DataFrame) -> dict[str, Any]:
+    """Completed runs whose GPU energy is valid, and the reasons of those that are not."""
+    judged = group[group["outcome"].isin(("completed", INVALID_OUTCOME))]
+    if VALID not in judged.columns:
+        return {"runs_valid": 0, "runs_judged": len(judged), "invalid_reasons": ""}
+    invalid = judged[judged[VALID] != True]  # noqa: E712 - a column
+    codes = sorted(
+        {code for cell in invalid["energy.validity.reasons"].dropna() for code in cell.split(",")}
+        - {""}
+    )
+    return {
+        "runs_valid": int((judged[VALID] == True).sum()),  # noqa: E712 - a column
+        "runs_judged": len(judged),
+        "invalid_reasons": ",".join(codes),
+    }
+
+
 def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
-    """`<metric>.<stat>` columns for one group of runs; CI columns are the 95 % bootstrap CI."""
+    """`<metric>.<stat>` columns for one group of runs; CI columns are the 95 % bootstrap CI,
+    an energy metric's widened by the instrument's uncertainty (`stats.with_instrument`)."""
     out: dict[str, Any] = {}
     completed = group[group["outcome"] == "completed"]
     for metric in CATALOGUE:
         values = completed[metric.column].tolist() if metric.column in completed.columns else []
-        summary = summarise(values)
+        combined = with_instrument(values, _uncertainties(completed, metric))
+        summary = combined.summary
         out.update(
             {
                 f"{metric.column}.n": summary.n,
@@ -98,11 +131,27 @@ def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
                 f"{metric.column}.ci95_low": summary.ci_low,
                 f"{metric.column}.ci95_high": summary.ci_high,
                 f"{metric.column}.cv_pct": summary.cv_pct,
+                f"{metric.column}.instrument_u": combined.instrument_u,
+                f"{metric.column}.instrument_share_pct": combined.instrument_share_pct,
                 f"{metric.column}.na_reason": (
                     na_reason(group, metric.column) if summary.n == 0 else None
                 ),
             }
         )
+    return out
+
+
+def _uncertainties(runs: pd.DataFrame, metric: Metric) -> list[float | None]:
+    """Each run's instrument uncertainty of `metric`: its value x (energy's u / energy)."""
+    if metric.column not in runs.columns:
+        return []
+    if metric.uncertainty is None or any(c not in runs.columns for c in metric.uncertainty):
+        return [None] * len(runs)
+    base, u = metric.uncertainty
+    out: list[float | None] = []
+    for value, energy, u_j in zip(runs[metric.column], runs[base], runs[u], strict=True):
+        known = not any(missing(x) for x in (value, energy, u_j)) and energy != 0
+        out.append(abs(float(value)) * float(u_j) / abs(float(energy)) if known else None)
     return out
 
 

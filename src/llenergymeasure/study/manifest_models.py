@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN
+from llenergymeasure.study.gpu_ledger import GpuSettingRecord
 
 RunStatus = Literal["pending", "running", "completed", "failed", "interrupted"]
 Outcome = Literal[
@@ -67,6 +68,10 @@ class RunRecord(BaseModel):
     no_gaps: bool = Field(
         False, description="Started without the gap and cool-down before it (--no-gaps)."
     )
+    gpu_settings: list[GpuSettingRecord] = Field(
+        default_factory=list,
+        description="The `gpu:` settings set on its GPUs: before, asked, effective, restored.",
+    )
 
     def with_host_findings(self, result: ExperimentResult) -> ExperimentResult:
         """The container's result with what only the host saw, from this record: runs that
@@ -79,6 +84,16 @@ class RunRecord(BaseModel):
                 "foreign_gpu_processes",
                 f"process(es) {self.foreign_gpu_processes} not of this study were on its GPU(s) "
                 "when it started",
+            )
+        clamped = [r for r in self.gpu_settings if r.clamped]
+        if clamped:
+            result = result.with_host_warning(
+                "gpu_setting_clamped",
+                "; ".join(
+                    f"GPU {r.index}: power limit {r.power_limit_w_requested:g} W asked, the "
+                    f"driver set {r.power_limit_w_effective:g} W"
+                    for r in clamped
+                ),
             )
         return result
 

@@ -94,7 +94,7 @@ def test_every_figure_with_a_reason_sibling_is_checked_by_one_validator() -> Non
         "peak_reserved_mb",
         "nvml_peak_used_mb",
     )
-    assert len(value_reason_pairs(Energy)) == 14
+    assert len(value_reason_pairs(Energy)) == 21
     assert value_reason_pairs(Flops) == ("total", "per_output_token")
     fields = {"parameters": 1, "total": 1.0, "per_output_token": None, "method": "m"}
     with pytest.raises(Invalid, match="per_output_token and per_output_token_reason are both null"):

@@ -83,7 +83,7 @@ def test_timeline_says_why_it_cannot_draw(tmp_path: Path) -> None:
     assert plot.figure is not None and len(plot.figure.axes) == 1
 
 
-SECTIONS = ("overview", "configurations", "plots", "failures", "warnings", "images")
+SECTIONS = ("overview", "configurations", "plots", "failures", "validity", "warnings", "images")
 
 
 def test_report_has_every_section_and_no_external_resource(tmp_path: Path) -> None:

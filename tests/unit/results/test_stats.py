@@ -79,3 +79,26 @@ def test_ratio_without_reference_is_null() -> None:
     assert ratio_of_means([0.0, 0.0], [1.0, 2.0]).ratio is None
     single = ratio_of_means([2.0], [3.0])
     assert single.ratio == 1.5 and single.ci_low is None
+
+
+def test_the_instrument_widens_the_ci_in_quadrature_on_known_inputs() -> None:
+    from llenergymeasure.results.stats import Z95, summarise, with_instrument
+
+    values = [10.0, 10.2, 9.8, 10.1, 9.9]
+    u = [0.3, 0.4, 0.3, 0.4, 0.3]
+    boot = summarise(values)
+    combined = with_instrument(values, u)
+    u_mean = math.sqrt(sum(x * x for x in u)) / 5
+    assert combined.instrument_u == pytest.approx(u_mean)
+    s = combined.summary
+    assert s.mean - s.ci_low == pytest.approx(math.hypot(boot.mean - boot.ci_low, Z95 * u_mean))
+    assert s.ci_high - s.mean == pytest.approx(math.hypot(boot.ci_high - boot.mean, Z95 * u_mean))
+    half_boot = (boot.ci_high - boot.ci_low) / 2
+    share = (Z95 * u_mean) ** 2 / ((Z95 * u_mean) ** 2 + half_boot**2) * 100
+    assert combined.instrument_share_pct == pytest.approx(share)
+    # a run without its uncertainty: the bootstrap alone, said so by a null instrument_u
+    partial = with_instrument(values, [*u[:4], None])
+    assert partial.instrument_u is None and partial.summary == boot
+    # one run: no interval at all (the spread between runs is unknown)
+    single = with_instrument([10.0], [0.3])
+    assert single.summary.ci_low is None and single.instrument_u is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -54,12 +55,19 @@ def test_summary_over_cycles_has_known_statistics(tmp_path: Path) -> None:
         first["energy.j_per_output_token.ci95_low"],
         first["energy.j_per_output_token.ci95_high"],
     )
-    assert 0.5 <= low < 0.51 < high <= 0.52
+    # each run's instrument uncertainty is 0.5 % of its figure; the CI holds it
+    u_mean = math.sqrt(sum((0.005 * v) ** 2 for v in (0.5, 0.51, 0.52))) / 3
+    assert first["energy.j_per_output_token.instrument_u"] == pytest.approx(u_mean)
+    assert 0.5 - 1.96 * u_mean <= low < 0.5 < 0.52 < high <= 0.52 + 1.96 * u_mean
     # The failed cycle is counted, and left out of the statistics.
     assert (second["runs_planned"], second["runs_completed"], second["runs_failed"]) == (3, 2, 1)
     assert second["energy.j_per_output_token.n"] == 2
-    assert second["energy.j_per_output_token.ci95_low"] == pytest.approx(0.25)
-    assert second["energy.j_per_output_token.ci95_high"] == pytest.approx(0.26)
+    u_mean = math.sqrt((0.005 * 0.25) ** 2 + (0.005 * 0.26) ** 2) / 2
+    widened = math.hypot(0.005, 1.959963984540054 * u_mean)
+    assert second["energy.j_per_output_token.ci95_low"] == pytest.approx(0.255 - widened)
+    assert second["energy.j_per_output_token.ci95_high"] == pytest.approx(0.255 + widened)
+    # throughput has no instrument term: its CI is the bootstrap's alone
+    assert pd.isna(second["throughput.output_tokens_per_s.instrument_u"])
     assert not first["cv_flagged"] and not second["cv_flagged"]
 
 

@@ -304,6 +304,7 @@ class ServingSession(Session):
             cpu_package_reason=package_why,
             dram_j=dram_j,
             dram_reason=dram_why,
+            counter_reset=gpu.counter_reset,
         )
 
     def _cut_energy(self, rows: list[Row]) -> files.CutEnergy:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llenergymeasure.contract.result import (
+    SERVING_WINDOWS,
     Energy,
     Latency,
     QualityWarning,
@@ -161,6 +162,7 @@ def serving_figures(stage: StageRun, e: Energy, server: Server) -> ServingFigure
         server_metrics_file_reason=None
         if server.metrics_file
         else "the server exposed none of its queue or KV-cache gauges at /metrics",
+        figure_windows=SERVING_WINDOWS,
     )
 
 

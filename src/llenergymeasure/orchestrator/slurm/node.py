@@ -39,6 +39,12 @@ from llenergymeasure.orchestrator.container_user import engine_process_limits
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.engine import ENGINES, connect, require_nvidia_runtime
 from llenergymeasure.orchestrator.gate import Gate
+from llenergymeasure.orchestrator.gpu_settings import (
+    GpuKeeper,
+    GpuSettingError,
+    NvmlControl,
+    restore_leftovers,
+)
 from llenergymeasure.orchestrator.host_gpus import gpu_uuids
 from llenergymeasure.orchestrator.orphans import remove_orphans
 from llenergymeasure.orchestrator.probes import HostProbes
@@ -54,6 +60,7 @@ from llenergymeasure.orchestrator.slurm.node_job import (
 from llenergymeasure.orchestrator.stop import StopState, handle_signals
 from llenergymeasure.study import work_files
 from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.gpu_ledger import GpuSettingRecord, Ledger
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder
 
 
@@ -93,6 +100,7 @@ class NodeRun:
         self.job = read_node_job(self.jobs, run_id)
         nodes = own_folder(slurm_dir(study_dir) / NODES_DIR, hint="the study folder must be yours")
         self.last_run_file = nodes / f"{self.node}.json"
+        self.gpu_settings: list[GpuSettingRecord] = []
 
     def execute(self) -> int:
         with handle_signals(StopState()) as stop:
@@ -104,7 +112,12 @@ class NodeRun:
             exit_ = self._lifecycle(gpus, uuids, cpuset, stop)
             self._remember_last_run()
             outcome = NodeExit.of(
-                exit_, node=self.node, gpu_indices=gpus, gpu_uuids=uuids, cpuset=cpuset
+                exit_,
+                node=self.node,
+                gpu_indices=gpus,
+                gpu_uuids=uuids,
+                cpuset=cpuset,
+                gpu_settings=self.gpu_settings,
             )
             outcome.write(self.jobs, self.job.run.run_id)
         return 0
@@ -120,7 +133,35 @@ class NodeRun:
         self._wait_gap_and_cooldown(gpus, stop)
         if stop.requested:
             return ContainerExit(None, None, False, KillReason.INTERRUPT, started, time.time())
-        return self._run(gpus, uuids, cpuset, stop)
+        settings = self.job.run.config.gpu
+        try:  # what a run here left changed (llem killed) first, then this run's settings
+            restore_leftovers(self.study_dir, self._say, host=self.node)
+            keeper = GpuKeeper(NvmlControl(), self._ledger()) if settings.any else None
+            if keeper is not None:
+                self.gpu_settings = keeper.apply(self.job.run.run_id, gpus, settings)
+        except GpuSettingError as error:
+            self._error("GpuSettings", str(error))
+            return ContainerExit(None, None, False, None, started, time.time())
+        if keeper is None:
+            return self._run(gpus, uuids, cpuset, stop)
+        try:
+            return self._run(gpus, uuids, cpuset, stop)
+        finally:
+            try:
+                restored = {r.index for r in keeper.restore(self.job.run.run_id)}
+            except GpuSettingError as error:  # the ledger keeps them: the next run here retries
+                self._say(str(error))
+                restored = set()
+            self.gpu_settings = [
+                r.model_copy(update={"restored": r.index in restored}) for r in self.gpu_settings
+            ]
+
+    def _ledger(self) -> Ledger:
+        return Ledger(self.study_dir, self.node)
+
+    @staticmethod
+    def _say(message: str) -> None:
+        print(f"llem node-run: {message}", file=sys.stderr, flush=True)
 
     def _placement_problem(self, gpus: list[int]) -> str | None:
         if len(gpus) < self.job.run.config.gpu_count:

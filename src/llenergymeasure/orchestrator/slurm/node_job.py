@@ -30,6 +30,7 @@ from llenergymeasure.orchestrator.container import ContainerExit, ContainerSpec,
 from llenergymeasure.orchestrator.engine import ResolvedImage
 from llenergymeasure.orchestrator.run_spec import StudyContext, build
 from llenergymeasure.orchestrator.slots import Slot
+from llenergymeasure.study.gpu_ledger import GpuSettingRecord
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder, read_bytes
 
@@ -113,6 +114,7 @@ class NodeExit(BaseModel):
     engine_error: str | None = None
     forks_refused: int | None = None
     problem: str | None = None
+    gpu_settings: list[GpuSettingRecord] = []  # `gpu:` settings set on the node, put back
 
     @classmethod
     def of(
@@ -123,17 +125,21 @@ class NodeExit(BaseModel):
         gpu_indices: list[int],
         gpu_uuids: list[str],
         cpuset: str | None,
+        gpu_settings: list[GpuSettingRecord] | None = None,
     ) -> NodeExit:
         return cls(
             node=node,
             gpu_indices=gpu_indices,
             gpu_uuids=gpu_uuids,
             cpuset=cpuset,
+            gpu_settings=gpu_settings or [],
             **dataclasses.asdict(exit_),
         )
 
     def container_exit(self) -> ContainerExit:
-        fields = self.model_dump(exclude={"node", "gpu_indices", "gpu_uuids", "cpuset"})
+        fields = self.model_dump(
+            exclude={"node", "gpu_indices", "gpu_uuids", "cpuset", "gpu_settings"}
+        )
         return ContainerExit(**fields)
 
     def write(self, folder: Path, run_id: str) -> None:

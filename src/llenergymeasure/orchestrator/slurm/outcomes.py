@@ -33,7 +33,11 @@ def job_done(
     if node_exit is not None:
         exit_ = node_exit.container_exit()
         placement: Placement | None = Placement(
-            node_exit.node, node_exit.gpu_indices, node_exit.gpu_uuids, node_exit.cpuset
+            node_exit.node,
+            node_exit.gpu_indices,
+            node_exit.gpu_uuids,
+            node_exit.cpuset,
+            node_exit.gpu_settings,
         )
     else:
         now = time.time()
