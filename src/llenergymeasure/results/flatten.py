@@ -107,7 +107,10 @@ def metric_columns(result: ExperimentResult) -> dict[str, Any]:
 def _result_columns(result: ExperimentResult) -> dict[str, Any]:
     """What a run's rows share: its times and environment."""
     env = result.environment
+    limits = [gpu.power_limit_w for gpu in env.gpus if gpu.power_limit_w is not None]
     return {
+        # the limit the container read back (a swept gpu.power_limit_w is the one asked for)
+        "environment.power_limit_w": min(limits) if limits else None,
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "environment.device": env.device,

@@ -96,6 +96,9 @@ def test_a_power_limit_sweep_plots_energy_per_token_against_the_limit(tmp_path: 
     )
     study = load_study_results(study_dir)
     runs = runs_frame(study)
+    # the limit asked for (the swept key) beside the one the container read back
+    assert set(runs["gpu.power_limit_w"]) == set(limits)
+    assert set(runs["environment.power_limit_w"]) == {700.0}  # the synthetic GPU's
     plots = {p.name: p for p in study_plots(study, runs, summary_frame(study, runs))}
     plot = plots["sweep_gpu_power_limit_w"]
     assert plot.figure is not None
