@@ -106,6 +106,7 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
             load_gpu_j_reason=NO_ENERGY,
             engine_build_gpu_j=None,
             engine_build_gpu_j_reason=NO_BUILD,
+            validity=Validity.of([ValidityReason(code="energy_unavailable", detail=NO_ENERGY)]),
         )
         device = "cpu"
         gpus: list[GpuInfo] = []

@@ -209,11 +209,14 @@ def _configurations(
     if line:
         console.print(shown(line))
     invalid = invalid_runs(runs)
-    if invalid:
-        console.print(f"[yellow]GPU energy not valid in {len(invalid)} run(s)[/]:")
-        for run in invalid:
+    judged = [run for run in invalid if run.measured]
+    if judged:
+        console.print(f"[yellow]GPU energy measured but not valid in {len(judged)} run(s)[/]:")
+        for run in judged:
             where = run.run_id + (f" stage {run.stage}" if run.stage is not None else "")
             console.print(f"  {shown(where)}: {shown(run.reasons)}")
+    if len(invalid) > len(judged):
+        console.print(f"GPU energy not measured in {len(invalid) - len(judged)} run(s): see n/a")
     return []
 
 

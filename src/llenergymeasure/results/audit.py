@@ -18,6 +18,12 @@ class InvalidRun:
     run_id: str
     stage: int | None
     reasons: str  # "code: detail; ..."
+    codes: tuple[str, ...]
+
+    @property
+    def measured(self) -> bool:
+        """Its energy was read (and judged not valid), not merely missing."""
+        return self.codes != ("energy_unavailable",)
 
 
 def invalid_runs(runs: pd.DataFrame) -> list[InvalidRun]:
@@ -31,6 +37,7 @@ def invalid_runs(runs: pd.DataFrame) -> list[InvalidRun]:
             str(row["run_id"]),
             int(row["stage"]) if stage and pd.notna(row["stage"]) else None,
             str(row["energy.validity.detail"]),
+            tuple(str(row["energy.validity.reasons"]).split(",")),
         )
         for _, row in bad.iterrows()
     ]

@@ -179,6 +179,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
     runs = runs_frame(study)
     summary = summary_frame(study, runs)
     notes = Footnotes()
+    invalid = invalid_runs(runs)
     counts = runs["outcome"].value_counts().to_dict()
     template = _environment().get_template("report.html.j2")
     return (
@@ -205,8 +206,10 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
             ],
             invalid=[
                 [run.run_id, "" if run.stage is None else run.stage, run.reasons]
-                for run in invalid_runs(runs)
+                for run in invalid
+                if run.measured
             ],
+            unmeasured=sum(not run.measured for run in invalid),
             counter_integral=counter_integral_line(runs),
             warnings=[
                 [run.planned.run_id, w.code, w.message]

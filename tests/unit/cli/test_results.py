@@ -82,6 +82,8 @@ def test_unmeasured_energy_shows_na_with_reason_never_zero(tmp_path) -> None:
     assert code == 0
     assert "n/a[1]" in out
     assert NO_ENERGY in out
+    # a figure never read is not listed as an invalid reading, only counted
+    assert "GPU energy not measured in 4 run(s)" in out and "measured but not valid" not in out
     rows = json.loads(llem("results", "show", str(tmp_path / "cpu-study"), "--json")[1])
     energy = rows[0]["metrics"]["energy.j_per_output_token"]
     assert energy["mean"] is None and energy["na_reason"] == NO_ENERGY

@@ -35,7 +35,7 @@ def test_show_counts_valid_runs_and_lists_the_invalid_one(tmp_path: Path) -> Non
     code, out, _ = llem("results", "show", str(study))
     assert code == 0
     assert "2/3 throttled" in out
-    assert "GPU energy not valid in 1 run(s)" in out
+    assert "GPU energy measured but not valid in 1 run(s)" in out
     assert "throttled: synthetic" in out
     assert "median 1.0100, range 0.9900-1.0200 over 3 GPU window(s)" in out
 
@@ -105,3 +105,11 @@ def test_a_power_limit_sweep_plots_energy_per_token_against_the_limit(tmp_path: 
     (line, *_) = plot.figure.axes[0].get_lines()
     assert list(line.get_xdata()) == limits
     assert list(line.get_ydata()) == pytest.approx([0.4, 0.45, 0.5])
+
+
+def test_the_report_counts_unmeasured_runs_apart(tmp_path: Path) -> None:
+    from helpers.results import cpu_study
+
+    html = build_report(load_study_results(cpu_study(tmp_path)))
+    assert "runs whose GPU energy is not valid (0)" in html
+    assert "GPU energy was not measured in 4 run(s)" in html
