@@ -316,7 +316,8 @@ def compare(
         return
     table = Table(
         title=f"B/A: {comparison.study_b} / {comparison.study_a}",
-        caption="ratio = mean(B) / mean(A); CI: 95 % bootstrap, cycles resampled per study",
+        caption="ratio = mean(B) / mean(A); CI: 95 % bootstrap, cycles resampled per study; "
+        "energy: with both studies' instrument uncertainty",
     )
     for column in ("config", "backend", "swept", "metric", "A mean", "B mean", "B/A", "95 % CI"):
         table.add_column(column, justify="right" if "mean" in column or "/" in column else "left")

@@ -86,7 +86,8 @@ def _print_best(console: Console, view: SearchView, cell: CellView) -> None:
     if cell.confirmed:
         table = Table(
             title="confirmation: fresh runs of the best configurations",
-            caption="mean and 95 % bootstrap CI over the confirmation runs",
+            caption="mean and 95 % CI over the confirmation runs (bootstrap; energy: with the "
+            "instrument's uncertainty)",
             show_edge=False,
         )
         for column in ("config", *search.space, "runs", f"{goal.metric} ({_unit(goal.metric)})"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llenergymeasure.results.instrument import instrument_u, value_at
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN, COMPARED, for_study
-from llenergymeasure.results.stats import ratio_of_means, summarise
+from llenergymeasure.results.stats import ratio_of_means, ratio_with_instrument, summarise
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Comparison:
         return {
             "study_a": self.study_a,
             "study_b": self.study_b,
-            "ratio": "mean(B) / mean(A) with a 95 % bootstrap CI (cycles resampled per study)",
+            "ratio": "mean(B) / mean(A) with a 95 % CI: bootstrap (cycles resampled per study); "
+            "energy metrics widened by both studies' instrument uncertainty",
             "pairs": [
                 {**asdict(ref), "metrics": [asdict(m) for m in metrics]}
                 for ref, metrics in self.pairs
@@ -69,15 +71,12 @@ def _ref(runs: list[RunData]) -> ConfigRef:
 
 def _values(runs: list[RunData], metric: str) -> list[float | None]:
     """A metric's readings from the completed runs (a dotted path into ExperimentResult)."""
-    values: list[float | None] = []
-    for run in runs:
-        if run.result is None:
-            continue
-        node: Any = run.result
-        for part in metric.split("."):
-            node = getattr(node, part, None) if node is not None else None
-        values.append(node)
-    return values
+    return [value_at(run.result, metric) for run in runs if run.result is not None]
+
+
+def _uncertainties(runs: list[RunData], metric: str) -> list[float | None]:
+    """Each completed run's instrument uncertainty of `metric`, where it has one."""
+    return [instrument_u(run.result, metric) for run in runs if run.result is not None]
 
 
 def compare_studies(a: StudyData, b: StudyData) -> Comparison:
@@ -94,7 +93,11 @@ def compare_studies(a: StudyData, b: StudyData) -> Comparison:
         for metric in compared:
             va, vb = _values(runs_a, metric), _values(runs_b, metric)
             sa, sb = summarise(va), summarise(vb)
-            ratio = ratio_of_means(va, vb)
+            ratio = ratio_with_instrument(
+                ratio_of_means(va, vb),
+                (va, _uncertainties(runs_a, metric)),
+                (vb, _uncertainties(runs_b, metric)),
+            )
             ratios.append(
                 MetricRatio(
                     metric=metric,

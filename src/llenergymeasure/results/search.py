@@ -14,9 +14,10 @@ from typing import Any, Literal
 from llenergymeasure.config.search import Objective, SearchConfig
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.results.flatten import metric_columns, reason_column
+from llenergymeasure.results.instrument import instrument_u
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
-from llenergymeasure.results.stats import Summary, summarise
+from llenergymeasure.results.stats import Summary, summarise, with_instrument
 from llenergymeasure.study.manifest_models import ConfirmRecord, TrialRecord
 
 TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
@@ -372,7 +373,11 @@ def _confirmation(
         ]
         judgements = [judge(search, result) for result in results]
         objectives = [
-            summarise([j.values[i] for j in judgements]) for i in range(len(search.goals))
+            with_instrument(
+                [j.values[i] for j in judgements],
+                [instrument_u(result, goal.metric) for result in results],
+            ).summary
+            for i, goal in enumerate(search.goals)
         ]
         means = [
             summarise([j.constraint_values[i] for j in judgements]).mean

@@ -136,3 +136,49 @@ def with_instrument(
     share = spread**2 / (spread**2 + boot_half**2) * 100 if half > 0 else None
     widened = Summary(summary.n, summary.mean, summary.std, low, high, summary.cv_pct)
     return Combined(widened, u, share)
+
+
+def scaled_uncertainties(
+    values: Sequence[float | None],
+    energies: Sequence[float | None],
+    energy_u: Sequence[float | None],
+) -> list[float | None]:
+    """Each run's uncertainty of a figure derived from its energy: |value| x u(energy) /
+    |energy| (the same relative uncertainty); null where any of the three is missing."""
+    out: list[float | None] = []
+    for value, energy, u in zip(values, energies, energy_u, strict=True):
+        known = all(x is not None and math.isfinite(float(x)) for x in (value, energy, u))
+        if known and energy:
+            out.append(abs(float(value)) * float(u) / abs(float(energy)))  # type: ignore[arg-type]
+        else:
+            out.append(None)
+    return out
+
+
+def _relative_u_of_mean(values: Sequence[float | None], u: Sequence[float | None]) -> float | None:
+    pairs = [(v, ui) for v, ui in zip(values, u, strict=True) if v is not None]
+    if not pairs or any(ui is None for _, ui in pairs):
+        return None
+    mean = sum(float(v) for v, _ in pairs) / len(pairs)  # type: ignore[arg-type]
+    if mean == 0:
+        return None
+    return math.sqrt(sum(float(ui) ** 2 for _, ui in pairs)) / len(pairs) / abs(mean)  # type: ignore[arg-type]
+
+
+def ratio_with_instrument(
+    ratio: Ratio,
+    a: tuple[Sequence[float | None], Sequence[float | None]],
+    b: tuple[Sequence[float | None], Sequence[float | None]],
+) -> Ratio:
+    """`ratio_of_means`'s interval widened as `with_instrument` widens a mean's: each side in
+    quadrature with 1.96 x ratio x the two means' relative instrument uncertainties combined;
+    `a`, `b`: (values, their uncertainties). Unchanged where a side lacks uncertainties."""
+    rel_a, rel_b = _relative_u_of_mean(*a), _relative_u_of_mean(*b)
+    if ratio.ratio is None or ratio.ci_low is None or ratio.ci_high is None:
+        return ratio
+    if rel_a is None or rel_b is None:
+        return ratio
+    spread = Z95 * abs(ratio.ratio) * math.hypot(rel_a, rel_b)
+    low = ratio.ratio - math.hypot(ratio.ratio - ratio.ci_low, spread)
+    high = ratio.ratio + math.hypot(ratio.ci_high - ratio.ratio, spread)
+    return Ratio(ratio.ratio, low, high)

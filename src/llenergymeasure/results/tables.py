@@ -10,7 +10,7 @@ from llenergymeasure.results.cells import missing
 from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run_rows
 from llenergymeasure.results.load import StudyData
 from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED, Metric
-from llenergymeasure.results.stats import CV_FLAG_PCT, with_instrument
+from llenergymeasure.results.stats import CV_FLAG_PCT, scaled_uncertainties, with_instrument
 
 NOT_FAILED = ("completed", "pending", "running")
 # a staged serving run's row: which stage, at what settings (`flatten.run_rows`)
@@ -142,17 +142,18 @@ def metric_summaries(group: pd.DataFrame) -> dict[str, Any]:
 
 
 def _uncertainties(runs: pd.DataFrame, metric: Metric) -> list[float | None]:
-    """Each run's instrument uncertainty of `metric`: its value x (energy's u / energy)."""
+    """Each run's instrument uncertainty of `metric` (`stats.scaled_uncertainties`)."""
     if metric.column not in runs.columns:
         return []
     if metric.uncertainty is None or any(c not in runs.columns for c in metric.uncertainty):
         return [None] * len(runs)
     base, u = metric.uncertainty
-    out: list[float | None] = []
-    for value, energy, u_j in zip(runs[metric.column], runs[base], runs[u], strict=True):
-        known = not any(missing(x) for x in (value, energy, u_j)) and energy != 0
-        out.append(abs(float(value)) * float(u_j) / abs(float(energy)) if known else None)
-    return out
+    return scaled_uncertainties(
+        *(
+            [None if missing(x) else float(x) for x in runs[column]]
+            for column in (metric.column, base, u)
+        )
+    )
 
 
 def _stage_value(group: pd.DataFrame, column: str) -> Any:
