@@ -28,10 +28,9 @@ from llenergymeasure.contract.result import (
     Throughput,
     Timings,
     TokenCounts,
-    Validity,
-    ValidityReason,
 )
 from llenergymeasure.contract.run import RunContext
+from llenergymeasure.contract.validity import Validity, ValidityReason
 from llenergymeasure.contract.workdir import (
     ErrorReport,
     WorkPaths,

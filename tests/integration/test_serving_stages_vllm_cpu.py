@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from helpers.integration import (
-    LLEM,
     llem,
     read_json,
     run_and_kill_server,
@@ -73,16 +72,9 @@ def test_three_stages_in_one_server(tmp_path, vllm_cpu_image):
     assert runs["serving.goodput_fraction"].notna().all()
     summary = pd.read_csv(study_dir / "summary.csv")
     assert sorted(summary["stage"].tolist()) == [0, 1, 2]
-    shown = subprocess.run(
-        [LLEM, "results", "show", str(study_dir)], capture_output=True, text=True, timeout=120
-    )
+    shown = llem("results", "show", str(study_dir), cwd=tmp_path, timeout=120)
     assert shown.returncode == 0 and "stage" in shown.stdout, shown.stderr
-    plots = subprocess.run(
-        [LLEM, "results", "plot", str(study_dir), "-o", str(tmp_path / "plots")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    plots = llem("results", "plot", str(study_dir), "-o", str(tmp_path / "plots"), cwd=tmp_path)
     assert plots.returncode == 0, plots.stderr
     assert (tmp_path / "plots" / "serving_rate.png").is_file()
 

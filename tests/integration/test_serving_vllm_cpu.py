@@ -6,13 +6,12 @@ ready in time, and one killed in the middle of the load."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pandas as pd
 import pytest
 
 from helpers.integration import (
-    LLEM,
+    llem,
     read_json,
     run_and_kill_server,
     study_dirs,
@@ -51,14 +50,9 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         },
         sweep={"serving.request_rate": RATES},
     )
-    proc = subprocess.run(
-        [LLEM, "run", str(study), "--yes"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env={**os.environ, "HF_TOKEN": SECRET},  # a secret in llem's environment: in no file
-    )
+    # a secret in llem's environment: in no file
+    env = {**os.environ, "HF_TOKEN": SECRET}
+    proc = llem("run", str(study), "--yes", cwd=tmp_path, timeout=1500, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)
     for path in study_dir.rglob("*"):
@@ -101,21 +95,12 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
         assert "--served-model-name" in serving.server and (work / "server.log").is_file()
         gauges = pd.read_parquet(work / serving.server_metrics_file)
         assert {"num_requests_running", "num_requests_waiting"} <= set(gauges["metric"])
-    shown = subprocess.run(
-        [LLEM, "results", "show", str(study_dir)], capture_output=True, text=True, timeout=120
-    )
+    shown = llem("results", "show", str(study_dir), cwd=tmp_path, timeout=120)
     assert shown.returncode == 0 and "goodput" in shown.stdout, shown.stderr
-    report = subprocess.run(
-        [LLEM, "results", "plot", str(study_dir), "-o", str(tmp_path / "plots")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    report = llem("results", "plot", str(study_dir), "-o", str(tmp_path / "plots"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "plots" / "serving_rate.png").is_file()
-    html = subprocess.run(
-        [LLEM, "results", "report", str(study_dir)], capture_output=True, text=True, timeout=300
-    )
+    html = llem("results", "report", str(study_dir), cwd=tmp_path)
     assert html.returncode == 0, html.stderr
     page = (study_dir / "report.html").read_text()
     assert "Goodput (requests meeting every SLO)" in page and "GPU energy per SLO-meeting" in page
@@ -123,9 +108,7 @@ def test_a_serving_study_at_two_rates(tmp_path, vllm_cpu_image):
 
 def test_a_server_never_ready_in_time_fails_with_its_log(tmp_path, vllm_cpu_image):
     study = _study(tmp_path, {"n_requests": 4, "readiness_timeout_s": 1})
-    proc = subprocess.run(
-        [LLEM, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
+    proc = llem("run", str(study), cwd=tmp_path, timeout=600)
     assert proc.returncode == 1, proc.stdout[-3000:]
     (study_dir,) = study_dirs(tmp_path)
     (run,) = load_manifest(study_dir).runs.values()

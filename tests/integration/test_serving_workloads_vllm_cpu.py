@@ -6,12 +6,11 @@ dataset refused at plan time with its file and record."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pandas as pd
 import pytest
 
-from helpers.integration import LLEM, study_dirs, vllm_cpu_serving_study, write_study
+from helpers.integration import llem, study_dirs, vllm_cpu_serving_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
@@ -71,13 +70,7 @@ SHARED = {
 @pytest.mark.slow
 def test_sharegpt_chat_sessions_a_trace_and_shared_prefixes(tmp_path, vllm_cpu_image):
     study = _study(tmp_path, [SESSIONS, TRACE, SHARED])
-    proc = subprocess.run(
-        [LLEM, "run", str(study), "--yes"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    proc = llem("run", str(study), "--yes", cwd=tmp_path, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (study_dir,) = study_dirs(tmp_path)
     record = load_manifest(study_dir)
@@ -126,7 +119,7 @@ def test_a_malformed_dataset_is_refused_at_plan_time_with_its_record(tmp_path):
         serving={"n_requests": 5},
     )
     (tmp_path / "model").mkdir()
-    proc = subprocess.run([LLEM, "plan", str(study)], capture_output=True, text=True, timeout=120)
+    proc = llem("plan", str(study), cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "sharegpt.json: record 3: has no 'conversations' list" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from llenergymeasure.contract.config import ExperimentConfig, Strict
 from llenergymeasure.contract.run import RunContext
-from llenergymeasure.contract.validity import Validity, ValidityReason, rule_reason
+from llenergymeasure.contract.validity import Validity, rule_reason
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -238,15 +238,11 @@ class Energy(Figures):
         "baseline.",
     )
     validity: Validity = Field(
-        default_factory=lambda: Validity.of(
-            [ValidityReason(code="not_judged", detail="recorded before validity was judged")]
-        ),
+        default_factory=Validity.not_judged,
         description="Whether the GPU figures (gpu_j and all derived from it) can be trusted.",
     )
     cpu_validity: Validity = Field(
-        default_factory=lambda: Validity.of(
-            [ValidityReason(code="not_judged", detail="recorded before validity was judged")]
-        ),
+        default_factory=Validity.not_judged,
         description="Whether the RAPL figures (cpu_package_j, dram_j) can be trusted.",
     )
 
@@ -538,18 +534,14 @@ class ExperimentResult(Strict):
         update: dict[str, object] = {"warnings": [*self.warnings, warning]}
         if code == "foreign_gpu_processes":  # the GPU energy is not this run's alone
             why = rule_reason("foreign_processes", message)
-            update["energy"] = self.energy.model_copy(
-                update={"validity": self.energy.validity.plus(why)}
-            )
+
+            def flagged(energy: Energy) -> Energy:
+                return energy.model_copy(update={"validity": energy.validity.plus(why)})
+
+            update["energy"] = flagged(self.energy)
             update["stages"] = [
-                stage.model_copy(
-                    update={
-                        "energy": stage.energy.model_copy(
-                            update={"validity": stage.energy.validity.plus(why)}
-                        )
-                    }
-                )
-                if stage.energy is not None
+                stage.model_copy(update={"energy": flagged(stage.energy)})
+                if stage.energy
                 else stage
                 for stage in self.stages
             ]

@@ -51,6 +51,12 @@ class Validity(Strict):
     def of(cls, reasons: list[ValidityReason]) -> Validity:
         return cls(valid=not reasons, reasons=reasons)
 
+    @classmethod
+    def not_judged(cls) -> Validity:
+        """A result recorded before llem judged validity."""
+        detail = "recorded before validity was judged"
+        return cls.of([ValidityReason(code="not_judged", detail=detail)])
+
     def plus(self, reason: ValidityReason) -> Validity:
         return Validity.of([*self.reasons, reason])
 

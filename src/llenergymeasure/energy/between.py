@@ -12,7 +12,6 @@ Every GPU takes the same source, so a total never mixes a counter with an integr
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from llenergymeasure.energy.arithmetic import (
     went_back,
     window_energy_j,
 )
-from llenergymeasure.energy.sampler import Row
+from llenergymeasure.energy.sampler import Row, rows_by_gpu
 
 NO_COUNTER = "the GPU has no NVML total-energy counter (pre-Volta or unsupported)"
 COUNTER_RESET = "the NVML energy counter was reset during the window"
@@ -84,7 +83,7 @@ def _counters(
         if any(d is None for d in deltas):
             return None, True
         return [d / 1000.0 for d in deltas if d is not None], False
-    by_gpu = _by_gpu(rows)
+    by_gpu = rows_by_gpu(rows)
     found: list[float] = []
     for gpu in gpus:
         readings = [(r.t_s, r.sample.energy_mj) for r in by_gpu.get(gpu, [])]
@@ -103,7 +102,7 @@ def power_integral(
 ) -> list[float] | None:
     """Per-GPU energy (J) of the sampled power over the window; None where the samples of a
     GPU do not span it."""
-    by_gpu = _by_gpu(rows)
+    by_gpu = rows_by_gpu(rows)
     found: list[float] = []
     for gpu in gpus:
         power = [
@@ -114,10 +113,3 @@ def power_integral(
             return None
         found.append(energy)
     return found
-
-
-def _by_gpu(rows: Sequence[Row]) -> dict[int, list[Row]]:
-    grouped: dict[int, list[Row]] = defaultdict(list)
-    for row in rows:
-        grouped[row.gpu].append(row)
-    return grouped

@@ -66,6 +66,23 @@ class PowerSampler(Periodic):
         return before[-1:] + inside + after[:1]
 
 
+def rows_by_gpu(rows: Sequence[Row]) -> dict[int, list[Row]]:
+    """Each GPU's rows, in the order given."""
+    grouped: dict[int, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.gpu, []).append(row)
+    return grouped
+
+
+def temperatures_by_gpu(rows: Sequence[Row]) -> dict[int, list[float]]:
+    """Each GPU's temperature readings, in time order; a GPU without any is left out."""
+    found = {
+        gpu: [r.sample.temperature_c for r in mine if r.sample.temperature_c is not None]
+        for gpu, mine in rows_by_gpu(rows).items()
+    }
+    return {gpu: temps for gpu, temps in found.items() if temps}
+
+
 def performance_throttles(rows: Sequence[Row]) -> list[str]:
     """The throttle reasons seen in `rows` that slowed the work (power, thermal, hardware)."""
     return sorted(

@@ -9,7 +9,12 @@ from typing import Any
 
 from llenergymeasure.contract.result import GpuInfo
 from llenergymeasure.energy.meter import WindowEnergy
-from llenergymeasure.energy.sampler import Row, performance_throttles
+from llenergymeasure.energy.sampler import (
+    Row,
+    performance_throttles,
+    rows_by_gpu,
+    temperatures_by_gpu,
+)
 from llenergymeasure.energy.uncertainty import (
     BASELINE,
     EDGE,
@@ -57,13 +62,6 @@ def _per_instant(rows: list[Row]) -> tuple[list[float], list[float]]:
     width = max((len(v) for v in totals.values()), default=0)
     kept = sorted((t, sum(v)) for t, v in totals.items() if len(v) == width)
     return [t for t, _ in kept], [p for _, p in kept]
-
-
-def _per_gpu(rows: list[Row]) -> dict[int, list[Row]]:
-    out: dict[int, list[Row]] = defaultdict(list)
-    for r in rows:
-        out[r.gpu].append(r)
-    return out
 
 
 class EnergyAudit:
@@ -144,7 +142,7 @@ class EnergyAudit:
             return None, self.ins.nvml_reason or "no power sampler"
         gaps = [
             largest_gap_s([r.t_s for r in rows], self.window.start_s, self.window.end_s)
-            for rows in _per_gpu(self.rows).values()
+            for rows in rows_by_gpu(self.rows).values()
         ]
         if not gaps or any(g is None for g in gaps):
             return None, "the power samples do not span the window"
@@ -195,7 +193,7 @@ class EnergyAudit:
     # validity ---------------------------------------------------------------------------------
     def _evidence(self, ratio: float | None, gap: float | None) -> GpuEvidence:
         w, rows = self.window, self.measured.window_rows
-        by_gpu = _per_gpu(rows)
+        temperatures = temperatures_by_gpu(rows)
         base = self.phases.baseline
         gpus = []
         for k, info in enumerate(self.info):
@@ -203,18 +201,13 @@ class EnergyAudit:
             idle = None
             if base is not None and base.per_gpu_j is not None and base.duration_s > 0:
                 idle = base.per_gpu_j[k] / base.duration_s
-            temps = [
-                r.sample.temperature_c
-                for r in by_gpu.get(info.index, [])
-                if r.sample.temperature_c is not None
-            ]
             mean = per_j / w.duration_s if per_j is not None and w.duration_s else None
             gpus.append(
                 GpuWindow(
                     mean_power_w=mean,
                     idle_power_w=idle,
                     power_limit_w=info.power_limit_w,
-                    temperatures_c=temps,
+                    temperatures_c=temperatures.get(info.index, []),
                     mig=info.mig_mode,
                 )
             )

@@ -26,7 +26,7 @@ from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
 from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
 from llenergymeasure.energy.nvml import throttle_names
-from llenergymeasure.energy.sampler import Row, performance_throttles
+from llenergymeasure.energy.sampler import Row, performance_throttles, temperatures_by_gpu
 from llenergymeasure.experiment.energy_audit import Attribution, EnergyAudit, attribution
 from llenergymeasure.experiment.environment import environment
 from llenergymeasure.experiment.instruments import Instruments
@@ -151,10 +151,7 @@ def telemetry(rows: list[Row], reason: str | None, written: bool) -> GpuTelemetr
     util = _values(rows, "utilisation_pct")
     clock = _values(rows, "sm_clock_mhz")
     temps = _values(rows, "temperature_c")
-    by_gpu: dict[int, list[float]] = defaultdict(list)
-    for r in rows:
-        if r.sample.temperature_c is not None:
-            by_gpu[r.gpu].append(r.sample.temperature_c)
+    by_gpu = temperatures_by_gpu(rows)
     seen: set[str] = set()
     for r in rows:
         if r.sample.throttle_bitmask is not None:
@@ -188,11 +185,7 @@ def common_warnings(
     def warn(code: str, message: str) -> None:
         out.append(QualityWarning(code=code, message=message))  # type: ignore[arg-type]
 
-    by_gpu: dict[int, list[float]] = defaultdict(list)
-    for r in rows:
-        if r.sample.temperature_c is not None:
-            by_gpu[r.gpu].append(r.sample.temperature_c)
-    for gpu, temps in by_gpu.items():
+    for gpu, temps in temperatures_by_gpu(rows).items():
         if temps[-1] - temps[0] > TEMPERATURE_DRIFT_C:
             warn(
                 "temperature_drift",

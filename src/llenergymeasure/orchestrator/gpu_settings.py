@@ -63,9 +63,6 @@ class NvmlControl:
                 hint="run on a host with an NVIDIA GPU and driver",
             ) from None
 
-    def close(self) -> None:
-        self._nv.nvmlShutdown()
-
     def _call(self, what: str, call: Callable[[Any], T]) -> T:
         """`call(handle-taking pynvml)`, its NVML errors as one message (a permission: how)."""
         try:
@@ -168,12 +165,10 @@ class GpuKeeper:
         records = [self._before(run_id, index, settings) for index in gpus]
         self.ledger.write([*self.ledger.outstanding(), *records])
         try:
-            done = [self._set(record, settings) for record in records]
+            return [self._set(record, settings) for record in records]
         except GpuSettingError:
             self.restore(run_id)
             raise
-        self._replace(run_id, done)
-        return done
 
     def _before(self, run_id: str, index: int, settings: GpuSettings) -> GpuSettingRecord:
         before = self.control.power_limit_w(index) if settings.power_limit_w is not None else None
@@ -198,26 +193,36 @@ class GpuKeeper:
         return record.model_copy(update=update)
 
     def restore(self, run_id: str | None = None) -> list[GpuSettingRecord]:
-        """Put back the GPUs of `run_id` (every outstanding one when None); each entry leaves
-        the ledger once its GPU is back. Returns the records restored."""
+        """Put back the GPUs of `run_id` (every outstanding one when None); those back leave
+        the ledger (putting one back twice, after a crash between, changes nothing). Returns
+        the records restored."""
         restored: list[GpuSettingRecord] = []
+        kept: list[GpuSettingRecord] = []
         failures: list[str] = []
         for record in self.ledger.outstanding():
             if run_id is not None and record.run_id != run_id:
+                kept.append(record)
                 continue
             try:
                 self._put_back(record)
             except GpuSettingError as error:
                 failures.append(str(error))
+                kept.append(record)
                 continue
             restored.append(record.model_copy(update={"restored": True}))
-            self._drop(record)
+        if restored:
+            self.ledger.write(kept)
         if failures:
             raise GpuSettingError(
                 "could not put every GPU back: " + "; ".join(failures),
                 hint=f"the ledger {self.ledger.path} keeps them; `llem status` retries",
             )
         return restored
+
+    def put_back(self, run_id: str, records: list[GpuSettingRecord]) -> list[GpuSettingRecord]:
+        """The run's GPUs put back (`restore`); its `records` marked by which came back."""
+        back = {r.index for r in self.restore(run_id)}
+        return [r.model_copy(update={"restored": r.index in back}) for r in records]
 
     def _put_back(self, record: GpuSettingRecord) -> None:
         if self.control.uuid(record.index) != record.uuid:
@@ -228,19 +233,6 @@ class GpuKeeper:
             self.control.reset_clocks(record.index)
         if record.power_limit_w_before is not None:
             self.control.set_power_limit_w(record.index, record.power_limit_w_before)
-
-    def _replace(self, run_id: str, records: list[GpuSettingRecord]) -> None:
-        kept = [r for r in self.ledger.outstanding() if r.run_id != run_id]
-        self.ledger.write([*kept, *records])
-
-    def _drop(self, record: GpuSettingRecord) -> None:
-        self.ledger.write(
-            [
-                r
-                for r in self.ledger.outstanding()
-                if (r.run_id, r.index) != (record.run_id, record.index)
-            ]
-        )
 
 
 def restore_leftovers(

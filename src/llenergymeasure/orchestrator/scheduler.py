@@ -306,15 +306,9 @@ class StudyScheduler:
     def _put_gpus_back(self, run_id: str) -> None:
         """The run's GPUs as they were before it, and its record saying so."""
         assert self.gpus is not None
-        restored = {r.index for r in self.gpus.restore(run_id)}
         settings = self.manifest.record.runs[run_id].gpu_settings
-        if restored:
-            self.manifest.update_run(
-                run_id,
-                gpu_settings=[
-                    r.model_copy(update={"restored": r.index in restored}) for r in settings
-                ],
-            )
+        if settings:
+            self.manifest.update_run(run_id, gpu_settings=self.gpus.put_back(run_id, settings))
 
     def _engine_gone_error(self) -> None:
         assert self.collector.engine_gone is not None

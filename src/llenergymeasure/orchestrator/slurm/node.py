@@ -148,13 +148,9 @@ class NodeRun:
             return self._run(gpus, uuids, cpuset, stop)
         finally:
             try:
-                restored = {r.index for r in keeper.restore(self.job.run.run_id)}
+                self.gpu_settings = keeper.put_back(self.job.run.run_id, self.gpu_settings)
             except GpuSettingError as error:  # the ledger keeps them: the next run here retries
                 self._say(str(error))
-                restored = set()
-            self.gpu_settings = [
-                r.model_copy(update={"restored": r.index in restored}) for r in self.gpu_settings
-            ]
 
     def _ledger(self) -> Ledger:
         return Ledger(self.study_dir, self.node)
