@@ -102,8 +102,9 @@ RULES: dict[ValidityCode, Rule] = {
         "a reading no working GPU gives: the meter or the attribution is off",
     ),
     "throttled": Rule(
-        "NVML power, thermal or clock throttle reasons seen",
-        "clocks were held down in the window: the figure is of a throttled GPU",
+        "NVML thermal, hardware-slowdown or power-brake throttle reasons seen",
+        "clocks were held down by heat or the board: the figure is of a degraded GPU (the "
+        "software power cap is not a fault: the limit is recorded with the run)",
     ),
     "temperature_drift": Rule(
         f"rise > {DRIFT_C:g} C over the window's second half",

@@ -32,6 +32,9 @@ PERFORMANCE_THROTTLES = frozenset(
         "hw_power_brake_slowdown",
     }
 )
+# The GPU held at its power limit: the limit is recorded with the run (and may be its study
+# axis), so a figure under it is a reading at that limit, not a faulty one.
+AT_POWER_LIMIT = "sw_power_cap"
 
 
 def throttle_names(bitmask: int) -> list[str]:

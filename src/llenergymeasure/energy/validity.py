@@ -1,7 +1,7 @@
 """Whether an energy figure can be trusted, judged by the rules of `contract.validity.RULES`.
 
 A rule fires on what the window's own readings show (sample gaps, the counter against the
-power integral, power against idle and the limit, throttling, temperature) or on what makes
+power integral, power against idle and the limit, slowdowns, temperature) or on what makes
 the energy unattributable (other processes, a MIG slice, the wrong GPUs, a shared host). A
 figure is valid exactly when no rule fired; every reason says what was seen and the bound.
 """
@@ -24,6 +24,7 @@ from llenergymeasure.contract.validity import (
     ValidityReason,
     rule_reason,
 )
+from llenergymeasure.energy.nvml import AT_POWER_LIMIT
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ def gpu_validity(ev: GpuEvidence) -> Validity:
     if ev.integral_only:
         found.append(rule_reason("integral_only", "energy integrated from sampled power"))
     found += _gap(ev) + _window(ev) + _ratio(ev) + _power(ev) + _temperature(ev)
-    if ev.throttles:
-        found.append(rule_reason("throttled", f"seen: {', '.join(ev.throttles)}"))
+    slowdowns = [name for name in ev.throttles if name != AT_POWER_LIMIT]
+    if slowdowns:
+        found.append(rule_reason("throttled", f"seen: {', '.join(slowdowns)}"))
     if ev.other_processes:
         found.append(rule_reason("foreign_processes", f"{ev.other_processes} other process(es)"))
     migs = [k for k, g in enumerate(ev.gpus) if g.mig]

@@ -49,7 +49,8 @@ def test_a_clean_window_is_valid() -> None:
         ({"counter_integral_ratio": 0.94}, "counter_integral_mismatch"),
         ({"window_s": 9.9}, "window_short"),
         ({"window_s": 11.0, "counter_update_s": 6.0}, "window_short"),  # < two updates
-        ({"throttles": ["sw_power_cap"]}, "throttled"),
+        ({"throttles": ["hw_thermal_slowdown"]}, "throttled"),
+        ({"throttles": ["sw_power_cap", "hw_power_brake_slowdown"]}, "throttled"),
         ({"other_processes": 1}, "foreign_processes"),
         ({"identity_mismatch": "metered GPU-1, granted GPU-0"}, "gpu_identity"),
         ({"integral_only": True}, "integral_only"),
@@ -80,6 +81,7 @@ def test_each_rule_fires_past_its_threshold(change: dict, code: str) -> None:
         {"gpus": [replace(STEADY, mean_power_w=73.0)]},  # >= 0.9 x 80
         {"gpus": [replace(STEADY, temperatures_c=[40, 45, 50, 52, 52, 53, 54, 55])]},  # early rise
         {"largest_gap_s": None, "counter_integral_ratio": None},  # nothing to judge by
+        {"throttles": ["sw_power_cap"]},  # at the run's power limit: recorded, not a fault
     ],
 )
 def test_within_the_thresholds_nothing_fires(change: dict) -> None:
