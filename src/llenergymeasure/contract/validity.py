@@ -67,6 +67,8 @@ MAX_COUNTER_INTEGRAL_DEVIATION = 0.05  # |counter / integral - 1|
 MIN_WINDOW_S = 10.0
 MIN_WINDOW_UPDATES = 2  # counter updates a window must span at least
 IDLE_FLOOR = 0.9  # mean power below this x the idle baseline
+# A GPU held at its limit averages at the limit, read by a meter good to a few per cent.
+LIMIT_CEILING = 1.05  # mean power above this x the power limit
 DRIFT_C = 3.0  # temperature rise over the window's second half
 
 
@@ -98,7 +100,7 @@ RULES: dict[ValidityCode, Rule] = {
         "the window's edge error is a large share of its energy",
     ),
     "power_out_of_range": Rule(
-        f"mean power < {IDLE_FLOOR:g} x idle baseline or > the power limit",
+        f"mean power < {IDLE_FLOOR:g} x idle baseline or > {LIMIT_CEILING:g} x the power limit",
         "a reading no working GPU gives: the meter or the attribution is off",
     ),
     "throttled": Rule(

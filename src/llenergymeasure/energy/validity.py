@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from llenergymeasure.contract.validity import (
     DRIFT_C,
     IDLE_FLOOR,
+    LIMIT_CEILING,
     MAX_COUNTER_INTEGRAL_DEVIATION,
     MAX_GAP_INTERVALS,
     MAX_GAP_S,
@@ -114,9 +115,11 @@ def _power(ev: GpuEvidence) -> list[ValidityReason]:
         if low is not None and gpu.mean_power_w < low:
             seen = f"GPU position {k}: mean {gpu.mean_power_w:.1f} W < {low:.1f} W"
             out.append(rule_reason("power_out_of_range", seen))
-        elif gpu.power_limit_w is not None and gpu.mean_power_w > gpu.power_limit_w:
-            seen = f"GPU position {k}: mean {gpu.mean_power_w:.1f} W > {gpu.power_limit_w:.0f} W"
-            out.append(rule_reason("power_out_of_range", seen))
+        elif gpu.power_limit_w is not None:
+            high = LIMIT_CEILING * gpu.power_limit_w
+            if gpu.mean_power_w > high:
+                seen = f"GPU position {k}: mean {gpu.mean_power_w:.1f} W > {high:.1f} W"
+                out.append(rule_reason("power_out_of_range", seen))
     return out
 
 

@@ -56,7 +56,7 @@ def test_a_clean_window_is_valid() -> None:
         ({"integral_only": True}, "integral_only"),
         ({"counter_reset": True}, "counter_reset"),
         ({"gpus": [replace(STEADY, mean_power_w=70.0)]}, "power_out_of_range"),  # < 0.9 x 80
-        ({"gpus": [replace(STEADY, mean_power_w=701.0)]}, "power_out_of_range"),
+        ({"gpus": [replace(STEADY, mean_power_w=736.0)]}, "power_out_of_range"),  # > 1.05 x 700
         (
             {"gpus": [replace(STEADY, temperatures_c=[50, 50, 50, 50, 51, 52, 54, 55])]},
             "temperature_drift",
@@ -79,6 +79,7 @@ def test_each_rule_fires_past_its_threshold(change: dict, code: str) -> None:
         {"counter_integral_ratio": 1.049},
         {"window_s": 10.0},
         {"gpus": [replace(STEADY, mean_power_w=73.0)]},  # >= 0.9 x 80
+        {"gpus": [replace(STEADY, mean_power_w=712.0)]},  # held at its 700 W limit
         {"gpus": [replace(STEADY, temperatures_c=[40, 45, 50, 52, 52, 53, 54, 55])]},  # early rise
         {"largest_gap_s": None, "counter_integral_ratio": None},  # nothing to judge by
         {"throttles": ["sw_power_cap"]},  # at the run's power limit: recorded, not a fault
