@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
+from experiment_process import run_experiment
 from llenergymeasure.backends.pytorch import PyTorchBackend
-from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.experiment.prompts import tokenised_prompts
 from llenergymeasure.experiment.tiny_model import make_tiny_model
@@ -60,28 +60,12 @@ def request_for(args: argparse.Namespace, model: Path) -> RunRequest:
     )
 
 
-def experiment_tokens_per_s(request: RunRequest, work: Path) -> float:
-    work.mkdir(parents=True)
-    (work / "config.json").write_text(request.model_dump_json())
-    proc = subprocess.run(
-        [sys.executable, "-m", "llenergymeasure.experiment", str(work)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"llem-experiment failed:\n{proc.stderr[-3000:]}\n{(work / 'error.json').read_text()}"
-        )
-    result = ExperimentResult.model_validate_json((work / "result.json").read_text())
-    return result.throughput.output_tokens_per_s
-
-
 def bare_worker(work: Path) -> None:
     """Fresh process: load, warm up, then a bare generate loop; prints output tokens/s."""
     request = RunRequest.model_validate_json((work / "config.json").read_text())
     backend = PyTorchBackend()
     backend.load_tokenizer(request.config, offline=True)
-    prompts = tokenised_prompts(request.config, backend, offline=True)
+    prompts = tokenised_prompts(request.config, backend, offline=True).ids
     backend.load(request.config, offline=True, longest_prompt_tokens=max(map(len, prompts)))
     assert request.config.pytorch is not None
     size = request.config.pytorch.batch_size
@@ -151,7 +135,7 @@ def main() -> int:
     )
     ratios = []
     for k in range(args.repeats):
-        measured = experiment_tokens_per_s(request, root / f"work{k}")
+        measured = run_experiment(request, root / f"work{k}").throughput.output_tokens_per_s
         bare_work = root / f"bare{k}"
         bare_work.mkdir()
         (bare_work / "config.json").write_text(request.model_dump_json())
