@@ -26,6 +26,11 @@ class Metric:
     # "sending" (first to last send); views say which where a row mixes them
     window: str = "window"
 
+    @property
+    def reads_gpu_energy(self) -> bool:
+        """Derived from the GPU energy: as trustworthy as `energy.validity` says it is."""
+        return self.uncertainty is not None
+
 
 WINDOWS = {
     "window": "the measured window (serving: its steady state)",

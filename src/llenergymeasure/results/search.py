@@ -26,6 +26,8 @@ TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "p
 # constrained sampler ranks it below every measured trial.
 UNMEASURED_VIOLATION = 1e3
 NOT_STEADY = "steady_state_not_reached"
+UNJUDGED = ("energy_unavailable", "not_judged")  # validity codes that pass no verdict
+ENERGY_NOT_VALID = "GPU energy not valid"
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,17 @@ def judge(
         )
     columns = metric_columns(result)
     reasons: list[str] = []
-    values = [_reading(columns, goal.metric, reasons) for goal in search.goals]
-    constraint_values = [_reading(columns, c.metric, reasons) for c in search.constraints]
+    not_valid = _energy_not_valid(result)
+
+    def reading(metric: str) -> float | None:
+        # an optimiser seeks out readings that look too good: an invalid one is not used
+        if not_valid is not None and metric in BY_COLUMN and BY_COLUMN[metric].reads_gpu_energy:
+            reasons.append(f"{metric} not used: {not_valid}")
+            return None
+        return _reading(columns, metric, reasons)
+
+    values = [reading(goal.metric) for goal in search.goals]
+    constraint_values = [reading(c.metric) for c in search.constraints]
     unmeasured = 1.0 if reasons else 0.0
     if any(w.code == NOT_STEADY for w in result.warnings):
         reasons.append(f"{NOT_STEADY}: the constraints are taken as failed")
@@ -85,6 +96,18 @@ def judge(
         violations=violations,
         reason="; ".join(reasons) or None,
     )
+
+
+def _energy_not_valid(result: ExperimentResult) -> str | None:
+    """Why the run's GPU energy, measured, is not a valid reading (`energy.validity`); None
+    when it is valid, was not measured (the reading's own reason says so) or predates
+    validity."""
+    found = [
+        f"{reason.code} ({reason.detail})"
+        for reason in result.energy.validity.reasons
+        if reason.code not in UNJUDGED
+    ]
+    return f"{ENERGY_NOT_VALID}: {'; '.join(found)}" if found else None
 
 
 def _reading(columns: dict[str, Any], metric: str, reasons: list[str]) -> float | None:
@@ -395,6 +418,9 @@ def _confirmation(
         ]
         if any(j.reason and NOT_STEADY in j.reason for j in judgements):
             reasons.append(f"{NOT_STEADY} in a confirmation run")
+        not_valid = sum(1 for j in judgements if j.reason and ENERGY_NOT_VALID in j.reason)
+        if not_valid:
+            reasons.append(f"{ENERGY_NOT_VALID} in {not_valid} of {len(results)} confirmation runs")
         if not results:
             reasons.append("no confirmation run has a result yet")
         cell.confirmed.append(

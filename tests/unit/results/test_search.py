@@ -44,6 +44,31 @@ def test_an_objective_that_was_not_measured_says_why() -> None:
     assert judgement.told_values() == [0.0] and judgement.violations[0] > 0
 
 
+def test_an_energy_reading_that_is_not_valid_is_not_used() -> None:
+    """A search would seek out a throttled or shared GPU's reading if it looked cheap."""
+    judgement = judge(
+        SEARCH,
+        result(tokens_per_s=150, j_per_token=0.01, invalid=("foreign_processes", "throttled")),
+    )
+    assert not judgement.feasible and judgement.values == [None]
+    assert judgement.constraint_values == [150, 20]  # speed and latency are still readings
+    assert judgement.reason is not None
+    assert judgement.reason.startswith("energy.j_per_output_token not used: GPU energy not valid")
+    assert "foreign_processes (synthetic)" in judgement.reason and "throttled" in judgement.reason
+    assert judgement.violations[0] > 0
+
+
+def test_a_search_on_speed_alone_does_not_read_energy_validity() -> None:
+    speed = SearchConfig.model_validate(
+        {
+            "objective": {"maximize": "throughput.output_tokens_per_s"},
+            "space": {"n_prompts": [1, 2]},
+        }
+    )
+    judgement = judge(speed, result(tokens_per_s=150, j_per_token=0.2, invalid=("throttled",)))
+    assert judgement.feasible and judgement.values == [150]
+
+
 def test_no_steady_state_fails_the_constraints() -> None:
     judgement = judge(
         SEARCH,

@@ -224,6 +224,40 @@ def test_rejected_combinations_failures_and_missed_constraints_are_learnt(tmp_pa
     assert status == "completed"
 
 
+def test_an_energy_reading_that_is_not_valid_cannot_win(tmp_path: Path) -> None:
+    """The cheapest-looking configuration was measured on a shared GPU: infeasible, with the
+    reason. The runner-up's confirmation has one run of throttled energy: it cannot win
+    either, and the third is the winner."""
+    calls = {4: 0}
+
+    def landscape(swept: dict) -> Figures:
+        n = swept["n_prompts"]
+        if n == 1:
+            return Figures(tokens_per_s=100.0, j_per_token=0.01, invalid=("foreign_processes",))
+        calls[n] = calls.get(n, 0) + 1
+        invalid = ("throttled",) if n == 4 and calls[4] == 3 else ()
+        return Figures(tokens_per_s=100.0, j_per_token=1.0 / n, invalid=invalid)
+
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "space": {"n_prompts": [1, 2, 3, 4]},
+            "sampler": "grid",
+            "confirm": {"top": 2, "cycles": 2},
+        }
+    )
+    assert search_run(tmp_path, study, landscape).run() == 0
+    cell = search_view(load_study_results(tmp_path / "study")).cells[0]
+    (shared,) = [t for t in cell.trials if t.params["n_prompts"] == 1]
+    assert shared.state == "infeasible"
+    assert "GPU energy not valid: foreign_processes" in shared.reason
+    by_n = {c.params["n_prompts"]: c for c in cell.confirmed}
+    assert set(by_n) == {4, 3}
+    assert not by_n[4].constraints_met
+    assert "GPU energy not valid in 1 of 2 confirmation runs" in by_n[4].reason
+    assert cell.winner is not None and cell.winner.params["n_prompts"] == 3
+
+
 def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None:
     flat = lambda swept: Figures(tokens_per_s=100.0, j_per_token=0.5)  # noqa: E731
     study = search_study(space_2d(trials=40, patience=5, confirm={"top": 0}))
