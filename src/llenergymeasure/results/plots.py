@@ -76,6 +76,31 @@ def _not_measured(ax: Axes, runs: pd.DataFrame, metric: str) -> None:
     ax.set_axis_off()
 
 
+NOT_VALID_LABEL = "hollow: GPU energy of some runs not valid"
+
+
+def _mark_not_valid(ax: Axes, frame: pd.DataFrame, x: pd.Series | list, metric: str) -> bool:
+    """Hollow markers over the energy points whose mean holds a run of GPU energy that is not
+    valid (`energy.validity`), so a figure that reads as clean is one; True when any."""
+    if not BY_COLUMN[metric].reads_gpu_energy or "runs_valid" not in frame.columns:
+        return False
+    mask = (frame["runs_valid"] < frame["runs_judged"]).to_numpy()
+    if not mask.any():
+        return False
+    ax.plot(
+        pd.Series(list(x))[mask],
+        frame[f"{metric}.mean"].to_numpy()[mask],
+        linestyle="none",
+        marker="o",
+        markersize=8,
+        markerfacecolor="white",
+        markeredgecolor="black",
+        zorder=3,
+        label=NOT_VALID_LABEL,
+    )
+    return True
+
+
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     """Configurations no other beats on both throughput (higher) and J/token (lower)."""
     ordered = points.sort_values([f"{TOK_S}.mean", f"{J_TOKEN}.mean"], ascending=[False, True])
@@ -121,6 +146,7 @@ def pareto_plot(summary: pd.DataFrame, runs: pd.DataFrame) -> Plot:
         label="Pareto front",
         zorder=0,
     )
+    _mark_not_valid(ax, points, points[f"{TOK_S}.mean"], J_TOKEN)
     for _, row in points.iterrows():
         ax.annotate(
             f"#{int(row['config_index'])}",
@@ -175,6 +201,8 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
                 capsize=3,
                 label=name,
             )
+        x_all = measured[key] if numeric else [categories.index(str(v)) for v in measured[key]]
+        marked = _mark_not_valid(ax, measured, x_all, metric)
         if not numeric:
             ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right")
         elif all(float(v).is_integer() for v in summary[key].dropna()):
@@ -182,7 +210,7 @@ def sweep_plot(summary: pd.DataFrame, runs: pd.DataFrame, key: str, swept_keys: 
         ax.set_xlabel(key)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        if others:
+        if others or marked:
             ax.legend(fontsize=8)
     fig.suptitle(
         f"{title} (mean over cycles, bars = 95 % CI; energy: bootstrap with the instrument)"
@@ -225,10 +253,11 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
                 capsize=3,
                 label=name,
             )
+        marked = _mark_not_valid(ax, measured, measured[f"{RATE}.mean"], metric)
         ax.set_xlabel(axis_label(RATE))
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        if others:
+        if others or marked:
             ax.legend(fontsize=8)
     fig.suptitle(
         f"{title} (mean over cycles, bars = 95 % CI; energy: bootstrap with the instrument)"

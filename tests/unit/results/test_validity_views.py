@@ -107,6 +107,39 @@ def test_a_power_limit_sweep_plots_energy_per_token_against_the_limit(tmp_path: 
     assert list(line.get_ydata()) == pytest.approx([0.4, 0.45, 0.5])
 
 
+def test_plots_draw_energy_with_an_invalid_run_hollow(tmp_path: Path) -> None:
+    from llenergymeasure.contract.config import ExperimentConfig
+    from llenergymeasure.results.plots import NOT_VALID_LABEL, study_plots
+    from llenergymeasure.results.tables import runs_frame, summary_frame
+
+    configs = [
+        ({"gpu.power_limit_w": w}, ExperimentConfig(model="tiny-model", gpu={"power_limit_w": w}))
+        for w in (200.0, 300.0, 400.0)
+    ]
+    study_dir = write_study(
+        tmp_path,
+        configs,
+        2,
+        lambda ci, cy: Figures(
+            tokens_per_s=100.0 + 20 * ci,
+            j_per_token=0.4 + 0.05 * ci,
+            invalid=("throttled",) if (ci, cy) == (2, 1) else (),
+        ),
+    )
+    study = load_study_results(study_dir)
+    runs = runs_frame(study)
+    plots = {p.name: p for p in study_plots(study, runs, summary_frame(study, runs))}
+
+    def hollow(axes) -> list[tuple[float, float]]:
+        lines = [line for line in axes.get_lines() if line.get_label() == NOT_VALID_LABEL]
+        return [(x, y) for line in lines for x, y in zip(*line.get_data(), strict=True)]
+
+    energy, speed = plots["sweep_gpu_power_limit_w"].figure.axes[:2]
+    assert hollow(energy) == [(400.0, pytest.approx(0.5))]
+    assert hollow(speed) == []  # throughput does not depend on the energy's validity
+    assert hollow(plots["pareto"].figure.axes[0]) == [(140.0, pytest.approx(0.5))]
+
+
 def test_the_report_counts_unmeasured_runs_apart(tmp_path: Path) -> None:
     from helpers.results import cpu_study
 
