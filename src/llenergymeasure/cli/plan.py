@@ -18,6 +18,7 @@ from llenergymeasure import api
 from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.validity import short_window_note
 from llenergymeasure.orchestrator import layout, run_spec
 from llenergymeasure.orchestrator.planned import search_of
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
@@ -112,6 +113,7 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
             for run_index, (config_index, cycle) in enumerate(plan.order)
         ],
         "skipped": [{"swept": s.swept, "reason": s.reason} for s in plan.skipped],
+        "notes": [n for n in [short_window_note(c.config for c in plan.configs)] if n],
         "search": (
             {
                 **study.search.model_dump(mode="json"),
@@ -171,6 +173,9 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
         )
     _print_estimate(estimate, console)
+    short = short_window_note(c.config for c in plan.configs)
+    if short is not None:
+        console.print(f"[yellow]{escape(short)}[/]")
     if runs > execution.max_runs_without_confirmation:
         console.print(
             f"[yellow]{runs} runs exceed max_runs_without_confirmation "

@@ -4,12 +4,13 @@ result records."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from llenergymeasure.contract.config import Strict
+from llenergymeasure.contract.config import ExperimentConfig, Strict
 
 ValidityCode = Literal[
     "not_judged",
@@ -130,3 +131,22 @@ RULES: dict[ValidityCode, Rule] = {
 def rule_reason(code: ValidityCode, detail: str) -> ValidityReason:
     """A reason with what was seen (`detail`) and the rule's threshold."""
     return ValidityReason(code=code, detail=f"{detail} ({RULES[code].threshold})")
+
+
+def short_window_note(configs: Iterable[ExperimentConfig]) -> str | None:
+    """Plan time: offline GPU runs asked for a window the `window_short` rule will not accept
+    (a window runs whole passes, so it may still come out long enough)."""
+    short = sorted(
+        {
+            c.min_window_s
+            for c in configs
+            if c.mode == "offline" and c.gpu_count > 0 and c.min_window_s < MIN_WINDOW_S
+        }
+    )
+    if not short:
+        return None
+    asked = ", ".join(f"{w:g}" for w in short)
+    return (
+        f"min_window_s {asked} s is under {MIN_WINDOW_S:g} s: those GPU runs' energy may be "
+        "marked window_short (not valid); a longer window is a figure a reviewer can trust"
+    )

@@ -20,6 +20,7 @@ import docker.errors
 
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.hub import FetchedItem
+from llenergymeasure.contract.validity import short_window_note
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import run_spec
 from llenergymeasure.orchestrator.container_user import (
@@ -123,6 +124,9 @@ class Preflight:
                 hint="`--resume` alone continues the search",
             )
         run_spec.check_local_inputs(planned.reach, planned.source_dir, user)
+        short = short_window_note(run.config for run in planned.reach)
+        if short is not None:
+            say.note(short)
         lock_file = lock_path_for(planned.path) if options.locked else None
         lock = load_lock(lock_file) if lock_file is not None else None
         needs = executor_class(execution.executor.kind).preflight(planned, say)

@@ -62,6 +62,20 @@ def test_plan_table_names_totals_images_estimate_and_skips(tmp_path: Path) -> No
     assert "decoding.temperature=0" in out
 
 
+def test_a_gpu_window_too_short_to_be_valid_is_said_at_plan_time(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("model: m\nsweep:\n  min_window_s: [5, 20]\n")
+    code, out, err = llem("plan", str(study))
+    assert code == 0, err
+    assert "min_window_s 5 s is under 10 s" in out and "window_short" in out
+    code, out, err = llem("plan", str(study), "--json")
+    (note,) = json.loads(out)["notes"]
+    assert note.startswith("min_window_s 5 s is under 10 s")
+    study.write_text("model: m\ngpu_count: 0\nmin_window_s: 0.5\n")  # no GPU energy to judge
+    code, out, err = llem("plan", str(study), "--json")
+    assert json.loads(out)["notes"] == []
+
+
 def test_large_plan_shows_summary_and_first_rows(tmp_path: Path) -> None:
     study = tmp_path / "big.yaml"
     study.write_text(
