@@ -302,6 +302,12 @@ def compare(
     study_a: Annotated[Path, typer.Argument(help="Study A (the reference).")],
     study_b: Annotated[Path, typer.Argument(help="Study B.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    valid_only: Annotated[
+        bool,
+        typer.Option(
+            "--valid-only", help="Leave out runs whose GPU energy is not valid (energy.validity)."
+        ),
+    ] = False,
 ) -> None:
     """Pair configurations by config hash; ratios B/A of key metrics with 95 % CIs."""
     from llenergymeasure.results.compare import compare_studies
@@ -310,7 +316,7 @@ def compare(
     a, b = load_study_results(study_a), load_study_results(study_b)
     require_results(a)
     require_results(b)
-    comparison = compare_studies(a, b)
+    comparison = compare_studies(a, b, valid_only)
     if as_json:
         typer.echo(json.dumps(comparison.as_dict(), indent=2))
         return
@@ -339,6 +345,16 @@ def compare(
                 end_section=i == len(metrics) - 1,
             )
     console.print(table)
+    for digest, bad in comparison.not_valid.items():
+        console.print(
+            f"GPU energy not valid in {digest[:8]}: A {bad.a}/{bad.a_runs}, B {bad.b}/{bad.b_runs} "
+            + (
+                "runs (left out: --valid-only)"
+                if comparison.valid_only
+                else "runs (in the ratios; "
+                "--valid-only leaves them out; `results show` gives the reasons)"
+            )
+        )
     for label, refs in (("only in A", comparison.only_a), ("only in B", comparison.only_b)):
         for ref in refs:
             swept = ", ".join(f"{k}={v}" for k, v in ref.swept.items())

@@ -33,12 +33,24 @@ class ConfigRef:
 
 
 @dataclass(frozen=True)
+class NotValid:
+    """A pair's completed runs whose GPU energy was read but is not valid, per study."""
+
+    a: int
+    a_runs: int
+    b: int
+    b_runs: int
+
+
+@dataclass(frozen=True)
 class Comparison:
     study_a: str
     study_b: str
+    valid_only: bool = False
     pairs: list[tuple[ConfigRef, list[MetricRatio]]] = field(default_factory=list)
     only_a: list[ConfigRef] = field(default_factory=list)
     only_b: list[ConfigRef] = field(default_factory=list)
+    not_valid: dict[str, NotValid] = field(default_factory=dict)  # config hash -> counts
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,8 +58,15 @@ class Comparison:
             "study_b": self.study_b,
             "ratio": "mean(B) / mean(A) with a 95 % CI: bootstrap (cycles resampled per study); "
             "energy metrics widened by both studies' instrument uncertainty",
+            "valid_only": self.valid_only,
             "pairs": [
-                {**asdict(ref), "metrics": [asdict(m) for m in metrics]}
+                {
+                    **asdict(ref),
+                    "energy_not_valid": asdict(self.not_valid[ref.config_hash])
+                    if ref.config_hash in self.not_valid
+                    else None,
+                    "metrics": [asdict(m) for m in metrics],
+                }
                 for ref, metrics in self.pairs
             ],
             "only_in_a": [asdict(ref) for ref in self.only_a],
@@ -69,6 +88,12 @@ def _ref(runs: list[RunData]) -> ConfigRef:
     )
 
 
+def _not_valid(run: RunData) -> bool:
+    """A completed run whose GPU energy was read and judged not valid."""
+    energy = run.result.energy if run.result is not None else None
+    return energy is not None and energy.gpu_j is not None and not energy.validity.valid
+
+
 def _values(runs: list[RunData], metric: str) -> list[float | None]:
     """A metric's readings from the completed runs (a dotted path into ExperimentResult)."""
     return [value_at(run.result, metric) for run in runs if run.result is not None]
@@ -79,9 +104,11 @@ def _uncertainties(runs: list[RunData], metric: str) -> list[float | None]:
     return [instrument_u(run.result, metric) for run in runs if run.result is not None]
 
 
-def compare_studies(a: StudyData, b: StudyData) -> Comparison:
+def compare_studies(a: StudyData, b: StudyData, valid_only: bool = False) -> Comparison:
+    """`valid_only`: runs whose GPU energy is not valid are left out (as `results show
+    --valid-only` leaves them out); either way each pair counts them."""
     groups_a, groups_b = _by_hash(a), _by_hash(b)
-    comparison = Comparison(a.manifest.study_id, b.manifest.study_id)
+    comparison = Comparison(a.manifest.study_id, b.manifest.study_id, valid_only)
     serving = a.has_serving or b.has_serving
     compared = [m.column for m in for_study(tuple(BY_COLUMN[c] for c in COMPARED), serving)]
     for digest, runs_a in groups_a.items():
@@ -89,6 +116,13 @@ def compare_studies(a: StudyData, b: StudyData) -> Comparison:
             comparison.only_a.append(_ref(runs_a))
             continue
         runs_b = groups_b[digest]
+        bad_a, bad_b = sum(map(_not_valid, runs_a)), sum(map(_not_valid, runs_b))
+        if bad_a or bad_b:
+            completed = [sum(1 for r in runs if r.result is not None) for runs in (runs_a, runs_b)]
+            comparison.not_valid[digest] = NotValid(bad_a, completed[0], bad_b, completed[1])
+        if valid_only:
+            runs_a = [r for r in runs_a if not _not_valid(r)]
+            runs_b = [r for r in runs_b if not _not_valid(r)]
         ratios = []
         for metric in compared:
             va, vb = _values(runs_a, metric), _values(runs_b, metric)
@@ -111,7 +145,7 @@ def compare_studies(a: StudyData, b: StudyData) -> Comparison:
                     ratio_ci95_high=ratio.ci_high,
                 )
             )
-        comparison.pairs.append((_ref(runs_a), ratios))
+        comparison.pairs.append((_ref(groups_a[digest]), ratios))
     comparison.only_b.extend(
         _ref(runs) for digest, runs in groups_b.items() if digest not in groups_a
     )

@@ -145,6 +145,39 @@ def test_compare_pairs_by_config_hash(tmp_path) -> None:
     assert code == 0 and "0.800" in out and "only in A" in out and "only in B" in out
 
 
+def test_compare_counts_runs_of_invalid_energy_and_can_leave_them_out(tmp_path) -> None:
+    configs = [({"pytorch.batch_size": 2}, pytorch_config(2))]
+    a = write_study(
+        tmp_path, configs, 3, lambda ci, cy: Figures(tokens_per_s=100.0, j_per_token=1.0),
+        study_id="a",
+    )  # fmt: skip
+    b = write_study(
+        tmp_path,
+        configs,
+        3,
+        lambda ci, cy: Figures(
+            tokens_per_s=100.0,
+            j_per_token=0.2 if cy == 2 else 0.8,  # a cheap-looking reading of a shared GPU
+            invalid=("foreign_processes",) if cy == 2 else (),
+        ),
+        study_id="b",
+    )
+
+    def energy_pair(*flags: str) -> dict:
+        code, out, _ = llem("results", "compare", str(a), str(b), "--json", *flags)
+        assert code == 0
+        (pair,) = json.loads(out)["pairs"]
+        assert pair["energy_not_valid"] == {"a": 0, "a_runs": 3, "b": 1, "b_runs": 3}
+        return {m["metric"]: m for m in pair["metrics"]}["energy.j_per_output_token"]
+
+    mixed = energy_pair()
+    assert mixed["b_n"] == 3 and mixed["ratio"] == pytest.approx(0.6)
+    valid = energy_pair("--valid-only")
+    assert valid["b_n"] == 2 and valid["ratio"] == pytest.approx(0.8)
+    code, out, _ = llem("results", "compare", str(a), str(b))
+    assert code == 0 and "GPU energy not valid in" in out and "A 0/3, B 1/3" in out
+
+
 def test_plot_writes_png_and_svg(study, tmp_path) -> None:
     folder = tmp_path / "plots"
     code, out, _ = llem("results", "plot", str(study), "-o", str(folder))
