@@ -16,7 +16,7 @@ machine without a GPU the energy figures are null (their reasons are printed) an
 throughput's spread is measured.
 
     python benchmarks/energy_repeatability.py [--repeats 5] [--power-limits auto|W,W,...]
-        [--json PATH] [--window-s 12]
+        [--json PATH] [--window-s 12] [--thermal-max-s 0]
 """
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ class RunFigures:
 class Bench:
     """One model and one configuration; each run a fresh process on its own work folder."""
 
-    def __init__(self, root: Path, cuda: bool, window_s: float) -> None:
+    def __init__(self, root: Path, cuda: bool, window_s: float, thermal_max_s: float) -> None:
         self.root, self.cuda, self.window_s = root, cuda, window_s
+        self.thermal_max_s = thermal_max_s
         self.shape = Shape.for_device(cuda)
         self.model = make_tiny_model(
             root / "model", layers=self.shape.layers, hidden=self.shape.hidden, heads=16
@@ -137,7 +138,8 @@ class Bench:
             f"random-weight Llama, {s.layers} layers, hidden {s.hidden}, "
             f"{'bf16 on cuda' if self.cuda else 'fp32 on cpu'}; {s.prompts} prompts x "
             f"{s.input_tokens} tokens, batch {s.batch_size}, {s.new_tokens} new tokens, "
-            f"window >= {self.window_s:g} s, baseline {s.baseline_s:g} s"
+            f"window >= {self.window_s:g} s, baseline {s.baseline_s:g} s, "
+            f"thermal warm-up up to {self.thermal_max_s:g} s"
         )
 
     def request(self, settings: GpuSettings) -> RunRequest:
@@ -153,6 +155,7 @@ class Bench:
                 "input_length": {"distribution": "fixed", "tokens": s.input_tokens},
             },
             "baseline": {"duration_s": s.baseline_s},
+            "warmup": {"thermal_max_s": self.thermal_max_s},
             "min_window_s": self.window_s,
             "pytorch": {"batch_size": s.batch_size},
             "gpu": settings.model_dump(),
@@ -259,11 +262,14 @@ def main() -> int:
     parser.add_argument("--power-limits", default=None, help="auto, or W,W,... (root)")
     parser.add_argument("--window-s", type=float, default=None, help="12 on a GPU, 2 on CPU")
     parser.add_argument("--json", type=Path, default=None, help="every run's figures, as JSON")
+    parser.add_argument(
+        "--thermal-max-s", type=float, default=0.0, help="warmup.thermal_max_s of every run"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     window_s = args.window_s or (12.0 if cuda else 2.0)
     root = Path(tempfile.mkdtemp(prefix="llem-repeat-"))
-    bench = Bench(root, cuda, window_s)
+    bench = Bench(root, cuda, window_s, args.thermal_max_s)
     print(f"model: {bench.describe()}", flush=True)
     found = {"repeats": [asdict(r) for r in repeats(bench, args.repeats)]}
     if args.power_limits:

@@ -77,6 +77,22 @@ def test_result_is_complete_and_exact(make_workdir: Callable[..., Path]) -> None
     assert events[-1] == "finished" and events.count("batch") == tokens.batches
 
 
+def test_a_thermal_warmup_without_a_gpu_says_it_judged_nothing(
+    make_workdir: Callable[..., Path],
+) -> None:
+    warmup = {"min_batches": 2, "max_batches": 4, "cv_window": 2, "cv_bound": 0.5}
+    work = make_workdir(warmup={**warmup, "thermal_max_s": 5.0, "thermal_window_s": 1.0})
+    proc = run([*EXPERIMENT, str(work)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    timings = ExperimentResult.model_validate_json((work / "result.json").read_text()).timings
+    assert timings.warmup_thermal_s == 0.0 and timings.warmup_thermal_settled is None
+    assert timings.warmup_thermal_settled_reason == timings.warmup_thermal_rise_c_reason
+    assert "gpu_count is 0" in (timings.warmup_thermal_settled_reason or "")
+    warnings = ExperimentResult.model_validate_json((work / "result.json").read_text()).warnings
+    (note,) = [w.message for w in warnings if w.code == "temperature_not_settled"]
+    assert note.startswith("temperature not judged: ")
+
+
 def test_eos_stopping_counts_only_real_tokens(make_workdir: Callable[..., Path]) -> None:
     work = make_workdir(fixed_output_length=False, max_new_tokens=40, min_window_s=0.0)
     proc = run([*EXPERIMENT, str(work)])

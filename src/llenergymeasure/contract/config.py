@@ -67,6 +67,20 @@ class Warmup(Strict):
     cv_bound: float = Field(
         0.05, gt=0, lt=1, description="Warm when latency coefficient of variation is below this."
     )
+    thermal_max_s: NonNegativeFloat = Field(
+        0.0,
+        description="After latency settles, go on warming up (offline, on a GPU) until every "
+        "GPU's temperature rose by at most thermal_rise_c over the last thermal_window_s, for "
+        "at most this long, s; 0: off.",
+    )
+    thermal_window_s: float = Field(
+        10.0, gt=0, description="The trailing span the temperature rise is read over, s."
+    )
+    thermal_rise_c: float = Field(
+        1.0,
+        gt=0,
+        description="Largest temperature rise over thermal_window_s that counts as steady, C.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Warmup:
@@ -76,6 +90,13 @@ class Warmup(Strict):
                 f"({self.max_batches})",
                 "min_batches",
                 "max_batches",
+            )
+        if 0 < self.thermal_max_s < self.thermal_window_s:
+            raise CombinationError(
+                f"thermal_max_s ({self.thermal_max_s:g}) is shorter than thermal_window_s "
+                f"({self.thermal_window_s:g}): the temperature could never be judged steady",
+                "thermal_max_s",
+                "thermal_window_s",
             )
         return self
 
@@ -154,6 +175,13 @@ class _Experiment(Strict):
                 "unless the prompts are a trace)",
                 "mode",
                 "serving",
+            )
+        if self.mode == "serving" and self.warmup.thermal_max_s > 0:
+            raise CombinationError(
+                "warmup.thermal_max_s is for offline mode: a serving run's window is the steady "
+                "state its own load reaches",
+                "warmup",
+                "mode",
             )
         return self
 

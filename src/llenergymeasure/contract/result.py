@@ -99,6 +99,9 @@ class Environment(Strict):
     device: Literal["cuda", "cpu"]
 
 
+THERMAL_NOT_ASKED = "not asked for (warmup.thermal_max_s 0)"
+
+
 class Timings(Figures):
     engine_build_s: float | None = Field(
         description="Compiling an engine (TensorRT-LLM) before the load, metered apart from it."
@@ -116,6 +119,20 @@ class Timings(Figures):
         "serving mode, whose warm-up ends where the steady-state rule says (no CV check)."
     )
     warmup_final_cv: float | None = Field(description="Latency CV of the last warmup window.")
+    warmup_thermal_s: float | None = Field(
+        None,
+        description="Of warmup_s, the part spent until the GPU temperature was steady "
+        "(warmup.thermal_max_s), s.",
+    )
+    warmup_thermal_s_reason: str | None = THERMAL_NOT_ASKED
+    warmup_thermal_settled: bool | None = Field(
+        None, description="The temperature rise fell within warmup.thermal_rise_c in time."
+    )
+    warmup_thermal_settled_reason: str | None = THERMAL_NOT_ASKED
+    warmup_thermal_rise_c: float | None = Field(
+        None, description="The last trailing temperature rise read in that warm-up, C."
+    )
+    warmup_thermal_rise_c_reason: str | None = THERMAL_NOT_ASKED
     window_s: float = Field(gt=0, description="Measured window, CUDA-synchronised at both edges.")
     total_s: float = Field(ge=0, description="Experiment process start to result written.")
 
@@ -410,6 +427,7 @@ WarningCode = Literal[
     "persistence_mode_off",
     "energy_unavailable",
     "warmup_not_converged",
+    "temperature_not_settled",
     "baseline_disabled",
     "concurrent_runs",
     "gpu_identity",

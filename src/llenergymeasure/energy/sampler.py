@@ -83,6 +83,16 @@ def temperatures_by_gpu(rows: Sequence[Row]) -> dict[int, list[float]]:
     return {gpu: temps for gpu, temps in found.items() if temps}
 
 
+def temperature_rise_c(rows: Sequence[Row], since_s: float) -> float | None:
+    """The largest rise of any GPU's temperature from its first reading at or after `since_s`
+    to its last; None where a GPU has fewer than two readings there (or none reports one)."""
+    recent = temperatures_by_gpu([r for r in rows if r.t_s >= since_s])
+    gpus = {r.gpu for r in rows}
+    if not recent or set(recent) != gpus or any(len(t) < 2 for t in recent.values()):
+        return None
+    return max(temps[-1] - temps[0] for temps in recent.values())
+
+
 def performance_throttles(rows: Sequence[Row]) -> list[str]:
     """The throttle reasons seen in `rows` that slowed the work (power, thermal, hardware)."""
     return sorted(

@@ -25,11 +25,22 @@ class Phases:
 
 
 @dataclass(frozen=True)
+class HeatOutcome:
+    """Warm-up continued until the GPUs' temperature was steady (`warmup.thermal_max_s`)."""
+
+    duration_s: float
+    settled: bool | None  # None: no temperature to judge by
+    rise_c: float | None  # the last reading of the trailing rise
+    reason: str | None = None  # why it was not judged
+
+
+@dataclass(frozen=True)
 class WarmupOutcome:
     duration_s: float
     batches: int
     converged: bool | None  # None: the mode has no convergence check (serving)
     final_cv: float | None
+    heat: HeatOutcome | None = None  # None: thermal settling not asked for
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,27 @@ both edges and metered by its own EnergyMeter window.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.result import QualityWarning
 from llenergymeasure.contract.workdir import ProgressEvent
-from llenergymeasure.experiment.measured import Measured, WarmupOutcome
+from llenergymeasure.energy.sampler import temperature_rise_c
+from llenergymeasure.experiment.measured import HeatOutcome, Measured, WarmupOutcome
 from llenergymeasure.experiment.metrics import coefficient_of_variation, latency
 from llenergymeasure.experiment.session import Session
 
 
 def _batches(prompts: list[list[int]], size: int) -> list[list[list[int]]]:
     return [prompts[k : k + size] for k in range(0, len(prompts), size)]
+
+
+@dataclass(frozen=True)
+class _Heat:
+    outcome: HeatOutcome
+    batches: int
 
 
 class OfflineSession(Session):
@@ -109,7 +117,39 @@ class OfflineSession(Session):
                 if cv <= spec.cv_bound:
                     converged = True
                     break
-        return WarmupOutcome(time.perf_counter() - start, len(latencies), converged, cv)
+        heat = self._settle_heat(prepared) if spec.thermal_max_s > 0 else None
+        batches = len(latencies) + (heat.batches if heat is not None else 0)
+        return WarmupOutcome(
+            time.perf_counter() - start,
+            batches,
+            converged,
+            cv,
+            heat.outcome if heat is not None else None,
+        )
+
+    def _settle_heat(self, prepared: Any) -> _Heat:
+        """More full-shape batches until every GPU's temperature rose by at most
+        `thermal_rise_c` over the trailing `thermal_window_s`, or `thermal_max_s` has passed."""
+        spec = self.config.warmup
+        if self.instruments.sampler is None:
+            reason = self.instruments.nvml_reason or "no GPU sampler"
+            return _Heat(HeatOutcome(0.0, None, None, reason), 0)
+        start = time.perf_counter()
+        batches, rise = 0, None
+        while True:
+            self.adapter.generate(prepared)
+            self.adapter.synchronize()
+            batches += 1
+            now = time.perf_counter()
+            if now - start >= spec.thermal_window_s:
+                rise = temperature_rise_c(self.instruments.rows(), now - spec.thermal_window_s)
+                if rise is None:
+                    reason = "the GPUs report no temperature"
+                    return _Heat(HeatOutcome(now - start, None, None, reason), batches)
+                if rise <= spec.thermal_rise_c:
+                    return _Heat(HeatOutcome(now - start, True, rise), batches)
+            if now - start >= spec.thermal_max_s:
+                return _Heat(HeatOutcome(now - start, False, rise), batches)
 
     def mode_warnings(self, measured: Measured) -> list[QualityWarning]:
         config, warmup = self.config, measured.warmup
@@ -134,6 +174,16 @@ class OfflineSession(Session):
                     f"after {warmup.batches} warmup batches"
                 )
             out.append(QualityWarning(code="warmup_not_converged", message=detail))
+        heat = warmup.heat
+        if heat is not None and heat.settled is not True:
+            detail = (
+                f"temperature not judged: {heat.reason}"
+                if heat.settled is None
+                else f"temperature still rising {heat.rise_c:.0f} C per "
+                f"{config.warmup.thermal_window_s:g} s after {heat.duration_s:.0f} s "
+                f"(thermal_max_s {config.warmup.thermal_max_s:g})"
+            )
+            out.append(QualityWarning(code="temperature_not_settled", message=detail))
         return out
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import resource
 import statistics
 import time
 from collections import defaultdict
-from typing import Protocol
+from typing import Any, Protocol
 
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.config import ExperimentConfig
@@ -30,7 +30,7 @@ from llenergymeasure.energy.sampler import Row, performance_throttles, temperatu
 from llenergymeasure.experiment.energy_audit import Attribution, EnergyAudit, attribution
 from llenergymeasure.experiment.environment import environment
 from llenergymeasure.experiment.instruments import Instruments
-from llenergymeasure.experiment.measured import Measured, Phases
+from llenergymeasure.experiment.measured import HeatOutcome, Measured, Phases
 from llenergymeasure.experiment.metrics import flops
 
 TEMPERATURE_DRIFT_C = 10.0
@@ -233,6 +233,20 @@ def _memory(measured: Measured, ins: Instruments) -> Memory:
     )
 
 
+def _heat_fields(heat: HeatOutcome | None) -> dict[str, Any]:
+    """The thermal part of the warm-up, where one was asked for."""
+    if heat is None:
+        return {}
+    return {
+        "warmup_thermal_s": heat.duration_s,
+        "warmup_thermal_s_reason": None,
+        "warmup_thermal_settled": heat.settled,
+        "warmup_thermal_settled_reason": heat.reason if heat.settled is None else None,
+        "warmup_thermal_rise_c": heat.rise_c,
+        "warmup_thermal_rise_c_reason": heat.reason if heat.rise_c is None else None,
+    }
+
+
 def assemble(
     session: SessionView, phases: Phases, measured: Measured, timeseries_written: bool
 ) -> ExperimentResult:
@@ -263,6 +277,7 @@ def assemble(
             warmup_batches=warmup.batches,
             warmup_converged=warmup.converged,
             warmup_final_cv=warmup.final_cv,
+            **_heat_fields(warmup.heat),
             window_s=window_s,
             total_s=time.perf_counter() - session.t0,
         ),

@@ -1,8 +1,9 @@
 """Wall-time estimate of a study, before anything has run: guesses, stated as such.
 
 Per run: container start + model load (a per-backend guess), the idle baseline (configured),
-warmup (min_batches batches), and the measured window (the prompt set at a guessed per-sequence
-decode rate, repeated until min_window_s). Plus the configured gaps between runs. With
+warmup (min_batches batches, plus thermal_max_s on a GPU), and the measured window (the prompt
+set at a guessed per-sequence decode rate, repeated until min_window_s). Plus the configured
+gaps between runs. With
 `max_parallel` N the sum is divided by N, as if every slot were always busy. A first model
 download and a TensorRT engine build on first use are not included: they depend on the network
 and the model, which the plan cannot know.
@@ -51,6 +52,8 @@ def estimate_run(config: ExperimentConfig) -> RunEstimate:
     pass_s = batches * batch_s
     passes = max(1, math.ceil(config.min_window_s / pass_s)) if pass_s > 0 else 1
     warmup = config.warmup.min_batches * batch_s if config.warmup.enabled else 0.0
+    if config.warmup.enabled and config.gpu_count > 0:
+        warmup += config.warmup.thermal_max_s  # at most; a GPU that settles sooner stops sooner
     baseline = config.baseline.duration_s if config.baseline.enabled else 0.0
     return RunEstimate(
         startup_s=spec_of(config.backend).startup_guess_s,

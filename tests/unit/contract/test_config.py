@@ -132,3 +132,11 @@ def test_a_serving_run_sends_at_most_a_million_requests() -> None:
     with pytest.raises(ValueError, match="less than or equal to 1000000"):
         serving(n_requests=10**7)
     assert serving(request_rate=100, duration_s=600).serving.duration_s == 600
+
+
+def test_thermal_warmup_must_be_able_to_judge_and_is_offline_only() -> None:
+    assert make(warmup={"thermal_max_s": 60}).warmup.thermal_window_s == 10.0
+    with pytest.raises(ValidationError, match="could never be judged steady"):
+        make(warmup={"thermal_max_s": 5, "thermal_window_s": 10})
+    with pytest.raises(ValidationError, match=r"warmup\.thermal_max_s is for offline mode"):
+        make(mode="serving", serving={"n_requests": 10}, warmup={"thermal_max_s": 60})

@@ -37,6 +37,13 @@ def test_run_estimate_phases() -> None:
     assert math.isclose(estimate.total_s, 45 + 7 + 4 * batch_s)
 
 
+def test_a_thermal_warmup_counts_at_its_cap_on_a_gpu() -> None:
+    thermal = {"warmup": {"min_batches": 2, "thermal_max_s": 60}}
+    on_gpu = estimate_run(ExperimentConfig.model_validate({"model": "m", **thermal}))
+    plain = estimate_run(ExperimentConfig(model="m", warmup={"min_batches": 2}))
+    assert math.isclose(on_gpu.warmup_s, plain.warmup_s + 60)
+
+
 def test_measured_window_is_at_least_min_window() -> None:
     config = ExperimentConfig(model="m", n_prompts=1, max_new_tokens=1, min_window_s=30)
     assert estimate_run(config).measured_s >= 30
