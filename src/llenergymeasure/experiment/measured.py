@@ -29,6 +29,7 @@ class HeatOutcome:
     """Warm-up continued until the GPUs' temperature was steady (`warmup.thermal_max_s`)."""
 
     duration_s: float
+    batches: int
     settled: bool | None  # None: no temperature to judge by
     rise_c: float | None  # the last reading of the trailing rise
     reason: str | None = None  # why it was not judged

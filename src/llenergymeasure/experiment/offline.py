@@ -8,7 +8,6 @@ both edges and metered by its own EnergyMeter window.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.backends.base import BatchOutput
@@ -23,12 +22,6 @@ from llenergymeasure.experiment.session import Session
 
 def _batches(prompts: list[list[int]], size: int) -> list[list[list[int]]]:
     return [prompts[k : k + size] for k in range(0, len(prompts), size)]
-
-
-@dataclass(frozen=True)
-class _Heat:
-    outcome: HeatOutcome
-    batches: int
 
 
 class OfflineSession(Session):
@@ -119,21 +112,15 @@ class OfflineSession(Session):
                     break
         heat = self._settle_heat(prepared) if spec.thermal_max_s > 0 else None
         batches = len(latencies) + (heat.batches if heat is not None else 0)
-        return WarmupOutcome(
-            time.perf_counter() - start,
-            batches,
-            converged,
-            cv,
-            heat.outcome if heat is not None else None,
-        )
+        return WarmupOutcome(time.perf_counter() - start, batches, converged, cv, heat)
 
-    def _settle_heat(self, prepared: Any) -> _Heat:
+    def _settle_heat(self, prepared: Any) -> HeatOutcome:
         """More full-shape batches until every GPU's temperature rose by at most
         `thermal_rise_c` over the trailing `thermal_window_s`, or `thermal_max_s` has passed."""
         spec = self.config.warmup
         if self.instruments.sampler is None:
             reason = self.instruments.nvml_reason or "no GPU sampler"
-            return _Heat(HeatOutcome(0.0, None, None, reason), 0)
+            return HeatOutcome(0.0, 0, None, None, reason)
         start = time.perf_counter()
         batches, rise = 0, None
         while True:
@@ -145,11 +132,11 @@ class OfflineSession(Session):
                 rise = temperature_rise_c(self.instruments.rows(), now - spec.thermal_window_s)
                 if rise is None:
                     reason = "the GPUs report no temperature"
-                    return _Heat(HeatOutcome(now - start, None, None, reason), batches)
+                    return HeatOutcome(now - start, batches, None, None, reason)
                 if rise <= spec.thermal_rise_c:
-                    return _Heat(HeatOutcome(now - start, True, rise), batches)
+                    return HeatOutcome(now - start, batches, True, rise)
             if now - start >= spec.thermal_max_s:
-                return _Heat(HeatOutcome(now - start, False, rise), batches)
+                return HeatOutcome(now - start, batches, False, rise)
 
     def mode_warnings(self, measured: Measured) -> list[QualityWarning]:
         config, warmup = self.config, measured.warmup

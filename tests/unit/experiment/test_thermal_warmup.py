@@ -70,20 +70,20 @@ def session(instruments: Any, thermal: dict[str, float]) -> OfflineSession:
 def test_warmup_goes_on_until_the_temperature_is_steady() -> None:
     thermal = {"thermal_max_s": 2.0, "thermal_window_s": 0.1, "thermal_rise_c": 1.0}
     heat = session(Heating(ramp_s=0.3), thermal)._settle_heat(None)
-    assert heat.outcome.settled is True and heat.outcome.rise_c is not None
-    assert heat.outcome.rise_c <= 1.0
-    assert 0.3 <= heat.outcome.duration_s < 2.0 and heat.batches > 10
+    assert heat.settled is True and heat.rise_c is not None
+    assert heat.rise_c <= 1.0
+    assert 0.3 <= heat.duration_s < 2.0 and heat.batches > 10
 
 
 def test_a_gpu_still_warming_at_the_cap_is_said() -> None:
     thermal = {"thermal_max_s": 0.3, "thermal_window_s": 0.1, "thermal_rise_c": 0.1}
     heat = session(Heating(ramp_s=10.0), thermal)._settle_heat(None)
-    assert heat.outcome.settled is False
-    assert heat.outcome.rise_c == pytest.approx(0.3, abs=0.15)  # 3 C/s over 0.1 s
-    assert heat.outcome.duration_s >= 0.3
+    assert heat.settled is False
+    assert heat.rise_c == pytest.approx(0.3, abs=0.15)  # 3 C/s over 0.1 s
+    assert heat.duration_s >= 0.3
 
 
 def test_without_a_sampler_nothing_is_judged() -> None:
     no_gpu = Heating(ramp_s=1.0, sampler=None, nvml_reason="gpu_count is 0")
     heat = session(no_gpu, {"thermal_max_s": 10.0})._settle_heat(None)
-    assert heat.outcome == HeatOutcome(0.0, None, None, "gpu_count is 0") and heat.batches == 0
+    assert heat == HeatOutcome(0.0, 0, None, None, "gpu_count is 0")
