@@ -25,7 +25,7 @@ from llenergymeasure.contract.result import (
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
 from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
-from llenergymeasure.energy.nvml import throttle_names
+from llenergymeasure.energy.nvml import AT_POWER_LIMIT, throttle_names
 from llenergymeasure.energy.sampler import Row, performance_throttles, temperatures_by_gpu
 from llenergymeasure.experiment.energy_audit import Attribution, EnergyAudit, attribution
 from llenergymeasure.experiment.environment import environment
@@ -193,7 +193,12 @@ def common_warnings(
             )
     throttled = performance_throttles(rows)
     if throttled:
-        warn("throttling", f"clocks were limited during the window: {', '.join(throttled)}")
+        at_limit = (
+            " (sw_power_cap: the GPU ran at its power limit)" if AT_POWER_LIMIT in throttled else ""
+        )
+        warn(
+            "throttling", f"clocks were limited during the window: {', '.join(throttled)}{at_limit}"
+        )
     if attributed.other_processes:
         warn(
             "other_gpu_processes",

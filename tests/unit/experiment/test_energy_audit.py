@@ -50,11 +50,14 @@ def power_at(t: float) -> float:
     return 300.0 if 14.5 <= t <= 35.5 else 80.0
 
 
-def rows(skip: tuple[float, float] | None = None) -> list[Row]:
+def rows(skip: tuple[float, float] | None = None, throttle: int = 0) -> list[Row]:
     times = [k / 10 for k in range(0, 401)]
     if skip is not None:
         times = [t for t in times if not skip[0] < t < skip[1]]
-    return [Row(t, 0.0, "x", 0, GpuSample(power_at(t), 50.0, 1500.0, 90.0, 1.0, 0)) for t in times]
+    return [
+        Row(t, 0.0, "x", 0, GpuSample(power_at(t), 50.0, 1500.0, 90.0, 1.0, throttle))
+        for t in times
+    ]
 
 
 def window(name: str, span: tuple[float, float], joules: float, **kw: Any) -> WindowEnergy:
@@ -74,9 +77,11 @@ def window(name: str, span: tuple[float, float], joules: float, **kw: Any) -> Wi
     )
 
 
-def audit(tmp_path: Path, counter_j: float = 6000.0, skip=None, **kw: Any) -> dict[str, Any]:
+def audit(
+    tmp_path: Path, counter_j: float = 6000.0, skip=None, throttle: int = 0, **kw: Any
+) -> dict[str, Any]:
     sampler = PowerSampler(lambda: [], [0])
-    sampler.rows = rows(skip)
+    sampler.rows = rows(skip, throttle)
     gpu = OneGpu()
     rapl = Rapl(tmp_path / "absent")
     meter = EnergyMeter(gpu, None, sampler, rapl, [0])  # type: ignore[arg-type]
@@ -116,6 +121,17 @@ def test_a_gap_in_the_samples_is_invalid(tmp_path: Path) -> None:
     f = audit(tmp_path, skip=(20.0, 20.6))
     assert f["largest_sample_gap_ms"] == pytest.approx(600.0)
     assert [r.code for r in f["validity"].reasons] == ["sample_gap"]
+
+
+@pytest.mark.parametrize(
+    ("bitmask", "codes"),
+    [(0x4, []), (0x40, ["throttled"]), (0x4 | 0x80, ["throttled"])],
+)
+def test_the_power_cap_is_the_runs_limit_but_heat_and_the_brake_are_faults(
+    tmp_path: Path, bitmask: int, codes: list[str]
+) -> None:
+    f = audit(tmp_path, throttle=bitmask)
+    assert [r.code for r in f["validity"].reasons] == codes
 
 
 def test_the_integral_as_source_carries_its_sampling_term(tmp_path: Path) -> None:
