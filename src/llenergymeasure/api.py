@@ -182,8 +182,9 @@ def run_study(
     return dataclasses.replace(load_results(ran.study_dir), exit_code=ran.exit_code)
 
 
-def load_results(study_dir: str | Path) -> StudyResult:
-    """A study folder's manifest and results, as `llem results` reads them."""
+def load_results(study_dir: str | Path, valid_only: bool = False) -> StudyResult:
+    """A study folder's manifest and results, as `llem results` reads them; `valid_only`: the
+    configurations' statistics leave out runs whose GPU energy is not valid (`--valid-only`)."""
     data = load_study_results(Path(study_dir))
     runs = runs_frame(data)
     view = search_view(data)
@@ -191,7 +192,7 @@ def load_results(study_dir: str | Path) -> StudyResult:
         data.study_dir,
         data.manifest,
         runs,
-        summary_frame(data, runs),
+        summary_frame(data, runs, valid_only),
         search=view,
         trials=trials_frame(view) if view is not None else None,
     )

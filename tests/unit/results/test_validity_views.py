@@ -53,6 +53,15 @@ def test_valid_only_leaves_invalid_runs_out_of_the_statistics(tmp_path: Path) ->
     assert row["runs_failed"] == 0 and row["runs_completed"] == 2
 
 
+def test_the_library_leaves_invalid_runs_out_when_asked(tmp_path: Path) -> None:
+    from llenergymeasure import api
+
+    study = throttled_once(tmp_path)
+    column = "energy.j_per_output_token.n"
+    assert api.load_results(study).configurations[column].tolist() == [3]
+    assert api.load_results(study, valid_only=True).configurations[column].tolist() == [2]
+
+
 def test_an_instrument_heavy_ci_is_marked(tmp_path: Path) -> None:
     study = write_study(
         tmp_path,
