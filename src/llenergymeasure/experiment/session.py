@@ -1,11 +1,11 @@
 """One experiment inside its container, in either mode: the phases every mode shares, and the
 seam where a mode measures its own way.
 
-`Session.run`: [build ->] tokenise -> load (metered) -> idle baseline (metered, with the model
-or the server loaded) -> `measure` (the mode's own: offline batches, or a server under load) ->
-the result, by the one assembler every mode calls (`result.assemble`). A mode adds its own
-warnings and figures through `mode_warnings` and `mode_figures`; the common ones are the
-assembler's.
+`Session.run`: [build ->] tokenise -> load (metered) -> the counter's update period (2 s of
+polling) -> idle baseline (metered, with the model or the server loaded) -> `measure` (the
+mode's own: offline batches, or a server under load) -> the result, by the one assembler every
+mode calls (`result.assemble`). A mode adds its own warnings and figures through
+`mode_warnings` and `mode_figures`; the common ones are the assembler's.
 """
 
 from __future__ import annotations
@@ -71,14 +71,13 @@ class Session(ABC):
         baseline = None
         if self.config.baseline.enabled:
             self.settle()
+        # The counter's update period, polled while idle (the edge term of the budget); before
+        # the baseline, so the poll's own CPU and driver work is no part of the idle reading.
+        counter = self.instruments.counter_update(COUNTER_PROBE_S)
+        if self.config.baseline.enabled:
             meter.begin("baseline")
-            # the counter's update period, polled while idle (the edge term of the budget)
-            probe_s = min(COUNTER_PROBE_S, self.config.baseline.duration_s)
-            counter = self.instruments.counter_update(probe_s)
-            time.sleep(max(0.0, self.config.baseline.duration_s - probe_s))
+            time.sleep(self.config.baseline.duration_s)
             baseline = meter.end("baseline")
-        else:
-            counter = self.instruments.counter_update(COUNTER_PROBE_S)
         self.emit(ProgressEvent(event="baseline_done"))
         measured = self.measure(prompts)
         phases = Phases(build, build_skipped, tokenisation_s, load, baseline, *counter)
