@@ -84,13 +84,13 @@ def create_study_dir(
     return study_dir
 
 
-def find_resumable(output_dir: Path, name: str, design_hash: str) -> Path | None:
-    """The newest study folder of this name and design hash that got as far as its plan."""
+def find_resumable(output_dir: Path, name: str, design_hash: str | None) -> Path | None:
+    """The newest study folder of this name and design hash (None: of any design) that got as
+    far as its plan."""
     if not output_dir.is_dir():
         return None
-    pattern = re.compile(
-        rf"^{re.escape(safe_name(name))}_(\d{{8}}T\d{{6}})_{re.escape(design_hash[:8])}$"
-    )
+    design = re.escape(design_hash[:8]) if design_hash is not None else "[0-9a-f]{8}"
+    pattern = re.compile(rf"^{re.escape(safe_name(name))}_(\d{{8}}T\d{{6}})_{design}$")
     found = [
         (match.group(1), path)
         for path in output_dir.iterdir()

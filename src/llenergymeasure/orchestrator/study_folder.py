@@ -51,7 +51,16 @@ def locate_study(pre: Preflight, options: RunOptions, say: Display) -> tuple[Pat
         found = layout.find_resumable(output_dir, study.name, pre.design_hash)
         if found is not None:
             return found, False
-        say.note("nothing to resume for this design: starting a new study folder")
+        other = layout.find_resumable(output_dir, study.name, None)
+        say.note(
+            "nothing to resume for this design: starting a new study folder"
+            + (
+                f" ({other.name} has another design: the study's models, defaults, sweep or "
+                "search changed since; --resume continues an unchanged design only)"
+                if other is not None
+                else ""
+            )
+        )
     created = layout.create_study_dir(
         output_dir, study.name, pre.design_hash, study.source_path, study.base_path
     )
