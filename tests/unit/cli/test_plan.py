@@ -18,6 +18,7 @@ EXPECTED = {
     "single-backend-sweep.yaml": (6, 3, 18),
     "mixed-backends.yaml": (14, 2, 28),
     "experiments-list.yaml": (6, 2, 12),
+    "power-limit-sweep.yaml": (5, 3, 15),
 }
 
 
