@@ -270,9 +270,10 @@ class SearchSource(RunSource):
             for c in (record.confirms if record else [])
             if c.cell == cell.cell.index
         }
-        if len(planned) == len(chosen) * self.search.confirm.cycles:
+        cycles = range(1, self.search.confirm.cycles + 1)
+        if all((t.config_hash, cycle) in planned for t in chosen for cycle in cycles):
             return
-        for cycle in range(1, self.search.confirm.cycles + 1):
+        for cycle in cycles:
             for trial in chosen:
                 if (trial.config_hash, cycle) in planned:
                     continue

@@ -10,6 +10,8 @@ import pytest
 
 from helpers.results import Figures
 from helpers.simulated import search_run, search_study, trial_lines
+from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.contract.validity import Validity, ValidityReason
 from llenergymeasure.orchestrator.stop import StopState
 from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.search import search_view
@@ -378,3 +380,40 @@ def test_confirmation_records_cut_short_by_a_kill_are_completed_once(tmp_path: P
     )
     assert len(confirms) == 4 and [c.cycle for c in confirms] == [1, 1, 2, 2]
     assert len(resumed.executor.started) == 4  # the first confirmation run and the 3 cut off
+
+
+def test_a_resume_that_judges_a_confirmed_trial_anew_confirms_the_new_best(
+    tmp_path: Path,
+) -> None:
+    """Confirmations are matched by configuration, not counted: when a resumed llem judges a
+    trial differently (a newer llem finds its energy not valid), the new best is confirmed."""
+
+    def line(swept: dict) -> Figures:
+        return Figures(tokens_per_s=100.0, j_per_token=1.0 / swept["n_prompts"])
+
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "space": {"n_prompts": [1, 2, 3, 4]},
+            "sampler": "grid",
+            "confirm": {"top": 2, "cycles": 2},
+        }
+    )
+    study_dir = tmp_path / "study"
+    assert search_run(tmp_path, study, line).run() == 0
+    record = load_manifest(study_dir)
+    confirmed = {c.params["n_prompts"] for c in record.search.confirms}
+    assert confirmed == {3, 4}
+    (trial,) = [t for t in record.search.trials if t.params["n_prompts"] == 3]
+    result_file = next((study_dir / "experiments").glob(f"*_{trial.config_hash[:8]}_c0"))
+    result_file = result_file / "result.json"
+    result = ExperimentResult.model_validate_json(result_file.read_text())
+    energy = result.energy.model_copy(
+        update={"validity": Validity.of([ValidityReason(code="throttled", detail="seen")])}
+    )
+    result_file.write_text(result.model_copy(update={"energy": energy}).model_dump_json())
+    resumed = search_run(tmp_path, study, line, study_dir=study_dir)
+    assert resumed.run() == 0
+    confirms = load_manifest(study_dir).search.confirms
+    assert {c.params["n_prompts"] for c in confirms} == {2, 3, 4}
+    assert [job.run.swept["n_prompts"] for job in resumed.executor.started] == [2, 2]
