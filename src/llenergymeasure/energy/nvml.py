@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -132,7 +133,8 @@ class Nvml:
     def driver_version(self) -> str | None:
         return _try(lambda: str(self._nvml.nvmlSystemGetDriverVersion()))
 
-    def static_info(self) -> list[GpuInfo]:
+    @functools.cached_property
+    def _static(self) -> list[GpuInfo]:
         nv = self._nvml
         out = []
         for index, h in self._handles:
@@ -151,6 +153,11 @@ class Nvml:
                 )
             )
         return out
+
+    def static_info(self) -> list[GpuInfo]:
+        """The GPUs' static facts, read once: the host sets power limits before the container
+        starts, so nothing here changes during a run."""
+        return list(self._static)
 
     def energy_counters_mj(self) -> list[float] | None:
         """Total-energy counters (mJ since driver load), one per GPU; None if any lacks one

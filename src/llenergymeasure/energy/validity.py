@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llenergymeasure.contract.validity import (
     DRIFT_C,
@@ -55,7 +55,6 @@ class GpuEvidence:
     throttles: Sequence[str] = ()  # performance throttle names seen
     other_processes: int = 0
     identity_mismatch: str | None = None
-    extra: list[ValidityReason] = field(default_factory=list)
 
 
 def gpu_validity(ev: GpuEvidence) -> Validity:
@@ -77,7 +76,7 @@ def gpu_validity(ev: GpuEvidence) -> Validity:
         found.append(rule_reason("mig_slice", f"MIG on measured GPU position(s) {migs}"))
     if ev.identity_mismatch:
         found.append(rule_reason("gpu_identity", ev.identity_mismatch))
-    return Validity.of(found + ev.extra)
+    return Validity.of(found)
 
 
 def _gap(ev: GpuEvidence) -> list[ValidityReason]:
@@ -136,15 +135,14 @@ def _temperature(ev: GpuEvidence) -> list[ValidityReason]:
     return out
 
 
-def cpu_validity(energy_reason: str | None, window_s: float, shared_with: int = 0) -> Validity:
-    """The RAPL figures: measured, over a long enough window, on a host no other run shared."""
+def cpu_validity(energy_reason: str | None, window_s: float) -> Validity:
+    """The RAPL figures: measured, over a long enough window (a host other runs shared is the
+    host's to say: `ExperimentResult.with_host_shared`)."""
     if energy_reason is not None:
         return Validity.of([ValidityReason(code="energy_unavailable", detail=energy_reason)])
     found = []
     if window_s < MIN_WINDOW_S:
         found.append(rule_reason("window_short", f"window {window_s:.2f} s"))
-    if shared_with:
-        found.append(rule_reason("host_shared", f"{shared_with} concurrent run(s)"))
     return Validity.of(found)
 
 

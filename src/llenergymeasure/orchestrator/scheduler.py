@@ -276,7 +276,8 @@ class StudyScheduler:
                 self.pool.give_back(slot)
                 self.collector.failed(run.run_id, "failed", "GpuSettings", str(error))
                 return self.source.ended(run.run_id)
-            self.manifest.update_run(run.run_id, gpu_settings=changed)
+            if changed:
+                self.manifest.update_run(run.run_id, gpu_settings=changed)
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
         job = RunJob(
             run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s, self.ctx, image

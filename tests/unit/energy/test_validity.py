@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from helpers.factories import run_context
+from helpers.results import Figures, make_result, pytorch_config
 from llenergymeasure.contract.validity import RULES
 from llenergymeasure.energy.validity import (
     GpuEvidence,
@@ -106,7 +108,9 @@ def test_several_reasons_are_all_kept() -> None:
 def test_cpu_figures() -> None:
     assert cpu_validity(None, 30.0).valid
     assert [r.code for r in cpu_validity(None, 3.0).reasons] == ["window_short"]
-    assert [r.code for r in cpu_validity(None, 30.0, shared_with=2).reasons] == ["host_shared"]
+    shared = make_result(run_context(), pytorch_config(1), Figures(100.0, 0.5))
+    shared = shared.with_host_shared(["0001_other_c0", "0002_other_c0"])
+    assert [r.code for r in shared.energy.cpu_validity.reasons] == ["host_shared"]
     assert [r.code for r in cpu_validity("no RAPL", 30.0).reasons] == ["energy_unavailable"]
 
 

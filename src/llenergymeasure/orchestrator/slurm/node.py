@@ -142,15 +142,14 @@ class NodeRun:
         except GpuSettingError as error:
             self._error("GpuSettings", str(error))
             return ContainerExit(None, None, False, None, started, time.time())
-        if keeper is None:
-            return self._run(gpus, uuids, cpuset, stop)
         try:
             return self._run(gpus, uuids, cpuset, stop)
         finally:
-            try:
-                self.gpu_settings = keeper.put_back(self.job.run.run_id, self.gpu_settings)
-            except GpuSettingError as error:  # the ledger keeps them: the next run here retries
-                self._say(str(error))
+            if keeper is not None:
+                try:
+                    self.gpu_settings = keeper.put_back(self.job.run.run_id, self.gpu_settings)
+                except GpuSettingError as error:  # the ledger keeps them: the next run retries
+                    self._say(str(error))
 
     def _ledger(self) -> Ledger:
         return Ledger(self.study_dir, self.node)
