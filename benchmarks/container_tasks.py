@@ -23,7 +23,7 @@ import docker
 from ruamel.yaml import YAML
 
 from llenergymeasure.config.study import DEFAULT_PIDS_LIMIT
-from llenergymeasure.orchestrator.pids import PidsWatch
+from llenergymeasure.orchestrator.machine.pids import PidsWatch
 
 LLEM = str(Path(sys.executable).parent / "llem")
 STUDY = {

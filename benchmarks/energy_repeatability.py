@@ -37,7 +37,7 @@ from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.experiment.tiny_model import make_tiny_model
-from llenergymeasure.orchestrator.gpu_settings import GpuKeeper, NvmlControl, check_settings
+from llenergymeasure.orchestrator.machine.gpu_settings import GpuKeeper, NvmlControl, check_settings
 from llenergymeasure.study.gpu_ledger import Ledger
 
 CV_TARGET_PCT = 2.0

@@ -21,13 +21,13 @@ import docker
 from llenergymeasure.config.study import DEFAULT_CONTAINER_USER, DEFAULT_PIDS_LIMIT
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.workdir import WorkPaths, atomic_write_json, run_dir_name
-from llenergymeasure.orchestrator import run_spec
-from llenergymeasure.orchestrator.container import run_container
-from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
-from llenergymeasure.orchestrator.engine import resolve_image
-from llenergymeasure.orchestrator.outcome import classify
-from llenergymeasure.orchestrator.slots import Slot
-from llenergymeasure.orchestrator.stop import StopState
+from llenergymeasure.orchestrator.executors.outcome import classify
+from llenergymeasure.orchestrator.machine import run_spec
+from llenergymeasure.orchestrator.machine.container import run_container
+from llenergymeasure.orchestrator.machine.container_user import ContainerLimits, ContainerUser
+from llenergymeasure.orchestrator.machine.engine import resolve_image
+from llenergymeasure.orchestrator.machine.slots import Slot
+from llenergymeasure.orchestrator.machine.stop import StopState
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.results import Figures
 from helpers.simulated import search_run, search_study
 from llenergymeasure.config.study import StudyConfig
-from llenergymeasure.orchestrator.search.sampler import CellSampler
+from llenergymeasure.orchestrator.schedule.search.sampler import CellSampler
 from llenergymeasure.results.search import UNMEASURED_VIOLATION, Judgement
 from llenergymeasure.study.expand import expand
 from llenergymeasure.study.search_space import cells_of, search_plan_of

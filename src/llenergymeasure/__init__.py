@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from llenergymeasure.version import __version__
 
 _API = ("run_study", "plan_study", "load_results", "validate", "StudyResult", "UserError")
 

@@ -28,11 +28,11 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.study import CycleOrder, StudyConfig
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.executor import executor_class
+from llenergymeasure.orchestrator.executors.base import executor_class
+from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.planned import PlannedStudy, planned_study
-from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
-from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
-from llenergymeasure.orchestrator.study_run import execute
+from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
+from llenergymeasure.orchestrator.schedule.study_run import execute
 from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.search import SearchView, search_view
 from llenergymeasure.results.tables import runs_frame, summary_frame

@@ -24,7 +24,7 @@ def _gpu_count() -> int:
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_gpu_count() == 0, reason="needs an NVIDIA GPU")]
 
 from llenergymeasure.contract.gpu_settings import GpuSettings  # noqa: E402
-from llenergymeasure.orchestrator.gpu_settings import (  # noqa: E402
+from llenergymeasure.orchestrator.machine.gpu_settings import (  # noqa: E402
     GpuKeeper,
     GpuSettingError,
     NvmlControl,

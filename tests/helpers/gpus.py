@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llenergymeasure.orchestrator.gpu_settings import PERMISSION_HINT, GpuSettingError
+from llenergymeasure.orchestrator.machine.gpu_settings import PERMISSION_HINT, GpuSettingError
 
 
 @dataclass

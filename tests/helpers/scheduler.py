@@ -7,28 +7,28 @@ from pathlib import Path
 
 from helpers.factories import study_record
 from llenergymeasure.config.study import StudyConfig
-from llenergymeasure.orchestrator.container import ContainerExit, KillReason
-from llenergymeasure.orchestrator.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.engine import ResolvedImage
-from llenergymeasure.orchestrator.executor import (
+from llenergymeasure.orchestrator.executors.base import (
     Executor,
     HostNeeds,
     JobDone,
     RunJob,
     StudyAt,
 )
-from llenergymeasure.orchestrator.gate import Gate
-from llenergymeasure.orchestrator.gpu_settings import GpuControl
-from llenergymeasure.orchestrator.locks import HostLocks
+from llenergymeasure.orchestrator.machine.container import ContainerExit, KillReason
+from llenergymeasure.orchestrator.machine.container_user import ContainerLimits, ContainerUser
+from llenergymeasure.orchestrator.machine.engine import ResolvedImage
+from llenergymeasure.orchestrator.machine.gate import Gate
+from llenergymeasure.orchestrator.machine.gpu_settings import GpuControl
+from llenergymeasure.orchestrator.machine.locks import HostLocks
+from llenergymeasure.orchestrator.machine.probes import HostProbes
+from llenergymeasure.orchestrator.machine.slots import SlotPool
+from llenergymeasure.orchestrator.machine.stop import StopState
 from llenergymeasure.orchestrator.planned import PlannedStudy
-from llenergymeasure.orchestrator.preflight import Preflight, RunOptions
-from llenergymeasure.orchestrator.probes import HostProbes
-from llenergymeasure.orchestrator.scheduler import StudyScheduler
-from llenergymeasure.orchestrator.slots import SlotPool
-from llenergymeasure.orchestrator.stop import StopState
-from llenergymeasure.orchestrator.study_folder import StudyFolder, pending_record
-from llenergymeasure.orchestrator.study_run import run_source
+from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
+from llenergymeasure.orchestrator.schedule.scheduler import StudyScheduler
+from llenergymeasure.orchestrator.schedule.study_folder import StudyFolder, pending_record
+from llenergymeasure.orchestrator.schedule.study_run import run_source
 from llenergymeasure.study import expand
 from llenergymeasure.study.manifest import Manifest
 

@@ -21,15 +21,15 @@ from helpers.scheduler import InstantExecutor, quiet_host, stub_preflight
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths
-from llenergymeasure.orchestrator.container import ContainerExit
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.executor import JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.executors.base import JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.machine.container import ContainerExit
+from llenergymeasure.orchestrator.machine.stop import StopState
 from llenergymeasure.orchestrator.planned import planned_study
-from llenergymeasure.orchestrator.preflight import RunOptions
-from llenergymeasure.orchestrator.scheduler import StudyScheduler
-from llenergymeasure.orchestrator.stop import StopState
-from llenergymeasure.orchestrator.study_folder import StudyFolder, open_study
-from llenergymeasure.orchestrator.study_run import run_source
+from llenergymeasure.orchestrator.schedule.preflight import RunOptions
+from llenergymeasure.orchestrator.schedule.scheduler import StudyScheduler
+from llenergymeasure.orchestrator.schedule.study_folder import StudyFolder, open_study
+from llenergymeasure.orchestrator.schedule.study_run import run_source
 from llenergymeasure.study import work_files
 
 # swept values -> the run's figures, or a text: the run crashes with it

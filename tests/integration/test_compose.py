@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from helpers.integration import base_image
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.imagebuild import cpu_image as image_build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -13,7 +13,7 @@ import pytest
 import llenergymeasure
 from helpers.integration import llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.config.study import StudyConfig
-from llenergymeasure.orchestrator.stop import EXIT_INTERRUPTED, StopState
+from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import load_manifest
 

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from helpers.integration import llem, study_dirs, write_study
-from llenergymeasure.orchestrator.locks import HostLocks
+from llenergymeasure.orchestrator.machine.locks import HostLocks
 
 pytestmark = pytest.mark.docker
 

@@ -16,7 +16,7 @@ import docker.errors
 import pytest
 
 from helpers.integration import llem, study_dirs, write_study
-from llenergymeasure.orchestrator.image_lock import load_lock
+from llenergymeasure.orchestrator.machine.image_lock import load_lock
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker

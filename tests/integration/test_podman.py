@@ -14,7 +14,7 @@ import pytest
 
 from helpers.integration import CPU_IMAGE, llem, study_dirs, tiny_cpu_study, write_study
 from llenergymeasure.contract.result import ExperimentResult
-from llenergymeasure.orchestrator.engine import ENGINES
+from llenergymeasure.orchestrator.machine.engine import ENGINES
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.podman, pytest.mark.slow]

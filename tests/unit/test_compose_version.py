@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 

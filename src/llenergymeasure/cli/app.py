@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.cli.config_cmd import config_app
 from llenergymeasure.cli.images import images_app
 from llenergymeasure.cli.node_run import node_run_command

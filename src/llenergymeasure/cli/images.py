@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
@@ -65,8 +65,8 @@ def build(
 @images_app.command("list")
 def list_images() -> None:
     """The project's images: backend, tag, ID, repo digest, size and engine version."""
-    from llenergymeasure.orchestrator.engine import connect
-    from llenergymeasure.orchestrator.image_inventory import project_images
+    from llenergymeasure.orchestrator.machine.engine import connect
+    from llenergymeasure.orchestrator.machine.image_inventory import project_images
 
     rows = project_images(connect())
     if not rows:
@@ -92,8 +92,8 @@ def lock(
 ) -> None:
     """Write <study>.lock.yaml: backend -> image ID, repo digest and engine version."""
     from llenergymeasure.config.loader import load_study
-    from llenergymeasure.orchestrator.engine import connect, resolve_image
-    from llenergymeasure.orchestrator.image_lock import StudyLock, lock_path_for, write_lock
+    from llenergymeasure.orchestrator.machine.engine import connect, resolve_image
+    from llenergymeasure.orchestrator.machine.image_lock import StudyLock, lock_path_for, write_lock
     from llenergymeasure.study.expand import expand
 
     if not study_file.is_file():

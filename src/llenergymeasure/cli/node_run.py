@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from llenergymeasure.orchestrator.executor import executor_class
+from llenergymeasure.orchestrator.executors.base import executor_class
 
 KIND = typer.Argument(..., help="The executor that placed the run (execution.executor.kind).")
 STUDY_DIR = typer.Argument(..., help="The study folder (shared storage).")

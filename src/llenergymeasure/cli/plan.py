@@ -19,7 +19,8 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.validity import short_window_note
-from llenergymeasure.orchestrator import layout, run_spec
+from llenergymeasure.orchestrator import layout
+from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.orchestrator.planned import search_of
 from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
 from llenergymeasure.study.estimate import WallTimeEstimate

@@ -13,10 +13,10 @@ from rich.table import Table
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.orchestrator.display import Display, shown
-from llenergymeasure.orchestrator.executor import executor_class
-from llenergymeasure.orchestrator.gpu_settings import GpuSettingError, restore_leftovers
-from llenergymeasure.orchestrator.image_lock import LockedImage, load_lock
-from llenergymeasure.orchestrator.locks import writer_lock
+from llenergymeasure.orchestrator.executors.base import executor_class
+from llenergymeasure.orchestrator.machine.gpu_settings import GpuSettingError, restore_leftovers
+from llenergymeasure.orchestrator.machine.image_lock import LockedImage, load_lock
+from llenergymeasure.orchestrator.machine.locks import writer_lock
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.gpu_ledger import Ledger
 from llenergymeasure.study.manifest import load_manifest, manifest_path

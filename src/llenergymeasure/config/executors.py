@@ -23,7 +23,7 @@ class LocalSettings(BaseModel):
     """Containers on this host's engine, `execution.max_parallel` at once on disjoint slots."""
 
     model_config = ConfigDict(extra="forbid")
-    implementation: ClassVar[str] = "llenergymeasure.orchestrator.local_executor:LocalExecutor"
+    implementation: ClassVar[str] = "llenergymeasure.orchestrator.executors.local:LocalExecutor"
 
     kind: Literal["local"] = "local"
 
@@ -35,7 +35,9 @@ class SlurmSettings(BaseModel):
     """How a study runs on a Slurm cluster (`execution.executor: slurm`): one job per run."""
 
     model_config = ConfigDict(extra="forbid")
-    implementation: ClassVar[str] = "llenergymeasure.orchestrator.slurm.executor:SlurmExecutor"
+    implementation: ClassVar[str] = (
+        "llenergymeasure.orchestrator.executors.slurm.executor:SlurmExecutor"
+    )
 
     kind: Literal["slurm"] = "slurm"
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.config.executors import (
     EXECUTORS,
     ExecutorSettings,

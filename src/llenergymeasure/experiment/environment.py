@@ -7,7 +7,7 @@ import platform
 import socket
 from pathlib import Path
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.result import Environment
 from llenergymeasure.energy.nvml import Nvml

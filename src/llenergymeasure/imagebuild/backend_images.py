@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id

@@ -29,7 +29,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild import wheels

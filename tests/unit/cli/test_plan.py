@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_llem as llem
-from llenergymeasure import __version__
+from llenergymeasure.version import __version__
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -9,8 +9,8 @@ from unittest import mock
 
 from helpers.cli import run_llem
 from helpers.factories import run_record, study_record
-from llenergymeasure.orchestrator.image_lock import LockedImage, StudyLock, write_lock
 from llenergymeasure.orchestrator.layout import output_dir_for
+from llenergymeasure.orchestrator.machine.image_lock import LockedImage, StudyLock, write_lock
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.manifest import Manifest
 

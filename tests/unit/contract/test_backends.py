@@ -8,7 +8,7 @@ from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.config.study import default_images
 from llenergymeasure.contract.backends import BACKEND_TABLE, spec_of
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
-from llenergymeasure.orchestrator.run_spec import shm_size_for
+from llenergymeasure.orchestrator.machine.run_spec import shm_size_for
 from llenergymeasure.study.estimate import estimate_run
 
 

@@ -1,0 +1,216 @@
+"""A finished job into the manifest: one rule for every executor and every caller.
+
+The scheduler (as each job ends) and `llem status` (jobs that ended while no llem followed the
+study) both call `Collector.record`. The rule, in order: a run the executor lost (node failure)
+goes back to `pending` within the executor's attempts, then fails; the engine that ran it
+stopped answering: `interrupted`, and the study stops; the engine refused the container:
+failed; else the work folder and the exit decide (`outcome.classify`). The caller holds the
+study's writer lock: the manifest has one writer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+
+from llenergymeasure.contract.workdir import WorkPaths, utc_now
+from llenergymeasure.orchestrator.display import Display, result_summary
+from llenergymeasure.orchestrator.executors.base import Executor, JobDone
+from llenergymeasure.orchestrator.executors.outcome import Classified, classify
+from llenergymeasure.orchestrator.machine.container import KillReason
+from llenergymeasure.orchestrator.machine.pids import limit_reason
+from llenergymeasure.study.manifest import Manifest
+from llenergymeasure.study.manifest_models import Outcome, RunRecord
+from llenergymeasure.study.work_files import log_tail
+
+LOG_TAIL_LINES = 20
+
+
+class Recorded(enum.Enum):
+    DONE = "done"  # the run has its outcome
+    REQUEUED = "requeued"  # back to pending: it runs again
+    ENGINE_GONE = "engine_gone"  # interrupted with its engine; the study stops
+
+
+def common_fields(done: JobDone, overlapped: set[str]) -> dict[str, object]:
+    """The record's fields every ending sets: container, times, exit, placement."""
+    exit_ = done.exit
+    fields: dict[str, object] = {
+        "container_id": exit_.container_id,
+        "finished_at": utc_now(),
+        "duration_s": round(exit_.finished_at - exit_.started_at, 3),
+        "exit_code": exit_.exit_code,
+        "concurrent_runs": sorted(overlapped),
+    }
+    if done.placement is not None:
+        fields.update(
+            node=done.placement.node,
+            gpu_indices=done.placement.gpu_indices,
+            gpu_uuids=done.placement.gpu_uuids,
+            cpuset=done.placement.cpuset,
+            gpu_settings=done.placement.gpu_settings,
+        )
+    return fields
+
+
+def verdict_of(done: JobDone, tail: str) -> Classified:
+    """How the run ended, from its work folder and exit, with the executor's word added."""
+    job, exit_ = done.job, done.exit
+    if done.crash is not None:
+        return Classified("failed", "crashed", "JobCrash", done.crash)
+    verdict = classify(
+        job.workdir,
+        exit_.exit_code,
+        exit_.oom_killed,
+        exit_.killed_for,
+        job.timeout_s,
+        job.stall_timeout_s,
+        limit_reason(job.spec.pids_limit, exit_.forks_refused, tail),
+        exit_.problem,
+    )
+    if done.detail is not None and verdict.status != "completed":
+        verdict = dataclasses.replace(verdict, error=f"{verdict.error} ({done.detail})")
+    return verdict
+
+
+class Collector:
+    """Writes ended runs into the manifest and says so on the display."""
+
+    def __init__(
+        self, manifest: Manifest, study_dir: Path, display: Display, executor: Executor
+    ) -> None:
+        self.manifest, self.study_dir = manifest, study_dir
+        self.display, self.executor = display, executor
+        self.engine_gone: tuple[str, str] | None = None  # (first run, message)
+
+    def record(self, done: JobDone, overlapped: set[str]) -> Recorded:
+        run_id, exit_ = done.job.run.run_id, done.exit
+        if done.requeue is not None:
+            return self._requeue(run_id, done.requeue)
+        common = common_fields(done, overlapped)
+        if self.engine_gone is not None:
+            return self._engine_went_away(run_id, exit_.engine_error or "stopped", common)
+        interrupted = exit_.killed_for is KillReason.INTERRUPT
+        if exit_.engine_error is not None and not interrupted:
+            lost = self.executor.engine_lost(done)
+            if lost is not None:
+                return self._engine_went_away(run_id, lost, common)
+            self._engine_refused(done, exit_.engine_error, common)
+            return Recorded.DONE
+        tail = done.log_tail or log_tail(done.job.workdir / WorkPaths.CONTAINER_LOG, LOG_TAIL_LINES)
+        verdict = verdict_of(done, tail)
+        if verdict.status != "completed" and not interrupted:
+            lost = self.executor.engine_lost(done)
+            if lost is not None:
+                return self._engine_went_away(run_id, lost, common)
+        completed = verdict.status == "completed"
+        kept = verdict.result is not None  # a failed staged run keeps its earlier stages
+        record = self.manifest.update_run(
+            run_id,
+            status=verdict.status,
+            outcome=verdict.outcome,
+            error_type=verdict.error_type,
+            error=verdict.error,
+            log_tail=None if completed else (tail or None),
+            result_path=(
+                str((done.job.workdir / WorkPaths.RESULT).relative_to(self.study_dir))
+                if kept
+                else None
+            ),
+            **common,
+        )
+        result = verdict.result
+        summary = result_summary(result) if completed and result else verdict.error or ""
+        self.display.run_finished(record, summary)
+        return Recorded.DONE
+
+    def failed(self, run_id: str, outcome: Outcome, error_type: str, error: str) -> None:
+        """A run that ends without a container outcome to classify."""
+        record = self.manifest.update_run(
+            run_id,
+            status="failed",
+            outcome=outcome,
+            error_type=error_type,
+            error=error,
+            finished_at=utc_now(),
+        )
+        self.display.run_finished(record, error)
+
+    def stopped_with_llem(self, done: JobDone, why: str, overlapped: set[str]) -> None:
+        """A run stopped because llem itself stopped (a full disk, a bug)."""
+        self.manifest.update_run(
+            done.job.run.run_id,
+            status="interrupted",
+            outcome="interrupted",
+            error_type="LlemStopped",
+            error=f"stopped because llem stopped ({why})",
+            **common_fields(done, overlapped),
+        )
+
+    def finish_study(self, learned: bool = False) -> list[RunRecord]:
+        """Every run has its outcome: the study's status and its outputs; the runs that did
+        not complete. `learned`: failed runs are findings (a search), the study completed."""
+        failed = [r for r in self.manifest.record.runs.values() if r.status != "completed"]
+        self.manifest.set_status("failed" if failed and not learned else "completed")
+        from llenergymeasure.results.export import write_study_outputs  # pandas: only at the end
+
+        written = write_study_outputs(self.study_dir)
+        total = len(self.manifest.record.runs)
+        self.display.note(
+            f"done: {total - len(failed)} completed, {len(failed)} failed; results in "
+            f"{self.study_dir} ({', '.join(path.name for path in written)})"
+        )
+        return failed
+
+    def _requeue(self, run_id: str, why: str) -> Recorded:
+        """A run the executor lost runs again, within the executor's attempts; after the last
+        it has failed."""
+        attempts = self.manifest.record.runs[run_id].attempts
+        limit = self.executor.max_attempts
+        if attempts >= limit:
+            self.failed(
+                run_id,
+                "crashed",
+                "NodeFailure",
+                f"{why}; not started again after {attempts} attempt(s) (max_attempts: {limit})",
+            )
+            return Recorded.DONE
+        self.manifest.update_run(
+            run_id,
+            status="pending",
+            executor_job_id=None,
+            error_type="Requeued",
+            error=f"{why}; to run again (attempt {attempts + 1} of {limit})",
+        )
+        self.display.note(f"  {run_id}: {why}; submitting it again")
+        return Recorded.REQUEUED
+
+    def _engine_refused(self, done: JobDone, message: str, common: dict[str, object]) -> None:
+        where = f" on {done.placement.node}" if done.placement is not None else ""
+        record = self.manifest.update_run(
+            done.job.run.run_id,
+            status="failed",
+            outcome="crashed",
+            error_type="EngineError",
+            error=f"the container engine{where} refused the container: {message}",
+            **common,
+        )
+        self.display.run_finished(record, record.error or "")
+
+    def _engine_went_away(self, run_id: str, message: str, common: dict[str, object]) -> Recorded:
+        """The engine stopped answering: the run is `interrupted` (it runs again on --resume);
+        every other run in flight is killed and recorded alike; then the study stops."""
+        self.manifest.update_run(
+            run_id,
+            status="interrupted",
+            outcome="interrupted",
+            error_type="EngineGone",
+            error=f"the Docker engine stopped answering: {message}",
+            **common,
+        )
+        if self.engine_gone is None:
+            self.engine_gone = (run_id, message)
+            for other in self.executor.in_flight:
+                self.executor.cancel(other, force=True)
+        return Recorded.ENGINE_GONE

@@ -1,0 +1,419 @@
+"""A search through the real scheduler, collector, manifest and sampler, on the simulated
+executor (each run ends at once with the landscape's figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers.results import Figures
+from helpers.simulated import search_run, search_study, trial_lines
+from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.contract.validity import Validity, ValidityReason
+from llenergymeasure.orchestrator.machine.stop import StopState
+from llenergymeasure.results.load import load_study_results
+from llenergymeasure.results.search import search_view
+from llenergymeasure.study.manifest import load_manifest
+
+J = "energy.j_per_output_token"
+TOK = "throughput.output_tokens_per_s"
+
+
+def bowl(swept: dict) -> Figures:
+    """Smooth, its optimum at n_prompts 7, max_new_tokens 40; throughput grows with tokens."""
+    n, b = swept["n_prompts"], swept["max_new_tokens"]
+    return Figures(
+        tokens_per_s=100.0 + b, j_per_token=0.1 + (n - 7) ** 2 / 100 + (b - 40) ** 2 / 1e4
+    )
+
+
+def space_2d(**more) -> dict:
+    return {
+        "objective": {"minimize": J},
+        "space": {"n_prompts": {"low": 1, "high": 20}, "max_new_tokens": {"low": 8, "high": 64}},
+        "seed": 3,
+        **more,
+    }
+
+
+def params_in_order(study_dir: Path) -> list[dict]:
+    return [line["params"] for line in trial_lines(study_dir)]
+
+
+def run_ids_started(study_dir: Path) -> list[str]:
+    return [r.run_id for r in load_manifest(study_dir).runs.values() if r.attempts]
+
+
+def test_a_search_runs_its_budget_confirms_its_best_and_names_a_winner(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=25, confirm={"top": 2, "cycles": 3}))
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 0
+    view = search_view(load_study_results(tmp_path / "study"))
+    assert view is not None
+    cell = view.cells[0]
+    assert cell.stopped == "trials: 25 distinct configurations run"
+    own_runs = [t for t in cell.trials if t.state == "complete" and t.run_id]
+    assert len({t.config_hash for t in own_runs}) == 25
+    # the confirmation: the best two trials, three fresh runs each, interleaved (A B A B A B)
+    confirms = load_manifest(tmp_path / "study").search.confirms
+    assert [c.cycle for c in confirms] == [1, 1, 2, 2, 3, 3]
+    assert confirms[0].config_hash != confirms[1].config_hash
+    best_trial = cell.best_trial(view.search)
+    assert cell.winner is not None and cell.winner.config_hash == best_trial.config_hash
+    assert cell.winner.runs == 3 and cell.winner.constraints_met
+    # TPE came near the bowl's floor (0.1) within 25 of its 1,140 points
+    assert best_trial.values[0] < 0.13
+
+
+def test_a_resumed_search_suggests_what_the_uninterrupted_one_did(tmp_path: Path) -> None:
+    """One run at a time: the sampler rebuilt from the manifest continues exactly as the
+    search that was not stopped; no completed trial runs again."""
+    study = search_study(space_2d(trials=14, confirm={"top": 0}))
+    search_run(tmp_path / "a", study, bowl).run()
+    expected = params_in_order(tmp_path / "a" / "study")
+
+    stop = StopState()
+    first = search_run(tmp_path / "b", study, _stopping_after(bowl, stop, runs=6), stop=stop)
+    assert first.run() == 130  # interrupted as by Ctrl+C
+    done_before = set(run_ids_started(tmp_path / "b" / "study"))
+    second = search_run(tmp_path / "b", study, bowl, study_dir=tmp_path / "b" / "study")
+    assert second.run() == 0
+    assert params_in_order(tmp_path / "b" / "study") == expected
+    started_again = {job.run.run_id for job in second.executor.started} & done_before
+    completed = {
+        r.run_id
+        for r in load_manifest(tmp_path / "b" / "study").runs.values()
+        if r.run_id in done_before and r.status == "completed" and r.attempts == 1
+    }
+    assert not (started_again & completed)  # a completed trial never runs again
+
+
+def _stopping_after(landscape, stop: StopState, runs: int):
+    count = {"n": 0}
+
+    def landscape_then_stop(swept: dict) -> Figures:
+        count["n"] += 1
+        if count["n"] == runs:
+            stop.request()
+        return landscape(swept)
+
+    return landscape_then_stop
+
+
+def test_a_rebuilt_sampler_makes_the_same_next_suggestions(tmp_path: Path) -> None:
+    """Two llems resuming the same record, several runs in flight: the same next trials."""
+    from llenergymeasure.orchestrator.display import Display
+    from llenergymeasure.orchestrator.schedule.search.source import SearchSource
+    from llenergymeasure.study.folder import StudyPaths
+    from llenergymeasure.study.manifest import Manifest
+
+    study = search_study(space_2d(trials=30, confirm={"top": 0}), max_parallel=1)
+    stop = StopState()
+    search_run(tmp_path, study, _stopping_after(bowl, stop, runs=12), stop=stop).run()
+    study_dir = tmp_path / "study"
+    suggestions = []
+    for _ in range(2):
+        with Manifest.open(study_dir) as manifest:
+            source = SearchSource(
+                StudyPaths(study_dir).read_plan(),
+                manifest,
+                study_dir,
+                inputs_dir=None,
+                max_open=3,
+                display=Display(),
+            )
+            heads = []
+            while source.head() is not None:
+                heads.append(source.take().swept)
+            suggestions.append(heads)
+        # forget what this llem asked: the next starts from the same record
+        lines = (study_dir / "manifest.jsonl").read_text().splitlines(keepends=True)
+        kept = lines[: len(lines) - 2 * len(heads)]
+        (study_dir / "manifest.jsonl").write_text("".join(kept))
+    assert len(suggestions[0]) == 3 and suggestions[0] == suggestions[1]
+
+
+def test_suggestions_that_ran_already_reuse_their_run(tmp_path: Path) -> None:
+    """A 2 x 2 space asked for 10 trials: 4 distinct runs, the rest reuse them, then the space
+    counts as exhausted."""
+    study = search_study(
+        {
+            "objective": {"maximize": TOK},
+            "space": {"n_prompts": [1, 2], "max_new_tokens": [8, 16]},
+            "trials": 10,
+            "sampler": "random",
+            "confirm": {"top": 0},
+        }
+    )
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 0
+    assert len(run.executor.started) == 4
+    view = search_view(load_study_results(tmp_path / "study"))
+    states = [t.state for t in view.cells[0].trials]
+    assert states.count("complete") == 4
+    assert set(states) <= {"complete", "skipped-duplicate"}
+    assert "every one of the space's 4 points was suggested" in view.cells[0].stopped
+    reused = [t for t in view.cells[0].trials if t.state == "skipped-duplicate"]
+    assert all(t.values[0] is not None for t in reused)  # told the earlier run's figures
+
+
+def test_the_grid_sampler_visits_every_point_once(tmp_path: Path) -> None:
+    study = search_study(
+        {
+            "objective": {"maximize": TOK},
+            "space": {"n_prompts": [1, 2, 3], "max_new_tokens": {"low": 8, "high": 24, "step": 8}},
+            "sampler": "grid",
+            "trials": 50,
+            "confirm": {"top": 0},
+        }
+    )
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 0
+    points = {tuple(sorted(p.items())) for p in params_in_order(tmp_path / "study")}
+    assert len(points) == 9 and len(run.executor.started) == 9
+
+
+def test_rejected_combinations_failures_and_missed_constraints_are_learnt(tmp_path: Path) -> None:
+    """The contract's rejection is told infeasible with no container; a crash is told
+    infeasible (failed) and the search goes on; a missed constraint or a serving run without a
+    steady state is infeasible with its reason."""
+
+    def landscape(swept: dict) -> Figures | str:
+        if swept["n_prompts"] == 3:
+            return "CUDA out of memory"
+        if swept["n_prompts"] == 2:
+            return Figures(
+                tokens_per_s=150, j_per_token=0.1, warnings=("steady_state_not_reached",)
+            )
+        return Figures(tokens_per_s=50.0 * swept["n_prompts"], j_per_token=1.0 / swept["n_prompts"])
+
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "constraints": [f"{TOK} >= 100"],
+            "space": {
+                "n_prompts": [1, 2, 3, 4],
+                "decoding.temperature": [0.0, 0.7],
+                "decoding.top_k": [0, 50],
+            },
+            "sampler": "grid",
+            "trials": 40,
+            "confirm": {"top": 1, "cycles": 2},
+        }
+    )
+    run = search_run(tmp_path, study, landscape)
+    assert run.run() == 0  # something was feasible: the failures are findings
+    view = search_view(load_study_results(tmp_path / "study"))
+    by_state: dict[str, list] = {}
+    for trial in view.cells[0].trials:
+        by_state.setdefault(trial.state, []).append(trial)
+    rejected = [t for t in by_state["infeasible"] if t.reason.startswith("rejected")]
+    assert len(rejected) == 4  # temperature 0 with top_k 50, for each n_prompts
+    assert all(t.run_id is None for t in rejected)
+    assert len(run.executor.started) == 12 + 2  # 16 points - 4 rejected, then 2 confirmation
+    assert all(t.params["n_prompts"] == 3 for t in by_state["failed"])
+    assert all("crashed" in t.reason or "failed" in t.reason for t in by_state["failed"])
+    measured = [t for t in by_state["infeasible"] if t not in rejected]
+    missed = [t for t in measured if t.params["n_prompts"] == 1]
+    assert missed and all("not >= 100" in t.reason for t in missed)
+    unsteady = [t for t in measured if t.params["n_prompts"] == 2]
+    assert unsteady and all("steady_state_not_reached" in t.reason for t in unsteady)
+    assert all(t.params["n_prompts"] == 4 for t in by_state["complete"])
+    assert view.cells[0].winner is not None and view.cells[0].winner.params["n_prompts"] == 4
+    status = load_manifest(tmp_path / "study").status
+    assert status == "completed"
+
+
+def test_an_energy_reading_that_is_not_valid_cannot_win(tmp_path: Path) -> None:
+    """The cheapest-looking configuration was measured on a shared GPU: infeasible, with the
+    reason. The runner-up's confirmation has one run of throttled energy: it cannot win
+    either, and the third is the winner."""
+    calls = {4: 0}
+
+    def landscape(swept: dict) -> Figures:
+        n = swept["n_prompts"]
+        if n == 1:
+            return Figures(tokens_per_s=100.0, j_per_token=0.01, invalid=("foreign_processes",))
+        calls[n] = calls.get(n, 0) + 1
+        invalid = ("throttled",) if n == 4 and calls[4] == 3 else ()
+        return Figures(tokens_per_s=100.0, j_per_token=1.0 / n, invalid=invalid)
+
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "space": {"n_prompts": [1, 2, 3, 4]},
+            "sampler": "grid",
+            "confirm": {"top": 2, "cycles": 2},
+        }
+    )
+    assert search_run(tmp_path, study, landscape).run() == 0
+    cell = search_view(load_study_results(tmp_path / "study")).cells[0]
+    (shared,) = [t for t in cell.trials if t.params["n_prompts"] == 1]
+    assert shared.state == "infeasible"
+    assert "GPU energy not valid: foreign_processes" in shared.reason
+    by_n = {c.params["n_prompts"]: c for c in cell.confirmed}
+    assert set(by_n) == {4, 3}
+    assert not by_n[4].constraints_met
+    assert "GPU energy not valid in 1 of 2 confirmation runs" in by_n[4].reason
+    assert cell.winner is not None and cell.winner.params["n_prompts"] == 3
+
+
+def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None:
+    flat = lambda swept: Figures(tokens_per_s=100.0, j_per_token=0.5)  # noqa: E731
+    study = search_study(space_2d(trials=40, patience=5, confirm={"top": 0}))
+    run = search_run(tmp_path, study, flat)
+    run.run()
+    stopped = load_manifest(tmp_path / "study").search.stopped[0]
+    assert stopped.startswith("patience: 5 trials without")
+    assert len(run.executor.started) == 6  # the first sets the best, five more do not beat it
+
+
+def test_max_hours_stops_asking(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=40, max_hours=1e-12, confirm={"top": 0}))
+    run = search_run(tmp_path, study, bowl)
+    run.run()
+    assert load_manifest(tmp_path / "study").search.stopped[0].startswith("max_hours")
+    assert len(run.executor.started) < 40
+
+
+def test_nothing_feasible_is_exit_1_with_no_winner(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=5, constraints=[f"{TOK} >= 1000"]))
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 1
+    view = search_view(load_study_results(tmp_path / "study"))
+    assert view.cells[0].winner is None and not view.cells[0].confirmed
+    assert any("nothing feasible to confirm" in note for note in run.notes)
+
+
+def test_several_runs_in_flight_at_once(tmp_path: Path) -> None:
+    """max_parallel 3: three trials asked before any is told; the budget still holds."""
+    study = search_study(space_2d(trials=9, confirm={"top": 0}), max_parallel=3, gpu_ids=[0, 1, 2])
+    study = study.model_copy(update={"defaults": {"model": "stub:m", "gpu_count": 1}})
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 0
+    lines = (tmp_path / "study" / "manifest.jsonl").read_text().splitlines()
+    kinds = [json.loads(line).get("kind") for line in lines]
+    first_done = next(
+        i
+        for i, line in enumerate(lines)
+        if json.loads(line).get("kind") == "run" and json.loads(line).get("status") == "completed"
+    )
+    assert kinds[:first_done].count("trial") == 3
+    assert len(run.executor.started) == 9
+
+
+def test_a_trial_recorded_without_its_run_is_run_on_resume(tmp_path: Path) -> None:
+    """A kill between a trial's line and its run's record: the rebuild makes the run."""
+    study = search_study(space_2d(trials=4, confirm={"top": 0}))
+    stop = StopState()
+    search_run(tmp_path, study, _stopping_after(bowl, stop, runs=2), stop=stop).run()
+    manifest = tmp_path / "study" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    trial = next(i for i in reversed(range(len(lines))) if '"kind":"trial"' in lines[i])
+    run_id = json.loads(lines[trial])["run_id"]
+    manifest.write_text("".join(lines[: trial + 1]))  # the run's own lines torn away
+    resumed = search_run(tmp_path, study, bowl, study_dir=tmp_path / "study")
+    assert resumed.run() == 0
+    assert run_id in {job.run.run_id for job in resumed.executor.started}
+    assert load_manifest(tmp_path / "study").runs[run_id].status == "completed"
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
+    def tradeoff(swept: dict) -> Figures:
+        b = swept["max_new_tokens"]
+        return Figures(tokens_per_s=10.0 * b, j_per_token=0.01 * b, ttft_p50_ms=1000.0 / b)
+
+    study = search_study(
+        {
+            "objectives": [{"minimize": J}, {"minimize": "latency.ttft_ms.p50"}],
+            "space": {"max_new_tokens": {"low": 8, "high": 64}},
+            "sampler": "nsga2",
+            "trials": 12,
+            "confirm": {"top": 2, "cycles": 2},
+        }
+    )
+    run = search_run(tmp_path, study, tradeoff)
+    assert run.run() == 0
+    view = search_view(load_study_results(tmp_path / "study"))
+    front = view.cells[0].pareto(view.search)
+    # every distinct feasible point trades one objective for the other: all on the front
+    distinct = {t.config_hash for t in view.cells[0].trials if t.state == "complete"}
+    assert len(front) == len(distinct) >= 2
+    assert view.as_json()["cells"][0]["pareto"] and view.as_json()["best"] is None
+    assert len(view.cells[0].confirmed) == 2
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_search_per_cell_of_the_sweep(tmp_path: Path, sampler: str) -> None:
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "space": {"n_prompts": {"low": 1, "high": 20}},
+            "trials": 4,
+            "sampler": sampler,
+            "confirm": {"top": 0},
+        }
+    )
+    study = study.model_copy(update={"sweep": {"max_new_tokens": [16, 40]}})
+    run = search_run(tmp_path, study, bowl)
+    assert run.run() == 0
+    view = search_view(load_study_results(tmp_path / "study"))
+    assert [len(c.trials) for c in view.cells] == [4, 4]
+    assert {c.swept["max_new_tokens"] for c in view.cells} == {16, 40}
+    assert len(run.executor.started) == 8
+
+
+def test_confirmation_records_cut_short_by_a_kill_are_completed_once(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=6, confirm={"top": 2, "cycles": 2}))
+    search_run(tmp_path, study, bowl).run()
+    manifest = tmp_path / "study" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if '"kind":"confirm"' in line)
+    manifest.write_text("".join(lines[: first + 1]))  # killed after the first of four
+    resumed = search_run(tmp_path, study, bowl, study_dir=tmp_path / "study")
+    assert resumed.run() == 0
+    confirms = load_manifest(tmp_path / "study").search.confirms
+    assert sorted((c.config_hash, c.cycle) for c in confirms) == sorted(
+        {(c.config_hash, c.cycle) for c in confirms}
+    )
+    assert len(confirms) == 4 and [c.cycle for c in confirms] == [1, 1, 2, 2]
+    assert len(resumed.executor.started) == 4  # the first confirmation run and the 3 cut off
+
+
+def test_a_resume_that_judges_a_confirmed_trial_anew_confirms_the_new_best(
+    tmp_path: Path,
+) -> None:
+    """Confirmations are matched by configuration, not counted: when a resumed llem judges a
+    trial differently (a newer llem finds its energy not valid), the new best is confirmed."""
+
+    def line(swept: dict) -> Figures:
+        return Figures(tokens_per_s=100.0, j_per_token=1.0 / swept["n_prompts"])
+
+    study = search_study(
+        {
+            "objective": {"minimize": J},
+            "space": {"n_prompts": [1, 2, 3, 4]},
+            "sampler": "grid",
+            "confirm": {"top": 2, "cycles": 2},
+        }
+    )
+    study_dir = tmp_path / "study"
+    assert search_run(tmp_path, study, line).run() == 0
+    record = load_manifest(study_dir)
+    confirmed = {c.params["n_prompts"] for c in record.search.confirms}
+    assert confirmed == {3, 4}
+    (trial,) = [t for t in record.search.trials if t.params["n_prompts"] == 3]
+    result_file = next((study_dir / "experiments").glob(f"*_{trial.config_hash[:8]}_c0"))
+    result_file = result_file / "result.json"
+    result = ExperimentResult.model_validate_json(result_file.read_text())
+    energy = result.energy.model_copy(
+        update={"validity": Validity.of([ValidityReason(code="throttled", detail="seen")])}
+    )
+    result_file.write_text(result.model_copy(update={"energy": energy}).model_dump_json())
+    resumed = search_run(tmp_path, study, line, study_dir=study_dir)
+    assert resumed.run() == 0
+    confirms = load_manifest(study_dir).search.confirms
+    assert {c.params["n_prompts"] for c in confirms} == {2, 3, 4}
+    assert [job.run.swept["n_prompts"] for job in resumed.executor.started] == [2, 2]
