@@ -37,8 +37,13 @@ from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.errors import UserError
 from llenergymeasure.experiment.tiny_model import make_tiny_model
-from llenergymeasure.orchestrator.machine.gpu_settings import GpuKeeper, NvmlControl, check_settings
-from llenergymeasure.study.gpu_ledger import Ledger
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
+from llenergymeasure.orchestrator.machine.gpu_settings import (
+    GpuControl,
+    GpuKeeper,
+    check_settings,
+    host_control,
+)
 
 CV_TARGET_PCT = 2.0
 GPU = 0
@@ -214,7 +219,7 @@ def repeats(bench: Bench, n: int) -> list[RunFigures]:
     return runs
 
 
-def power_limits(wanted: str, control: NvmlControl) -> list[float]:
+def power_limits(wanted: str, control: GpuControl) -> list[float]:
     low, high = control.power_limit_range_w(GPU)
     if wanted == "auto":
         return [round(high), round((low + high) / 2), round(low)]
@@ -224,23 +229,23 @@ def power_limits(wanted: str, control: NvmlControl) -> list[float]:
 def sweep(bench: Bench, wanted: str) -> list[RunFigures]:
     print(f"== power-limit sweep ({wanted})", flush=True)
     try:
-        control = NvmlControl()
+        control = host_control()
         limits = power_limits(wanted, control)
         settings = [GpuSettings(power_limit_w=w) for w in limits]
         check_settings(control, [GPU], settings)
     except UserError as error:
         print(f"power-limit sweep not run: {error}")
         return []
-    keeper = GpuKeeper(control, Ledger(bench.root / "study"))
+    keeper = GpuKeeper(control, GpuLedger(bench.root / "locks"))
     before = control.power_limit_w(GPU)
     runs = []
     for limit in settings:
         run_id = f"limit-{limit.power_limit_w:g}"
-        (record,) = keeper.apply(run_id, [GPU], limit)
+        (record,) = keeper.apply("energy-repeatability", run_id, [GPU], limit)
         try:
             figures = bench.run(f"limit {limit.power_limit_w:g} W", limit)
         finally:
-            keeper.restore(run_id)
+            keeper.put_back([record])
         if record.clamped:
             effective = record.power_limit_w_effective
             print(f"  the driver clamped {limit.power_limit_w:g} W to {effective} W")

@@ -11,6 +11,7 @@ before_tests() {
     # docker-compose builds from compose/images.yaml; chromium renders the HTML report.
     ensure_debian_package docker-compose docker-compose && export LLEM_REQUIRE_COMPOSE=1
     ensure_debian_package chromium chromium && export LLEM_REQUIRE_CHROMIUM=1
+    ensure_container_account
     ensure_cpu_image "$bin/llem"
     ensure_vllm_cpu_image "$bin/llem"
     drop_superseded_images

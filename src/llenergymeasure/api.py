@@ -184,7 +184,10 @@ def run_study(
 
 def load_results(study_dir: str | Path, valid_only: bool = False) -> StudyResult:
     """A study folder's manifest and results, as `llem results` reads them; `valid_only`: the
-    configurations' statistics leave out runs whose GPU energy is not valid (`--valid-only`)."""
+    configurations' statistics leave out the runs whose GPU energy was read and judged not
+    valid, and keep runs without a reading, as `--valid-only` does (`results.validity`). A study
+    folder that is not yours, or that others may write, is a UserError naming the fix
+    (`study.folder.trusted_study_dir`)."""
     data = load_study_results(Path(study_dir))
     runs = runs_frame(data)
     view = search_view(data)

@@ -35,18 +35,18 @@ def gpu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_counter_and_sampler_agree_under_load() -> None:
+    from llenergymeasure.energy.gpus import MeteredGpus
     from llenergymeasure.energy.meter import EnergyMeter
-    from llenergymeasure.energy.nvml import Nvml
     from llenergymeasure.energy.rapl import Rapl
     from llenergymeasure.energy.sampler import PowerSampler
 
-    nvml, reason = Nvml.open(1)
-    assert nvml is not None, reason
-    indices = [g.index for g in nvml.static_info()]
-    sampler = PowerSampler(nvml.sample, indices)
+    metered, reason = MeteredGpus.open(1)
+    assert metered is not None, reason
+    indices = metered.indices
+    sampler = PowerSampler(metered.sample, indices)
     sampler.start()
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    meter = EnergyMeter(nvml, None, sampler, Rapl(), indices)
+    meter = EnergyMeter(metered, None, sampler, Rapl(), indices)
     torch.cuda.synchronize()
     meter.begin("burn")
     end = time.perf_counter() + 4.0
@@ -57,7 +57,6 @@ def test_counter_and_sampler_agree_under_load() -> None:
     counter = meter.end("burn")
     sampler.stop()
     integral = meter.power_integral(counter.start_s, counter.end_s)
-    nvml.close()
     assert counter.gpu_source == "nvml_energy_counter"
     assert counter.gpu_j is not None and integral is not None
     power = counter.gpu_j / counter.duration_s

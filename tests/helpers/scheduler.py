@@ -3,6 +3,8 @@ container; the executor ends jobs as each test says."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers.factories import study_record
@@ -19,7 +21,9 @@ from llenergymeasure.orchestrator.machine.container import ContainerExit, KillRe
 from llenergymeasure.orchestrator.machine.container_user import ContainerLimits, ContainerUser
 from llenergymeasure.orchestrator.machine.engine import ResolvedImage
 from llenergymeasure.orchestrator.machine.gate import Gate
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
 from llenergymeasure.orchestrator.machine.gpu_settings import GpuControl
+from llenergymeasure.orchestrator.machine.lifecycle import Machine
 from llenergymeasure.orchestrator.machine.locks import HostLocks
 from llenergymeasure.orchestrator.machine.probes import HostProbes
 from llenergymeasure.orchestrator.machine.slots import SlotPool
@@ -44,12 +48,14 @@ def quiet_host(processes: dict[int, list[int]] | str = "no NVML here") -> HostPr
 
 class InstantExecutor(Executor):
     """Ends every job at once (exit 0, no result: the run is recorded failed/NoResult), on
-    the local executor's slots and gate; `max_attempts` as given."""
+    the local executor's slots and gate, through the machine's per-run host lifecycle as every
+    executor runs a job; `max_attempts` as given."""
 
     def __init__(self, at: StudyAt, max_attempts: int = 1) -> None:
         self.at = at
         self.attempts_limit = max_attempts
         self.started: list[RunJob] = []
+        self.containers: list[str] = []  # runs whose container the machine started
         self._done: list[JobDone] = []
 
     @classmethod
@@ -73,7 +79,17 @@ class InstantExecutor(Executor):
 
     def start(self, job: RunJob) -> None:
         self.started.append(job)
-        self._done.append(JobDone(job, ContainerExit("c", 0, False, None, 0.0, 0.0)))
+        self.end(job, lambda: ContainerExit("c", 0, False, None, 0.0, 0.0))
+
+    def end(self, job: RunJob, container: Callable[[], ContainerExit]) -> None:
+        """The job through the machine's lifecycle around `container`, then ended."""
+
+        def started() -> ContainerExit:
+            self.containers.append(job.run.run_id)
+            return container()
+
+        exit_, host = self.at.machine.run(job.host, started)
+        self._done.append(JobDone(job, exit_, host=host))
 
     def wait(self, timeout_s: float) -> list[JobDone]:
         done, self._done = self._done, []
@@ -88,26 +104,45 @@ class InstantExecutor(Executor):
 
 
 class HeldExecutor(InstantExecutor):
-    """Holds every job until it is cancelled; then it ends, killed for the interrupt."""
+    """Holds every job (its container "runs", in a thread of its own as the local executor's)
+    until it is cancelled; then it ends, killed for the interrupt."""
 
     def __init__(self, at: StudyAt, max_attempts: int = 1) -> None:
         super().__init__(at, max_attempts)
-        self.held: dict[str, RunJob] = {}
+        self.held: dict[str, threading.Event] = {}
+        self.running: set[str] = set()
         self.cancelled: list[str] = []
 
     def start(self, job: RunJob) -> None:
         self.started.append(job)
-        self.held[job.run.run_id] = job
+        run_id = job.run.run_id
+        release = self.held[run_id] = threading.Event()
+        self.running.add(run_id)
+
+        def container() -> ContainerExit:
+            release.wait()
+            return ContainerExit("c", 137, False, KillReason.INTERRUPT, 0.0, 1.0)
+
+        def lifecycle() -> None:
+            self.end(job, container)
+            self.running.discard(run_id)
+
+        threading.Thread(target=lifecycle, daemon=True).start()
 
     def cancel(self, run_id: str, *, force: bool = False) -> None:
         self.cancelled.append(run_id)
-        job = self.held.pop(run_id)
-        exit_ = ContainerExit("c", 137, False, KillReason.INTERRUPT, 0.0, 1.0)
-        self._done.append(JobDone(job, exit_))
+        release = self.held.pop(run_id, None)
+        if release is not None:
+            release.set()
+
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        if not self._done and self.running:
+            threading.Event().wait(min(timeout_s, 0.01))
+        return super().wait(timeout_s)
 
     @property
     def in_flight(self) -> list[str]:
-        return list(self.held) + [done.job.run.run_id for done in self._done]
+        return sorted(self.running) + [done.job.run.run_id for done in self._done]
 
 
 def stub_preflight(planned: PlannedStudy) -> Preflight:
@@ -137,7 +172,8 @@ def make_scheduler(
     gpu_control: GpuControl | None = None,
 ) -> tuple[StudyScheduler, InstantExecutor]:
     """A scheduler over `n` configurations of one GPU each (no hub model: nothing fetched), or
-    over `sweep`; `gpu_control`: what sets the runs' `gpu:` settings."""
+    over `sweep`; `gpu_control`: what sets the runs' `gpu:` settings (the host's ledger and
+    locks in `tmp_path / "locks"`)."""
     study = StudyConfig.model_validate(
         {
             "name": "t",
@@ -148,7 +184,6 @@ def make_scheduler(
     )
     plan = expand(study)
     pre = stub_preflight(PlannedStudy(tmp_path / "study.yaml", study, plan, tmp_path))
-    pre.gpu_control = gpu_control
     record = study_record(
         study_id="t_1", study_name="t", runs={run.run_id: pending_record(run) for run in plan.runs}
     )
@@ -159,9 +194,10 @@ def make_scheduler(
     options = options or RunOptions()
     # as `study_run.execute` hands it to the executor
     gated = study.execution.without_gaps() if options.no_gaps else study.execution
-    at = StudyAt(tmp_path / "study", "t_1", gated, None, None, probes, display)
+    machine = Machine(probes, control=gpu_control, ledger=GpuLedger(tmp_path / "locks"))
+    at = StudyAt(tmp_path / "study", "t_1", gated, None, None, probes, display, machine)
     fake = executor(at, max_attempts)
     folder = StudyFolder(manifest, plan.runs)
     source = run_source(folder, pre, options, display)
-    scheduler = StudyScheduler(pre, folder, fake, display, StopState(), options, source, probes)
+    scheduler = StudyScheduler(pre, folder, fake, display, StopState(), options, source)
     return scheduler, fake

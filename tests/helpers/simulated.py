@@ -22,8 +22,10 @@ from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.executors.base import JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.executors.base import RunJob, StudyAt
 from llenergymeasure.orchestrator.machine.container import ContainerExit
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
+from llenergymeasure.orchestrator.machine.lifecycle import Machine
 from llenergymeasure.orchestrator.machine.stop import StopState
 from llenergymeasure.orchestrator.planned import planned_study
 from llenergymeasure.orchestrator.schedule.preflight import RunOptions
@@ -43,15 +45,17 @@ class SimulatedExecutor(InstantExecutor):
 
     def start(self, job: RunJob) -> None:
         self.started.append(job)
+        self.end(job, lambda: self._container(job))
+
+    def _container(self, job: RunJob) -> ContainerExit:
         figures = type(self).landscape(job.run.swept)
         if isinstance(figures, str):
             (job.workdir / WorkPaths.CONTAINER_LOG).write_text(figures + "\n")
-            self._done.append(JobDone(job, ContainerExit("c", 1, False, None, 0.0, 0.0)))
-            return
+            return ContainerExit("c", 1, False, None, 0.0, 0.0)
         request = RunRequest.model_validate_json((job.workdir / WorkPaths.CONFIG).read_bytes())
         result = make_result(request.context, job.run.config, figures)
         work_files.write(job.workdir, WorkPaths.RESULT, result)
-        self._done.append(JobDone(job, ContainerExit("c", 0, False, None, 0.0, 0.0)))
+        return ContainerExit("c", 0, False, None, 0.0, 0.0)
 
 
 def executor_with(landscape: Landscape) -> type[SimulatedExecutor]:
@@ -106,13 +110,18 @@ def search_run(
     options = options or RunOptions()
     probes = quiet_host()
     at = StudyAt(
-        study_dir, folder.manifest.record.study_id, study.execution, None, None, probes, display
+        study_dir,
+        folder.manifest.record.study_id,
+        study.execution,
+        None,
+        None,
+        probes,
+        display,
+        Machine(probes, ledger=GpuLedger(tmp_path / "locks")),
     )
     executor = executor_with(landscape)(at)
     source = run_source(folder, pre, options, display)
-    scheduler = StudyScheduler(
-        pre, folder, executor, display, stop or StopState(), options, source, probes
-    )
+    scheduler = StudyScheduler(pre, folder, executor, display, stop or StopState(), options, source)
     return SearchRun(scheduler, executor, folder, notes)
 
 

@@ -8,8 +8,8 @@ import sys
 import typer
 from rich.console import Console
 
-from llenergymeasure.version import __version__
 from llenergymeasure.cli.config_cmd import config_app
+from llenergymeasure.cli.gpus import gpus_app
 from llenergymeasure.cli.images import images_app
 from llenergymeasure.cli.node_run import node_run_command
 from llenergymeasure.cli.plan import plan_command
@@ -18,6 +18,7 @@ from llenergymeasure.cli.run import run
 from llenergymeasure.cli.status import status
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import shown
+from llenergymeasure.version import __version__
 
 app = typer.Typer(
     name="llem",
@@ -39,6 +40,7 @@ app.add_typer(results_app, name="results")
 app.command("run")(run)
 app.command("status")(status)
 app.add_typer(images_app, name="images")
+app.add_typer(gpus_app, name="gpus")
 app.command("node-run", hidden=True)(node_run_command)
 
 

@@ -13,6 +13,8 @@ from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.migrate import migrate
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.errors import UserError
+from llenergymeasure.orchestrator import layout
+from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.study import expand
 
 config_app = typer.Typer(
@@ -26,11 +28,14 @@ config_app = typer.Typer(
 def validate(
     study_file: Annotated[Path, typer.Argument(help="The study file (YAML).", show_default=False)],
 ) -> None:
-    """Check a study file: syntax, keys, types, values, and every combination of its sweep.
+    """Check a study file: syntax, keys, types, values, every combination of its sweep, and the
+    prompt files it names (as `llem plan` reads them).
 
     Prints one line on success; on a mistake, one message with file:line and exit code 2."""
     study = load_study(study_file)
-    plan = expand(study)
+    source_dir = layout.source_dir_for(study_file)
+    plan = expand(study, source_dir)
+    run_spec.check_prompt_files([c.config for c in plan.configs], source_dir)
     skipped = f", {len(plan.skipped)} invalid combinations skipped" if plan.skipped else ""
     Console(highlight=False, soft_wrap=True).print(
         f"ok: {escape(str(study_file))}: {plan.n_configs} configurations x {plan.n_cycles} "

@@ -10,15 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from llenergymeasure.version import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild.cpu_image import build_cpu_image
+from llenergymeasure.version import __version__
 
 images_app = typer.Typer(help="Build, list and lock the project's images.", no_args_is_help=True)
 
-TARGETS = ("cpu", "vllm-cpu", *BACKEND_TABLE)
+TARGETS = ("cpu", "vllm-cpu", *BACKEND_TABLE, "fetch")
 TARGETS_ARG = typer.Argument(
     None, help="Images to build: " + ", ".join(TARGETS) + ". Default: cpu."
 )
@@ -35,10 +35,11 @@ def build(
         "pinned upstream image in images/<backend>/Dockerfile).",
     ),
     force: bool = typer.Option(
-        False, "--force", help="cpu, vllm-cpu: rebuild even when the inputs match."
+        False, "--force", help="cpu, vllm-cpu, fetch: rebuild even when the inputs match."
     ),
 ) -> None:
-    """Build images; cpu and vllm-cpu are skipped when one with the same inputs exists."""
+    """Build images; cpu, vllm-cpu and fetch (llem's hub downloader, otherwise built when a
+    study first downloads) are skipped when one with the same inputs exists."""
     from llenergymeasure.imagebuild.backend_images import (
         GPU_BACKENDS,
         VLLM_CPU,
@@ -60,6 +61,13 @@ def build(
             build_vllm_cpu_image(base, typer.echo, force=force)
         elif target in GPU_BACKENDS:
             build_gpu_image(target, base, typer.echo)
+        elif target == "fetch":
+            import docker
+
+            from llenergymeasure.imagebuild.fetch_image import ensure_fetch_image
+
+            tag = ensure_fetch_image(docker.from_env(), typer.echo, base, force=force)
+            typer.echo(f"image: {tag} is current")
 
 
 @images_app.command("list")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import sys
 from pathlib import Path
@@ -17,12 +16,17 @@ from rich.table import Table
 from llenergymeasure import api
 from llenergymeasure.config.loader import load_study
 from llenergymeasure.config.search import SearchConfig
-from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.config.study import (
+    TIMEOUT_ESTIMATE_FACTOR,
+    TIMEOUT_SLACK_S,
+    ExecutionConfig,
+    StudyConfig,
+)
 from llenergymeasure.contract.validity import short_window_note
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.orchestrator.planned import search_of
-from llenergymeasure.study import Plan, design_hash, estimate_wall_time, expand
+from llenergymeasure.study import Plan, RunEstimate, design_hash, estimate_study, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
 from llenergymeasure.study.order import shuffle_seed
@@ -80,7 +84,7 @@ def plan_command(
 
 def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
     """The plan as plain data: what `llem plan --json` prints."""
-    estimate = estimate_wall_time(plan, study.execution)
+    estimate = estimate_study(plan, study)
     return {
         "study": study.name,
         "source": str(study.source_path) if study.source_path else None,
@@ -100,6 +104,7 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
                 "origin": planned.origin,
                 "swept": planned.swept,
                 "config": planned.data or planned.config.model_dump(mode="json"),
+                "estimate": _run_estimate(estimate.per_config[planned.config_index], study),
             }
             for planned in plan.configs
         ],
@@ -156,7 +161,6 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
 
     execution = study.execution
     runs = most_runs(study, plan)
-    estimate = estimate_wall_time(plan, execution)
     if study.search is not None:
         _print_search(study.search, console)
         console.print(
@@ -164,8 +168,6 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             f"{study.search.runs_per_cell} runs (trials + confirmation) = at most {runs} runs"
             + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
         )
-        gaps = (runs - 1) * execution.gap_between_experiments_s
-        estimate = dataclasses.replace(estimate.scaled(runs / max(plan.n_runs, 1)), gaps_s=gaps)
     else:
         console.print(
             f"[bold]Total[/] {plan.n_configs} configurations x {plan.n_cycles} cycles = "
@@ -173,7 +175,9 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
             + (f" ({_seed_text(study)})" if execution.cycle_order == "shuffled" else "")
             + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
         )
+    estimate = estimate_study(plan, study)
     _print_estimate(estimate, console)
+    _print_timeout(estimate, execution, console, searching=study.search is not None)
     short = short_window_note(c.config for c in plan.configs)
     if short is not None:
         console.print(f"[yellow]{escape(short)}[/]")
@@ -296,14 +300,44 @@ def _print_origins(plan: Plan, console: Console) -> None:
         )
 
 
+def _run_estimate(estimate: RunEstimate, study: StudyConfig) -> dict[str, Any]:
+    """One configuration's run: its expected duration by phase, and the timeout it gets."""
+    return {**estimate.as_dict(), "timeout_s": study.execution.timeout_for(estimate.total_s)}
+
+
 def _print_estimate(estimate: WallTimeEstimate, console: Console) -> None:
+    drain = f", drain {_duration(estimate.drain_s)}" if estimate.drain_s else ""
     console.print(
         f"[bold]Estimated wall time[/] {_duration(estimate.total_s)} (a guess, not a measurement: "
         f"start+load {_duration(estimate.startup_s)}, baseline {_duration(estimate.baseline_s)}, "
-        f"warmup {_duration(estimate.warmup_s)}, measured {_duration(estimate.measured_s)}, "
-        f"gaps {_duration(estimate.gaps_s)}"
+        f"warmup {_duration(estimate.warmup_s)}, measured {_duration(estimate.measured_s)}"
+        f"{drain}, gaps {_duration(estimate.gaps_s)}"
         + (f"; summed over runs, over {estimate.parallel} slots" if estimate.parallel > 1 else "")
         + "; model downloads not included)"
+    )
+    for unknown in estimate.not_included:
+        console.print(f"[yellow]  not included: {escape(unknown)}[/]")
+
+
+def _print_timeout(
+    estimate: WallTimeEstimate, execution: ExecutionConfig, console: Console, searching: bool
+) -> None:
+    """Each run's timeout: the configured one, else derived from its estimate (their range)."""
+    if execution.experiment_timeout_s is not None:
+        console.print(
+            f"[bold]Run timeout[/] {_duration(execution.experiment_timeout_s)} "
+            "(execution.experiment_timeout_s)"
+        )
+        return
+    timeouts = [execution.timeout_for(run.total_s) for run in estimate.per_config]
+    if not timeouts:
+        return
+    low, high = _duration(min(timeouts)), _duration(max(timeouts))
+    console.print(
+        f"[bold]Run timeout[/] {low if low == high else f'{low} to {high}'} (derived: "
+        f"{TIMEOUT_ESTIMATE_FACTOR:g} x a run's estimate + {_duration(TIMEOUT_SLACK_S)}"
+        + ("; for the cells' configurations, a trial's from its own" if searching else "")
+        + "; execution.experiment_timeout_s sets one)"
     )
 
 

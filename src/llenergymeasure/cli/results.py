@@ -14,6 +14,7 @@ from rich.table import Table
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import shown
 from llenergymeasure.results.cells import NOT_REPORTED, Footnotes, MetricCell, missing, number
+from llenergymeasure.results.validity import VALID_ONLY
 from llenergymeasure.study.folder import StudyPaths
 
 if TYPE_CHECKING:
@@ -63,8 +64,7 @@ def show(
         bool,
         typer.Option(
             "--valid-only",
-            help="Leave runs whose GPU energy is not valid out of the statistics (counted in "
-            "the valid column; the reasons are listed).",
+            help=f"{VALID_ONLY} (counted in the valid column; the reasons are listed).",
         ),
     ] = False,
 ) -> None:
@@ -99,7 +99,7 @@ def _configurations(
     from llenergymeasure.results.audit import (
         INSTRUMENT_SHARE_NOTE_PCT,
         counter_integral_line,
-        invalid_runs,
+        validity_audit,
     )
     from llenergymeasure.results.metrics import BY_COLUMN, SHOWN, WINDOWS, for_study
     from llenergymeasure.results.query import apply_filters, apply_sort
@@ -126,6 +126,8 @@ def _configurations(
                 "runs_completed": int(row["runs_completed"]),
                 "runs_failed": int(row["runs_failed"]),
                 "runs_valid": int(row["runs_valid"]),
+                "runs_judged": int(row["runs_judged"]),
+                "runs_no_verdict": int(row["runs_no_verdict"]),
                 "invalid_reasons": row["invalid_reasons"].split(",")
                 if row["invalid_reasons"]
                 else [],
@@ -208,24 +210,34 @@ def _configurations(
     line = counter_integral_line(runs)
     if line:
         console.print(shown(line))
-    invalid = invalid_runs(runs)
-    judged = [run for run in invalid if run.measured]
-    if judged:
-        console.print(f"[yellow]GPU energy measured but not valid in {len(judged)} run(s)[/]:")
-        for run in judged:
+    audit = validity_audit(runs)
+    if audit.not_valid:
+        console.print(
+            f"[yellow]GPU energy measured but not valid in {len(audit.not_valid)} run(s)[/]"
+            + (" (left out: --valid-only)" if valid_only else "")
+            + ":"
+        )
+        for run in audit.not_valid:
             where = run.run_id + (f" stage {run.stage}" if run.stage is not None else "")
-            console.print(f"  {shown(where)}: {shown(run.reasons)}")
-    if len(invalid) > len(judged):
-        console.print(f"GPU energy not measured in {len(invalid) - len(judged)} run(s): see n/a")
+            console.print(f"  {shown(where)}: {shown(run.validity.detail)}")
+    if audit.not_measured:
+        console.print(f"GPU energy not measured in {audit.not_measured} run(s): see n/a")
+    if audit.not_judged:
+        console.print(
+            f"GPU energy of {audit.not_judged} run(s) recorded before llem judged validity: "
+            "no verdict"
+        )
     return []
 
 
 def _valid_text(row: pd.Series) -> str:
     """Runs with valid GPU energy / runs judged, red with the reasons when not all."""
-    valid, judged = int(row["runs_valid"]), int(row["runs_judged"])
-    if valid < judged:
-        return f"[red]{valid}/{judged} {shown(row['invalid_reasons'])}[/]"
-    return f"{valid}/{judged}"
+    from llenergymeasure.results.audit import valid_of_judged
+
+    text = valid_of_judged(row)
+    if row["runs_valid"] < row["runs_judged"]:
+        return f"[red]{text} {shown(row['invalid_reasons'])}[/]"
+    return text
 
 
 def _metric_text(row: pd.Series, metric: str, notes: Footnotes) -> str:
@@ -304,9 +316,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     valid_only: Annotated[
         bool,
-        typer.Option(
-            "--valid-only", help="Leave out runs whose GPU energy is not valid (energy.validity)."
-        ),
+        typer.Option("--valid-only", help=f"{VALID_ONLY} (counted per pair)."),
     ] = False,
 ) -> None:
     """Pair configurations by config hash; ratios B/A of key metrics with 95 % CIs."""
@@ -382,7 +392,7 @@ def plot(
     study = load_study_results(study_dir)
     require_results(study)
     runs = runs_frame(study)
-    folder = output if output is not None else study_dir / StudyPaths.PLOTS
+    folder = output if output is not None else StudyPaths(study_dir).own_folder(StudyPaths.PLOTS)
     for item in study_plots(study, runs, summary_frame(study, runs), run):
         paths = save(item, folder)
         if paths:

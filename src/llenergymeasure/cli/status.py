@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -14,11 +15,9 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.orchestrator.display import Display, shown
 from llenergymeasure.orchestrator.executors.base import executor_class
-from llenergymeasure.orchestrator.machine.gpu_settings import GpuSettingError, restore_leftovers
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
 from llenergymeasure.orchestrator.machine.image_lock import LockedImage, load_lock
-from llenergymeasure.orchestrator.machine.locks import writer_lock
-from llenergymeasure.study.folder import StudyPaths
-from llenergymeasure.study.gpu_ledger import Ledger
+from llenergymeasure.study.folder import StudyPaths, trusted_study_dir
 from llenergymeasure.study.manifest import load_manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord
 
@@ -35,6 +34,7 @@ def status(
     duration, error and image (repo digest, or image ID for a local build).
 
     A study on a cluster that no llem follows has its ended jobs collected first."""
+    trusted_study_dir(study_dir)
     if not manifest_path(study_dir).is_file():
         raise UserError(f"{study_dir}: no manifest.jsonl here", hint="give a study folder")
     kind = load_manifest(study_dir).executor
@@ -45,10 +45,10 @@ def status(
             display.note(f"{kind}: {collected} ended job(s) collected")
     except UserError as error:  # an attached llem follows it, or the cluster does not answer
         display.note(f"{kind} jobs not collected: {error}")
-    _put_gpus_back(study_dir, display)
     record = load_manifest(study_dir)
+    _gpus_still_changed(record.study_id, display)
     lock_file = study_dir / StudyPaths.STUDY_LOCK
-    images = load_lock(lock_file).images if lock_file.is_file() else None
+    images = load_lock(lock_file, os.geteuid()).images if lock_file.is_file() else None
     if as_json:
         data = record.model_dump(mode="json")
         data["images"] = (
@@ -109,17 +109,16 @@ def _run_image(run: RunRecord) -> str:
     return short_id(run.image_id) if run.image_id else ""
 
 
-def _put_gpus_back(study_dir: Path, display: Display) -> None:
-    """GPU settings an llem killed with -9 left on this host, put back, unless an llem still
-    runs the study (its runs' settings are its own to put back)."""
-    if not Ledger(study_dir).outstanding():
-        return
+def _gpus_still_changed(study_id: str, display: Display) -> None:
+    """GPU settings this study's runs left changed on this host (an llem killed with -9), said,
+    not put back: status reads; the next run on those GPUs, or `llem gpus restore`, puts them
+    back under the GPU's lock."""
     try:
-        with writer_lock(study_dir):
-            restored = restore_leftovers(study_dir, display.note)
-    except GpuSettingError:
-        raise
-    except UserError as error:  # an llem runs the study: its runs' settings are its own
-        display.note(f"GPU settings left for that llem to put back ({error})")
+        left = [e for e in GpuLedger().entries() if e.by.study_id == study_id]
+    except UserError as error:  # an unreadable ledger is named, status still shows the study
+        display.note(f"GPU settings not checked: {error.message}")
         return
-    display.note(f"{len(restored)} GPU setting(s) put back")
+    for entry in left:
+        display.note(f"still changed on this host: {entry.describe()}")
+    if left:
+        display.note("`llem gpus restore` puts them back (or the next llem run on those GPUs)")

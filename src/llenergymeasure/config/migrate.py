@@ -21,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from llenergymeasure.config.messages import walk_schema
 from llenergymeasure.config.peer import our_name, unmapped_reason
+from llenergymeasure.config.source import check_flow_nesting, nesting_line, too_deep
 from llenergymeasure.config.study import ExecutionConfig
 from llenergymeasure.contract.config import BACKENDS, ExperimentConfig
 from llenergymeasure.errors import UserError
@@ -45,9 +46,15 @@ def migrate(path: Path) -> Migration:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        check_flow_nesting(text, str(path))
+        document = yaml.load(text)
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
+    except UserError:
+        raise
+    except RecursionError:
+        raise too_deep(str(path), nesting_line(text)) from None
     except Exception as error:  # ruamel's parse errors have no common public base
         raise UserError(f"{path}: not YAML ({' '.join(str(error).split())[:200]})") from None
     if not isinstance(document, CommentedMap) or not (

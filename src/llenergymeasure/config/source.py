@@ -10,7 +10,14 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    MappingEndEvent,
+    MappingStartEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 
+from llenergymeasure.contract.nesting import MAX_NESTING, TOO_DEEP, json_too_deep_at
 from llenergymeasure.errors import UserError
 
 
@@ -52,9 +59,11 @@ class SourceMap:
 
 
 # A study file is a page of settings: these bound what reading one may cost. Anchors and aliases
-# are allowed (they are handy for repeated blocks) but every value they expand to counts.
+# are allowed (they are handy for repeated blocks) but every value they expand to counts; no
+# mapping or list may be nested deeper than MAX_NESTING (contract/nesting.py), as in JSON.
 MAX_FILE_BYTES = 4 << 20
 MAX_VALUES = 100_000
+_NESTING_HINT = "a study file is a page of settings: a key's value is a few levels deep at most"
 
 
 def read_yaml(path: Path, display: str | None = None) -> tuple[Any, SourceMap]:
@@ -80,6 +89,7 @@ def read_yaml(path: Path, display: str | None = None) -> tuple[Any, SourceMap]:
 
 def parse_yaml(text: str, shown: str) -> tuple[Any, SourceMap]:
     """Parse YAML text; `shown` names it in messages."""
+    check_flow_nesting(text, shown)  # block style: refused by the walk (`_plain`) or on recursion
     try:
         document = YAML(typ="rt", pure=True).load(text)
     except MarkedYAMLError as error:
@@ -90,9 +100,41 @@ def parse_yaml(text: str, shown: str) -> tuple[Any, SourceMap]:
     except YAMLError as error:
         raise UserError(f"{shown}: YAML error: {_one_line(str(error))}") from None
     except RecursionError:
-        raise UserError(f"{shown}: YAML nested too deeply") from None
+        raise too_deep(shown, nesting_line(text)) from None
     source = SourceMap(shown)
-    return _plain(document, "", source, 1, _Budget(shown)), source
+    return _plain(document, "", source, 1, _Budget(shown), 0), source
+
+
+def check_flow_nesting(text: str, shown: str) -> None:
+    """Refuse flow-style YAML (JSON) nested deeper than MAX_NESTING before a parser recurses
+    into it (seconds, for a document thousands deep): its brackets show it, cheaply."""
+    if json_too_deep_at(text) is not None:
+        line = nesting_line(text)
+        if line is not None:
+            raise too_deep(shown, line)
+
+
+def nesting_line(text: str) -> int | None:
+    """The line of the first mapping or list of YAML `text` nested deeper than MAX_NESTING, or
+    None. The parser's events are read only that far (they need no recursion), so a document
+    nested thousands deep costs no more than its first levels."""
+    depth = 0
+    try:
+        for event in YAML(typ="rt", pure=True).parse(text):
+            if isinstance(event, MappingStartEvent | SequenceStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    return int(event.start_mark.line) + 1
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                depth -= 1
+    except YAMLError:
+        return None  # the parse itself names the mistake
+    return None
+
+
+def too_deep(shown: str, line: int | None) -> UserError:
+    where = shown if line is None else f"{shown}:{line}"
+    return UserError(f"{where}: {TOO_DEEP}", hint=_NESTING_HINT)
 
 
 class _Budget:
@@ -116,9 +158,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _plain(node: Any, path: str, source: SourceMap, line: int, budget: _Budget) -> Any:
-    """ruamel's round-trip types to plain Python, recording lines on the way."""
+def _plain(node: Any, path: str, source: SourceMap, line: int, budget: _Budget, depth: int) -> Any:
+    """ruamel's round-trip types to plain Python, recording lines on the way; `depth`: the
+    mappings and lists `node` is inside."""
     budget.spend(line)
+    if isinstance(node, CommentedMap | CommentedSeq) and depth == MAX_NESTING:
+        raise too_deep(source.file, line)
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
@@ -131,7 +176,7 @@ def _plain(node: Any, path: str, source: SourceMap, line: int, budget: _Budget) 
                 )
             child = join(path, key)
             source.lines.setdefault(child, key_line)
-            out[key] = _plain(node[key], child, source, key_line, budget)
+            out[key] = _plain(node[key], child, source, key_line, budget, depth + 1)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -139,7 +184,7 @@ def _plain(node: Any, path: str, source: SourceMap, line: int, budget: _Budget) 
             child = join(path, index)
             item_line = node.lc.item(index)[0] + 1
             source.lines.setdefault(child, item_line)
-            items.append(_plain(item, child, source, item_line, budget))
+            items.append(_plain(item, child, source, item_line, budget, depth + 1))
         return items
     if node is None or isinstance(node, bool):
         return node

@@ -21,7 +21,6 @@ from pydantic import (
     model_validator,
 )
 
-from llenergymeasure.version import __version__
 from llenergymeasure.config.executors import (
     EXECUTORS,
     ExecutorSettings,
@@ -35,6 +34,7 @@ from llenergymeasure.config.source import SourceMap
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.contract.config import Backend
 from llenergymeasure.errors import UserError
+from llenergymeasure.version import __version__
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 
@@ -151,6 +151,13 @@ class ExecutionConfig(BaseModel):
         description="A process that is not this study's on a run's GPU when it starts: error "
         "fails the run without starting it; warn runs it and records the processes.",
     )
+    gpu_off_default: Literal["error", "warn"] = Field(
+        "warn",
+        description="A run's GPU whose power limit is not the driver's default when it starts, "
+        "with no change of llem's to explain it (set by an administrator or another tool): "
+        "error fails the run without starting it; warn runs it and records the warning "
+        "gpu_off_default.",
+    )
     container_user: str = Field(
         DEFAULT_CONTAINER_USER,
         pattern=r"^[0-9]+:[0-9]+$",
@@ -231,7 +238,9 @@ class ExecutionConfig(BaseModel):
         """The experiment timeout, s: the configured one, else derived from the run's estimate.
 
         Derived as TIMEOUT_ESTIMATE_FACTOR x estimate + TIMEOUT_SLACK_S, so a run slower than
-        guessed is not killed, while a hung one still is.
+        guessed is not killed, while a hung one still is. The estimate is
+        `study.run_duration.estimate_run(config).total_s`, the one duration model of offline
+        and serving runs (stages summed, find_max_rate at its most probes).
         """
         if self.experiment_timeout_s is not None:
             return self.experiment_timeout_s

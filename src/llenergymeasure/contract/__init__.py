@@ -9,13 +9,11 @@ from llenergymeasure.contract.config import (
     Precision,
     Warmup,
 )
+from llenergymeasure.contract.prompt_lengths import FixedLength, NormalLength, UniformLength
 from llenergymeasure.contract.prompt_sources import (
-    FixedLength,
     HFDatasetPrompts,
     JsonlPrompts,
-    NormalLength,
     SyntheticPrompts,
-    UniformLength,
 )
 from llenergymeasure.contract.result import RESULT_SCHEMA_VERSION, ExperimentResult
 from llenergymeasure.contract.run import RunContext, RunRequest

@@ -31,6 +31,9 @@ class BackendSpec:
     batching: Batching  # static: batches of `concurrency_key`; continuous: the whole set at once
     concurrency_key: str  # the section key that caps the sequences decoded together
     startup_guess_s: float  # container start + load of a ~1-8 B model, for the plan's estimate
+    # ... and for a serving run: container start + its server's start until it answers (None:
+    # no server, see no_server_reason)
+    server_start_guess_s: float | None = None
     environment: dict[str, str] = field(default_factory=dict)  # set in every container
     env_allowlist: tuple[str, ...] = ()  # passed from the host's environment when set
     shm_one_gpu: str | None = None  # /dev/shm its processes need on one GPU (None: default)
@@ -43,6 +46,13 @@ class BackendSpec:
     # reuses (None: nothing), and the variable that moves it.
     engine_cache: str | None = None
     engine_cache_env: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.no_server_reason is None) != (self.server_start_guess_s is not None):
+            raise ValueError(
+                f"backend {self.name}: server_start_guess_s is set exactly when it has a "
+                "server (no_server_reason unset)"
+            )
 
     def shm_size(self, gpu_count: int) -> str | None:
         return self.shm_multi_gpu if gpu_count > 1 else self.shm_one_gpu
@@ -87,6 +97,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             batching="continuous",
             concurrency_key="max_num_seqs",
             startup_guess_s=90.0,
+            server_start_guess_s=150.0,
             environment=VLLM_ENV,
             env_allowlist=("VLLM_LOGGING_LEVEL", "VLLM_ATTENTION_BACKEND", "VLLM_USE_V1"),
             # 1g covers the engine core's IPC on one GPU; NCCL across GPUs wants much more.
@@ -104,6 +115,7 @@ BACKEND_TABLE: dict[str, BackendSpec] = {
             batching="continuous",
             concurrency_key="max_batch_size",
             startup_guess_s=120.0,
+            server_start_guess_s=180.0,
             env_allowlist=("TLLM_LOG_LEVEL",),
             shm_one_gpu="16g",  # its executor's MPI workers, even on one GPU
             shm_multi_gpu="16g",

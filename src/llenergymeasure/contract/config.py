@@ -20,6 +20,7 @@ from llenergymeasure.contract.fields import (
     Strict,
 )
 from llenergymeasure.contract.gpu_settings import GpuSettings
+from llenergymeasure.contract.prompt_lengths import AT_MOST, MAX_PROMPTS, TokenCount
 from llenergymeasure.contract.prompt_sources import (
     PromptSource,
     SyntheticPrompts,
@@ -120,11 +121,17 @@ class _Experiment(Strict):
     backend: Backend = "pytorch"
     precision: Precision = Precision.bf16
     prompts: PromptSource = Field(default_factory=SyntheticPrompts)
-    n_prompts: PositiveInt = 100
-    max_input_tokens: PositiveInt = Field(
-        2048, description="Longer prompts are truncated to this many tokens."
+    n_prompts: int = Field(
+        100, gt=0, le=MAX_PROMPTS, description=f"Prompts in the set (at most {MAX_PROMPTS:,})."
     )
-    max_new_tokens: PositiveInt = 128
+    max_input_tokens: TokenCount = Field(
+        2048, description=f"Longer prompts are truncated to this many tokens ({AT_MOST})."
+    )
+    max_new_tokens: TokenCount = Field(
+        128,
+        description="Output tokens per request: exactly this many while fixed_output_length, "
+        f"else at most ({AT_MOST}).",
+    )
     fixed_output_length: bool = Field(
         True, description="Ignore EOS so every backend generates exactly max_new_tokens."
     )

@@ -1,8 +1,8 @@
 """Models and datasets named by hub id: what the host asks a fetch container for, and what it
-answers. A fetch container (`llem-experiment /llem/work --fetch`) finds each item in the user's
-Hugging Face cache (read-only) or llem's own, and where the study is online downloads what is
-missing into llem's own; measurement containers then get the snapshot folder, read-only, and
-never a network or a token.
+answers. A lookup (the study's image, `llem-experiment /llem/work --fetch`, no network) finds
+each item in the user's Hugging Face cache or llem's own, both read-only; where the study is
+online, llem's own fetch image downloads what is missing into llem's own; measurement
+containers then get the snapshot's repository folder, read-only, and never a network or a token.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ USER_HUB_DIR = "/llem/hf-user"
 """The user's own Hugging Face hub cache, mounted read-only (never the token beside it)."""
 
 LLEM_HUB_DIR = "/llem/hf-llem"
-"""llem's own hub cache: written only by fetch containers, read-only in experiments."""
+"""llem's own hub cache: written only by llem's fetch image, read-only in experiments."""
 
 # An id on the hub: `name` or `org/name`, no `:`, no path. Anything else is not fetched.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
@@ -49,6 +49,11 @@ class HubItem(Strict):
         """`model:org/name@rev`: one string per item, for maps and messages."""
         return f"{self.repo_type}:{self.repo_id}@{self.revision or 'main'}"
 
+    @property
+    def folder(self) -> str:
+        """Its folder in a hub cache, as the hub client names it: `models--org--name`."""
+        return f"{self.repo_type}s--{self.repo_id.replace('/', '--')}"
+
 
 class FetchRequest(Strict):
     items: list[HubItem]
@@ -66,6 +71,9 @@ class FetchedItem(Strict):
     commit: str | None = None
     downloaded: bool = False
     problem: str | None = None
+    needs_token: bool = Field(
+        False, description="The hub refused it without a token: gated, private or absent."
+    )
 
 
 class FetchReport(Strict):

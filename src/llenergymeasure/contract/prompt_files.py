@@ -1,26 +1,29 @@
-"""Reading a prompt file source (jsonl, sharegpt, chat_jsonl, trace) into requests, standard
-library only: the container builds its prompts with it and the host runs it at plan time, so a
-file that is missing, empty, not the declared format or short of a field is one message naming
-the file and the record before any container starts."""
+"""Reading a prompt file (jsonl, sharegpt, chat_jsonl, trace) into requests, standard library
+only: the container builds its prompts with it and the host runs it at plan time, so a file
+that is missing, empty, too big, not the declared format or short of a field is one message
+naming the file and the record before any container starts.
+
+`read_requests` checks what every file must be (a regular file, not empty, at most
+`MAX_PROMPT_FILE_BYTES`) and asks the source to read its format (each source's `read_file`, one
+of the readers below). JSON is parsed with the nesting cap of `nesting.py`.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from llenergymeasure.contract.prompt_sources import (
-    ChatJsonlPrompts,
-    JsonlPrompts,
-    SharegptPrompts,
-    TracePrompts,
-)
+from llenergymeasure.contract.nesting import NestingError, load_json
 
-FileSource = JsonlPrompts | SharegptPrompts | ChatJsonlPrompts | TracePrompts
+# Far above a real prompt set (all of ShareGPT is about 650 MB), and below what parsing into
+# Python objects (several times the file) may take of a host or a container.
+MAX_PROMPT_FILE_BYTES = 1 << 30
 # ISO date-times with more than microseconds (the Azure traces write 7 digits).
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -47,19 +50,35 @@ class FileRequest:
     arrival_s: float | None = None  # trace: offset from the first arrival, scaled
 
 
+class FileSource(Protocol):
+    """A prompt source read from a file (`prompt_sources.PromptFileSource`)."""
+
+    @property
+    def path(self) -> str: ...
+
+    def read_file(self, path: Path, count: int) -> list[FileRequest]: ...
+
+
 def read_requests(source: FileSource, count: int, path: Path | None = None) -> list[FileRequest]:
     """The first `count` requests of the file (`path`: where it is, when not `source.path`)."""
     where = path or Path(source.path)
     if not where.is_file():
         raise PromptFileError(where, "does not exist (or is not a file)")
-    if where.stat().st_size == 0:
+    size = where.stat().st_size
+    if size == 0:
         raise PromptFileError(where, "is empty")
-    if isinstance(source, SharegptPrompts):
-        found = _sharegpt(where, count)
-    elif isinstance(source, TracePrompts):
-        found = _trace(source, where, count)
-    else:
-        found = _jsonl(source, where, count)
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise PromptFileError(
+            where,
+            f"is {size:,} bytes, above the {MAX_PROMPT_FILE_BYTES:,} (1 GiB) a prompt file may "
+            "have; give the records the runs need (the first n_prompts)",
+        )
+    try:
+        found = source.read_file(where, count)
+    except UnicodeDecodeError as exc:
+        raise PromptFileError(where, f"is not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise PromptFileError(where, f"cannot be read ({exc.strerror or exc})") from exc
     if len(found) < count:
         raise PromptFileError(
             where, f"gives {len(found)} request(s) but n_prompts is {count}; lower n_prompts"
@@ -75,27 +94,42 @@ def _json_lines(path: Path, count: int) -> list[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                out.append((number, json.loads(line)))
+                out.append((number, load_json(line)))
             except json.JSONDecodeError as exc:
                 raise PromptFileError(path, f"not valid JSON ({exc.msg})", number) from exc
+            except NestingError as exc:
+                raise PromptFileError(path, str(exc), number) from exc
             if len(out) == count:
                 break
     return out
 
 
-def _jsonl(source: JsonlPrompts | ChatJsonlPrompts, path: Path, count: int) -> list[FileRequest]:
+def jsonl_requests(
+    path: Path, count: int, field: str, output_length_field: str | None
+) -> list[FileRequest]:
+    """JSONL: the prompt text in `field`, the output length (optional) in another."""
     requests = []
+    for number, record in _json_objects(path, count):
+        text = record.get(field)
+        if not isinstance(text, str):
+            raise PromptFileError(path, f"has no string field '{field}'", number)
+        requests.append(_with_length(path, number, record, output_length_field, text))
+    return requests
+
+
+def chat_requests(path: Path, count: int, field: str) -> list[FileRequest]:
+    """OpenAI-chat JSONL: the messages in `field`."""
+    return [
+        _chat(path, number, record.get(field), field)
+        for number, record in _json_objects(path, count)
+    ]
+
+
+def _json_objects(path: Path, count: int) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, record in _json_lines(path, count):
         if not isinstance(record, dict):
             raise PromptFileError(path, "is not a JSON object", number)
-        if isinstance(source, ChatJsonlPrompts):
-            requests.append(_chat(path, number, record.get(source.field), source.field))
-            continue
-        text = record.get(source.field)
-        if not isinstance(text, str):
-            raise PromptFileError(path, f"has no string field '{source.field}'", number)
-        requests.append(_with_length(path, number, record, source.output_length_field, text))
-    return requests
+        yield number, record
 
 
 def _with_length(
@@ -132,12 +166,14 @@ def _chat(path: Path, number: int, messages: Any, field: str) -> FileRequest:
     return FileRequest(messages=sent, answer=answer)
 
 
-def _sharegpt(path: Path, count: int) -> list[FileRequest]:
+def sharegpt_requests(path: Path, count: int) -> list[FileRequest]:
+    """ShareGPT JSON: the first turn of each conversation, the second as its answer."""
     try:
-        with path.open(encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = load_json(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise PromptFileError(path, f"is not ShareGPT JSON ({exc.msg}, line {exc.lineno})") from exc
+    except NestingError as exc:
+        raise PromptFileError(path, f"is {exc} (line {exc.line})") from exc
     if not isinstance(data, list):
         raise PromptFileError(path, "is not ShareGPT JSON: the top level must be a list")
     requests = []
@@ -156,9 +192,13 @@ def _sharegpt(path: Path, count: int) -> list[FileRequest]:
     return requests
 
 
-def _trace(source: TracePrompts, path: Path, count: int) -> list[FileRequest]:
+def trace_requests(
+    path: Path, count: int, columns: tuple[str, str, str], time_scale: float
+) -> list[FileRequest]:
+    """A trace, CSV or JSONL by the suffix: per row (timestamp, input tokens, output tokens) in
+    `columns`; arrivals relative to the first row, times `time_scale`."""
     rows = _csv_rows(path, count) if path.suffix.lower() == ".csv" else _json_lines(path, count)
-    columns = (source.timestamp_column, source.input_column, source.output_column)
+    timestamp, inputs, outputs = columns
     requests: list[FileRequest] = []
     first = previous = None
     for number, row in rows:
@@ -166,18 +206,16 @@ def _trace(source: TracePrompts, path: Path, count: int) -> list[FileRequest]:
             raise PromptFileError(
                 path, f"lacks a column of {', '.join(columns)} (prompts.*_column)", number
             )
-        t = _seconds(path, number, row[source.timestamp_column])
+        t = _seconds(path, number, row[timestamp])
         if previous is not None and t < previous:
             raise PromptFileError(path, "goes back in time: arrivals must not decrease", number)
         first = t if first is None else first
         previous = t
         requests.append(
             FileRequest(
-                input_tokens=_tokens(path, number, row[source.input_column], source.input_column),
-                output_tokens=_tokens(
-                    path, number, row[source.output_column], source.output_column
-                ),
-                arrival_s=(t - first) * source.time_scale,
+                input_tokens=_tokens(path, number, row[inputs], inputs),
+                output_tokens=_tokens(path, number, row[outputs], outputs),
+                arrival_s=(t - first) * time_scale,
             )
         )
     return requests

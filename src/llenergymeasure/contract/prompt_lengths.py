@@ -1,30 +1,117 @@
-"""How long a run's prompts are, in tokens, known before any tokenizer runs.
+"""How long a run's prompts and outputs are, in tokens: the length models, their bounds, and
+what is known before any tokenizer runs.
 
 Synthetic prompts are cut to seeded, drawn lengths, so both halves compute them exactly: the
 container to build the prompts, the host to know at plan time what context a run needs. A file
-or dataset source is only bounded, by `max_input_tokens` (truncation), until it is tokenised.
+or dataset source is only bounded, by `max_input_tokens` (truncation), until it is tokenised;
+each source's class says which it is (`PromptSourceBase.longest_input_tokens`).
+
+Every token length a config gives is at most `MAX_TOKENS` and a run has at most `MAX_PROMPTS`
+prompts: far beyond any model's context and any study, low enough that a typo is a validation
+error naming its key instead of a container allocating terabytes.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Annotated, Literal
 
-from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.prompt_sources import (
-    FixedLength,
-    InputLength,
-    NormalLength,
-    SharedPrefixPrompts,
-    SyntheticPrompts,
-    UniformLength,
-)
+from pydantic import Field, model_validator
+
+from llenergymeasure.contract.fields import CombinationError, Strict
+
+MAX_TOKENS = 1 << 20  # 1,048,576
+MAX_PROMPTS = 1_000_000
+TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS)]
+AT_MOST = f"at most {MAX_TOKENS:,}"
 
 
-def input_lengths(config: ExperimentConfig, source: SyntheticPrompts) -> list[int]:
-    """Seeded draws of each synthetic prompt's length in tokens; independent of the backend."""
-    return draw_lengths(
-        source.input_length, config.n_prompts, random.Random(source.seed), config.max_input_tokens
+class _LengthModel(Strict):
+    """A seeded distribution of lengths in tokens; `longest` is the most it gives (None:
+    unbounded)."""
+
+    def draws(self, count: int, rng: random.Random, cap: int | None) -> list[int]:
+        """`count` seeded draws, each at most `cap` (and the model's own max)."""
+        raise NotImplementedError
+
+    def longest_draw(self, count: int, rng: random.Random, cap: int | None) -> int:
+        """The longest of `count` draws (what a run's context must hold)."""
+        return max(self.draws(count, rng, cap))
+
+
+class FixedLength(_LengthModel):
+    distribution: Literal["fixed"] = "fixed"
+    tokens: TokenCount = Field(
+        128, description=f"Length of every prompt (or output), in tokens ({AT_MOST})."
     )
+
+    @property
+    def longest(self) -> int:
+        return self.tokens
+
+    def draws(self, count: int, rng: random.Random, cap: int | None) -> list[int]:
+        return [self.longest_draw(count, rng, cap)] * count
+
+    def longest_draw(self, count: int, rng: random.Random, cap: int | None) -> int:
+        return self.tokens if cap is None else min(self.tokens, cap)
+
+
+class UniformLength(_LengthModel):
+    distribution: Literal["uniform"]
+    min: TokenCount = Field(description=f"Shortest, in tokens ({AT_MOST}).")
+    max: TokenCount = Field(description=f"Longest, in tokens ({AT_MOST}).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformLength:
+        if self.min > self.max:
+            raise CombinationError(
+                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
+            )
+        return self
+
+    @property
+    def longest(self) -> int:
+        return self.max
+
+    def draws(self, count: int, rng: random.Random, cap: int | None) -> list[int]:
+        drawn = [rng.randint(self.min, self.max) for _ in range(count)]
+        return drawn if cap is None else [min(n, cap) for n in drawn]
+
+
+class NormalLength(_LengthModel):
+    distribution: Literal["normal"]
+    mean: TokenCount = Field(description=f"Mean length, in tokens ({AT_MOST}).")
+    std: float = Field(
+        ge=0, le=MAX_TOKENS, description=f"Standard deviation, in tokens ({AT_MOST})."
+    )
+    min: TokenCount = Field(1, description="Draws are clipped to at least this, in tokens.")
+    max: TokenCount | None = Field(None, description="Draws are clipped to at most this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalLength:
+        if self.max is not None and self.min > self.max:
+            raise CombinationError(
+                f"min ({self.min}) must not exceed max ({self.max})", "min", "max"
+            )
+        return self
+
+    @property
+    def longest(self) -> int | None:
+        return self.max
+
+    def draws(self, count: int, rng: random.Random, cap: int | None) -> list[int]:
+        upper = self.max if self.max is not None else cap
+        drawn = []
+        for _ in range(count):
+            n = max(self.min, round(rng.gauss(self.mean, self.std)))
+            n = n if upper is None else min(upper, n)
+            drawn.append(n if cap is None else min(n, cap))
+        return drawn
+
+
+InputLength = Annotated[
+    FixedLength | UniformLength | NormalLength, Field(discriminator="distribution")
+]
 
 
 def draw_lengths(
@@ -32,33 +119,4 @@ def draw_lengths(
 ) -> list[int]:
     """`count` seeded draws of a length model, in tokens, each at most `cap` (and at most the
     model's own max)."""
-    lengths: list[int] = []
-    for _ in range(count):
-        if isinstance(spec, FixedLength):
-            n = spec.tokens
-        elif isinstance(spec, UniformLength):
-            n = rng.randint(spec.min, spec.max)
-        else:
-            assert isinstance(spec, NormalLength)
-            upper = spec.max if spec.max is not None else cap
-            n = max(spec.min, round(rng.gauss(spec.mean, spec.std)))
-            n = n if upper is None else min(upper, n)
-        lengths.append(n if cap is None else min(n, cap))
-    return lengths
-
-
-def longest_input_tokens(config: ExperimentConfig) -> tuple[int, bool]:
-    """(the longest prompt in tokens, whether that is exact) before tokenisation.
-
-    Exact for synthetic prompts; for a file, a trace or a dataset, `max_input_tokens`, an upper
-    bound.
-    """
-    source = config.prompts
-    if isinstance(source, SharedPrefixPrompts):
-        suffixes = draw_lengths(source.input_length, config.n_prompts, random.Random(source.seed))
-        return source.prefix_tokens + max(suffixes), True
-    if not isinstance(source, SyntheticPrompts):
-        return config.max_input_tokens, False
-    if isinstance(source.input_length, FixedLength):
-        return min(source.input_length.tokens, config.max_input_tokens), True
-    return max(input_lengths(config, source)), True
+    return spec.draws(count, rng, cap)

@@ -437,8 +437,14 @@ WarningCode = Literal[
     "send_lag",
     "requests_failed",
     "gpu_setting_clamped",
+    "gpu_off_default",
 ]
-HOST_WARNINGS: tuple[str, ...] = ("concurrent_runs", "foreign_gpu_processes", "gpu_setting_clamped")
+HOST_WARNINGS: tuple[str, ...] = (
+    "concurrent_runs",
+    "foreign_gpu_processes",
+    "gpu_setting_clamped",
+    "gpu_off_default",
+)
 """Warning codes the host adds after the run, from what only it saw."""
 
 

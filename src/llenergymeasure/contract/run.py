@@ -45,6 +45,15 @@ class RunContext(Strict):
         description="Hub repository (`model:org/name@revision`, `dataset:...`) -> the commit of "
         "the snapshot the run was given.",
     )
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds after the container starts at which its own entrypoint stops the "
+        "run (error.json `DeadlineExceeded`, exit 137), even if the host that watches it is "
+        "gone: the host's timeout plus a margin, so that normally the host's kill comes first. "
+        "Null: no deadline.",
+    )
 
 
 class Placement(Strict):

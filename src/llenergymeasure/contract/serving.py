@@ -13,7 +13,7 @@ from llenergymeasure.contract.fields import (
     PositiveInt,
     Strict,
 )
-from llenergymeasure.contract.prompt_sources import FixedLength, NormalLength, UniformLength
+from llenergymeasure.contract.prompt_lengths import FixedLength, NormalLength, UniformLength
 from llenergymeasure.contract.serving_stages import FindMaxRate, RequestRate, Stage
 
 

@@ -111,19 +111,24 @@ class ErrorReport(Strict):
         return cls(type=type_, message=message, traceback=traceback)
 
 
-def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
-    """Write via a temp file in the same folder, fsync it, rename, fsync the folder.
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write via a new temporary file in the same folder, fsync it, rename it over `path`,
+    fsync the folder: the one way llem writes a whole file in a folder it keeps.
 
     A reader sees the old file or the whole new one, never a part, even across a power cut.
-    `mode`: the file's mode (0600 for what only its owner may read); default: what a plain
-    open() would give.
+    Nothing planted in the folder is written through: the temporary file has a random name and
+    is created by `mkstemp` (O_CREAT | O_EXCL | O_NOFOLLOW), and the rename replaces a link of
+    the name `path` instead of following it. A writer that wants a path of its own (pyarrow,
+    matplotlib) writes into a buffer, and its bytes come here. `mode`: the file's mode (0600
+    for what only its owner may read); default: what a plain open() would give, never writable
+    by others (a study folder's reader refuses a file they may write).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode if mode is not None else 0o666 & ~_current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        os.fchmod(fd, mode if mode is not None else 0o644 & ~_current_umask())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -135,6 +140,11 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    """`atomic_write_bytes` of `text` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
 def _current_umask() -> int:

@@ -1,22 +1,14 @@
 """Rules between a run's prompt source, its mode and its serving load: which sources need
-serving or the chat endpoint, how long each request's output is, when a load ends."""
+serving or the chat endpoint, how long each request's output is, when a load ends. What a
+source is (serving-only, chat-only, giving arrivals or output lengths) the source says
+(`prompt_sources.py`); the rules here read those answers."""
 
 from __future__ import annotations
 
 from typing import Literal, Protocol
 
 from llenergymeasure.contract.fields import CombinationError
-from llenergymeasure.contract.prompt_sources import (
-    ChatJsonlPrompts,
-    FixedLength,
-    HFDatasetPrompts,
-    JsonlPrompts,
-    PromptSource,
-    SharedPrefixPrompts,
-    SyntheticPrompts,
-    TracePrompts,
-    gives_output_lengths,
-)
+from llenergymeasure.contract.prompt_sources import PromptSource
 from llenergymeasure.contract.serving import ServingConfig
 
 
@@ -31,7 +23,7 @@ class _Experiment(Protocol):
     max_new_tokens: int
 
 
-# What a trace gives, so a serving section must not set it too.
+# What a source that gives arrivals (a trace) gives, so a serving section must not set it too.
 TRACE_GIVES = ("request_rate", "arrival", "burstiness")
 
 
@@ -41,18 +33,19 @@ def check_workload(config: _Experiment) -> None:
     that ran)."""
     _check_prompt_lengths(config)
     source = config.prompts
-    if isinstance(source, TracePrompts | ChatJsonlPrompts) and config.mode != "serving":
+    if source.serving_only and config.mode != "serving":
         raise CombinationError(
             f"prompts.source {source.source} is a serving load: set mode: serving",
             "prompts.source",
             "mode",
         )
     if config.serving is None:
-        if isinstance(source, JsonlPrompts | HFDatasetPrompts) and source.output_length_field:
+        key = source.output_length_key
+        if key is not None:
             raise CombinationError(
-                "prompts.output_length_field sets serving requests' lengths: offline runs "
+                f"prompts.{key} sets serving requests' lengths: offline runs "
                 "generate max_new_tokens; remove it or set mode: serving",
-                "prompts.output_length_field",
+                f"prompts.{key}",
                 "mode",
             )
         return
@@ -61,10 +54,10 @@ def check_workload(config: _Experiment) -> None:
 
 def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
     source = config.prompts
-    trace = isinstance(source, TracePrompts)
-    if isinstance(source, ChatJsonlPrompts) and serving.endpoint != "chat":
+    trace = source.gives_arrivals
+    if source.chat_only and serving.endpoint != "chat":
         raise CombinationError(
-            "chat_jsonl prompts are conversations: set serving.endpoint: chat",
+            f"{source.source} prompts are conversations: set serving.endpoint: chat",
             "prompts.source",
             "serving.endpoint",
         )
@@ -107,9 +100,9 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
         )
     length = serving.output_length
     if length is None:
-        resolved = "from_dataset" if gives_output_lengths(source) else "fixed"
+        resolved = "from_dataset" if source.gives_output_lengths else "fixed"
         object.__setattr__(serving, "output_length", resolved)
-    elif length == "from_dataset" and not gives_output_lengths(source):
+    elif length == "from_dataset" and not source.gives_output_lengths:
         raise CombinationError(
             f"prompts.source {source.source} gives no output lengths: use output_length: "
             "fixed or a distribution (or a jsonl/hf_dataset output_length_field)",
@@ -117,7 +110,7 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
             "prompts.source",
         )
     elif not isinstance(length, str):
-        longest = length.tokens if isinstance(length, FixedLength) else length.max
+        longest = length.longest
         if longest is not None and longest > config.max_new_tokens:
             raise CombinationError(
                 f"output lengths up to {longest} tokens exceed max_new_tokens "
@@ -128,14 +121,10 @@ def _check_serving(config: _Experiment, serving: ServingConfig) -> None:
 
 
 def _check_prompt_lengths(config: _Experiment) -> None:
-    source = config.prompts
-    if not isinstance(source, SyntheticPrompts | SharedPrefixPrompts):
+    span = config.prompts.synthetic_span()
+    if span is None:
         return
-    length = source.input_length
-    longest = length.tokens if isinstance(length, FixedLength) else length.max
-    if longest is None:
-        return
-    prefix = source.prefix_tokens if isinstance(source, SharedPrefixPrompts) else 0
+    prefix, longest = span
     if prefix + longest > config.max_input_tokens:
         what = f"{prefix} prefix + up to {longest}" if prefix else f"up to {longest}"
         raise CombinationError(

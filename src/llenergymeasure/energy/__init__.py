@@ -1,1 +1,1 @@
-"""Energy meters (container side): NVML counters and sampler, RAPL, and their arithmetic."""
+"""Energy meters (container side): the GPUs' counters and sampler, RAPL, and their arithmetic."""

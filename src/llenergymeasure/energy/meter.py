@@ -18,7 +18,7 @@ from llenergymeasure.energy.between import (
     energy_between,
     power_integral,
 )
-from llenergymeasure.energy.nvml import Nvml
+from llenergymeasure.energy.gpus import MeteredGpus
 from llenergymeasure.energy.rapl import Rapl, RaplReading
 from llenergymeasure.energy.sampler import PowerSampler, Row
 
@@ -57,14 +57,14 @@ class _Start:
 class EnergyMeter:
     def __init__(
         self,
-        nvml: Nvml | None,
-        nvml_reason: str | None,
+        gpus: MeteredGpus | None,
+        gpu_reason: str | None,
         sampler: PowerSampler | None,
         rapl: Rapl,
         gpu_indices: list[int],
     ) -> None:
-        self._nvml = nvml
-        self._nvml_reason = nvml_reason
+        self._metered = gpus
+        self._gpu_reason = gpu_reason
         self._sampler = sampler
         self._rapl = rapl
         self._gpus = gpu_indices
@@ -73,14 +73,14 @@ class EnergyMeter:
     def begin(self, name: str) -> None:
         if self._sampler is not None:
             self._sampler.set_phase(name)
-        counters = self._nvml.energy_counters_mj() if self._nvml is not None else None
+        counters = self._metered.energy_counters_mj() if self._metered is not None else None
         rapl = self._rapl.read() if self._rapl.packages or self._rapl.drams else None
         self._open[name] = _Start(time.perf_counter(), counters, rapl)
 
     def end(self, name: str) -> WindowEnergy:
         start = self._open.pop(name)
         end_t = time.perf_counter()
-        counters = self._nvml.energy_counters_mj() if self._nvml is not None else None
+        counters = self._metered.energy_counters_mj() if self._metered is not None else None
         rapl = self._rapl.read() if start.rapl is not None else None
         if self._sampler is not None:
             self._sampler.set_phase("between")
@@ -115,15 +115,15 @@ class EnergyMeter:
         """The GPUs' energy over [start_s, end_s] (perf_counter clock), by the one source rule
         (`between.energy_between`); `edges`: counter readings taken at the window's edges;
         `rows`: the sampler's readings when the caller holds them already (many windows)."""
-        if self._nvml is None:
-            return GpuEnergy("unavailable", None, self._nvml_reason)
+        if self._metered is None:
+            return GpuEnergy("unavailable", None, self._gpu_reason)
         return energy_between(
             self.rows() if rows is None else rows,
             self._gpus,
             start_s,
             end_s,
             edges=edges,
-            no_counter=self._nvml.counter_reason,
+            no_counter=self._metered.counter_reason,
         )
 
     def power_integral(self, start_s: float, end_s: float) -> list[float] | None:

@@ -15,7 +15,8 @@ from llenergymeasure.contract.workdir import (
     TIMESERIES_TEMPERATURE,
     TIMESERIES_TIME,
 )
-from llenergymeasure.energy.nvml import PERFORMANCE_THROTTLES, GpuSample, throttle_names
+from llenergymeasure.device import throttle_names
+from llenergymeasure.energy.gpus import PERFORMANCE_THROTTLES, GpuSample
 from llenergymeasure.energy.periodic import Periodic
 
 DEFAULT_INTERVAL_S = 0.1

@@ -25,7 +25,7 @@ from llenergymeasure.contract.validity import (
     ValidityReason,
     rule_reason,
 )
-from llenergymeasure.energy.nvml import AT_POWER_LIMIT
+from llenergymeasure.energy.gpus import AT_POWER_LIMIT
 
 
 @dataclass(frozen=True)

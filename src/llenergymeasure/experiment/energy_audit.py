@@ -46,8 +46,8 @@ class Attribution:
 def attribution(measured: Measured, ins: Instruments, granted: list[str]) -> Attribution:
     crowded = [n - 1 for n in measured.gpu_process_counts if n > 1]
     mismatch = None
-    if ins.nvml is not None and granted:
-        metered = [g.uuid for g in ins.nvml.static_info()]
+    if ins.gpus is not None and granted:
+        metered = [g.uuid for g in ins.gpus.static_info()]
         if sorted(metered) != sorted(granted):
             mismatch = f"NVML metered {metered}, the host granted {granted}"
     return Attribution(max(crowded, default=0), mismatch)
@@ -73,7 +73,7 @@ class EnergyAudit:
         self.phases, self.measured, self.ins, self.attributed = phases, measured, ins, attributed
         self.window: WindowEnergy = measured.window
         self.rows = ins.rows()
-        self.info: list[GpuInfo] = ins.nvml.static_info() if ins.nvml is not None else []
+        self.info: list[GpuInfo] = ins.gpus.static_info() if ins.gpus is not None else []
 
     def fields(self) -> dict[str, Any]:
         integral, integral_why = self._integral()
@@ -120,7 +120,7 @@ class EnergyAudit:
     # the counter's check ----------------------------------------------------------------------
     def _integral(self) -> tuple[float | None, str | None]:
         if self.ins.sampler is None:
-            return None, self.ins.nvml_reason or "no power sampler"
+            return None, self.ins.gpu_reason or "no power sampler"
         per_gpu = self.ins.meter.power_integral(self.window.start_s, self.window.end_s)
         if per_gpu is None:
             return None, "the power samples do not span the window"
@@ -139,7 +139,7 @@ class EnergyAudit:
 
     def _gap(self) -> tuple[float | None, str | None]:
         if self.ins.sampler is None:
-            return None, self.ins.nvml_reason or "no power sampler"
+            return None, self.ins.gpu_reason or "no power sampler"
         gaps = [
             largest_gap_s([r.t_s for r in rows], self.window.start_s, self.window.end_s)
             for rows in rows_by_gpu(self.rows).values()
@@ -175,9 +175,9 @@ class EnergyAudit:
         return period
 
     def _power_period_s(self) -> float:
-        nvml, sampler = self.ins.nvml, self.ins.sampler
+        gpus, sampler = self.ins.gpus, self.ins.sampler
         interval = sampler.interval_s if sampler is not None else 0.0
-        return max(interval, nvml.power_average_s if nvml is not None else 0.0)
+        return max(interval, gpus.power_average_s if gpus is not None else 0.0)
 
     def _baseline_term(self) -> tuple[float | None, str]:
         """The idle baseline's own spread carried over the window (adjusted energy only)."""

@@ -7,10 +7,10 @@ import platform
 import socket
 from pathlib import Path
 
-from llenergymeasure.version import __version__
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.result import Environment
-from llenergymeasure.energy.nvml import Nvml
+from llenergymeasure.energy.gpus import MeteredGpus
+from llenergymeasure.version import __version__
 
 
 def cpu_model() -> str:
@@ -28,10 +28,10 @@ def container_id() -> str | None:
     return socket.gethostname() if Path("/.dockerenv").exists() else None
 
 
-def environment(backend: BackendAdapter, nvml: Nvml | None) -> Environment:
+def environment(backend: BackendAdapter, metered: MeteredGpus | None) -> Environment:
     engine, engine_version = backend.engine()
     versions = backend.runtime_versions()
-    gpus = nvml.static_info() if nvml is not None else []
+    gpus = metered.static_info() if metered is not None else []
     return Environment(
         llem_version=__version__,
         python_version=platform.python_version(),
@@ -41,7 +41,7 @@ def environment(backend: BackendAdapter, nvml: Nvml | None) -> Environment:
         hostname=socket.gethostname(),
         container_id=container_id(),
         gpus=gpus,
-        driver_version=nvml.driver_version() if nvml is not None else None,
+        driver_version=metered.driver_version() if metered is not None else None,
         cuda_version=versions.get("cuda"),
         torch_version=versions.get("torch"),
         transformers_version=versions.get("transformers"),

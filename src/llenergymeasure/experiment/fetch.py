@@ -1,11 +1,21 @@
-"""`llem-experiment /llem/work --fetch`: find (or download) the hub repositories of `fetch.json`.
+"""Find (or download) the hub repositories of `fetch.json`; answer in `fetched.json`.
+
+Two callers, one code: `llem-experiment /llem/work --fetch` in the study's own image looks in
+the caches only (no network, no token, every cache read-only); `python3 -m
+llenergymeasure.experiment.fetch /llem/work` in llem's own fetch image (`imagebuild/
+fetch_image.py`) downloads what is missing, with a network, into the folders of llem's cache
+that the host mounted writable for this fetch (one per repository).
 
 For each item, in this order: the user's Hugging Face cache (mounted read-only), llem's own
-cache, and, where the study is online, a download into llem's own (the only place a fetch
+cache, and, where the request is online, a download into llem's own (the only place a fetch
 writes). A snapshot counts as present when it is complete enough to load: a model's
 `config.json` and all its weight shards (every shard its index names, or at least one weight
-file), a dataset's files. The answer, `fetched.json`, names each snapshot's folder relative to
-its cache and its commit, or why it could not be had.
+file), a dataset's files. The answer names each snapshot's folder relative to its cache and its
+commit, or why it could not be had, and whether the hub refused it for want of a token (the
+host then asks again with the token, for that item alone).
+
+While it downloads it appends a `batch` event to `progress.jsonl` each time the bytes under
+llem's cache grow: the host's stall check ends a fetch that downloaded nothing for a while.
 
 Downloads skip weight formats no backend of llem loads (Flax, TensorFlow, ONNX, GGUF, Core ML,
 the `original/` checkpoints some repositories carry beside their Transformers weights).
@@ -13,8 +23,11 @@ the `original/` checkpoints some repositories carry beside their Transformers we
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import threading
 from pathlib import Path
 
 from llenergymeasure.contract.hub import (
@@ -27,7 +40,13 @@ from llenergymeasure.contract.hub import (
     FetchRequest,
     HubItem,
 )
-from llenergymeasure.contract.workdir import atomic_write_json
+from llenergymeasure.contract.workdir import (
+    CONTAINER_WORKDIR,
+    ProgressEvent,
+    WorkPaths,
+    append_jsonl,
+    atomic_write_json,
+)
 
 IGNORED = [
     "*.msgpack",
@@ -45,6 +64,7 @@ IGNORED = [
 ]
 WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
 SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+BYTES_POLL_S = 1.0
 
 
 def complete(folder: Path, repo_type: str) -> bool:
@@ -70,7 +90,9 @@ def _snapshot(item: HubItem, cache: str, *, download: bool) -> Path:
         repo_type=item.repo_type,
         cache_dir=cache,
         local_files_only=not download,
-        ignore_patterns=IGNORED if download and item.repo_type == "model" else None,
+        # Looked up with the same patterns it was downloaded with: the hub client checks a cached
+        # snapshot against its file listing, and the ignored files are never there.
+        ignore_patterns=IGNORED if item.repo_type == "model" else None,
     )
     return Path(folder)
 
@@ -108,10 +130,16 @@ def fetch_one(item: HubItem, online: bool) -> FetchedItem:
     try:
         found = _found(item, LLEM_HUB_DIR, "llem", downloaded=True)
     except Exception as error:
-        return FetchedItem(item=item, cache=None, problem=_why(error))
+        return FetchedItem(item=item, cache=None, problem=_why(error), needs_token=_refused(error))
     if found is None:
         return FetchedItem(item=item, cache=None, problem="downloaded, but incomplete")
     return found
+
+
+def _refused(error: Exception) -> bool:
+    """The hub's answer to a request without a token for a gated or private repository (it
+    names a private one absent; GatedRepoError is a kind of RepositoryNotFoundError)."""
+    return any(kind.__name__ == "RepositoryNotFoundError" for kind in type(error).__mro__)
 
 
 def _why(error: Exception) -> str:
@@ -124,10 +152,52 @@ def _why(error: Exception) -> str:
     return f"download failed: {name}: {text[:300]}"
 
 
+def cache_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (links not followed): what downloads have written."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # renamed or removed since the listing
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def report_bytes(progress: Path, folder: Path, done: threading.Event) -> None:
+    """Until `done`: a `batch` event each time the bytes under `folder` grew since the last
+    poll (what the host's stall check reads; the first counts what was there)."""
+    last = 0
+    while not done.wait(BYTES_POLL_S):
+        now = cache_bytes(folder)
+        if now > last:
+            append_jsonl(progress, ProgressEvent(event="batch", detail=f"{now} bytes in cache"))
+            last = now
+
+
 def fetch(workdir: Path) -> int:
     request = FetchRequest.model_validate_json(
         (workdir / FETCH_REQUEST_FILE).read_text(encoding="utf-8")
     )
-    report = FetchReport(items=[fetch_one(item, request.online) for item in request.items])
+    progress = workdir / WorkPaths.PROGRESS
+    append_jsonl(progress, ProgressEvent(event="started"))
+    done = threading.Event()
+    if request.online:
+        watch = (progress, Path(LLEM_HUB_DIR), done)
+        threading.Thread(target=report_bytes, args=watch, daemon=True).start()
+    try:
+        report = FetchReport(items=[fetch_one(item, request.online) for item in request.items])
+    finally:
+        done.set()
     atomic_write_json(workdir / FETCHED_FILE, report)
+    append_jsonl(progress, ProgressEvent(event="finished"))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The fetch image's entrypoint: `python3 -m llenergymeasure.experiment.fetch WORKDIR`."""
+    args = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return fetch(Path(args[0]) if args else Path(CONTAINER_WORKDIR))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,33 +1,33 @@
-"""The experiment's instruments: NVML, the power sampler, RAPL and the energy meter over them,
+"""The experiment's instruments: its GPUs, the power sampler, RAPL and the energy meter over them,
 opened for the container's GPUs and closed together."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llenergymeasure.energy.gpus import MeteredGpus
 from llenergymeasure.energy.meter import EnergyMeter
-from llenergymeasure.energy.nvml import Nvml
 from llenergymeasure.energy.rapl import Rapl
 from llenergymeasure.energy.sampler import DEFAULT_INTERVAL_S, PowerSampler, Row
 
 
 @dataclass
 class Instruments:
-    nvml: Nvml | None
-    nvml_reason: str | None
+    gpus: MeteredGpus | None
+    gpu_reason: str | None
     sampler: PowerSampler | None
     rapl: Rapl
     meter: EnergyMeter
 
     @classmethod
     def open(cls, gpu_count: int, interval_s: float = DEFAULT_INTERVAL_S) -> Instruments:
-        nvml, reason = Nvml.open(gpu_count)
-        indices = [g.index for g in nvml.static_info()] if nvml is not None else []
-        sampler = PowerSampler(nvml.sample, indices, interval_s) if nvml is not None else None
+        gpus, reason = MeteredGpus.open(gpu_count)
+        indices = gpus.indices if gpus is not None else []
+        sampler = PowerSampler(gpus.sample, indices, interval_s) if gpus is not None else None
         if sampler is not None:
             sampler.start()
         rapl = Rapl()
-        return cls(nvml, reason, sampler, rapl, EnergyMeter(nvml, reason, sampler, rapl, indices))
+        return cls(gpus, reason, sampler, rapl, EnergyMeter(gpus, reason, sampler, rapl, indices))
 
     def rows(self) -> list[Row]:
         """The sampler's readings so far (a copy: the sampler keeps appending)."""
@@ -38,22 +38,20 @@ class Instruments:
             self.sampler.set_phase(phase)
 
     def counter_update(self, duration_s: float) -> tuple[float | None, str | None]:
-        """The NVML energy counter's update period (s, the slowest GPU's), polled for
+        """The GPUs' energy counter's update period (s, the slowest GPU's), polled for
         `duration_s`; or None and why."""
-        if self.nvml is None:
-            return None, self.nvml_reason
-        periods = self.nvml.poll_counters(duration_s)
+        if self.gpus is None:
+            return None, self.gpu_reason
+        periods = self.gpus.poll_counters(duration_s)
         if periods is None:
-            return None, self.nvml.counter_reason
+            return None, self.gpus.counter_reason
         if not periods:
             return None, f"the counter changed fewer than three times in {duration_s:g} s"
         return max(periods.values()), None
 
     def gpu_process_counts(self) -> list[int]:
-        return self.nvml.compute_process_counts() if self.nvml is not None else []
+        return self.gpus.compute_process_counts() if self.gpus is not None else []
 
     def close(self) -> None:
         if self.sampler is not None:
             self.sampler.stop()
-        if self.nvml is not None:
-            self.nvml.close()

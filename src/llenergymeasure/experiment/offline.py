@@ -119,7 +119,7 @@ class OfflineSession(Session):
         `thermal_rise_c` over the trailing `thermal_window_s`, or `thermal_max_s` has passed."""
         spec = self.config.warmup
         if self.instruments.sampler is None:
-            reason = self.instruments.nvml_reason or "no GPU sampler"
+            reason = self.instruments.gpu_reason or "no GPU sampler"
             return HeatOutcome(0.0, 0, None, None, reason)
         start = time.perf_counter()
         batches, rise = 0, None

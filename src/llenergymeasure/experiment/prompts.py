@@ -1,21 +1,28 @@
 """The prompt set: synthetic (seeded, exact in the model's tokens), shared-prefix groups, a
 file (JSONL, ShareGPT, OpenAI-chat JSONL, a trace) or a dataset; each prompt as token ids, with
-what the source says of its request (text, conversation, output length, arrival)."""
+what the source says of its request (text, conversation, output length, arrival).
+
+Each source's class names its builder here (`builder`, "module:function"); every builder is
+called as `builder(config, source, backend, offline)`. A file source's file is read by the
+contract's reader (the one the host ran at plan time), then tokenised here.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llenergymeasure.backends.base import BackendAdapter
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.contract.prompt_files import FileRequest, PromptFileError, read_requests
-from llenergymeasure.contract.prompt_lengths import draw_lengths, input_lengths
+from llenergymeasure.contract.prompt_lengths import draw_lengths
 from llenergymeasure.contract.prompt_sources import (
-    FILE_SOURCES,
-    ChatJsonlPrompts,
     HFDatasetPrompts,
+    PromptFileSource,
+    PromptSourceBase,
     SharedPrefixPrompts,
     SyntheticPrompts,
     TracePrompts,
@@ -80,21 +87,75 @@ class _Words:
         return ids[:n]
 
 
-def synthetic_ids(
-    config: ExperimentConfig, source: SyntheticPrompts, backend: BackendAdapter
-) -> list[list[int]]:
+Builder = Callable[[ExperimentConfig, PromptSourceBase, BackendAdapter, bool], PromptSet]
+
+
+def builder_of(source: PromptSourceBase) -> Builder:
+    """The function that makes `source`'s prompt set, as its class names it."""
+    module, _, name = source.builder.partition(":")
+    found: Builder = getattr(importlib.import_module(module), name)
+    return found
+
+
+def tokenised_prompts(
+    config: ExperimentConfig, backend: BackendAdapter, *, offline: bool
+) -> PromptSet:
+    """The whole prompt set, each prompt at most max_input_tokens long."""
+    return builder_of(config.prompts)(config, config.prompts, backend, offline)
+
+
+def synthetic_prompts(
+    config: ExperimentConfig, source: SyntheticPrompts, backend: BackendAdapter, offline: bool
+) -> PromptSet:
     words = _Words(backend, source.seed + 1)
-    return [words.ids(n) for n in input_lengths(config, source)]
+    lengths = source.input_lengths(config.n_prompts, config.max_input_tokens)
+    return PromptSet([words.ids(n) for n in lengths])
 
 
-def shared_prefix_ids(
-    config: ExperimentConfig, source: SharedPrefixPrompts, backend: BackendAdapter
-) -> list[list[int]]:
+def shared_prefix_prompts(
+    config: ExperimentConfig, source: SharedPrefixPrompts, backend: BackendAdapter, offline: bool
+) -> PromptSet:
     """Prompt k: its group's prefix (k mod groups), then a suffix of its own."""
     words = _Words(backend, source.seed + 1)
     prefixes = [words.ids(source.prefix_tokens) for _ in range(source.groups)]
     suffixes = draw_lengths(source.input_length, config.n_prompts, random.Random(source.seed))
-    return [prefixes[k % source.groups] + words.ids(n) for k, n in enumerate(suffixes)]
+    return PromptSet([prefixes[k % source.groups] + words.ids(n) for k, n in enumerate(suffixes)])
+
+
+def file_prompts(
+    config: ExperimentConfig, source: PromptFileSource, backend: BackendAdapter, offline: bool
+) -> PromptSet:
+    """A file's texts or conversations, tokenised."""
+    return _text_set(config, source.path, _file_requests(source, config.n_prompts), backend)
+
+
+def trace_prompts(
+    config: ExperimentConfig, source: TracePrompts, backend: BackendAdapter, offline: bool
+) -> PromptSet:
+    """A trace's rows: synthetic prompts of their input tokens, their output tokens and
+    arrivals."""
+    requests = _file_requests(source, config.n_prompts)
+    words = _Words(backend, source.seed + 1)
+    return PromptSet(
+        ids=[words.ids(min(r.input_tokens or 1, config.max_input_tokens)) for r in requests],
+        output_tokens=[r.output_tokens for r in requests],
+        arrivals_s=[r.arrival_s or 0.0 for r in requests],
+    )
+
+
+def dataset_prompts(
+    config: ExperimentConfig, source: HFDatasetPrompts, backend: BackendAdapter, offline: bool
+) -> PromptSet:
+    """A dataset's texts, tokenised."""
+    requests = _dataset_requests(source, config.n_prompts, offline)
+    return _text_set(config, source.name, requests, backend)
+
+
+def _file_requests(source: PromptFileSource, n: int) -> list[FileRequest]:
+    try:
+        return read_requests(source, n)
+    except PromptFileError as exc:
+        raise PromptError(str(exc)) from exc
 
 
 def _dataset_requests(source: HFDatasetPrompts, n: int, offline: bool) -> list[FileRequest]:
@@ -129,27 +190,6 @@ def _dataset_requests(source: HFDatasetPrompts, n: int, offline: bool) -> list[F
     ]
 
 
-def tokenised_prompts(
-    config: ExperimentConfig, backend: BackendAdapter, *, offline: bool
-) -> PromptSet:
-    """The whole prompt set, each prompt at most max_input_tokens long."""
-    source = config.prompts
-    if isinstance(source, SyntheticPrompts):
-        return PromptSet(synthetic_ids(config, source, backend))
-    if isinstance(source, SharedPrefixPrompts):
-        return PromptSet(shared_prefix_ids(config, source, backend))
-    try:
-        if isinstance(source, FILE_SOURCES):
-            requests = read_requests(source, config.n_prompts)
-        else:
-            requests = _dataset_requests(source, config.n_prompts, offline)
-    except PromptFileError as exc:
-        raise PromptError(str(exc)) from exc
-    if isinstance(source, TracePrompts):
-        return _trace_set(config, source, requests, backend)
-    return _text_set(config, source, requests, backend)
-
-
 def _answer_tokens(request: FileRequest, backend: BackendAdapter) -> int | None:
     if request.output_tokens is not None:
         return request.output_tokens
@@ -158,37 +198,20 @@ def _answer_tokens(request: FileRequest, backend: BackendAdapter) -> int | None:
     return max(1, len(backend.encode(request.answer, add_special_tokens=False)))
 
 
-def _trace_set(
-    config: ExperimentConfig,
-    source: TracePrompts,
-    requests: list[FileRequest],
-    backend: BackendAdapter,
-) -> PromptSet:
-    words = _Words(backend, source.seed + 1)
-    return PromptSet(
-        ids=[words.ids(min(r.input_tokens or 1, config.max_input_tokens)) for r in requests],
-        output_tokens=[r.output_tokens for r in requests],
-        arrivals_s=[r.arrival_s or 0.0 for r in requests],
-    )
-
-
 def _text_set(
-    config: ExperimentConfig,
-    source: object,
-    requests: list[FileRequest],
-    backend: BackendAdapter,
+    config: ExperimentConfig, where: str, requests: list[FileRequest], backend: BackendAdapter
 ) -> PromptSet:
-    chat = isinstance(source, ChatJsonlPrompts)
+    """Each request's text (cut at max_input_tokens) or conversation (with the chat template,
+    refused above max_input_tokens) as token ids; `where` names the source in messages."""
     special = backend.special_token_ids()
     ids_of: list[list[int]] = []
     texts: list[str | None] = []
     for k, request in enumerate(requests):
-        if chat:
-            assert request.messages is not None
+        if request.messages is not None:
             ids = backend.encode_chat(request.messages)
             if len(ids) > config.max_input_tokens:
                 raise PromptError(
-                    f"{getattr(source, 'path', '')}: record {k + 1}: the conversation is "
+                    f"{where}: record {k + 1}: the conversation is "
                     f"{len(ids)} tokens with the chat template, above max_input_tokens "
                     f"({config.max_input_tokens}); raise it or shorten the conversation"
                 )

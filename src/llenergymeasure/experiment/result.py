@@ -24,8 +24,9 @@ from llenergymeasure.contract.result import (
 )
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
+from llenergymeasure.device import throttle_names
 from llenergymeasure.energy.arithmetic import adjusted_energy_j, baseline_power_w
-from llenergymeasure.energy.nvml import AT_POWER_LIMIT, throttle_names
+from llenergymeasure.energy.gpus import AT_POWER_LIMIT
 from llenergymeasure.energy.sampler import Row, performance_throttles, temperatures_by_gpu
 from llenergymeasure.experiment.energy_audit import Attribution, EnergyAudit, attribution
 from llenergymeasure.experiment.environment import environment
@@ -121,13 +122,13 @@ def energy(phases: Phases, measured: Measured, ins: Instruments, attributed: Att
         mean_gpu_power_w=mean_w,
         mean_gpu_power_w_reason=mean_why,
         peak_gpu_power_w=peak,
-        peak_gpu_power_w_reason=None if peak is not None else (ins.nvml_reason or "no samples"),
+        peak_gpu_power_w_reason=None if peak is not None else (ins.gpu_reason or "no samples"),
         load_gpu_j=phases.load.gpu_j,
         load_gpu_j_reason=None if phases.load.gpu_j is not None else phases.load.gpu_reason,
         engine_build_gpu_j=build_j,
         engine_build_gpu_j_reason=build_why,
         sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
-        power_sample_method=ins.nvml.power_method if ins.nvml is not None else None,
+        power_sample_method=ins.gpus.power_method if ins.gpus is not None else None,
         **EnergyAudit(phases, measured, ins, attributed).fields(),
     )
 
@@ -210,8 +211,8 @@ def common_warnings(
             "gpu_identity",
             f"{attributed.identity_mismatch}: the energy may not be this run's GPUs'",
         )
-    if ins.nvml is not None:
-        off = [g.index for g in ins.nvml.static_info() if g.persistence_mode is False]
+    if ins.gpus is not None:
+        off = [g.index for g in ins.gpus.static_info() if g.persistence_mode is False]
         if off:
             warn("persistence_mode_off", f"persistence mode is off on GPU(s) {off}")
     if e.gpu_j is None:
@@ -231,7 +232,7 @@ def _memory(measured: Measured, ins: Instruments) -> Memory:
         peak_reserved_mb_reason=memory.reason if memory.peak_reserved_mb is None else None,
         nvml_peak_used_mb=nvml_peak,
         nvml_peak_used_mb_reason=(
-            None if nvml_peak is not None else (ins.nvml_reason or "no memory samples")
+            None if nvml_peak is not None else (ins.gpu_reason or "no memory samples")
         ),
         # ru_maxrss is in KiB on Linux.
         process_peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -262,7 +263,7 @@ def assemble(
     output_tokens = measured.output_tokens
     attributed = attribution(measured, ins, session.request.context.gpu_uuids)
     e = energy(phases, measured, ins, attributed)
-    env = environment(session.adapter, ins.nvml)
+    env = environment(session.adapter, ins.gpus)
     if measured.engine_arguments is not None:
         env = env.model_copy(update={"backend_engine_arguments": measured.engine_arguments})
     warmup = measured.warmup
@@ -301,7 +302,7 @@ def assemble(
         latency=measured.latency,
         energy=e,
         memory=_memory(measured, ins),
-        telemetry=telemetry(measured.window_rows, ins.nvml_reason, timeseries_written),
+        telemetry=telemetry(measured.window_rows, ins.gpu_reason, timeseries_written),
         flops=flops(measured.shape, requests),
         serving=session.mode_figures(measured, e),
         warnings=session.mode_warnings(measured)

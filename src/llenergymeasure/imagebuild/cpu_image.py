@@ -29,11 +29,11 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from llenergymeasure.version import __version__
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.imagebuild import wheels
 from llenergymeasure.imagebuild.wheels import Say, run
+from llenergymeasure.version import __version__
 
 CPU_REPO = "llenergymeasure/cpu"
 OFFLINE_BASE = "llenergymeasure/base-offline"

@@ -5,13 +5,21 @@ phase, batch i/N, elapsed), the gap's countdown, and one line per finished run (
 tok/s, or the failure reason). Progress is read incrementally (`ProgressTail`) and the view
 refreshes at most `REFRESH_HZ` times a second, whatever the caller's pace: following a run costs
 what it appends, not what it has written so far.
+
+The display never ends a study: a terminal that went away (a closed window, a dropped SSH
+session: writes fail with EIO) or a pipe whose reader left (EPIPE) silences it
+(`QuietOnFailure`), and the study goes on to its normal end, or to the stop its SIGHUP asked
+for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,6 +40,64 @@ from llenergymeasure.study.untrusted import printable
 from llenergymeasure.study.work_files import ProgressTail
 
 REFRESH_HZ = 4.0
+STANDARD_OUTPUTS = (1, 2)
+
+
+class QuietOnFailure:
+    """The console's output file, which goes quiet for good at the first write or flush that
+    fails. The descriptor under it, and stdout or stderr where they are the same terminal or
+    pipe, then point at /dev/null: nothing else that writes there (rich's refresh thread, a
+    last message, the interpreter's final flush of what the failed write left buffered) fails
+    either."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._file.write(text)
+            except (OSError, ValueError):  # ValueError: the file was closed under us
+                self._go_quiet()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._file.flush()
+            except (OSError, ValueError):
+                self._go_quiet()
+
+    def isatty(self) -> bool:
+        return not self.gone and self._file.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, ...: the file's own
+        return getattr(self._file, name)
+
+    def _go_quiet(self) -> None:
+        self.gone = True
+        try:
+            fd = self._file.fileno()
+            under = os.fstat(fd)
+        except (OSError, ValueError):
+            return  # not a descriptor (a StringIO): nothing else writes there
+        same = [n for n in STANDARD_OUTPUTS if n != fd and _same_file(n, under)]
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for n in (fd, *same):
+                os.dup2(devnull, n)
+        finally:
+            os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            self._file.flush()  # what the failed write left buffered: to /dev/null now
+
+
+def _same_file(fd: int, stat: os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), stat)
+    except OSError:
+        return False
 
 
 def shown(text: str) -> str:
@@ -76,6 +142,9 @@ class _Watched:
 class Display:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
+        file = self.console.file
+        self.output = file if isinstance(file, QuietOnFailure) else QuietOnFailure(file)
+        self.console.file = self.output  # type: ignore[assignment]
         self.live = self.console.is_terminal
         self._progress: Progress | None = None
         self._overall: TaskID | None = None

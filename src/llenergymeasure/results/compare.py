@@ -9,6 +9,7 @@ from llenergymeasure.results.instrument import instrument_u, value_at
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN, COMPARED, for_study
 from llenergymeasure.results.stats import ratio_of_means, ratio_with_instrument, summarise
+from llenergymeasure.results.validity import gpu_energy_validity
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,8 @@ def _ref(runs: list[RunData]) -> ConfigRef:
 
 
 def _not_valid(run: RunData) -> bool:
-    """A completed run whose GPU energy was read and judged not valid."""
-    energy = run.result.energy if run.result is not None else None
-    return energy is not None and energy.gpu_j is not None and not energy.validity.valid
+    """A completed run whose GPU energy was read and judged not valid (`results.validity`)."""
+    return run.result is not None and gpu_energy_validity(run.result.energy).not_valid
 
 
 def _values(runs: list[RunData], metric: str) -> list[float | None]:
@@ -105,8 +105,8 @@ def _uncertainties(runs: list[RunData], metric: str) -> list[float | None]:
 
 
 def compare_studies(a: StudyData, b: StudyData, valid_only: bool = False) -> Comparison:
-    """`valid_only`: runs whose GPU energy is not valid are left out (as `results show
-    --valid-only` leaves them out); either way each pair counts them."""
+    """`valid_only`: the runs whose GPU energy is not valid are left out, as everywhere
+    (`results.validity`); either way each pair counts them."""
     groups_a, groups_b = _by_hash(a), _by_hash(b)
     comparison = Comparison(a.manifest.study_id, b.manifest.study_id, valid_only)
     serving = a.has_serving or b.has_serving

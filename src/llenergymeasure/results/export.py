@@ -8,7 +8,7 @@ from typing import Literal
 
 import pandas as pd
 
-from llenergymeasure.contract.workdir import atomic_write_text
+from llenergymeasure.contract.workdir import atomic_write_bytes, atomic_write_text
 from llenergymeasure.results.load import load_study_results
 from llenergymeasure.results.search import search_view
 from llenergymeasure.results.tables import runs_frame, summary_frame
@@ -42,15 +42,13 @@ def write_study_outputs(study_dir: Path) -> list[Path]:
 
 
 def write_frame(frame: pd.DataFrame, path: Path, fmt: ExportFormat) -> Path:
-    """Write atomically: a reader sees the old file or the whole new one."""
+    """Write atomically (`atomic_write_bytes`): a reader sees the old file or the whole new
+    one, and nothing planted in the folder is written through."""
     path = Path(path)
-    if fmt == "parquet":
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            _parquet_safe(frame).to_parquet(tmp, index=False, engine="pyarrow")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    if fmt == "parquet":  # into memory, then written like any file (never a fixed temp name)
+        buffer = io.BytesIO()
+        _parquet_safe(frame).to_parquet(buffer, index=False, engine="pyarrow")
+        atomic_write_bytes(path, buffer.getvalue())
         return path
     if fmt == "csv":
         buffer = io.StringIO()

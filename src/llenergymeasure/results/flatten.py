@@ -22,6 +22,7 @@ from llenergymeasure.contract.result import (
     Validity,
 )
 from llenergymeasure.results.load import RunData
+from llenergymeasure.results.validity import describe
 
 METRIC_SECTIONS = FIGURE_SECTIONS  # serving: mode serving only
 PERCENTILE_STATS = tuple(Percentiles.model_fields)
@@ -139,7 +140,7 @@ def section_columns(holder: ExperimentResult | StageResult) -> dict[str, Any]:
             elif isinstance(value, Validity):
                 columns[f"{key}.valid"] = value.valid
                 columns[f"{key}.reasons"] = ",".join(r.code for r in value.reasons)
-                columns[f"{key}.detail"] = "; ".join(f"{r.code}: {r.detail}" for r in value.reasons)
+                columns[f"{key}.detail"] = describe(value.reasons)
             elif isinstance(value, list):
                 columns[key] = ";".join(str(item) for item in value)
             elif isinstance(value, dict):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.errors import UserError
 from llenergymeasure.study import work_files
-from llenergymeasure.study.folder import StudyPaths, first_error
+from llenergymeasure.study.folder import StudyPaths, first_error, trusted_study_dir
 from llenergymeasure.study.manifest import load_manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun, SearchPlan
@@ -71,6 +71,7 @@ def load_study_results(study_dir: Path) -> StudyData:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise UserError(f"{study_dir}: no such folder", hint="pass the folder of a study run")
+    trusted_study_dir(study_dir)
     plan_path = study_dir / StudyPaths.PLAN
     if not (plan_path.is_file() and (study_dir / StudyPaths.MANIFEST).is_file()):
         raise UserError(
@@ -85,8 +86,7 @@ def load_study_results(study_dir: Path) -> StudyData:
             f"{study_dir / StudyPaths.MANIFEST}: unreadable manifest: {error}"
         ) from None
     plan, search = study_runs(study_dir, manifest)
-    study_path = study_dir / StudyPaths.STUDY
-    study_file = study_path.read_text(encoding="utf-8") if study_path.is_file() else None
+    study_file = StudyPaths(study_dir).read_study_file()
     runs = [load_run(study_dir, planned, manifest.runs.get(planned.run_id)) for planned in plan]
     return StudyData(
         study_dir=study_dir, manifest=manifest, runs=runs, study_file=study_file, search=search

@@ -25,6 +25,8 @@ from llenergymeasure.contract.workdir import (
     TIMESERIES_POWER,
     TIMESERIES_TEMPERATURE,
     TIMESERIES_TIME,
+    WorkPaths,
+    atomic_write_bytes,
 )
 from llenergymeasure.errors import UserError
 from llenergymeasure.results.load import RunData, StudyData
@@ -81,10 +83,10 @@ NOT_VALID_LABEL = "hollow: GPU energy of some runs not valid"
 
 def _mark_not_valid(ax: Axes, frame: pd.DataFrame, x: pd.Series | list, metric: str) -> bool:
     """Hollow markers over the energy points whose mean holds a run of GPU energy that is not
-    valid (`energy.validity`), so a figure that reads as clean is one; True when any."""
+    valid (`results.validity`), so a figure that reads as clean is one; True when any."""
     if not BY_COLUMN[metric].reads_gpu_energy or "runs_valid" not in frame.columns:
         return False
-    mask = (frame["runs_valid"] < frame["runs_judged"]).to_numpy()
+    mask = (frame["runs_valid"] < frame["runs_judged"]).to_numpy()  # a judged run not valid
     if not mask.any():
         return False
     ax.plot(
@@ -265,21 +267,38 @@ def serving_plot(summary: pd.DataFrame, runs: pd.DataFrame, swept_keys: list[str
     return Plot("serving_rate", title, fig)
 
 
+# What the timeline reads of timeseries.parquet: time, GPU and phase first (needed).
+TIMELINE_COLUMNS = (
+    TIMESERIES_TIME,
+    TIMESERIES_GPU,
+    TIMESERIES_PHASE,
+    TIMESERIES_POWER,
+    TIMESERIES_TEMPERATURE,
+)
+
+
 def timeline_plot(work_dir: Path | None, run_id: str) -> Plot:
     """Power and temperature over the measured window of one run, per GPU (the experiment's
     timeseries.parquet in its work folder: its columns are named in contract.workdir)."""
     title = f"Power and temperature of run {run_id}"
     try:
-        data = work_files.read_timeseries(work_dir) if work_dir is not None else None
+        table = (
+            work_files.read_parquet(work_dir, WorkPaths.TIMESERIES, TIMELINE_COLUMNS)
+            if work_dir is not None
+            else None
+        )
     except UntrustedFile as refused:
         return Plot("timeline", title, None, f"{refused}; not read")
-    if data is None:
+    if table is None:
         return Plot("timeline", title, None, "the run left no timeseries.parquet")
-    frame = pd.read_parquet(io.BytesIO(data)).reset_index(drop=True)
+    lacking = [c for c in TIMELINE_COLUMNS[:3] if c not in table.column_names]
+    if lacking:
+        return Plot("timeline", title, None, f"timeseries.parquet has no {', '.join(lacking)}")
+    frame = table.to_pandas().reset_index(drop=True)
     if frame.empty:
         return Plot("timeline", title, None, "timeseries.parquet has no samples")
-    power = [c for c in (TIMESERIES_POWER,) if frame[c].notna().any()]
-    temperature = [c for c in (TIMESERIES_TEMPERATURE,) if frame[c].notna().any()]
+    power = [c for c in (TIMESERIES_POWER,) if c in frame and frame[c].notna().any()]
+    temperature = [c for c in (TIMESERIES_TEMPERATURE,) if c in frame and frame[c].notna().any()]
     if not power and not temperature:
         return Plot("timeline", title, None, "timeseries.parquet has no power or temperature")
     t = frame[TIMESERIES_TIME] - frame[TIMESERIES_TIME].min()
@@ -353,7 +372,7 @@ def save(plot: Plot, folder: Path) -> list[Path]:
     paths = []
     for fmt in FORMATS:
         path = folder / f"{plot.name}.{fmt}"
-        path.write_bytes(render(plot.figure, fmt))
+        atomic_write_bytes(path, render(plot.figure, fmt))
         paths.append(path)
     return paths
 

@@ -20,7 +20,8 @@ from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.results.audit import (
     INSTRUMENT_SHARE_NOTE_PCT,
     counter_integral_line,
-    invalid_runs,
+    valid_of_judged,
+    validity_audit,
 )
 from llenergymeasure.results.cells import (
     NOT_REPORTED,
@@ -109,7 +110,7 @@ def _configurations(study: StudyData, summary: pd.DataFrame, notes: Footnotes) -
                 "swept": [row[key] for key in row_keys(study, summary)],
                 "completed": int(row["runs_completed"]),
                 "planned": int(row["runs_planned"]),
-                "valid": f"{int(row['runs_valid'])} / {int(row['runs_judged'])}",
+                "valid": valid_of_judged(row, " / "),
                 "invalid_reasons": row["invalid_reasons"],
                 "cells": cells,
                 "flagged": [BY_COLUMN[m].label for m in row["high_cv_metrics"].split(",") if m],
@@ -179,7 +180,7 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
     runs = runs_frame(study)
     summary = summary_frame(study, runs)
     notes = Footnotes()
-    invalid = invalid_runs(runs)
+    audit = validity_audit(runs)
     counts = runs["outcome"].value_counts().to_dict()
     template = _environment().get_template("report.html.j2")
     return (
@@ -205,11 +206,11 @@ def build_report(study: StudyData, run_id: str | None = None) -> str:
                 if run.result is None
             ],
             invalid=[
-                [run.run_id, "" if run.stage is None else run.stage, run.reasons]
-                for run in invalid
-                if run.measured
+                [run.run_id, "" if run.stage is None else run.stage, run.validity.detail]
+                for run in audit.not_valid
             ],
-            unmeasured=sum(not run.measured for run in invalid),
+            unmeasured=audit.not_measured,
+            not_judged=audit.not_judged,
             counter_integral=counter_integral_line(runs),
             warnings=[
                 [run.planned.run_id, w.code, w.message]

@@ -18,6 +18,7 @@ from llenergymeasure.results.instrument import instrument_u
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.results.stats import Summary, summarise, with_instrument
+from llenergymeasure.results.validity import gpu_energy_validity
 from llenergymeasure.study.manifest_models import ConfirmRecord, TrialRecord
 
 TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
@@ -26,7 +27,6 @@ TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "p
 # constrained sampler ranks it below every measured trial.
 UNMEASURED_VIOLATION = 1e3
 NOT_STEADY = "steady_state_not_reached"
-UNJUDGED = ("energy_unavailable", "not_judged")  # validity codes that pass no verdict
 ENERGY_NOT_VALID = "GPU energy not valid"
 
 
@@ -40,6 +40,7 @@ class Judgement:
     violations: list[float]  # [not measured, *constraints]: > 0 violated
     reason: str | None  # why it is not feasible
     failed: bool = False  # the run (or the contract) gave no figure at all
+    energy_not_valid: bool = False  # a GPU-energy reading was not used: not valid
 
     def told_values(self) -> list[float]:
         """The objective values the sampler is told; a value that was not measured is told as
@@ -63,12 +64,14 @@ def judge(
         )
     columns = metric_columns(result)
     reasons: list[str] = []
-    not_valid = _energy_not_valid(result)
+    # an optimiser seeks out readings that look too good: a GPU-energy reading that is not
+    # valid is not used (the run's other figures are)
+    validity = gpu_energy_validity(result.energy)
+    refused = validity.not_valid and any(_reads_gpu_energy(m) for m in search.metrics)
 
     def reading(metric: str) -> float | None:
-        # an optimiser seeks out readings that look too good: an invalid one is not used
-        if not_valid is not None and metric in BY_COLUMN and BY_COLUMN[metric].reads_gpu_energy:
-            reasons.append(f"{metric} not used: {not_valid}")
+        if refused and _reads_gpu_energy(metric):
+            reasons.append(f"{metric} not used: {ENERGY_NOT_VALID}: {validity.detail}")
             return None
         return _reading(columns, metric, reasons)
 
@@ -95,19 +98,12 @@ def judge(
         constraint_values=constraint_values,
         violations=violations,
         reason="; ".join(reasons) or None,
+        energy_not_valid=refused,
     )
 
 
-def _energy_not_valid(result: ExperimentResult) -> str | None:
-    """Why the run's GPU energy, measured, is not a valid reading (`energy.validity`); None
-    when it is valid, was not measured (the reading's own reason says so) or predates
-    validity."""
-    found = [
-        f"{reason.code} ({reason.detail})"
-        for reason in result.energy.validity.reasons
-        if reason.code not in UNJUDGED
-    ]
-    return f"{ENERGY_NOT_VALID}: {'; '.join(found)}" if found else None
+def _reads_gpu_energy(metric: str) -> bool:
+    return metric in BY_COLUMN and BY_COLUMN[metric].reads_gpu_energy
 
 
 def _reading(columns: dict[str, Any], metric: str, reasons: list[str]) -> float | None:
@@ -418,7 +414,7 @@ def _confirmation(
         ]
         if any(j.reason and NOT_STEADY in j.reason for j in judgements):
             reasons.append(f"{NOT_STEADY} in a confirmation run")
-        not_valid = sum(1 for j in judgements if j.reason and ENERGY_NOT_VALID in j.reason)
+        not_valid = sum(j.energy_not_valid for j in judgements)
         if not_valid:
             reasons.append(f"{ENERGY_NOT_VALID} in {not_valid} of {len(results)} confirmation runs")
         if not results:

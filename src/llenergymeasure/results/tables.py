@@ -11,6 +11,7 @@ from llenergymeasure.results.flatten import ID_COLUMNS, cell, reason_column, run
 from llenergymeasure.results.load import StudyData
 from llenergymeasure.results.metrics import CATALOGUE, CV_FLAGGED, Metric
 from llenergymeasure.results.stats import CV_FLAG_PCT, scaled_uncertainties, with_instrument
+from llenergymeasure.results.validity import row_validity
 
 NOT_FAILED = ("completed", "pending", "running")
 # a staged serving run's row: which stage, at what settings (`flatten.run_rows`)
@@ -43,22 +44,36 @@ def na_reason(runs: pd.DataFrame, metric: str) -> str | None:
     return "; ".join(reasons) if reasons else "not reported"
 
 
-VALID = "energy.validity.valid"
 INVALID_OUTCOME = "excluded: GPU energy not valid (--valid-only)"
+
+
+def energy_validity(runs: pd.DataFrame) -> pd.Series:
+    """Each completed row's GPU energy judged (`validity.row_validity`); None for the rest."""
+    if runs.empty:
+        return pd.Series([], index=runs.index, dtype=object)
+    judged = runs["outcome"].isin(("completed", INVALID_OUTCOME))
+    return pd.Series(
+        [
+            row_validity(row) if keep else None
+            for row, keep in zip(runs.to_dict("records"), judged, strict=True)
+        ],
+        index=runs.index,
+        dtype=object,
+    )
 
 
 def summary_frame(
     study: StudyData, runs: pd.DataFrame | None = None, valid_only: bool = False
 ) -> pd.DataFrame:
     """One row per configuration (per configuration and stage where it ran stages): counts,
-    validity, then n/mean/std/CI/CV for each key metric; `valid_only`: completed runs whose GPU
-    energy is not valid are left out of the statistics (and counted as such)."""
+    validity, then n/mean/std/CI/CV for each key metric; `valid_only`: the runs whose GPU
+    energy is not valid are left out of the statistics and counted as such (`results.validity`
+    says what that leaves out and keeps)."""
     runs = runs_frame(study) if runs is None else runs
-    if valid_only and VALID in runs.columns:
+    if valid_only:
         runs = runs.copy()
-        runs.loc[(runs["outcome"] == "completed") & (runs[VALID] != True), "outcome"] = (  # noqa: E712
-            INVALID_OUTCOME
-        )
+        not_valid = [v is not None and v.not_valid for v in energy_validity(runs)]
+        runs.loc[not_valid, "outcome"] = INVALID_OUTCOME
     swept_by_config: dict[int, dict[str, Any]] = {}
     for run in study.runs:
         swept_by_config.setdefault(run.planned.config_index, run.planned.swept)
@@ -98,19 +113,15 @@ def summary_frame(
 
 
 def _validity(group: pd.DataFrame) -> dict[str, Any]:
-    """Completed runs whose GPU energy is valid, and the reasons of those that are not."""
-    judged = group[group["outcome"].isin(("completed", INVALID_OUTCOME))]
-    if VALID not in judged.columns:
-        return {"runs_valid": 0, "runs_judged": len(judged), "invalid_reasons": ""}
-    invalid = judged[judged[VALID] != True]  # noqa: E712 - a column
-    codes = sorted(
-        {code for cell in invalid["energy.validity.reasons"].dropna() for code in cell.split(",")}
-        - {""}
-    )
+    """Completed runs whose GPU energy is valid, of those judged (valid or not: read and
+    judged), the runs without a verdict, and the codes of those not valid."""
+    judged = [v for v in energy_validity(group) if v is not None]
+    invalid = [v for v in judged if v.not_valid]
     return {
-        "runs_valid": int((judged[VALID] == True).sum()),  # noqa: E712 - a column
-        "runs_judged": len(judged),
-        "invalid_reasons": ",".join(codes),
+        "runs_valid": sum(v.verdict == "valid" for v in judged),
+        "runs_judged": sum(v.verdict != "no_verdict" for v in judged),
+        "runs_no_verdict": sum(v.verdict == "no_verdict" for v in judged),
+        "invalid_reasons": ",".join(sorted({code for v in invalid for code in v.codes})),
     }
 
 

@@ -38,7 +38,8 @@ from llenergymeasure.config.source import SourceMap
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import BACKENDS, CombinationError, ExperimentConfig
-from llenergymeasure.contract.prompt_sources import FixedLength, SyntheticPrompts
+from llenergymeasure.contract.prompt_lengths import FixedLength
+from llenergymeasure.contract.prompt_sources import SyntheticPrompts
 from llenergymeasure.contract.workdir import run_dir_name
 from llenergymeasure.errors import UserError
 from llenergymeasure.study.hashing import data_hash, design_hash

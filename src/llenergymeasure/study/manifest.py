@@ -13,6 +13,11 @@
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
 it, and opening the journal for writing truncates it so the next line starts clean.
+
+The journal is a file of the study folder (`study.folder`): created with O_EXCL | O_NOFOLLOW
+(a name planted first, a dangling link included, is refused, never written through), opened
+for appending without following a link, and read, for loading or appending, only as a regular
+file of this user's that no one else may write, up to MANIFEST_CAP.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.errors import UserError
+from llenergymeasure.study.folder import StudyPaths, read_own
 from llenergymeasure.study.manifest_models import (
     ConfirmRecord,
     RunRecord,
@@ -31,6 +37,10 @@ from llenergymeasure.study.manifest_models import (
     StudyStatus,
     TrialRecord,
 )
+from llenergymeasure.study.untrusted import UntrustedFile, create_new, open_checked
+
+# 10^5 runs, a line per transition, a few KiB each (a log tail) fit, with room.
+MANIFEST_CAP = 4 << 30
 
 
 def manifest_path(study_dir: Path) -> Path:
@@ -85,28 +95,41 @@ def load_manifest(study_dir: Path) -> StudyRecord:
     """Read a study's manifest (read-only; safe while a study is writing it)."""
     path = manifest_path(study_dir)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_own(path, MANIFEST_CAP)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no manifest here; is this a study folder?") from None
-    record, _ = _parse(text)
+    except UntrustedFile as error:
+        raise _refused(path, error) from None
+    record, _ = _parse(data.decode("utf-8", errors="replace"))
     return record
+
+
+def _refused(path: Path, error: UntrustedFile) -> UserError:
+    return UserError(
+        f"{path}: {error.problem}; llem reads only a manifest it wrote",
+        hint="start the study again, in a folder of your own",
+    )
 
 
 class Manifest:
     """The writable journal of one study. Holds the replayed state in memory."""
 
-    def __init__(self, path: Path, record: StudyRecord) -> None:
+    def __init__(self, path: Path, record: StudyRecord, fd: int) -> None:
         self.path = path
         self.record = record
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = fd  # opened for appending, by `create` or `open`
 
     @classmethod
     def create(cls, study_dir: Path, record: StudyRecord) -> Manifest:
         """Start a journal with the study header and every run of `record` as it stands."""
         path = manifest_path(study_dir)
-        if path.exists():
+        if os.path.lexists(path):
             raise FileExistsError(f"{path} exists; open it instead")
-        manifest = cls(path, StudyRecord.model_validate({**_header(record), "runs": {}}))
+        try:
+            fd = create_new(path, 0o644, os.O_APPEND)
+        except UntrustedFile as error:  # planted between the look and the creation
+            raise _refused(path, error) from None
+        manifest = cls(path, StudyRecord.model_validate({**_header(record), "runs": {}}), fd)
         manifest._append({"kind": "study", **_header(record)})
         manifest.add_runs(list(record.runs.values()))
         _fsync_dir(path.parent)
@@ -116,14 +139,25 @@ class Manifest:
     def open(cls, study_dir: Path) -> Manifest:
         """Replay an existing journal, cutting a torn last line so appends start clean."""
         path = manifest_path(study_dir)
-        data = path.read_bytes()
-        record, good_bytes = _parse(data.decode("utf-8", errors="replace"))
-        if good_bytes < len(data):
-            with open(path, "r+b") as handle:
-                handle.truncate(good_bytes)
-                handle.flush()
-                os.fsync(handle.fileno())
-        return cls(path, record)
+        try:
+            fd, info = open_checked(
+                path, os.O_RDWR | os.O_APPEND, owner=os.geteuid(), sole_writer=True
+            )
+        except UntrustedFile as error:
+            raise _refused(path, error) from None
+        try:
+            if info.st_size > MANIFEST_CAP:
+                too_big = f"is {info.st_size} bytes, above its {MANIFEST_CAP} bytes cap"
+                raise _refused(path, UntrustedFile(path, too_big))
+            data = _read_all(fd, info.st_size)
+            record, good_bytes = _parse(data.decode("utf-8", errors="replace"))
+            if good_bytes < len(data):
+                os.ftruncate(fd, good_bytes)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, record, fd)
 
     def add_runs(self, runs: list[RunRecord]) -> None:
         for run in runs:
@@ -188,6 +222,18 @@ class Manifest:
 
 def _header(record: StudyRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude={"runs", "search"})
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The journal through the descriptor it is appended to (what was checked is what is read)."""
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, min(1 << 20, size - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _fsync_dir(path: Path) -> None:

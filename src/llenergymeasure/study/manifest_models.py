@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN
-from llenergymeasure.study.gpu_ledger import GpuSettingRecord
+from llenergymeasure.study.gpu_records import GpuSettingRecord
 
 RunStatus = Literal["pending", "running", "completed", "failed", "interrupted"]
 Outcome = Literal[
@@ -68,6 +68,11 @@ class RunRecord(BaseModel):
     no_gaps: bool = Field(
         False, description="Started without the gap and cool-down before it (--no-gaps)."
     )
+    gpu_off_default: list[str] = Field(
+        default_factory=list,
+        description="Its GPUs whose power limit was not the driver's default at its start, with "
+        "no change of llem's to explain it.",
+    )
     gpu_settings: list[GpuSettingRecord] = Field(
         default_factory=list,
         description="The `gpu:` settings set on its GPUs: before, asked, effective, restored.",
@@ -85,6 +90,8 @@ class RunRecord(BaseModel):
                 f"process(es) {self.foreign_gpu_processes} not of this study were on its GPU(s) "
                 "when it started",
             )
+        if self.gpu_off_default:
+            result = result.with_host_warning("gpu_off_default", "; ".join(self.gpu_off_default))
         clamped = [r for r in self.gpu_settings if r.clamped]
         if clamped:
             result = result.with_host_warning(

@@ -10,13 +10,12 @@ it. A hub id is not read (plan time has no network): its runs are judged inside 
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.prompt_lengths import longest_input_tokens
+from llenergymeasure.contract.nesting import load_json
 from llenergymeasure.study.paths import host_path
 
 CONTEXT_KEYS = (
@@ -52,8 +51,8 @@ def context_from_config(config: dict[str, Any]) -> tuple[int, str] | None:
 
 @lru_cache(maxsize=256)
 def _folder_context(folder: Path) -> tuple[int, str] | None:
-    try:
-        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    try:  # a folder's config.json nested too deep is a NestingError (a ValueError): unknown
+        data = load_json((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return context_from_config(data) if isinstance(data, dict) else None
@@ -74,7 +73,7 @@ def fit_problem(config: ExperimentConfig, inputs_dir: Path | None) -> str | None
     context = _folder_context(folder) if folder is not None else None
     if fixed_len is None and context is None:
         return None  # nothing to judge against (the common case: keep it cheap)
-    longest, exact = longest_input_tokens(config)
+    longest, exact = config.prompts.longest_input_tokens(config.n_prompts, config.max_input_tokens)
     needed = longest + config.max_new_tokens
     need = (
         f"longest prompt {longest} + max_new_tokens {config.max_new_tokens}"

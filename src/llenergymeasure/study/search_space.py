@@ -5,11 +5,16 @@ search runs within each cell: the space's keys set over the cell's configuration
 to a backend (`vllm.max_num_seqs`) belongs to the cells of that backend only.
 
 Everything here is a pure function of the plan and the manifest's records, so `--resume`, `llem
-status` and `llem results` rebuild the same runs from the study folder alone.
+status` and `llem results` rebuild the same runs from the study folder alone. The records are
+read as untrusted input: a trial whose parameters are not a point of the space (a key it does
+not have, a value it does not list, a number outside its range or off its step), or whose
+parameters do not make the configuration it records, is refused naming the trial, never
+rebuilt into a run.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,7 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.study.expand import Plan, combination_fields, finish_data, serving_problem
 from llenergymeasure.study.folder import StudyPaths
 from llenergymeasure.study.hashing import data_hash
-from llenergymeasure.study.manifest_models import SearchRecord, StudyRecord
+from llenergymeasure.study.manifest_models import SearchRecord, StudyRecord, TrialRecord
 from llenergymeasure.study.model_fit import fit_problem
 from llenergymeasure.study.models import PlannedRun, SearchCellPlan, SearchPlan
 
@@ -42,6 +47,33 @@ class SpaceKey:
         if isinstance(self.dimension, Range):
             return list(dict.fromkeys(self.dimension.ends()))
         return list(self.dimension)
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is a point the sampler may suggest: one of the listed values (and of
+        its type: 1 is not 1.0 nor True), or a number within the range, an integer of an
+        integer range, on the step of a stepped one (Optuna's own tolerance)."""
+        dimension = self.dimension
+        if not isinstance(dimension, Range):
+            return any(type(value) is type(choice) and value == choice for choice in dimension)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not (math.isfinite(value) and dimension.low <= value <= dimension.high):
+            return False
+        if dimension.integer:
+            step = int(dimension.step or 1)
+            return isinstance(value, int) and (value - int(dimension.low)) % step == 0
+        if dimension.step is None:
+            return True
+        steps = (value - dimension.low) / dimension.step
+        return abs(steps - round(steps)) < 1e-8
+
+    def described(self) -> str:
+        dimension = self.dimension
+        if not isinstance(dimension, Range):
+            return f"one of {list(dimension)!r}"
+        step = f" step {dimension.step}" if dimension.step is not None else ""
+        kind = "integers" if dimension.integer else "numbers"
+        return f"{kind} {dimension.low}..{dimension.high}{step}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +93,21 @@ class Cell:
     @property
     def index(self) -> int:
         return self.plan.index
+
+    def params_problem(self, params: dict[str, Any]) -> str | None:
+        """Why `params` is not a point of this cell's space (every key, each value in it, as
+        the sampler suggests them); None when it is one."""
+        names = {key.key for key in self.keys}
+        extra = next((name for name in params if name not in names), None)
+        if extra is not None:
+            return f"{extra!r} is not a key of cell {self.index}'s search space"
+        for key in self.keys:
+            if key.key not in params:
+                return f"it gives no value for {key.key}"
+            if not key.contains(params[key.key]):
+                value = params[key.key]
+                return f"{key.key}={value!r} is outside the search space ({key.described()})"
+        return None
 
     def swept(self, params: dict[str, Any]) -> dict[str, Any]:
         """The run's table columns: the cell's own swept values, then the searched ones."""
@@ -231,53 +278,95 @@ class SearchRuns:
         if record is None:
             runs.inputs_dir = inputs_dir
             return runs
-        _check_record(record, len(runs.cells))
-        made: list[tuple[int, int, dict[str, Any], int, str]] = []
+        _check_record(record, runs.cells)
+        made: list[tuple[int, int, dict[str, Any], int, str, str, str]] = []
         for trial in record.trials:
             if trial.run_index is not None and not trial.reused and trial.run_id is not None:
-                made.append((trial.run_index, trial.cell, trial.params, 0, trial.run_id))
-        for confirm in record.confirms:
-            made.append(
-                (confirm.run_index, confirm.cell, confirm.params, confirm.cycle, confirm.run_id)
-            )
-        for run_index, cell, params, cycle, run_id in sorted(made, key=lambda item: item[0]):
-            run = runs.add(cell, params, run_index, cycle) if cell < len(runs.cells) else None
-            if run is None or run.run_id != run_id:
-                raise UserError(
-                    f"run {run_id}: its recorded parameters {params} no longer make the "
-                    "configuration it ran (the study folder's plan.json was changed)",
-                    hint="restore plan.json, or start the search again",
+                label = f"trial {trial.cell}.{trial.number} (run {trial.run_id})"
+                hash_ = trial.config_hash or ""
+                made.append(
+                    (trial.run_index, trial.cell, trial.params, 0, trial.run_id, hash_, label)
+                )
+        for c in record.confirms:
+            label = f"confirmation run {c.run_id}"
+            made.append((c.run_index, c.cell, c.params, c.cycle, c.run_id, c.config_hash, label))
+        for position, (run_index, cell, params, cycle, run_id, hash_, label) in enumerate(
+            sorted(made, key=lambda item: item[0])
+        ):
+            if run_index != position:  # the runs were made as 0, 1, 2...
+                raise _changed(f"{label}: recorded at run index {run_index}, not {position}")
+            run = runs.add(cell, params, run_index, cycle)
+            if run is None or run.run_id != run_id or run.config_hash != hash_:
+                raise _changed(
+                    f"{label}: its recorded parameters {params} do not make the configuration "
+                    "it records"
+                )
+        for trial in record.trials:  # a reused run is one made above, of the same configuration
+            if not trial.reused:
+                continue
+            earlier = runs.by_id.get(trial.run_id or "")
+            config_hash = runs.cells[trial.cell].configure(trial.params).config_hash
+            if earlier is None or not trial.config_hash == config_hash == earlier.config_hash:
+                label = f"trial {trial.cell}.{trial.number} (reusing run {trial.run_id})"
+                raise _changed(
+                    f"{label}: its recorded parameters {trial.params} do not make the "
+                    "configuration of the run it reuses"
                 )
         runs.inputs_dir = inputs_dir
         return runs
 
 
-def _check_record(record: SearchRecord, cells: int) -> None:
+def _changed(problem: str) -> UserError:
+    return UserError(
+        f"{problem} (the study folder's manifest.jsonl or plan.json was changed)",
+        hint="restore them, or start the search again",
+    )
+
+
+def _check_record(record: SearchRecord, cells: list[Cell]) -> None:
     """The manifest's search lines fit the plan: known cells, each cell's trials numbered 0, 1,
-    2... in order (the journal is read as untrusted input; a line that does not fit is named)."""
-    numbers = [0] * cells
+    2... in order, each a point of its cell's space that was rejected or names its run (the
+    journal is read as untrusted input; a line that does not fit is named)."""
+    numbers = [0] * len(cells)
     problem = None
     for trial in record.trials:
-        if trial.cell >= cells:
+        if trial.cell >= len(cells):
             problem = f"trial {trial.number} names cell {trial.cell}"
         elif trial.number != numbers[trial.cell]:
             problem = f"cell {trial.cell}'s trial {trial.number} is out of order"
         else:
             numbers[trial.cell] += 1
-            continue
+            found = _trial_problem(cells[trial.cell], trial)
+            if found is None:
+                continue
+            problem = f"trial {trial.cell}.{trial.number}: {found}"
         break
+    for confirm in record.confirms:
+        if problem is not None:
+            break
+        if confirm.cell >= len(cells):
+            problem = f"a confirmation run names cell {confirm.cell}"
+        elif (found := cells[confirm.cell].params_problem(confirm.params)) is not None:
+            problem = f"confirmation run {confirm.run_id}: {found}"
     problem = problem or next(
-        (f"a confirmation run names cell {c.cell}" for c in record.confirms if c.cell >= cells),
-        None,
-    )
-    problem = problem or next(
-        (f"a stop names cell {cell}" for cell in record.stopped if cell >= cells), None
+        (f"a stop names cell {cell}" for cell in record.stopped if cell >= len(cells)), None
     )
     if problem is not None:
         raise UserError(
-            f"the manifest's search lines do not fit the plan's {cells} cell(s): {problem}",
+            f"the manifest's search lines do not fit the plan's {len(cells)} cell(s): {problem}",
             hint="restore the study folder's manifest.jsonl and plan.json, or start again",
         )
+
+
+def _trial_problem(cell: Cell, trial: TrialRecord) -> str | None:
+    if trial.rejected is not None:
+        if trial.run_id is not None or trial.config_hash is not None or trial.reused:
+            return "it was rejected, yet names a run"
+    elif trial.run_id is None or trial.config_hash is None:
+        return "it names neither its run nor a rejection"
+    elif not trial.reused and trial.run_index is None:
+        return "it names a run it neither made nor reused"
+    return cell.params_problem(trial.params)
 
 
 def study_runs(study_dir: Path, record: StudyRecord) -> tuple[list[PlannedRun], SearchPlan | None]:

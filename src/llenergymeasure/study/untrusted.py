@@ -11,12 +11,14 @@ The rule, for every such file the host opens:
 - at most the cap of its kind, within a deadline (a whole-file read runs in a thread of its own:
   one that never returns, as from a wedged network filesystem, ends with a reason instead of
   freezing llem);
-- where llem trusts only itself (the files a cluster node is told to run), owned by this user and
-  writable by no one else.
+- where llem trusts only itself (a study folder's files, the files a cluster node is told to
+  run), owned by this user and writable by no one else (`sole_writer`).
 
 A file that breaks a rule raises `UntrustedFile` naming the file and the rule; callers record it
 as the run's failure, never as a crash of llem. Files llem creates there are created with
 `O_EXCL | O_NOFOLLOW`: a name planted first makes the creation fail instead of writing through.
+Folders llem keeps for itself are made 0700 whatever the umask (`new_private_folder`) and used
+only while they are this user's and writable by no one else (`folder_problem`).
 """
 
 from __future__ import annotations
@@ -87,14 +89,20 @@ def regular_size(path: Path) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-@contextmanager
-def open_regular(
-    path: Path, *, owner: int | None = None, private: bool = False
-) -> Iterator[tuple[int, os.stat_result]]:
-    """An fd of `path` opened by the rule above, with its fstat. `owner`: the uid it must have;
-    `private`: no one but the owner may write it (nor, the mode bits say, read it)."""
+def open_checked(
+    path: Path,
+    flags: int = os.O_RDONLY,
+    *,
+    owner: int | None = None,
+    private: bool = False,
+    sole_writer: bool = False,
+) -> tuple[int, os.stat_result]:
+    """An fd of `path` opened by the rule above (`flags` added: e.g. to append), with its
+    fstat; the caller closes it. `owner`: the uid it must have; `private`: no one but the owner
+    may write it (nor, the mode bits say, read it); `sole_writer`: no one but the owner may
+    write it."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, _OPEN_FLAGS | flags)
     except FileNotFoundError:
         raise
     except OSError as error:
@@ -103,17 +111,37 @@ def open_regular(
         raise UntrustedFile(path, f"cannot be opened ({error.strerror})") from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UntrustedFile(path, f"is {kind_of(info.st_mode)}, not a regular file")
-        if info.st_nlink > 1:
-            raise UntrustedFile(path, f"has {info.st_nlink} hard links; llem reads only its own")
-        if owner is not None and info.st_uid != owner:
-            raise UntrustedFile(path, f"is owned by uid {info.st_uid}, not by uid {owner}")
-        if private and info.st_mode & 0o077:
-            raise UntrustedFile(
-                path, f"has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0600 (owner only)"
-            )
+        _check(path, info, owner, private, sole_writer)
         os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def _check(
+    path: Path, info: os.stat_result, owner: int | None, private: bool, sole_writer: bool
+) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedFile(path, f"is {kind_of(info.st_mode)}, not a regular file")
+    if info.st_nlink > 1:
+        raise UntrustedFile(path, f"has {info.st_nlink} hard links; llem reads only its own")
+    if owner is not None and info.st_uid != owner:
+        raise UntrustedFile(path, f"is owned by uid {info.st_uid}, not by uid {owner}")
+    mode = stat.S_IMODE(info.st_mode)
+    if private and mode & 0o077:
+        raise UntrustedFile(path, f"has mode {mode:04o}; it must be 0600 (owner only)")
+    if sole_writer and mode & 0o022:
+        raise UntrustedFile(path, f"has mode {mode:04o}: others may write it")
+
+
+@contextmanager
+def open_regular(
+    path: Path, *, owner: int | None = None, private: bool = False, sole_writer: bool = False
+) -> Iterator[tuple[int, os.stat_result]]:
+    """`open_checked` for reading, closed on leaving."""
+    fd, info = open_checked(path, owner=owner, private=private, sole_writer=sole_writer)
+    try:
         yield fd, info
     finally:
         os.close(fd)
@@ -125,6 +153,7 @@ def read_bytes(
     *,
     owner: int | None = None,
     private: bool = False,
+    sole_writer: bool = False,
     deadline_s: float = READ_DEADLINE_S,
 ) -> bytes:
     """The whole of `path`, at most `cap` bytes (more is refused, not cut), within
@@ -135,7 +164,10 @@ def read_bytes(
 
     def read() -> None:
         try:
-            with open_regular(path, owner=owner, private=private) as (fd, info):
+            with open_regular(path, owner=owner, private=private, sole_writer=sole_writer) as (
+                fd,
+                info,
+            ):
                 if info.st_size > cap:
                     size, limit = _size(info.st_size), _size(cap)
                     raise UntrustedFile(path, f"is {size}, above its {limit} cap")
@@ -185,11 +217,14 @@ def _read(fd: int, path: Path, cap: int) -> bytes:
         chunks.append(chunk)
 
 
-def create_new(path: Path, mode: int = 0o644) -> int:
-    """A new file for writing (fd), refused when anything of that name is there already."""
+def create_new(path: Path, mode: int = 0o644, flags: int = 0) -> int:
+    """A new file for writing (fd; `flags` added, e.g. O_APPEND), refused when anything of that
+    name is there already."""
     try:
         return os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+            path,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | flags,
+            mode,
         )
     except FileExistsError:
         try:
@@ -223,22 +258,50 @@ def printable(text: str) -> str:
     return _ESCAPES.sub("", text)
 
 
+def folder_problem(folder: Path, *, follow: bool = False) -> str | None:
+    """Why `folder` is not a real folder of this user that no one else may write ("belongs to
+    uid 1001, not to you (uid 1000)"); None when it is. `follow`: a link named `folder` is
+    judged by what it points to (a path the user gave), else refused (a name found in a folder)."""
+    try:
+        info = os.stat(folder) if follow else os.lstat(folder)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"is not a folder ({kind_of(info.st_mode)})"
+    if info.st_uid != os.geteuid():
+        return f"belongs to uid {info.st_uid}, not to you (uid {os.geteuid()})"
+    if info.st_mode & 0o022:
+        return f"may be written by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+def new_private_folder(folder: Path) -> Path:
+    """Create `folder`, 0700 whatever the umask or a default ACL of its parent (set again
+    through a descriptor of the new folder, never through a link); FileExistsError when
+    anything of that name is there."""
+    os.mkdir(folder, 0o700)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return folder
+
+
 def own_folder(folder: Path, hint: str) -> Path:
     """`folder`, created if missing (0700), refused (UserError, with `hint`) unless it is a
     real folder of this user that no one else may write: where llem keeps what others must
-    not change (locks, what a cluster node is told to run)."""
+    not change (locks, what a cluster node is told to run, a study folder's own folders)."""
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        new_private_folder(folder)
+    except FileExistsError:
+        pass
     except OSError as error:
         raise UserError(f"cannot create {folder}: {error.strerror}", hint=hint) from None
-    problem = None
-    if not stat.S_ISDIR(info.st_mode):
-        problem = "is not a folder (a link?)"
-    elif info.st_uid != os.geteuid():
-        problem = f"belongs to uid {info.st_uid}, not to you (uid {os.geteuid()})"
-    elif info.st_mode & 0o022:
-        problem = f"may be written by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    problem = folder_problem(folder)
     if problem is not None:
         raise UserError(
             f"{folder} {problem}; llem keeps this only in a folder of its own", hint=hint

@@ -2,14 +2,19 @@
 
 The work folder belongs to the container's user: whatever is in it when the host looks may have
 been planted there (a link to a root-only file, a FIFO, a link to `/dev/zero`, a 2 GiB file, an
-endless line). Every host reader and writer of a work folder goes through this module, which
-reads by the rules of `study.untrusted`, with the cap of each file's kind from the one table
-below. What breaks a rule is the run's failure (`UntrustedFile`), never llem's.
+endless line, a small Parquet file that decodes to gigabytes). Every host reader and writer of a
+work folder goes through this module, which reads by the rules of `study.untrusted`, with the
+caps of each file's kind from the tables below (`CAPS`: its bytes; `PARQUET_CAPS`: what a
+Parquet file may decode to). What breaks a rule is the run's failure (`UntrustedFile`), never
+llem's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -30,6 +35,10 @@ from llenergymeasure.study.untrusted import (
     regular_size,
 )
 
+if TYPE_CHECKING:  # pyarrow is imported by the one reader of Parquet, not by every command
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 MiB = 1 << 20
 # The most the host reads of each file (a bigger one is refused), or, for the log it writes
 # itself, keeps. Far above what a run writes: a result is tens of KiB, a timeseries of an hour
@@ -43,6 +52,25 @@ CAPS: dict[str, int] = {
     WorkPaths.CONTAINER_LOG: 64 * MiB,
     WorkPaths.TIMESERIES: 512 * MiB,
 }
+
+
+@dataclass(frozen=True)
+class ParquetCap:
+    """The most the host decodes of a Parquet file, checked on its footer before any data is
+    read, and again on the data as decoded (a footer can understate it): a few MiB of
+    repeated values on disk can decode to gigabytes."""
+
+    rows: int
+    data_bytes: int  # of the columns read: uncompressed (the footer's figure), and decoded
+    footer_bytes: int
+
+
+# Far above what a run writes: a timeseries of an hour at 10 Hz on 8 GPUs is 288,000 rows.
+PARQUET_CAPS: dict[str, ParquetCap] = {
+    WorkPaths.TIMESERIES: ParquetCap(rows=5_000_000, data_bytes=512 * MiB, footer_bytes=1 * MiB),
+}
+PARQUET_BATCH_ROWS = 65_536  # decoded and counted at a time
+
 # The longest progress line taken; a longer one is skipped, not buffered.
 PROGRESS_LINE_CAP = 64 * 1024
 # What one look at progress.jsonl reads at most: memory per look is bounded, whatever it holds.
@@ -88,12 +116,73 @@ def read_error(workdir: Path) -> ErrorReport:
     )
 
 
-def read_timeseries(workdir: Path) -> bytes | None:
-    """`timeseries.parquet`'s bytes; None when the run left none. UntrustedFile."""
+def read_parquet(workdir: Path, name: str, columns: Sequence[str]) -> pa.Table | None:
+    """The `columns` of one of the work folder's Parquet files (those it lacks are left out);
+    None when the run left none. Capped by its bytes (`CAPS`), then by what it decodes to
+    (`PARQUET_CAPS`): the footer's row count and the uncompressed size of the columns read,
+    before any data is decoded, then the decoded data batch by batch; a nested column (whose
+    values are not counted by rows) is refused, and text is kept dictionary-encoded.
+    UntrustedFile."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, cap = workdir / name, PARQUET_CAPS[name]
     try:
-        return read_bytes(workdir / WorkPaths.TIMESERIES, CAPS[WorkPaths.TIMESERIES])
+        data = read_bytes(path, CAPS[name])
     except FileNotFoundError:
         return None
+    if len(data) < 12 or data[-4:] != b"PAR1":
+        raise UntrustedFile(path, "is not a Parquet file")
+    footer = int.from_bytes(data[-8:-4], "little")
+    if footer > cap.footer_bytes:
+        raise UntrustedFile(
+            path, f"has a footer of {footer:,} bytes, above its {cap.footer_bytes:,} cap"
+        )
+    try:
+        schema = pq.ParquetFile(pa.BufferReader(data)).schema_arrow
+        present = [c for c in columns if c in schema.names]
+        nested = [c for c in present if pa.types.is_nested(schema.field(c).type)]
+        if nested:
+            raise UntrustedFile(
+                path, f"has nested column(s) {', '.join(nested)}; llem reads flat ones"
+            )
+        parquet = pq.ParquetFile(pa.BufferReader(data), read_dictionary=present)
+        _check_footer(path, parquet.metadata, present, cap)
+        batches, decoded = [], 0
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=present):
+            decoded += batch.nbytes
+            if decoded > cap.data_bytes:
+                raise UntrustedFile(
+                    path, f"decodes to more than its {cap.data_bytes // MiB} MiB cap"
+                )
+            batches.append(batch)
+    except (pa.ArrowException, OSError, ValueError, KeyError) as error:
+        raise UntrustedFile(path, f"is not a readable Parquet file ({error})") from None
+    if not batches:
+        return parquet.schema_arrow.empty_table().select(present)
+    return pa.Table.from_batches(batches)
+
+
+def _check_footer(
+    path: Path, metadata: pq.FileMetaData, columns: list[str], cap: ParquetCap
+) -> None:
+    """Refuse a file whose footer states more rows, or more uncompressed bytes of `columns`,
+    than its cap."""
+    if metadata.num_rows > cap.rows:
+        raise UntrustedFile(
+            path, f"holds {metadata.num_rows:,} rows, above its {cap.rows:,}-row cap"
+        )
+    stated = sum(
+        chunk.total_uncompressed_size
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+        for chunk in (group.column(j) for j in range(group.num_columns))
+        if chunk.path_in_schema in columns
+    )
+    if stated > cap.data_bytes:
+        raise UntrustedFile(
+            path,
+            f"holds {stated // MiB:,} MiB uncompressed, above its {cap.data_bytes // MiB} MiB cap",
+        )
 
 
 def has_timeseries(workdir: Path) -> bool:

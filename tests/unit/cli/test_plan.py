@@ -109,6 +109,16 @@ def test_config_validate_error_is_one_message(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_config_validate_reads_the_prompt_files_as_plan_does(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("model: m\nn_prompts: 2\nprompts: {source: jsonl, path: p.jsonl}\n")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\nnot json\n')
+    validated = llem("config", "validate", str(study))
+    planned = llem("plan", str(study))
+    assert validated[0] == planned[0] == 2
+    assert str(tmp_path / "p.jsonl") in validated[2] and "Traceback" not in validated[2]
+
+
 def test_version_and_help() -> None:
     code, out, _ = llem("--version")
     assert code == 0 and out.strip() == f"llem {__version__}"

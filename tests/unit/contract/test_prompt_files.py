@@ -1,6 +1,6 @@
 """A prompt file that cannot give the run's requests is one message naming the file and the
-record: missing, empty, not the declared format, a record short of its field, a trace going back
-in time."""
+record: missing, empty, too big, not the declared format or UTF-8, nested too deep, a record short
+of its field, a trace going back in time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.contract.prompt_files import PromptFileError, read_requests
+from llenergymeasure.contract.prompt_files import (
+    MAX_PROMPT_FILE_BYTES,
+    PromptFileError,
+    read_requests,
+)
 from llenergymeasure.contract.prompt_sources import (
     ChatJsonlPrompts,
     JsonlPrompts,
@@ -101,3 +105,37 @@ def test_an_output_length_field_is_a_count_or_an_answer(tmp_path: Path) -> None:
     assert (first.output_tokens, second.answer) == (7, "an answer")
     with pytest.raises(PromptFileError, match="record 3: field 'n' is neither"):
         read_requests(source, 3)
+
+
+def test_a_file_above_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as handle:  # sparse: takes no disk, and reading it would take a GiB
+        handle.truncate(MAX_PROMPT_FILE_BYTES + 1)
+    with pytest.raises(PromptFileError, match=r"above the 1,073,741,824 \(1 GiB\)") as raised:
+        read_requests(SharegptPrompts(source="sharegpt", path=str(path)), 1)
+    assert str(path) in str(raised.value)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_deeply_nested_record_names_its_record(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.jsonl", '{"prompt": "a"}\n{"prompt": "b", "x": ' + DEEP + "}\n")
+    with pytest.raises(PromptFileError, match="record 2: nested more than 100 levels deep"):
+        read_requests(JsonlPrompts(source="jsonl", path=str(path)), 2)
+    trace = _write(tmp_path, "t.jsonl", DEEP + "\n")
+    with pytest.raises(PromptFileError, match="record 1: nested more than 100 levels deep"):
+        read_requests(TracePrompts(source="trace", path=str(trace)), 1)
+
+
+def test_a_deeply_nested_sharegpt_file_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "s.json", '[\n{"conversations": []},\n' + DEEP + "\n]\n")
+    with pytest.raises(PromptFileError, match=r"is nested more than 100 levels deep \(line 3\)"):
+        read_requests(SharegptPrompts(source="sharegpt", path=str(path)), 1)
+
+
+def test_a_file_that_is_not_utf8_is_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "caf\xe9"}\n')
+    with pytest.raises(PromptFileError, match="is not UTF-8 text"):
+        read_requests(JsonlPrompts(source="jsonl", path=str(path)), 1)

@@ -12,6 +12,7 @@ from llenergymeasure.contract.workdir import (
     ErrorReport,
     ProgressEvent,
     append_jsonl,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     run_dir_name,
@@ -37,12 +38,11 @@ def test_atomic_write_failure_keeps_old_file(tmp_path: Path) -> None:
     target = tmp_path / "config.json"
     atomic_write_text(target, "old")
 
-    class Boom:
-        def __str__(self) -> str:
-            raise RuntimeError("boom")
+    class Boom:  # not bytes: the write into the temporary file fails
+        pass
 
     with pytest.raises(TypeError):
-        atomic_write_text(target, Boom())  # type: ignore[arg-type]
+        atomic_write_bytes(target, Boom())  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 

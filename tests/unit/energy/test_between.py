@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from llenergymeasure.energy.between import EdgeCounters, energy_between
-from llenergymeasure.energy.nvml import GpuSample
+from llenergymeasure.energy.gpus import GpuSample
 from llenergymeasure.energy.sampler import Row
 
 

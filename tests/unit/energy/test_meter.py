@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from llenergymeasure.device import throttle_names
 from llenergymeasure.energy import meter as meter_module
+from llenergymeasure.energy.gpus import GpuSample
 from llenergymeasure.energy.meter import EnergyMeter
-from llenergymeasure.energy.nvml import GpuSample, throttle_names
 from llenergymeasure.energy.rapl import Rapl
 from llenergymeasure.energy.sampler import PowerSampler, Row, write_parquet
 
@@ -21,7 +22,7 @@ class RecordedCounters:
 
     def __init__(self, readings: list[list[float] | None]) -> None:
         self._readings: Iterator[list[float] | None] = iter(readings)
-        self.counter_reason: str | None = None  # as Nvml: why a None reading has no counter
+        self.counter_reason: str | None = None  # as MeteredGpus: why a None reading has no counter
 
     def energy_counters_mj(self) -> list[float] | None:
         return next(self._readings)
@@ -142,21 +143,3 @@ def test_sampler_phases_and_parquet(tmp_path: Path) -> None:
 def test_throttle_bits_decode() -> None:
     assert throttle_names(0x1 | 0x4 | 0x40) == ["gpu_idle", "sw_power_cap", "hw_thermal_slowdown"]
     assert throttle_names(0) == []
-
-
-def test_nvml_errors_are_named_by_their_code() -> None:
-    import pynvml
-
-    from llenergymeasure.energy.nvml import nvml_reason
-
-    cases = {
-        pynvml.NVML_ERROR_NOT_SUPPORTED: "NVML_ERROR_NOT_SUPPORTED: not supported by this GPU",
-        pynvml.NVML_ERROR_NO_PERMISSION: "NVML_ERROR_NO_PERMISSION: not permitted",
-        pynvml.NVML_ERROR_GPU_IS_LOST: "NVML_ERROR_GPU_IS_LOST: the GPU fell off the bus",
-        pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "NVML_ERROR_LIBRARY_NOT_FOUND: libnvidia-ml",
-    }
-    for code, text in cases.items():
-        error = pynvml.NVMLError(code)
-        assert type(error).__name__.startswith("NVMLError_")  # pynvml's typed subclass
-        assert nvml_reason(error).startswith(text)
-    assert nvml_reason(pynvml.NVMLError(pynvml.NVML_ERROR_IRQ_ISSUE)).startswith("NVML error: ")

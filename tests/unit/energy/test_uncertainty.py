@@ -9,7 +9,7 @@ import pytest
 
 from llenergymeasure.energy.arithmetic import went_back
 from llenergymeasure.energy.between import energy_between
-from llenergymeasure.energy.nvml import GpuSample
+from llenergymeasure.energy.gpus import GpuSample
 from llenergymeasure.energy.sampler import Row
 from llenergymeasure.energy.uncertainty import (
     BASELINE,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from llenergymeasure.contract.result import GpuInfo
+from llenergymeasure.energy.gpus import GpuSample
 from llenergymeasure.energy.meter import EnergyMeter, WindowEnergy
-from llenergymeasure.energy.nvml import GpuSample
 from llenergymeasure.energy.rapl import Rapl
 from llenergymeasure.energy.sampler import PowerSampler, Row
 from llenergymeasure.energy.uncertainty import baseline_j, edge_j
@@ -25,7 +25,7 @@ WINDOW = (15.0, 35.0)
 
 
 class OneGpu:
-    """What the audit reads of NVML: the GPU's static facts and its power reading's period."""
+    """What the audit reads of the metered GPUs: static facts and the power reading's period."""
 
     counter_reason = None
     power_average_s = 0.0  # the instantaneous power field

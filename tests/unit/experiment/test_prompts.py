@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from llenergymeasure.backends.registry import BackendUnavailable, get_backend
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.prompt_lengths import input_lengths
+from llenergymeasure.contract.prompt_files import MAX_PROMPT_FILE_BYTES
+from llenergymeasure.contract.prompt_sources import PROMPT_SOURCES
+from llenergymeasure.contract.workdir import ErrorReport
+from llenergymeasure.experiment import prompts as prompts_module
 from llenergymeasure.experiment.prompts import PromptError, tokenised_prompts
 
 
@@ -33,7 +38,9 @@ def test_synthetic_lengths_are_exact_in_model_tokens(backend, tiny_model_dir: Pa
     }
     config = _config(tiny_model_dir, prompts=spec, n_prompts=20)
     ids = tokenised_prompts(config, backend, offline=True).ids
-    assert [len(p) for p in ids] == input_lengths(config, config.prompts)
+    assert [len(p) for p in ids] == config.prompts.input_lengths(
+        config.n_prompts, config.max_input_tokens
+    )
     assert not set().union(*map(set, ids)) & backend.special_token_ids()
     # Same seed, same prompts; another seed, other prompts.
     assert tokenised_prompts(config, backend, offline=True).ids == ids
@@ -47,7 +54,7 @@ def test_normal_lengths_are_clipped(tiny_model_dir: Path) -> None:
         "input_length": {"distribution": "normal", "mean": 20, "std": 50, "min": 5, "max": 30},
     }
     config = _config(tiny_model_dir, prompts=spec, n_prompts=200)
-    lengths = input_lengths(config, config.prompts)
+    lengths = config.prompts.input_lengths(config.n_prompts, config.max_input_tokens)
     assert min(lengths) == 5 and max(lengths) == 30
 
 
@@ -198,3 +205,41 @@ def test_a_trace_gives_exact_input_lengths_output_lengths_and_scaled_arrivals(
     assert [len(p) for p in prompts.ids] == [17, 4, 30]
     assert prompts.output_tokens == [5, 9, 1]
     assert prompts.arrivals_s == pytest.approx([0.0, 0.25, 1.0])
+
+
+@pytest.mark.parametrize("kind", sorted(PROMPT_SOURCES))
+def test_every_source_names_a_builder_here(kind: str) -> None:
+    model = PROMPT_SOURCES[kind]
+    module, _, name = model.builder.partition(":")
+    assert module == "llenergymeasure.experiment.prompts"
+    assert callable(getattr(prompts_module, name))
+
+
+def test_a_prompt_file_above_the_cap_is_a_prompt_error_not_a_memory_error(
+    backend, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.json"
+    with path.open("wb") as handle:  # sparse: no disk, and no GiB read into memory
+        handle.truncate(MAX_PROMPT_FILE_BYTES + 1)
+    config = _serving(tiny_model_dir, {"source": "sharegpt", "path": str(path)}, n_prompts=1)
+    with pytest.raises(PromptError, match=r"big.json: is 1,073,741,825 bytes, above the"):
+        tokenised_prompts(config, backend, offline=True)
+
+
+def test_the_container_reports_a_prompt_file_above_the_cap_in_error_json(
+    make_workdir, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_PROMPT_FILE_BYTES + 1)
+    work = make_workdir(prompts={"source": "jsonl", "path": str(path)}, n_prompts=2)
+    done = subprocess.run(
+        [sys.executable, "-m", "llenergymeasure.experiment", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    report = ErrorReport.model_validate_json((work / "error.json").read_text())
+    assert report.type == "PromptError"
+    assert report.message.startswith(f"{path}: is 1,073,741,825 bytes, above the 1,073,741,824")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.energy.nvml import GpuSample
+from llenergymeasure.energy.gpus import GpuSample
 from llenergymeasure.energy.sampler import Row, temperature_rise_c
 from llenergymeasure.experiment.measured import HeatOutcome
 from llenergymeasure.experiment.offline import OfflineSession
@@ -37,7 +37,7 @@ class Heating:
     ramp_s: float
     start: float = field(default_factory=time.perf_counter)
     sampler: object = object()
-    nvml_reason: str | None = None
+    gpu_reason: str | None = None
 
     def rows(self) -> list[Row]:
         now, t, out = time.perf_counter(), self.start, []
@@ -84,6 +84,6 @@ def test_a_gpu_still_warming_at_the_cap_is_said() -> None:
 
 
 def test_without_a_sampler_nothing_is_judged() -> None:
-    no_gpu = Heating(ramp_s=1.0, sampler=None, nvml_reason="gpu_count is 0")
+    no_gpu = Heating(ramp_s=1.0, sampler=None, gpu_reason="gpu_count is 0")
     heat = session(no_gpu, {"thermal_max_s": 10.0})._settle_heat(None)
     assert heat == HeatOutcome(0.0, 0, None, None, "gpu_count is 0")

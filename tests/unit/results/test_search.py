@@ -54,8 +54,18 @@ def test_an_energy_reading_that_is_not_valid_is_not_used() -> None:
     assert judgement.constraint_values == [150, 20]  # speed and latency are still readings
     assert judgement.reason is not None
     assert judgement.reason.startswith("energy.j_per_output_token not used: GPU energy not valid")
-    assert "foreign_processes (synthetic)" in judgement.reason and "throttled" in judgement.reason
-    assert judgement.violations[0] > 0
+    assert "foreign_processes: synthetic" in judgement.reason and "throttled" in judgement.reason
+    assert judgement.violations[0] > 0 and judgement.energy_not_valid
+
+
+def test_energy_without_a_verdict_is_not_refused() -> None:
+    """No reading (the objective is then not measured, with its own reason) or a result from
+    before validity: the search has no verdict to refuse it by."""
+    cpu = judge(SEARCH, result(tokens_per_s=150, j_per_token=None))
+    assert not cpu.energy_not_valid and "not measured: no NVIDIA GPU" in (cpu.reason or "")
+    old = result(tokens_per_s=150, j_per_token=0.2, invalid=("not_judged",))
+    judgement = judge(SEARCH, old)
+    assert judgement.feasible and judgement.values == [0.2]
 
 
 def test_a_search_on_speed_alone_does_not_read_energy_validity() -> None:

@@ -13,7 +13,7 @@ from llenergymeasure.config.study import (
 from llenergymeasure.contract.backends import spec_of
 from llenergymeasure.contract.config import ExperimentConfig
 from llenergymeasure.study import estimate_run, estimate_wall_time, expand
-from llenergymeasure.study.estimate import DECODE_STEP_GUESS_S
+from llenergymeasure.study.run_duration import DECODE_STEP_GUESS_S
 
 
 def test_run_estimate_phases() -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.prompt_lengths import input_lengths, longest_input_tokens
 from llenergymeasure.study import expand
 from llenergymeasure.study.model_fit import context_from_config, fit_problem
 
@@ -81,8 +80,10 @@ def test_uniform_lengths_are_judged_by_their_actual_longest_draw(small_model: Pa
     spec = {"source": "synthetic", "seed": 3, "input_length": {"distribution": "uniform"}}
     spec["input_length"] |= {"min": 10, "max": 600}
     config = ExperimentConfig(model=str(small_model), n_prompts=5, max_new_tokens=8, prompts=spec)
-    longest, exact = longest_input_tokens(config)
-    assert exact and longest == max(input_lengths(config, config.prompts))
+    longest, exact = config.prompts.longest_input_tokens(config.n_prompts, config.max_input_tokens)
+    assert exact and longest == max(
+        config.prompts.input_lengths(config.n_prompts, config.max_input_tokens)
+    )
     assert (fit_problem(config, small_model.parent) is None) == (longest + 8 <= 512)
 
 
@@ -90,7 +91,10 @@ def test_file_prompts_are_left_to_the_container(small_model: Path) -> None:
     config = ExperimentConfig(
         model=str(small_model), prompts={"source": "jsonl", "path": "p.jsonl"}
     )
-    assert longest_input_tokens(config) == (2048, False)
+    assert config.prompts.longest_input_tokens(config.n_prompts, config.max_input_tokens) == (
+        2048,
+        False,
+    )
     assert fit_problem(config, small_model.parent) is None
 
 

@@ -1,9 +1,13 @@
 """Where a planned run executes: the executor interface, and the table that finds one.
 
 The scheduler owns the manifest, the schedule and the display; an executor only runs what it
-is given in the slot it is given and hands back how each run ended. The contract between them is
-the work folder (config.json in, progress/result/error out) and the container's exit, so another
-executor (a cluster's scheduler) runs the same lifecycle elsewhere.
+is given in the slot it is given, through the machine's per-run host lifecycle
+(`machine/lifecycle.py`: leftovers, foreign processes, GPU settings, the container, settings
+put back) on the host where it runs it, and hands back how each run ended. The contract
+between them is the work folder (config.json in, progress/result/error out), the container's
+exit and the lifecycle's findings, so another executor (a cluster's scheduler) runs the same
+lifecycle elsewhere. A new executor reads this seam and `machine/lifecycle.py`, not the
+scheduler.
 
 An executor is a complete strategy: its pre-flight (what the host must check and lock), its
 slot pool and gate, its retry limit, how it stops a run, and how a study it left running is
@@ -29,18 +33,20 @@ from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.machine.container import ContainerExit, ContainerSpec
 from llenergymeasure.orchestrator.machine.engine import ResolvedImage
 from llenergymeasure.orchestrator.machine.gate import Gate
+from llenergymeasure.orchestrator.machine.lifecycle import HostFindings, HostRun, Machine
 from llenergymeasure.orchestrator.machine.probes import HostProbes
 from llenergymeasure.orchestrator.machine.run_spec import StudyContext
 from llenergymeasure.orchestrator.machine.slots import Slot, SlotPool
 from llenergymeasure.orchestrator.planned import PlannedStudy
-from llenergymeasure.study.gpu_ledger import GpuSettingRecord
 from llenergymeasure.study.models import PlannedRun
 
 
 @dataclass(frozen=True)
 class RunJob:
-    """One planned run, ready to execute: its slot, work folder and container, and what the
-    container was built from (for an executor that builds it again elsewhere: on a cluster node)."""
+    """One planned run, ready to execute: its slot, work folder and container, what the machine
+    under it must do (`host`: its GPU settings and the study's policies, for the per-run host
+    lifecycle), and what the container was built from (for an executor that builds it again
+    elsewhere: on a cluster node)."""
 
     run: PlannedRun
     slot: Slot
@@ -48,6 +54,7 @@ class RunJob:
     spec: ContainerSpec
     timeout_s: float
     stall_timeout_s: float
+    host: HostRun
     context: StudyContext | None = None
     image: ResolvedImage | None = None
 
@@ -60,13 +67,15 @@ class Placement:
     gpu_indices: list[int]
     gpu_uuids: list[str]
     cpuset: str | None
-    gpu_settings: list[GpuSettingRecord] = field(default_factory=list)  # set there, put back
 
 
 @dataclass(frozen=True)
 class JobDone:
     job: RunJob
     exit: ContainerExit
+    # What the machine did and saw around it (the per-run host lifecycle): foreign processes,
+    # GPU settings set and put back, a refusal to start it; None where no lifecycle ran.
+    host: HostFindings | None = None
     placement: Placement | None = None
     # Runs that shared its host while it ran, where the executor knows (a cluster: same node, times
     # overlapping); None: the scheduler's own record of what was in flight.
@@ -92,7 +101,8 @@ class HostNeeds:
 @dataclass(frozen=True)
 class StudyAt:
     """What an executor is opened with: the study folder, the execution settings of this
-    invocation, this host's engine client and CPU groups, the host probes, the display."""
+    invocation, this host's engine client and CPU groups, the host probes, the display, and
+    this machine as runs use it (the per-run host lifecycle)."""
 
     study_dir: Path
     study_id: str
@@ -101,6 +111,7 @@ class StudyAt:
     cpu_groups: list[tuple[int, ...]] | None
     probes: HostProbes
     display: Display
+    machine: Machine
 
 
 class Executor(ABC):

@@ -49,7 +49,12 @@ def common_fields(done: JobDone, overlapped: set[str]) -> dict[str, object]:
             gpu_indices=done.placement.gpu_indices,
             gpu_uuids=done.placement.gpu_uuids,
             cpuset=done.placement.cpuset,
-            gpu_settings=done.placement.gpu_settings,
+        )
+    if done.host is not None:
+        fields.update(
+            foreign_gpu_processes=done.host.foreign_gpu_processes,
+            gpu_off_default=done.host.gpu_off_default,
+            gpu_settings=done.host.gpu_settings,
         )
     return fields
 
@@ -59,6 +64,9 @@ def verdict_of(done: JobDone, tail: str) -> Classified:
     job, exit_ = done.job, done.exit
     if done.crash is not None:
         return Classified("failed", "crashed", "JobCrash", done.crash)
+    refused = done.host.refused if done.host is not None else None
+    if refused is not None:  # the machine did not start its container
+        return Classified("failed", "failed", refused.error_type, refused.message)
     verdict = classify(
         job.workdir,
         exit_.exit_code,
@@ -88,6 +96,8 @@ class Collector:
         run_id, exit_ = done.job.run.run_id, done.exit
         if done.requeue is not None:
             return self._requeue(run_id, done.requeue)
+        for note in done.host.notes if done.host is not None else []:
+            self.display.note(f"  {run_id}: {note}")
         common = common_fields(done, overlapped)
         if self.engine_gone is not None:
             return self._engine_went_away(run_id, exit_.engine_error or "stopped", common)

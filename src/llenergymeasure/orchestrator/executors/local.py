@@ -3,8 +3,8 @@
 
 Its pre-flight checks that every run fits its pool and names what the host must lock: the
 GPUs, and for CPU runs the CPUs they are pinned to (all usable CPUs when unpinned). Each job's
-container lifecycle (`container.run_container`) runs in a thread of its own; the lifecycle
-enforces the job's timeout, stall limit and stop.
+per-run host lifecycle (`machine/lifecycle.py`, around `container.run_container`) runs in a
+thread of its own; the container's watch enforces the job's timeout, stall limit and stop.
 """
 
 from __future__ import annotations
@@ -100,9 +100,15 @@ class LocalExecutor(Executor):
         thread.start()
 
     def _lifecycle(self, job: RunJob, stop: StopState) -> None:
+        """The machine's per-run lifecycle around the container (this thread's alone: the
+        run's GPUs are its slot's, locked by the study's pre-flight)."""
+
+        def container() -> ContainerExit:
+            return run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
+
         try:
-            exit_ = run_container(self.client, job.spec, job.timeout_s, job.stall_timeout_s, stop)
-            self._done.put(JobDone(job, exit_))
+            exit_, host = self.at.machine.run(job.host, container)
+            self._done.put(JobDone(job, exit_, host=host))
         except Exception as error:  # a bug in the watch: the run ends, the study goes on
             now = time.time()
             exit_ = ContainerExit(None, None, False, None, now, now)

@@ -5,6 +5,9 @@ container after an APIError such as a missing GPU driver). docker-py's `wait(tim
 raises requests' ConnectionError rather than a timeout, so waiting happens in a thread without
 a timeout and the watch loop enforces the deadlines itself. An engine that goes away surfaces
 as requests' ConnectionError (an OSError, not a DockerException): caught alike.
+
+The container's output goes to container.log (`container_log`): after the container exits,
+its removal waits until the engine delivered all of it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,19 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests
-from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
+from docker.types import DeviceRequest, Mount, Ulimit
 
 from llenergymeasure.contract.workdir import CONTAINER_WORKDIR, WorkPaths
+from llenergymeasure.orchestrator.machine.container_log import (
+    ENGINE_ERRORS,
+    ENGINE_LOG,
+    ContainerLog,
+    one_line,
+)
 from llenergymeasure.orchestrator.machine.pids import PidsWatch
 from llenergymeasure.orchestrator.machine.stop import StopState
 from llenergymeasure.study.untrusted import UntrustedFile, create_new, irregular, regular_size
-from llenergymeasure.study.work_files import CAPS, ProgressTail
+from llenergymeasure.study.work_files import ProgressTail
 
 GRACE_S = 2.0
 POLL_S = 0.05
@@ -36,17 +44,6 @@ OWNER_PID_LABEL = "llem.owner_pid"
 OWNER_HOST_LABEL = "llem.owner_host"
 STUDY_LABEL = "llem.study"
 RUN_LABEL = "llem.run"
-LOG_CAP = CAPS[WorkPaths.CONTAINER_LOG]
-# container.log keeps the first LOG_CAP - LOG_TAIL bytes and the last LOG_TAIL: how the engine
-# started and how the run ended, with what was dropped between them counted.
-LOG_TAIL = 1 << 20
-# The engine's own copy of the output (what `docker logs` shows, and what llem streams from) is
-# bounded too, so a container that prints without end fills neither the study folder nor the
-# engine's disk. Well above LOG_CAP: a rotation loses what a follower has not read yet, and
-# nothing of what container.log keeps may be lost.
-# What docker-py raises when the engine refuses a call or its connection breaks mid-stream.
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
-ENGINE_LOG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "256m", "max-file": "2"})
 
 
 def owner_labels() -> dict[str, str]:
@@ -154,7 +151,7 @@ def run_container(
     started = time.time()
     container = None
     try:
-        log_fd = create_new(spec.workdir / WorkPaths.CONTAINER_LOG)
+        log = ContainerLog(create_new(spec.workdir / WorkPaths.CONTAINER_LOG))
     except (UntrustedFile, OSError) as error:
         return ContainerExit(None, None, False, None, started, time.time(), engine_error=str(error))
     try:
@@ -169,12 +166,12 @@ def run_container(
                 None,
                 started,
                 time.time(),
-                engine_error=_one_line(error),
+                engine_error=one_line(error),
             )
-        return _watch(container, spec, timeout_s, stall_timeout_s, stop, started, log_fd)
+        return _watch(container, spec, timeout_s, stall_timeout_s, stop, started, log)
     finally:
+        log.close()  # the descriptor, unless its writer owns it (the writer closes its own)
         _remove(client, container, spec.name)
-        os.close(log_fd)
 
 
 def _watch(
@@ -184,10 +181,9 @@ def _watch(
     stall_timeout_s: float | None,
     stop: StopState,
     started: float,
-    log_fd: int,
+    log: ContainerLog,
 ) -> ContainerExit:
-    logs = threading.Thread(target=_stream_logs, args=(container, log_fd), daemon=True)
-    logs.start()
+    log.follow(container)
     waited: dict[str, Any] = {}
     done = threading.Event()
 
@@ -195,7 +191,7 @@ def _watch(
         try:
             waited["status"] = container.wait()
         except ENGINE_ERRORS as error:  # the engine went away: reported as an engine error
-            waited["error"] = _one_line(error)
+            waited["error"] = one_line(error)
         done.set()
 
     threading.Thread(target=_wait, daemon=True).start()
@@ -241,8 +237,8 @@ def _watch(
             _kill(container, signal.SIGKILL)
     finished = time.time()
     pids.poll()
-    logs.join(timeout=5)
-    if "error" in waited:
+    if "error" in waited:  # the container may still run: its stream would not end
+        log.cut(f"the engine stopped answering ({waited['error']})")
         return ContainerExit(
             container.id,
             None,
@@ -253,6 +249,7 @@ def _watch(
             waited["error"],
             problem=problem,
         )
+    log.drain(stop)  # before the removal: the engine delivers the end of the output first
     exit_code = int(waited["status"].get("StatusCode", -1))
     try:
         container.reload()
@@ -281,34 +278,6 @@ def _kill(container: Any, sig: signal.Signals) -> None:
         container.kill(signal=int(sig))
 
 
-def _stream_logs(container: Any, log_fd: int) -> None:
-    """The container's output into the log file llem created before it started (an fd, so
-    nothing the container does to the name redirects it): its head up to LOG_CAP - LOG_TAIL
-    bytes, then, when there was more, a line counting what was dropped and its last LOG_TAIL
-    bytes."""
-    head_cap = LOG_CAP - LOG_TAIL
-    written = dropped = 0
-    tail = bytearray()
-    try:
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            keep = chunk[: max(0, head_cap - written)]
-            if keep:
-                written += os.write(log_fd, keep)
-            rest = chunk[len(keep) :]
-            if rest:
-                tail += rest
-                dropped += len(rest)
-                del tail[: max(0, len(tail) - LOG_TAIL)]
-    except (*ENGINE_ERRORS, OSError):
-        pass  # the engine dropped the stream (or the disk refused it); what arrived is kept
-    if dropped:
-        dropped -= len(tail)
-        note = f"\n[llem: container.log keeps its first {head_cap >> 20} MiB and last "
-        note += f"{LOG_TAIL >> 20} MiB; {dropped} bytes between them were dropped]\n"
-        with contextlib.suppress(OSError):
-            os.write(log_fd, note.encode() + bytes(tail))
-
-
 def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
     try:
         if container is not None:
@@ -320,8 +289,3 @@ def _remove(client: docker.DockerClient, container: Any, name: str) -> None:
         pass
     except (docker.errors.DockerException, OSError):
         pass  # engine unreachable: orphan cleanup removes it on the next run
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__

@@ -1,20 +1,25 @@
 """A run's GPU settings (`gpu.power_limit_w`, `gpu.locked_clocks_mhz`) set on exactly its GPUs
 before its container starts, read back, and put back after it, on every exit path.
 
-The NVML calls sit behind `GpuControl` (`NvmlControl` is the real one; it needs a GPU and, for
-setting, root). `GpuKeeper` owns the bookkeeping: it writes what it found into the host's
-ledger before changing anything (`study.gpu_ledger`), so an llem killed with -9 is undone by the
-next `llem run --resume` or `llem status` on that host."""
+The GPUs are `llenergymeasure.device`'s (NVML behind one interface), by host index through
+`GpuControl` (`host_control()`: this host's; setting needs root). `GpuKeeper` owns the
+bookkeeping through the host-wide ledger (`gpu_ledger.py`): what it found goes into the ledger
+before anything changes, and a change an earlier llem left (killed with -9) is put back before
+anything is read. Every call is made under the GPUs' host locks, which the caller holds
+(`lifecycle.py`, `llem gpus restore`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from llenergymeasure.contract.gpu_settings import GpuSettings
+from llenergymeasure.device import GPU, GpuError, GpuNoPermission, host_gpus
 from llenergymeasure.errors import UserError
-from llenergymeasure.study.gpu_ledger import GpuSettingRecord, Ledger
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger, LedgerEntry, changer
+from llenergymeasure.orchestrator.machine.locks import HostLocks
+from llenergymeasure.study.gpu_records import GpuSettingRecord
 
 PERMISSION_HINT = (
     "setting a GPU's power limit or clocks needs root (as `nvidia-smi -pl` does): run llem as "
@@ -22,107 +27,93 @@ PERMISSION_HINT = (
 )
 T = TypeVar("T")
 CLAMP_TOLERANCE_W = 0.5  # NVML works in mW; a read-back within this is the value asked
+# A limit this close to the driver's default is the default (NVML rounds to the mW).
+DEFAULT_TOLERANCE_W = 0.5
 
 
 class GpuSettingError(UserError):
     """A GPU setting that cannot be made here (no NVML, no permission, out of range)."""
 
 
-class GpuControl(Protocol):
-    """The NVML calls a GPU setting needs, by the host's NVML index."""
+class GpuControl:
+    """The host's GPUs by their host index, as a setting needs them: each call one `GPU`
+    method (`llenergymeasure.device`: any vendor's), its failure one message naming what was
+    asked (`GpuSettingError`; a refused permission says how to get it)."""
 
-    def uuid(self, index: int) -> str: ...
+    def __init__(self, gpus: Sequence[GPU]) -> None:
+        self._gpus = {gpu.index: gpu for gpu in gpus}
 
-    def power_limit_w(self, index: int) -> float: ...
+    def gpu(self, index: int) -> GPU:
+        found = self._gpus.get(index)
+        if found is None:
+            raise GpuSettingError(f"this host has no GPU {index} (it has {sorted(self._gpus)})")
+        return found
 
-    def power_limit_range_w(self, index: int) -> tuple[float, float]: ...
-
-    def set_power_limit_w(self, index: int, watts: float) -> None: ...
-
-    def clock_range_mhz(self, index: int) -> tuple[int, int]: ...
-
-    def lock_clocks_mhz(self, index: int, low: int, high: int) -> None: ...
-
-    def reset_clocks(self, index: int) -> None: ...
-
-
-class NvmlControl:
-    """The real GPUs through pynvml (nvidia-ml-py). GPU-only: exercised where a GPU is lent."""
-
-    def __init__(self) -> None:
+    def _call(self, what: str, index: int, call: Callable[[GPU], T]) -> T:
         try:
-            import pynvml
-        except ImportError:
-            raise GpuSettingError("nvidia-ml-py is not installed on the host") from None
-        self._nv = pynvml
-        try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as error:
-            raise GpuSettingError(
-                f"gpu settings need NVML on the host, which answered: {error}",
-                hint="run on a host with an NVIDIA GPU and driver",
-            ) from None
-
-    def _call(self, what: str, call: Callable[[Any], T]) -> T:
-        """`call(handle-taking pynvml)`, its NVML errors as one message (a permission: how)."""
-        try:
-            return call(self._nv)
-        except self._nv.NVMLError as error:
-            if getattr(error, "value", None) == self._nv.NVML_ERROR_NO_PERMISSION:
-                raise GpuSettingError(f"{what}: no permission", hint=PERMISSION_HINT) from None
-            raise GpuSettingError(f"{what}: NVML error {error}") from None
-
-    def _handle(self, index: int) -> Any:
-        return self._nv.nvmlDeviceGetHandleByIndex(index)
+            return call(self.gpu(index))
+        except GpuNoPermission:
+            raise GpuSettingError(f"{what}: no permission", hint=PERMISSION_HINT) from None
+        except GpuError as error:
+            raise GpuSettingError(f"{what}: {error}") from None
 
     def uuid(self, index: int) -> str:
-        value = self._call(
-            f"reading GPU {index}'s UUID", lambda nv: nv.nvmlDeviceGetUUID(self._handle(index))
-        )
-        return value.decode() if isinstance(value, bytes) else str(value)
+        return self._call(f"reading GPU {index}'s UUID", index, lambda gpu: gpu.uuid())
 
     def power_limit_w(self, index: int) -> float:
-        milliwatts = self._call(
-            f"reading GPU {index}'s power limit",
-            lambda nv: nv.nvmlDeviceGetPowerManagementLimit(self._handle(index)),
+        return self._call(
+            f"reading GPU {index}'s power limit", index, lambda gpu: gpu.power_limit_w()
         )
-        return milliwatts / 1000.0
 
     def power_limit_range_w(self, index: int) -> tuple[float, float]:
-        low, high = self._call(
+        return self._call(
             f"reading GPU {index}'s power limit range",
-            lambda nv: nv.nvmlDeviceGetPowerManagementLimitConstraints(self._handle(index)),
+            index,
+            lambda gpu: gpu.power_limit_range_w(),
         )
-        return low / 1000.0, high / 1000.0
+
+    def default_power_limit_w(self, index: int) -> float:
+        return self._call(
+            f"reading GPU {index}'s default power limit",
+            index,
+            lambda gpu: gpu.default_power_limit_w(),
+        )
 
     def set_power_limit_w(self, index: int, watts: float) -> None:
         self._call(
             f"setting GPU {index}'s power limit to {watts:g} W",
-            lambda nv: nv.nvmlDeviceSetPowerManagementLimit(
-                self._handle(index), round(watts * 1000)
-            ),
+            index,
+            lambda gpu: gpu.set_power_limit_w(watts),
         )
 
     def clock_range_mhz(self, index: int) -> tuple[int, int]:
-        def read(nv: Any) -> list[int]:
-            handle = self._handle(index)
-            memory = max(nv.nvmlDeviceGetSupportedMemoryClocks(handle))
-            return list(nv.nvmlDeviceGetSupportedGraphicsClocks(handle, memory))
-
-        clocks = self._call(f"reading GPU {index}'s supported clocks", read)
-        return int(min(clocks)), int(max(clocks))
+        return self._call(
+            f"reading GPU {index}'s supported clocks",
+            index,
+            lambda gpu: gpu.graphics_clock_range_mhz(),
+        )
 
     def lock_clocks_mhz(self, index: int, low: int, high: int) -> None:
         self._call(
             f"locking GPU {index}'s clocks to {low}-{high} MHz",
-            lambda nv: nv.nvmlDeviceSetGpuLockedClocks(self._handle(index), low, high),
+            index,
+            lambda gpu: gpu.lock_clocks_mhz(low, high),
         )
 
     def reset_clocks(self, index: int) -> None:
-        self._call(
-            f"unlocking GPU {index}'s clocks",
-            lambda nv: nv.nvmlDeviceResetGpuLockedClocks(self._handle(index)),
+        self._call(f"unlocking GPU {index}'s clocks", index, lambda gpu: gpu.reset_clocks())
+
+
+def host_control() -> GpuControl:
+    """This host's GPUs (`device.host_gpus`: NVML on NVIDIA hosts). GpuSettingError naming
+    why where they cannot be read. GPU-only: exercised where a GPU is lent."""
+    found = host_gpus()
+    if isinstance(found, str):
+        raise GpuSettingError(
+            f"GPU settings need the GPUs' library on the host, which answered: {found}",
+            hint="run on a host with an NVIDIA GPU and driver",
         )
+    return GpuControl(found)
 
 
 def check_settings(control: GpuControl, gpus: list[int], settings: list[GpuSettings]) -> None:
@@ -152,22 +143,66 @@ def check_settings(control: GpuControl, gpus: list[int], settings: list[GpuSetti
 
 
 class GpuKeeper:
-    """Sets runs' GPUs and puts them back, through one host ledger."""
+    """Sets runs' GPUs and puts them back, through the host-wide ledger; the caller holds the
+    GPUs' host locks."""
 
-    def __init__(self, control: GpuControl, ledger: Ledger) -> None:
+    def __init__(self, control: GpuControl, ledger: GpuLedger) -> None:
         self.control, self.ledger = control, ledger
 
-    def apply(self, run_id: str, gpus: list[int], settings: GpuSettings) -> list[GpuSettingRecord]:
-        """Record, then set; the records as the run ran (effective values read back). A failure
-        half-way puts back what was set before it is raised."""
+    def leftovers(self, gpus: list[int]) -> list[LedgerEntry]:
+        """Changes an earlier llem left on `gpus` and did not put back."""
+        found = [self.ledger.get(self.control.uuid(index)) for index in gpus]
+        return [entry for entry in found if entry is not None]
+
+    def put_back_leftovers(self, gpus: list[int]) -> list[LedgerEntry]:
+        """Each leftover on `gpus` put back and forgotten; the entries put back. A GPU that
+        cannot be put back keeps its entry and raises, naming every failure."""
+        restored, failures = [], []
+        for entry in self.leftovers(gpus):
+            try:
+                self.restore(entry)
+            except GpuSettingError as error:
+                failures.append(str(error))
+                continue
+            restored.append(entry)
+        if failures:
+            raise GpuSettingError(
+                "could not put back what an earlier llem left: " + "; ".join(failures),
+                hint="`llem gpus show` lists what the ledger keeps; `llem gpus restore` retries",
+            )
+        return restored
+
+    def off_default(self, gpus: list[int]) -> list[str]:
+        """GPUs whose power limit is not the driver's default with no ledger entry explaining
+        it (someone else set it): one line each. Call after `put_back_leftovers`."""
+        lines = []
+        for index in gpus:
+            limit = self.control.power_limit_w(index)
+            default = self.control.default_power_limit_w(index)
+            if abs(limit - default) > DEFAULT_TOLERANCE_W:
+                lines.append(
+                    f"GPU {index}'s power limit is {limit:g} W, not its default {default:g} W, "
+                    "and no llem changed it"
+                )
+        return lines
+
+    def apply(
+        self, study_id: str, run_id: str, gpus: list[int], settings: GpuSettings
+    ) -> list[GpuSettingRecord]:
+        """Record each GPU's state in the ledger, then set it; the records as the run ran
+        (effective values read back). A failure half-way puts back what was set before it is
+        raised."""
         if not settings.any or not gpus:
             return []
-        records = [self._before(run_id, index, settings) for index in gpus]
-        self.ledger.write([*self.ledger.outstanding(), *records])
+        recorded: list[GpuSettingRecord] = []
         try:
-            return [self._set(record, settings) for record in records]
+            for index in gpus:
+                record = self._before(run_id, index, settings)
+                self.ledger.record(_entry(record, study_id))
+                recorded.append(record)
+            return [self._set(record, settings) for record in recorded]
         except GpuSettingError:
-            self.restore(run_id)
+            self.put_back(recorded)
             raise
 
     def _before(self, run_id: str, index: int, settings: GpuSettings) -> GpuSettingRecord:
@@ -192,62 +227,81 @@ class GpuKeeper:
             self.control.lock_clocks_mhz(index, *settings.locked_clocks_mhz)
         return record.model_copy(update=update)
 
-    def restore(self, run_id: str | None = None) -> list[GpuSettingRecord]:
-        """Put back the GPUs of `run_id` (every outstanding one when None); those back leave
-        the ledger (putting one back twice, after a crash between, changes nothing). Returns
-        the records restored."""
-        restored: list[GpuSettingRecord] = []
-        kept: list[GpuSettingRecord] = []
-        failures: list[str] = []
-        for record in self.ledger.outstanding():
-            if run_id is not None and record.run_id != run_id:
-                kept.append(record)
+    def put_back(self, records: list[GpuSettingRecord]) -> list[GpuSettingRecord]:
+        """A run's GPUs as they were before it, each under its ledger entry (only the run's
+        own: an entry of another run is not this run's to put back); `records` marked by which
+        came back. Raises after trying every GPU when one could not be put back (its entry
+        stays, so the next run on it, or `llem gpus restore`, puts it back)."""
+        back: set[int] = set()
+        failures = []
+        for record in records:
+            entry = self.ledger.get(record.uuid) if record.uuid else None
+            if entry is None or entry.by.run_id != record.run_id:
                 continue
             try:
-                self._put_back(record)
+                self.restore(entry)
             except GpuSettingError as error:
                 failures.append(str(error))
-                kept.append(record)
                 continue
-            restored.append(record.model_copy(update={"restored": True}))
-        if restored:
-            self.ledger.write(kept)
+            back.add(record.index)
+        marked = [r.model_copy(update={"restored": r.index in back}) for r in records]
         if failures:
             raise GpuSettingError(
                 "could not put every GPU back: " + "; ".join(failures),
-                hint=f"the ledger {self.ledger.path} keeps them; `llem status` retries",
+                hint="the host's ledger keeps them (`llem gpus show`); the next run on those "
+                "GPUs or `llem gpus restore` puts them back",
             )
-        return restored
+        return marked
 
-    def put_back(self, run_id: str, records: list[GpuSettingRecord]) -> list[GpuSettingRecord]:
-        """The run's GPUs put back (`restore`); its `records` marked by which came back."""
-        back = {r.index for r in self.restore(run_id)}
-        return [r.model_copy(update={"restored": r.index in back}) for r in records]
-
-    def _put_back(self, record: GpuSettingRecord) -> None:
-        if self.control.uuid(record.index) != record.uuid:
-            raise GpuSettingError(
-                f"GPU {record.index} is now {self.control.uuid(record.index)}, not {record.uuid}"
-            )
-        if record.locked_clocks_mhz is not None:
-            self.control.reset_clocks(record.index)
-        if record.power_limit_w_before is not None:
-            self.control.set_power_limit_w(record.index, record.power_limit_w_before)
+    def restore(self, entry: LedgerEntry) -> None:
+        """One GPU as it was before `entry`'s change, then the entry forgotten (putting one
+        back twice, after a crash between, changes nothing)."""
+        found = self.control.uuid(entry.index)
+        if found != entry.uuid:
+            raise GpuSettingError(f"GPU {entry.index} is now {found}, not {entry.uuid}")
+        if entry.clocks_locked is not None:
+            self.control.reset_clocks(entry.index)
+        if entry.power_limit_w_before is not None:
+            self.control.set_power_limit_w(entry.index, entry.power_limit_w_before)
+        self.ledger.forget(entry.uuid)
 
 
-def restore_leftovers(
-    study_dir: Path,
-    say: Callable[[str], None],
-    control: GpuControl | None = None,
-    host: str | None = None,
-) -> list[GpuSettingRecord]:
-    """What an earlier llem on this host changed and did not put back (killed with -9): put
-    back now (through `control`, NVML by default). Nothing to do (the usual case) touches no
-    GPU and needs no NVML. `host`: whose ledger (this host's by default)."""
-    ledger = Ledger(study_dir, host)
-    left = ledger.outstanding()
-    if not left:
-        return []
-    runs = sorted({r.run_id for r in left})
-    say(f"putting back GPU settings an earlier llem left on this host (runs {', '.join(runs)})")
-    return GpuKeeper(control or NvmlControl(), ledger).restore()
+def _entry(record: GpuSettingRecord, study_id: str) -> LedgerEntry:
+    assert record.uuid is not None
+    return LedgerEntry(
+        uuid=record.uuid,
+        index=record.index,
+        power_limit_w_before=record.power_limit_w_before,
+        power_limit_w_set=record.power_limit_w_requested,
+        clocks_locked=record.locked_clocks_mhz,
+        by=changer(study_id, record.run_id),
+    )
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `restore_host` did: the entries put back, and the GPUs left as they are (why)."""
+
+    restored: list[LedgerEntry]
+    left: dict[str, str]  # GPU UUID -> why it was not put back
+
+
+def restore_host(ledger: GpuLedger, control: GpuControl, uuids: set[str] | None = None) -> Restored:
+    """Every outstanding change on this host (or those of `uuids`) put back, each under its
+    GPU's host lock, taken without waiting: a GPU whose lock another llem holds is that llem's
+    to put back and is left (named). `llem gpus restore`."""
+    restored: list[LedgerEntry] = []
+    left: dict[str, str] = {}
+    for entry in ledger.entries():
+        if uuids is not None and entry.uuid not in uuids:
+            continue
+        try:
+            with HostLocks([entry.index], "llem gpus restore", ledger.lock_folder):
+                keeper = GpuKeeper(control, ledger)
+                current = ledger.get(entry.uuid)  # under the lock: its run may have ended
+                if current is not None:
+                    keeper.restore(current)
+                    restored.append(current)
+        except UserError as error:  # held by a running llem, or NVML refused
+            left[entry.uuid] = error.message
+    return Restored(restored, left)

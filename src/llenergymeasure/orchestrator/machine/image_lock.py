@@ -24,9 +24,11 @@ from ruamel.yaml.error import YAMLError
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
+from llenergymeasure.study.untrusted import UntrustedFile, read_bytes
 
 LOCK_SCHEMA_VERSION = 1
 LOCK_SUFFIX = ".lock.yaml"
+LOCK_CAP = 1 << 20  # a few hundred bytes per backend
 
 
 class LockedImage(BaseModel):
@@ -80,15 +82,23 @@ def write_lock(path: Path, lock: StudyLock, origin: str = "`llem images lock`") 
     return path
 
 
-def load_lock(path: Path) -> StudyLock:
-    """Read and validate a lock file; a missing or malformed one is a UserError."""
+def load_lock(path: Path, owner: int | None = None) -> StudyLock:
+    """Read and validate a lock file (not through a link, a regular file within its cap;
+    `owner`: the uid it must have, writable by no one else: a study folder's); a missing or
+    malformed one is a UserError."""
     if not path.is_file():
         raise UserError(
             f"{path}: no lock file", hint=f"write one with `llem images lock {_study_for(path)}`"
         )
     try:
-        raw = _yaml().load(path.read_text(encoding="utf-8"))
+        text = read_bytes(path, LOCK_CAP, owner=owner, sole_writer=owner is not None)
+        raw = _yaml().load(text.decode("utf-8", errors="replace"))
         lock = StudyLock.model_validate(raw)
+    except UntrustedFile as error:
+        raise UserError(
+            f"{path}: {error.problem}; llem reads only a lock file it wrote",
+            hint=f"write it again with `llem images lock {_study_for(path)}`",
+        ) from None
     except YAMLError as error:
         raise UserError(f"{path}: not valid YAML ({error})") from None
     except ValidationError as error:

@@ -6,13 +6,17 @@ the process ends, however it ends, so a `kill -9` leaves no stale lock. CPU stud
 CPUs their runs are pinned to (every CPU llem may use when runs are not pinned): two CPU studies
 at once would measure each other's CPU energy.
 
-The lock folder is llem's own: `$LLEM_LOCK_DIR`, else `/run/llem/locks` for root and the user's
-runtime folder (`$XDG_RUNTIME_DIR/llem/locks`) for others. It is refused when it is a link, is
-owned by another user, or others may write it; lock files are opened without following links
-and must be this user's regular files. So no other user can hold a lock llem waits for, nor
-turn a lock file into a link that makes llem write elsewhere. Studies of other users are not
-locked out by these files (their folders are their own): a process of theirs on a study's GPU
-is caught by the foreign-process check instead (`execution.foreign_gpu_processes`).
+The lock folder is llem's own (`lock_dir`): `$LLEM_LOCK_DIR`, else `/run/llem/locks` for root;
+for others the user's runtime folder (`$XDG_RUNTIME_DIR/llem/locks`, else
+`/run/user/<uid>/llem/locks`) where that folder exists and is the user's, else the user's cache
+folder (`$XDG_CACHE_HOME/llem/locks/<host>`, else `~/.cache/llem/locks/<host>`: a home may be
+shared by many hosts, and a GPU index means another GPU on each). Never a fixed name in a folder
+every user may write (`/tmp`), which another user could create first. It is refused when it is
+a link, is owned by another user, or others may write it; lock files are opened without
+following links and must be this user's regular files. So no other user can hold a lock llem
+waits for, nor turn a lock file into a link that makes llem write elsewhere. Studies of other
+users are not locked out by these files (their folders are their own): a process of theirs on a
+study's GPU is caught by the foreign-process check instead (`execution.foreign_gpu_processes`).
 
 The content of a lock file names its holder (study, pid, host). A lock held although its pid is
 no longer running on this host was inherited by a process the holder started; the refusal says
@@ -25,8 +29,10 @@ import errno
 import fcntl
 import json
 import os
+import pwd
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,16 +47,49 @@ ROOT_LOCK_DIR = "/run/llem/locks"
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 
 
-def lock_dir() -> Path:
-    configured = os.environ.get(ENV_LOCK_DIR)
+def lock_dir(env: Mapping[str, str] | None = None, uid: int | None = None) -> Path:
+    """This host's lock folder for user `uid` (default: this process's) under the environment
+    `env` (default: this process's); see the module docstring."""
+    env = os.environ if env is None else env
+    uid = os.geteuid() if uid is None else uid
+    configured = env.get(ENV_LOCK_DIR)
     if configured:
         return Path(configured)
-    if os.geteuid() == 0:
+    if uid == 0:
         return Path(ROOT_LOCK_DIR)
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
-    if Path(runtime).is_dir():
-        return Path(runtime) / "llem" / "locks"
-    return Path(f"/tmp/llem-locks-{os.geteuid()}")
+    runtime = Path(_absolute(env.get("XDG_RUNTIME_DIR")) or f"/run/user/{uid}")
+    if _folder_of(runtime, uid):
+        return runtime / "llem" / "locks"
+    home = _absolute(env.get("HOME")) or _absolute(_home(uid))
+    cache = _absolute(env.get("XDG_CACHE_HOME")) or (home and os.path.join(home, ".cache"))
+    if not cache:
+        raise UserError(
+            f"no folder for llem's host locks: no runtime folder of uid {uid}, and no home",
+            hint=f"set {ENV_LOCK_DIR} to a folder only you may write",
+        )
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", os.uname().nodename) or "host"
+    return Path(cache) / "llem" / "locks" / host
+
+
+def _absolute(path: str | None) -> str | None:
+    """An XDG path is ignored unless absolute (the XDG base directory specification)."""
+    return path if path and os.path.isabs(path) else None
+
+
+def _folder_of(path: Path, uid: int) -> bool:
+    """`path` is a real folder (not a link) that belongs to `uid`."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == uid
+
+
+def _home(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return ""
 
 
 def try_flock(fd: int, path: Path) -> bool:

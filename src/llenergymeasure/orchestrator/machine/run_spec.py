@@ -10,8 +10,10 @@ its repository folder, so the links resolve inside the container. Anything else 
 run. JSONL prompt files, and `hf_dataset` prompt sources named by a local path, are mounted the
 same way, read-only under `/llem/prompts/`.
 
-Hub ids were resolved by the pre-flight (`hub.py`) to snapshot folders: the cache that holds one
-is mounted read-only and the config names the snapshot inside it. An experiment container has no
+Hub ids were resolved by the pre-flight (`hub.py`) to snapshot folders: the repository folder of
+the cache that holds one is mounted read-only and the config names the snapshot inside it. An
+engine cache is the image's own folder of it (`caches.image_engine_cache`, created when the run
+is built), the one writable mount besides the work folder. An experiment container has no
 network and no secret: the backend's short allow-list of the host's variables is all it gets
 from the host's environment. Containers run as `container_user.ContainerUser`, never root,
 under the study's process and resource limits.
@@ -35,10 +37,13 @@ from llenergymeasure.contract.container import (
 )
 from llenergymeasure.contract.hub import FetchedItem
 from llenergymeasure.contract.prompt_files import PromptFileError, read_requests
-from llenergymeasure.contract.prompt_sources import FILE_SOURCES, HFDatasetPrompts
 from llenergymeasure.contract.run import RunContext, RunRequest
 from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.machine.caches import engine_cache_dir, owned_folder
+from llenergymeasure.orchestrator.machine.caches import (
+    engine_cache_dir,
+    image_engine_cache,
+    llem_folder,
+)
 from llenergymeasure.orchestrator.machine.container import (
     RUN_LABEL,
     STUDY_LABEL,
@@ -51,6 +56,11 @@ from llenergymeasure.orchestrator.machine.hub import from_host, hub_items, insid
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
+
+# A container's own deadline (RunContext.deadline_s) is its run's timeout plus this: the host's
+# kill comes first (its watch checks every 50 ms, from just before the container starts), so
+# the outcome stays `killed_timeout`; the container ends itself only where no host is left to.
+DEADLINE_MARGIN_S = 30.0
 
 
 def shm_size_for(config: ExperimentConfig) -> str | None:
@@ -90,13 +100,13 @@ def local_inputs(config: ExperimentConfig, study_file_dir: Path) -> list[LocalIn
     found = []
     if looks_like_path(config.model) or host_path(config.model, study_file_dir).is_dir():
         found.append(LocalInput("model folder", "model", config.model, MODELS_DIR, Path.is_dir))
-    prompts = config.prompts
-    if isinstance(prompts, FILE_SOURCES):
+    prompt_file, dataset = config.prompts.prompt_file, config.prompts.dataset
+    if prompt_file is not None:
         found.append(
-            LocalInput("prompt file", "prompts.path", prompts.path, PROMPTS_DIR, Path.is_file)
+            LocalInput("prompt file", "prompts.path", prompt_file, PROMPTS_DIR, Path.is_file)
         )
-    if isinstance(prompts, HFDatasetPrompts) and looks_like_path(prompts.name):
-        found.append(LocalInput("dataset", "prompts.name", prompts.name, PROMPTS_DIR, Path.exists))
+    if dataset is not None and looks_like_path(dataset):
+        found.append(LocalInput("dataset", "prompts.name", dataset, PROMPTS_DIR, Path.exists))
     return found
 
 
@@ -127,10 +137,10 @@ def check_prompt_files(configs: list[ExperimentConfig], study_file_dir: Path) ->
     read: set[tuple[str, int]] = set()
     for config in configs:
         source = config.prompts
-        if not isinstance(source, FILE_SOURCES):
+        if source.prompt_file is None:
             continue
         key = (source.model_dump_json(), config.n_prompts)
-        path = host_path(source.path, study_file_dir)
+        path = host_path(source.prompt_file, study_file_dir)
         if key in read or not path.is_file():  # a missing file: the presence check names it
             continue
         read.add(key)
@@ -187,18 +197,25 @@ def _mount_point(root: str, host: Path) -> str:
 
 
 def prepare_caches(ctx: StudyContext, backends: set[str]) -> None:
-    """Once per study, before any run: each backend's engine cache exists and is llem's own."""
+    """Once per study, before any run: each backend's engine cache exists and is llem's own
+    (each run's image gets its folder in it when the run is built)."""
     for backend in sorted(backends):
         folder = engine_cache_dir(backend)
         if folder is not None:
-            owned_folder(folder, ctx.user)
+            llem_folder(folder, ctx.user)
 
 
 def build(
-    run: PlannedRun, ctx: StudyContext, image: ResolvedImage, workdir: Path, slot: Slot
+    run: PlannedRun,
+    ctx: StudyContext,
+    image: ResolvedImage,
+    workdir: Path,
+    slot: Slot,
+    timeout_s: float | None = None,
 ) -> tuple[RunRequest, ContainerSpec]:
     """The run's config.json and container, in `slot` (its GPUs, granted by UUID where the
-    host's NVML named them, or its CPUs)."""
+    host's NVML named them, or its CPUs); `timeout_s`, the run's timeout, sets the container's
+    own deadline (None: it has none)."""
     config = run.config
     mounts: dict[str, dict[str, str]] = {}
     for item in local_inputs(config, ctx.study_file_dir):
@@ -222,7 +239,7 @@ def build(
         "PYTHONUNBUFFERED": "1",
         **backend_environment(config),
     }
-    engine_cache = engine_cache_dir(config.backend)
+    engine_cache = image_engine_cache(config.backend, image.id, ctx.user)
     if engine_cache is not None:
         mounts[str(engine_cache)] = {"bind": ENGINE_CACHE_DIR, "mode": "rw"}
     # From the host's environment only the backend's allow-list, when set: never a secret.
@@ -249,6 +266,7 @@ def build(
             max_parallel=ctx.max_parallel,
             offline=True,
             hub_commits=commits,
+            deadline_s=timeout_s + DEADLINE_MARGIN_S if timeout_s is not None else None,
         ),
     )
     spec = ContainerSpec(

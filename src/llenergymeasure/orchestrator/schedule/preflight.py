@@ -40,8 +40,8 @@ from llenergymeasure.orchestrator.machine.engine import (
 )
 from llenergymeasure.orchestrator.machine.gpu_settings import (
     GpuControl,
-    NvmlControl,
     check_settings,
+    host_control,
 )
 from llenergymeasure.orchestrator.machine.host_gpus import gpu_uuids
 from llenergymeasure.orchestrator.machine.hub import HubResolver
@@ -114,7 +114,8 @@ class Preflight:
     def check(cls, planned: PlannedStudy, options: RunOptions, say: Display) -> Preflight:
         study = planned.study
         execution = study.execution
-        user = ContainerUser.for_invoker(execution.container_user)
+        configured = "container_user" in execution.model_fields_set
+        user = ContainerUser.for_invoker(execution.container_user if configured else None)
         if options.detach and planned.search is not None:
             raise UserError(
                 "--detach: a search asks for each trial after the earlier ones ended, so llem "
@@ -192,7 +193,7 @@ def _gpu_control(planned: PlannedStudy, gpus: list[int], say: Display) -> GpuCon
     if not gpus:
         say.note("gpu settings: each node sets (and puts back) its run's GPUs")
         return None
-    control = NvmlControl()
+    control = host_control()
     check_settings(control, gpus, settings)
     say.note(f"gpu settings: checked on GPU(s) {gpus}; each is put back after its run")
     return control
@@ -207,7 +208,9 @@ def _resolve_hub(
 ) -> dict[str, FetchedItem]:
     """Every hub repository the runs name, found in a cache or (online) fetched: `hub.py`."""
     study = planned.study
-    resolver = HubResolver(client, user, study.execution.pids_limit, online=not study.offline)
+    resolver = HubResolver(
+        client, user, study.execution.pids_limit, online=not study.offline, say=say.note
+    )
     found = resolver.resolve(planned.reach, images, planned.source_dir)
     for fetched in found.values():
         how = "downloaded into" if fetched.downloaded else "found in"

@@ -6,6 +6,10 @@ the pool for gpu_count k, or a free CPU group) and the executor's gate lets it (
 and cool-down: `gate.py`). With `max_parallel: 1` this is the one-at-a-time loop of a single
 slot. An executor that places runs itself (a cluster) gives an unbounded pool and an open gate.
 
+It never touches a GPU: what the machine under a run does (leftovers, foreign processes, GPU
+settings set and put back) is the executor's, through the one per-run host lifecycle
+(`machine/lifecycle.py`), and comes back with the run's ending for the manifest.
+
 Integrity with several runs in flight: each run's GPUs are its own (physical UUIDs end to end);
 a run whose container overlapped another's records which (manifest `concurrent_runs`, merged
 into its result as the warning `concurrent_runs` at load), and its host-wide figures (RAPL) are
@@ -30,8 +34,7 @@ from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executors.base import Executor, JobDone, RunJob
 from llenergymeasure.orchestrator.executors.collect import Collector, Recorded
 from llenergymeasure.orchestrator.machine import run_spec
-from llenergymeasure.orchestrator.machine.gpu_settings import GpuKeeper, GpuSettingError
-from llenergymeasure.orchestrator.machine.probes import HostProbes
+from llenergymeasure.orchestrator.machine.lifecycle import HostRun
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED, StopState
 from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
@@ -40,8 +43,8 @@ from llenergymeasure.orchestrator.schedule.study_folder import StudyFolder
 from llenergymeasure.study import work_files
 from llenergymeasure.study.estimate import estimate_run
 from llenergymeasure.study.folder import StudyPaths
-from llenergymeasure.study.gpu_ledger import Ledger
 from llenergymeasure.study.models import PlannedRun
+from llenergymeasure.study.untrusted import new_private_folder
 
 TICK_S = 0.05  # how often the scheduler looks at stops, finished runs and slots
 # After an unexpected error, how long llem waits for the runs in flight to stop (local: the
@@ -65,12 +68,10 @@ class StudyScheduler:
         stop: StopState,
         options: RunOptions,
         source: RunSource,
-        probes: HostProbes | None = None,
     ) -> None:
         self.pre, self.manifest, self.source = pre, folder.manifest, source
         self.executor, self.display, self.stop = executor, display, stop
         self.options = options
-        self.probes = probes or HostProbes()
         self.execution = pre.study.execution
         self.study_dir = folder.path
         self.pool = executor.slot_pool()
@@ -92,11 +93,6 @@ class StudyScheduler:
         self.stops_sent = 0
         self.position = 0
         self.collector = Collector(self.manifest, self.study_dir, display, executor)
-        self.gpus = (
-            GpuKeeper(pre.gpu_control, Ledger(self.study_dir))
-            if pre.gpu_control is not None
-            else None
-        )
 
     # the loop ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -144,8 +140,6 @@ class StudyScheduler:
             raise
         finally:
             self.display.stop()
-            if self.gpus is not None:  # whatever ended the loop, no GPU stays changed
-                self.gpus.restore()
         if self.collector.engine_gone is not None:
             self._engine_gone_error()
         if self.stop.requested:
@@ -221,15 +215,18 @@ class StudyScheduler:
 
     def _launch(self, run: PlannedRun, slot: Slot) -> None:
         self.position += 1
-        workdir = StudyPaths(self.study_dir).work(run.run_id)
+        paths = StudyPaths(self.study_dir)
+        workdir = paths.work(run.run_id)
         if workdir.exists():  # an earlier attempt: start clean so no stale file is mistaken
             shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
+        paths.own_folder(StudyPaths.EXPERIMENTS)
+        new_private_folder(workdir)  # 0700 whatever the umask; then the container user's
         self.ctx.user.hand_over(workdir)
         image = self.pre.images[run.config.backend]
-        request, spec = run_spec.build(run, self.ctx, image, workdir, slot)
+        timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
+        # the container's own deadline follows it: none outlives its timeout, even unwatched
+        request, spec = run_spec.build(run, self.ctx, image, workdir, slot, timeout_s)
         work_files.write(workdir, WorkPaths.CONFIG, request)
-        foreign = self.probes.foreign_processes(slot.gpus)
         node = self.executor.node_at_start()
         previous = self.manifest.record.runs[run.run_id]
         self.manifest.update_run(
@@ -253,34 +250,31 @@ class StudyScheduler:
             gpu_uuids=request.context.gpu_uuids,
             cpuset=slot.cpuset,
             concurrent_runs=[],
-            foreign_gpu_processes=foreign,
+            foreign_gpu_processes=[],
+            gpu_settings=[],
             node=node,
             executor_job_id=None,
             no_gaps=self.options.no_gaps,
         )
         self.display.run_started(run, self.position, self.source.total, workdir, node is None)
-        if foreign and self.execution.foreign_gpu_processes == "error":
-            self.pool.give_back(slot)
-            self.collector.failed(
-                run.run_id,
-                "failed",
-                "ForeignGpuProcesses",
-                f"process(es) {foreign} not of this study were on GPU(s) {list(slot.gpus)}; not "
-                "started (execution.foreign_gpu_processes: error)",
-            )
-            return self.source.ended(run.run_id)
-        if self.gpus is not None:
-            try:
-                changed = self.gpus.apply(run.run_id, list(slot.gpus), run.config.gpu)
-            except GpuSettingError as error:
-                self.pool.give_back(slot)
-                self.collector.failed(run.run_id, "failed", "GpuSettings", str(error))
-                return self.source.ended(run.run_id)
-            if changed:
-                self.manifest.update_run(run.run_id, gpu_settings=changed)
-        timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
+        host = HostRun(
+            study_id=self.ctx.study_id,
+            run_id=run.run_id,
+            gpus=slot.gpus,
+            settings=run.config.gpu,
+            foreign_gpu_processes=self.execution.foreign_gpu_processes,
+            gpu_off_default=self.execution.gpu_off_default,
+        )
         job = RunJob(
-            run, slot, workdir, spec, timeout_s, self.execution.stall_timeout_s, self.ctx, image
+            run,
+            slot,
+            workdir,
+            spec,
+            timeout_s,
+            self.execution.stall_timeout_s,
+            host,
+            self.ctx,
+            image,
         )
         flight = Flight(job, overlapped=set(self.flights))
         for other in self.flights.values():
@@ -295,21 +289,12 @@ class StudyScheduler:
         self.pool.give_back(slot)
         self.gate.give_back(slot.resources, run.cycle)
         overlapped = set(done.concurrent) if done.concurrent is not None else flight.overlapped
-        if self.gpus is not None:
-            self._put_gpus_back(run.run_id)
         recorded = self.collector.record(done, overlapped)
         if recorded is Recorded.REQUEUED:
             self.position -= 1  # it counts once, when it starts again
             self.source.put_back(run)
         elif recorded is Recorded.DONE:
             self.source.ended(run.run_id)
-
-    def _put_gpus_back(self, run_id: str) -> None:
-        """The run's GPUs as they were before it, and its record saying so."""
-        assert self.gpus is not None
-        settings = self.manifest.record.runs[run_id].gpu_settings
-        if settings:
-            self.manifest.update_run(run_id, gpu_settings=self.gpus.put_back(run_id, settings))
 
     def _engine_gone_error(self) -> None:
         assert self.collector.engine_gone is not None

@@ -5,18 +5,23 @@ Every study folder gets `study.lock.yaml`, the images it runs on, in the format 
 `llem images lock`; beside the folder's copy `study.yaml` it is that copy's lock, so
 `llem run <study-folder>/study.yaml --locked` reruns a study on the same images or names the
 one that differs.
+
+`--resume` continues only a folder of the caller's own that no one else may write (another
+user's folder of the same name is skipped, and the note says so), and only once its plan.json
+is a plan of the study file (`study.resume`): nothing a file on disk says is run unchecked.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from llenergymeasure.version import __version__
 from llenergymeasure.contract.workdir import atomic_write_text, utc_now
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.machine.image_lock import (
@@ -26,10 +31,12 @@ from llenergymeasure.orchestrator.machine.image_lock import (
     write_lock,
 )
 from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
-from llenergymeasure.study.folder import StudyPaths
+from llenergymeasure.study.folder import StudyPaths, trusted_study_dir
 from llenergymeasure.study.manifest import Manifest, manifest_path
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.resume import plan_difference
+from llenergymeasure.version import __version__
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,16 @@ def locate_study(pre: Preflight, options: RunOptions, say: Display) -> tuple[Pat
     study = pre.study
     output_dir = layout.output_dir_for(pre.planned.path, study.output_dir)
     if options.resume:
-        found = layout.find_resumable(output_dir, study.name, pre.design_hash)
-        if found is not None:
-            return found, False
-        other = layout.find_resumable(output_dir, study.name, None)
+        resumable = layout.find_resumable(output_dir, study.name, pre.design_hash)
+        for problem in resumable.skipped:
+            say.note(
+                f"--resume skips {problem}: it continues only a study folder of your own that "
+                "no one else may write (one of yours that no one else wrote in: `chmod -R go-w` "
+                "it and --resume again)"
+            )
+        if resumable.folder is not None:
+            return resumable.folder, False
+        other = layout.find_resumable(output_dir, study.name, None).folder
         say.note(
             "nothing to resume for this design: starting a new study folder"
             + (
@@ -81,13 +94,22 @@ def open_study(study_dir: Path, new: bool, pre: Preflight, say: Display) -> Stud
     every planned run). The caller holds its writer lock (`writer_lock`): opening the
     manifest may repair a torn last line, which only its one writer may do."""
     paths = StudyPaths(study_dir)
+    expected = pre.planned.search or pre.plan.runs
     if new:
-        written = pre.planned.search or pre.plan.runs
+        written = expected
         paths.write_plan(written)
     else:
+        trusted_study_dir(study_dir)
         written = paths.read_plan()
+        difference = plan_difference(written, expected)
+        if difference is not None:
+            raise UserError(
+                f"{study_dir / StudyPaths.PLAN} is not a plan of {pre.planned.path}: {difference}",
+                hint="--resume continues the study file's own plan: run the study file it "
+                "was started from, or start the study again without --resume",
+            )
     _lock_study_images(study_dir, pre, say)
-    if manifest_path(study_dir).exists():
+    if os.path.lexists(manifest_path(study_dir)):
         manifest = Manifest.open(study_dir)
     else:
         record = StudyRecord(
@@ -116,7 +138,7 @@ def _lock_study_images(study_dir: Path, pre: Preflight, say: Display) -> None:
     current = {backend: image.locked() for backend, image in pre.images.items()}
     lock_file = study_dir / StudyPaths.STUDY_LOCK
     if lock_file.is_file():
-        for line in differences(load_lock(lock_file).images, current):
+        for line in differences(load_lock(lock_file, owner=os.geteuid()).images, current):
             say.note(f"warning: the images differ from {lock_file}: {line}")
         return
     lock = StudyLock(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executors.base import StudyAt, executor_class
-from llenergymeasure.orchestrator.machine.gpu_settings import restore_leftovers
+from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
+from llenergymeasure.orchestrator.machine.lifecycle import Machine
 from llenergymeasure.orchestrator.machine.locks import writer_lock
 from llenergymeasure.orchestrator.machine.probes import HostProbes
 from llenergymeasure.orchestrator.machine.stop import StopState, handle_signals
@@ -43,7 +44,6 @@ def execute(
         study_dir, new = locate_study(pre, options, display)
         with writer_lock(study_dir):
             folder = open_study(study_dir, new, pre, display)
-            restore_leftovers(folder.path, display.note)  # an earlier llem killed with -9
             with folder.manifest, handle_signals(stop or StopState()) as stop:
                 execution = pre.study.execution
                 if options.no_gaps:
@@ -57,12 +57,13 @@ def execute(
                     cpu_groups=pre.cpu_groups,
                     probes=probes,
                     display=display,
+                    machine=Machine(
+                        probes, control=pre.gpu_control, ledger=GpuLedger(options.lock_dir)
+                    ),
                 )
                 executor = executor_class(execution.executor.kind).open(at)
                 source = run_source(folder, pre, options, display)
-                scheduler = StudyScheduler(
-                    pre, folder, executor, display, stop, options, source, probes
-                )
+                scheduler = StudyScheduler(pre, folder, executor, display, stop, options, source)
                 return Ran(folder.path, scheduler.run())
     finally:
         pre.release()

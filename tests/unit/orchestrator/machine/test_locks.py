@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,9 +82,76 @@ def test_the_default_folder_is_llems_own(monkeypatch):
     folder = locks.lock_dir()
     if os.geteuid() == 0:
         assert folder == Path("/run/llem/locks")
-    else:
-        assert str(os.geteuid()) in str(folder)
-    assert not str(folder).startswith("/tmp/llem-locks/")
+    assert not str(folder).startswith("/tmp/llem-locks")
+
+
+def _folder_of(path: Path, uid: int) -> Path:
+    path.mkdir(parents=True, mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(path, uid, uid)
+    return path
+
+
+def test_a_user_s_locks_are_in_their_runtime_folder_when_it_is_theirs(tmp_path):
+    uid = 4242 if os.geteuid() == 0 else os.geteuid()
+    runtime = _folder_of(tmp_path / "run-user", uid)
+    env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(tmp_path / "home")}
+    assert locks.lock_dir(env, uid) == runtime / "llem" / "locks"
+    assert locks.lock_dir({**env, locks.ENV_LOCK_DIR: "/srv/locks"}, uid) == Path("/srv/locks")
+    assert locks.lock_dir(env, 0) == Path(locks.ROOT_LOCK_DIR)
+
+
+@root_only
+def test_without_a_runtime_folder_of_their_own_a_user_s_locks_are_in_their_cache(tmp_path):
+    host = os.uname().nodename
+    foreign = _folder_of(tmp_path / "run-other", 5151)  # exists, but another user's
+    home = tmp_path / "home"
+    for env in ({}, {"XDG_RUNTIME_DIR": str(foreign)}, {"XDG_RUNTIME_DIR": "relative/run"}):
+        env = {**env, "HOME": str(home)}
+        folder = locks.lock_dir(env, 4242)  # no /run/user/4242 on this host
+        assert folder == home / ".cache" / "llem" / "locks" / host
+        cached = locks.lock_dir({**env, "XDG_CACHE_HOME": str(tmp_path / "xdg")}, 4242)
+        assert cached == tmp_path / "xdg" / "llem" / "locks" / host
+    with pytest.raises(UserError, match="no folder for llem's host locks"):
+        locks.lock_dir({}, 424242)  # no runtime folder, no HOME, no account
+
+
+@root_only
+def test_a_user_without_a_runtime_folder_locks_in_their_cache_never_in_tmp(tmp_path):
+    """The real lock_dir and HostLocks in a child that runs as another user, with no
+    XDG_RUNTIME_DIR: the locks land in that user's home, and a lock folder someone else made
+    first is refused."""
+    home = Path(tempfile.mkdtemp(prefix="llem-home-"))  # pytest's tmp_path is root's alone
+    os.chown(home, 4242, 4242)
+    try:
+        _run_as_4242(home)
+    finally:
+        shutil.rmtree(home)
+
+
+def _run_as_4242(home: Path) -> None:
+    script = (
+        "import os, sys\n"
+        "from llenergymeasure.orchestrator.machine.locks import HostLocks, lock_dir\n"
+        "os.setgid(4242); os.setuid(4242)\n"
+        "HostLocks([0], 'child').acquire().release()\n"
+        "print(lock_dir())\n"
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    folder = Path(child.stdout.strip())
+    assert folder == home / ".cache" / "llem" / "locks" / os.uname().nodename
+    assert (folder / "gpu-0.lock").stat().st_uid == 4242
+    assert not any(Path("/tmp").glob("llem-locks-4242"))
+    # Made first by someone else (root here): refused, however it came to be there.
+    os.chown(folder, 0, 0)
+    refused = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode != 0 and "belongs to uid 0, not to you" in refused.stderr
 
 
 def test_a_lock_held_by_an_inherited_fd_names_the_dead_holder_and_the_fix(tmp_path):

@@ -110,7 +110,12 @@ def test_a_local_dataset_folder_is_mounted_and_a_hub_dataset_is_its_snapshot(
     config, mounts = _build(hub, tmp_path, tmp_path)
     snapshot = f"{LLEM_HUB_DIR}/datasets--org--dataset/snapshots/{COMMIT}"
     assert config["prompts"]["name"] == snapshot
-    assert mounts[str(tmp_path / "llem-cache" / "hf-hub")] == {"bind": LLEM_HUB_DIR, "mode": "ro"}
+    repository = tmp_path / "llem-cache" / "hf-hub" / "datasets--org--dataset"
+    assert mounts[str(repository)] == {
+        "bind": f"{LLEM_HUB_DIR}/datasets--org--dataset",
+        "mode": "ro",
+    }
+    assert str(tmp_path / "llem-cache" / "hf-hub") not in mounts  # that repository alone
 
 
 def test_a_hub_model_is_its_snapshot_in_a_read_only_cache_and_no_secret_or_network(
@@ -124,8 +129,11 @@ def test_a_hub_model_is_its_snapshot_in_a_read_only_cache_and_no_secret_or_netwo
     assert request.config.model == f"{USER_HUB_DIR}/models--org--m/snapshots/{COMMIT}"
     assert request.context.hub_commits == {"model:org/m@main": COMMIT}
     assert request.context.offline is True
-    assert spec.mounts[str(tmp_path / "hf" / "hub")] == {"bind": USER_HUB_DIR, "mode": "ro"}
-    assert not any(host == str(tmp_path / "hf") for host in spec.mounts)  # never the token
+    repository = {"bind": f"{USER_HUB_DIR}/models--org--m", "mode": "ro"}
+    assert spec.mounts[str(tmp_path / "hf" / "hub" / "models--org--m")] == repository
+    assert not any(
+        host in (str(tmp_path / "hf"), str(tmp_path / "hf" / "hub")) for host in spec.mounts
+    )
     assert "HF_TOKEN" not in spec.environment and spec.environment["HF_HUB_OFFLINE"] == "1"
     assert spec.environment["VLLM_LOGGING_LEVEL"] == "DEBUG"  # the backend's allow-list
     assert spec.network_none and spec.create_kwargs()["network_mode"] == "none"
@@ -268,3 +276,13 @@ def test_container_settings_carry_the_user_and_limits(tmp_path: Path) -> None:
 )
 def test_shared_memory_only_as_the_engine_needs(config: dict, shm: str | None) -> None:
     assert shm_size_for(ExperimentConfig(model="m", **config)) == shm
+
+
+def test_the_containers_own_deadline_is_the_timeout_plus_the_margin(tmp_path: Path) -> None:
+    image = ResolvedImage(ref="img", id="sha256:" + "0" * 64, digest=None)
+    run, ctx, work = _run(model="org/m"), _ctx(tmp_path), tmp_path / "work"
+    request, _ = run_spec.build(run, ctx, image, work, Slot(), timeout_s=600.0)
+    assert request.context.deadline_s == 600.0 + run_spec.DEADLINE_MARGIN_S
+    assert RunRequest.model_validate_json(request.model_dump_json()) == request  # config.json
+    untimed, _ = run_spec.build(run, ctx, image, work, Slot())
+    assert untimed.context.deadline_s is None

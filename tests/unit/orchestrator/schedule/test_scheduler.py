@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from helpers.scheduler import HeldExecutor, make_scheduler, quiet_host
+from llenergymeasure.contract.gpu_settings import GpuSettings
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.executors.base import JobDone, RunJob
 from llenergymeasure.orchestrator.machine.container import ContainerExit, ContainerSpec
+from llenergymeasure.orchestrator.machine.lifecycle import HostRun
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.orchestrator.schedule.preflight import RunOptions
 from llenergymeasure.orchestrator.schedule.scheduler import Flight
@@ -31,7 +33,7 @@ def test_a_foreign_process_fails_the_run_unstarted_under_error(tmp_path: Path) -
     )
     _no_tables(scheduler)
     assert scheduler.run() == 0  # finish_study said nothing failed: the records decide below
-    assert executor.started == []
+    assert executor.containers == []  # the machine refused them: no container started
     for record in scheduler.manifest.record.runs.values():
         assert (record.status, record.error_type) == ("failed", "ForeignGpuProcesses")
         assert record.foreign_gpu_processes == [4242] and "4242" in (record.error or "")
@@ -115,7 +117,8 @@ def test_a_lost_run_runs_again_within_the_executors_attempts(tmp_path, attempts,
     scheduler, _ = make_scheduler(tmp_path, {"max_parallel": 1}, n=1, max_attempts=3)
     run = scheduler.source.take()  # started
     scheduler.manifest.update_run(run.run_id, status="running", attempts=attempts)
-    job = RunJob(run, Slot(), tmp_path, ContainerSpec("i", "n", {}, tmp_path, "1:1"), 9, 9)
+    spec = ContainerSpec("i", "n", {}, tmp_path, "1:1")
+    job = RunJob(run, Slot(), tmp_path, spec, 9, 9, HostRun("t_1", run.run_id, (), GpuSettings()))
     scheduler.flights[run.run_id] = Flight(job)
     scheduler.pool.take(0)
     now = time.time()
@@ -129,3 +132,18 @@ def test_a_lost_run_runs_again_within_the_executors_attempts(tmp_path, attempts,
     else:
         assert (record.status, record.error_type) == ("failed", "NodeFailure")
         assert not scheduler.source.queued
+
+
+def test_every_container_is_given_its_own_deadline_past_the_hosts_timeout(tmp_path: Path) -> None:
+    """config.json carries the deadline the container enforces itself (the host's timeout plus
+    a margin), so no container outlives its timeout even if llem is killed -9."""
+    from llenergymeasure.contract.run import RunRequest
+    from llenergymeasure.orchestrator.machine.run_spec import DEADLINE_MARGIN_S
+
+    scheduler, executor = make_scheduler(tmp_path, {"experiment_timeout_s": 300}, n=1)
+    _no_tables(scheduler)
+    scheduler.run()
+    (job,) = executor.started
+    request = RunRequest.model_validate_json((job.workdir / "config.json").read_bytes())
+    assert job.timeout_s == 300
+    assert request.context.deadline_s == 300 + DEADLINE_MARGIN_S

@@ -52,4 +52,4 @@ def test_resume_of_a_changed_design_names_the_folder_it_did_not_continue(tmp_pat
     (note,) = notes.notes
     assert note.startswith("nothing to resume for this design: starting a new study folder")
     assert f"{earlier.name} has another design" in note
-    assert layout.find_resumable(tmp_path / "results", "s", None) == earlier  # the new: no plan yet
+    assert layout.find_resumable(tmp_path / "results", "s", None).folder == earlier  # new: no plan

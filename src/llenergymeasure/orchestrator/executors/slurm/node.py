@@ -1,10 +1,12 @@
 """`llem node-run STUDY_DIR RUNS_FILE`: one planned run on a compute node, inside its Slurm job.
 
-The node's share of the lifecycle, the same code as a local study's: wait the gap after the
-previous run on this node (and the cool-down), bind exactly the GPUs Slurm allocated (by
-physical UUID where the node's NVML names them) and the job's CPUs, start the container on the
-node's engine, enforce timeout and stall, and write how it ended (`node_exit.json`). The
-submitting llem reads that and the work folder; it alone writes the manifest.
+The node's share of the run, the same code as a local study's: wait the gap after the previous
+run on this node (and the cool-down), lock exactly the GPUs Slurm allocated in the node's own
+lock folder (node-local: `locks.lock_dir()`), then the machine's per-run host lifecycle
+(`machine/lifecycle.py`: leftovers of this allocation put back, foreign processes, GPU
+settings, the container on the node's engine bound to those GPUs by physical UUID and to the
+job's CPUs, settings put back), and write how it ended (`<run>.exit.json`). The submitting llem
+reads that and the work folder; it alone writes the manifest.
 
 A node's last run is remembered in `<study>/slurm/nodes/<node>.json` (when it ended, its
 cycle): with exclusive nodes, runs on one node never overlap, so "the previous run on this node"
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 
 from llenergymeasure.contract.run import Placement
-from llenergymeasure.contract.workdir import RUN_ID_PATTERN, ErrorReport, WorkPaths
+from llenergymeasure.contract.workdir import RUN_ID_PATTERN, WorkPaths
 from llenergymeasure.contract.workdir import atomic_write_json as write_json
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display
@@ -47,20 +49,20 @@ from llenergymeasure.orchestrator.machine.container import (
 from llenergymeasure.orchestrator.machine.container_user import engine_process_limits
 from llenergymeasure.orchestrator.machine.engine import ENGINES, connect, require_nvidia_runtime
 from llenergymeasure.orchestrator.machine.gate import Gate
-from llenergymeasure.orchestrator.machine.gpu_settings import (
-    GpuKeeper,
-    GpuSettingError,
-    NvmlControl,
-    restore_leftovers,
-)
 from llenergymeasure.orchestrator.machine.host_gpus import gpu_uuids
+from llenergymeasure.orchestrator.machine.lifecycle import (
+    HostFindings,
+    HostRun,
+    Machine,
+    Refusal,
+)
+from llenergymeasure.orchestrator.machine.locks import HostLocks
 from llenergymeasure.orchestrator.machine.orphans import remove_orphans
 from llenergymeasure.orchestrator.machine.probes import HostProbes
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.orchestrator.machine.stop import StopState, handle_signals
 from llenergymeasure.study import work_files
 from llenergymeasure.study.folder import StudyPaths
-from llenergymeasure.study.gpu_ledger import GpuSettingRecord, Ledger
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder
 
 
@@ -100,7 +102,7 @@ class NodeRun:
         self.job = read_node_job(self.jobs, run_id)
         nodes = own_folder(slurm_dir(study_dir) / NODES_DIR, hint="the study folder must be yours")
         self.last_run_file = nodes / f"{self.node}.json"
-        self.gpu_settings: list[GpuSettingRecord] = []
+        self.machine = Machine(HostProbes())
 
     def execute(self) -> int:
         with handle_signals(StopState()) as stop:
@@ -109,7 +111,7 @@ class NodeRun:
             cpuset = ",".join(map(str, sorted(os.sched_getaffinity(0))))
             found = gpu_uuids(gpus) if gpus else {}
             uuids = [found[i] for i in gpus] if isinstance(found, dict) else []
-            exit_ = self._lifecycle(gpus, uuids, cpuset, stop)
+            exit_, host = self._lifecycle(gpus, uuids, cpuset, stop)
             self._remember_last_run()
             outcome = NodeExit.of(
                 exit_,
@@ -117,42 +119,48 @@ class NodeRun:
                 gpu_indices=gpus,
                 gpu_uuids=uuids,
                 cpuset=cpuset,
-                gpu_settings=self.gpu_settings,
+                host=host,
             )
             outcome.write(self.jobs, self.job.run.run_id)
         return 0
 
     def _lifecycle(
         self, gpus: list[int], uuids: list[str], cpuset: str, stop: StopState
-    ) -> ContainerExit:
+    ) -> tuple[ContainerExit, HostFindings | None]:
         started = time.time()
         problem = self._placement_problem(gpus)
         if problem is not None:
-            self._error("NodePlacement", problem)
-            return ContainerExit(None, None, False, None, started, time.time())
+            return self._refused(started, "NodePlacement", problem)
         self._wait_gap_and_cooldown(gpus, stop)
         if stop.requested:
-            return ContainerExit(None, None, False, KillReason.INTERRUPT, started, time.time())
-        settings = self.job.run.config.gpu
-        try:  # what a run here left changed (llem killed) first, then this run's settings
-            restore_leftovers(self.study_dir, self._say, host=self.node)
-            keeper = GpuKeeper(NvmlControl(), self._ledger()) if settings.any else None
-            if keeper is not None:
-                self.gpu_settings = keeper.apply(self.job.run.run_id, gpus, settings)
-        except GpuSettingError as error:
-            self._error("GpuSettings", str(error))
-            return ContainerExit(None, None, False, None, started, time.time())
+            exit_ = ContainerExit(None, None, False, KillReason.INTERRUPT, started, time.time())
+            return exit_, None
+        run = self.job.run
+        host = HostRun(
+            study_id=self.job.context.study_id,
+            run_id=run.run_id,
+            gpus=tuple(gpus),
+            settings=run.config.gpu,
+            foreign_gpu_processes=self.job.execution.foreign_gpu_processes,
+            gpu_off_default=self.job.execution.gpu_off_default,
+        )
+        try:  # this allocation's GPUs, locked on this node for the run
+            locks = HostLocks(gpus, self.job.context.study_id).acquire()
+        except UserError as error:
+            return self._refused(started, "GpuInUse", str(error))
         try:
-            return self._run(gpus, uuids, cpuset, stop)
+            return self.machine.run(host, lambda: self._run(gpus, uuids, cpuset, stop))
         finally:
-            if keeper is not None:
-                try:
-                    self.gpu_settings = keeper.put_back(self.job.run.run_id, self.gpu_settings)
-                except GpuSettingError as error:  # the ledger keeps them: the next run retries
-                    self._say(str(error))
+            locks.release()
 
-    def _ledger(self) -> Ledger:
-        return Ledger(self.study_dir, self.node)
+    @staticmethod
+    def _refused(
+        started: float, error_type: str, message: str
+    ) -> tuple[ContainerExit, HostFindings]:
+        """The run not started on this node, and why."""
+        refusal = Refusal(error_type=error_type, message=message)
+        exit_ = ContainerExit(None, None, False, None, started, time.time())
+        return exit_, HostFindings(refused=refusal)
 
     @staticmethod
     def _say(message: str) -> None:
@@ -205,9 +213,6 @@ class NodeRun:
             message = f"image {spec.image_id} is not on node {self.node} ({error})"
             return ContainerExit(None, None, False, None, started, time.time(), message)
         return run_container(client, spec, self.job.timeout_s, self.job.stall_timeout_s, stop)
-
-    def _error(self, type_: str, message: str) -> None:
-        work_files.write(self.workdir, WorkPaths.ERROR, ErrorReport.capped(type_, message, ""))
 
     def _last_run(self) -> dict[str, float] | None:
         try:

@@ -8,10 +8,13 @@ root, the mounts are the run's own, the entrypoint is the image's (`llem-experim
 environment is the backend's allow-list read from the node's own environment. So nothing
 secret is in any file, and a job file cannot describe another container.
 
-Trust: the folder is created 0700 and must be the submitter's (`untrusted.own_folder`); every
-file in it is written 0600 and read back only if it is a regular file of this user that no one
-else may read or write, below its cap (`untrusted.read_bytes(owner=, private=True)`). Someone
-who can write the study folder cannot make a node run anything.
+Trust: the study folder must be the submitter's and writable by no one else
+(`folder.trusted_study_dir`: llem creates it 0700), and so must `slurm/` and `slurm/jobs/`
+(`untrusted.own_folder`, created 0700); every file in them is written 0600 and read back only if
+it is a regular file of this user that no one else may read or write, below its cap
+(`untrusted.read_bytes(owner=, private=True)`). So the only job files a node reads are ones the
+submitter's llem wrote, and it builds the container from them itself: no one else can make a
+node run anything, short of root or the submitter's own account.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from llenergymeasure.contract.workdir import atomic_write_json
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.machine.container import ContainerExit, ContainerSpec, KillReason
 from llenergymeasure.orchestrator.machine.engine import ResolvedImage
+from llenergymeasure.orchestrator.machine.lifecycle import HostFindings
 from llenergymeasure.orchestrator.machine.run_spec import StudyContext, build
 from llenergymeasure.orchestrator.machine.slots import Slot
-from llenergymeasure.study.gpu_ledger import GpuSettingRecord
+from llenergymeasure.study.folder import trusted_study_dir
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.untrusted import UntrustedFile, own_folder, read_bytes
 
@@ -42,9 +46,9 @@ FILE_CAP = 16 << 20
 
 
 def jobs_dir(slurm_folder: Path) -> Path:
-    return own_folder(
-        slurm_folder / JOBS_DIR, hint="the study folder must be yours; start the study again"
-    )
+    hint = "the study folder must be yours; start the study again"
+    trusted_study_dir(slurm_folder.parent)
+    return own_folder(own_folder(slurm_folder, hint=hint) / JOBS_DIR, hint=hint)
 
 
 def read_private(path: Path) -> bytes:
@@ -71,7 +75,7 @@ class NodeJob(BaseModel):
         """The run's config.json and container, as the submitter's llem builds them, in
         `slot`; `on_node` replaces context fields (the node's GPU UUIDs, engine limits)."""
         context = dataclasses.replace(self.context, **on_node)  # type: ignore[arg-type]
-        return build(self.run, context, self.image, workdir, slot)
+        return build(self.run, context, self.image, workdir, slot, self.timeout_s)
 
     def write(self, folder: Path) -> None:
         atomic_write_json(folder / f"{self.run.run_id}{JOB_SUFFIX}", self, mode=PRIVATE)
@@ -114,7 +118,7 @@ class NodeExit(BaseModel):
     engine_error: str | None = None
     forks_refused: int | None = None
     problem: str | None = None
-    gpu_settings: list[GpuSettingRecord] = []  # `gpu:` settings set on the node, put back
+    host: HostFindings | None = None  # the node's per-run host lifecycle: what it did and saw
 
     @classmethod
     def of(
@@ -125,21 +129,19 @@ class NodeExit(BaseModel):
         gpu_indices: list[int],
         gpu_uuids: list[str],
         cpuset: str | None,
-        gpu_settings: list[GpuSettingRecord] | None = None,
+        host: HostFindings | None = None,
     ) -> NodeExit:
         return cls(
             node=node,
             gpu_indices=gpu_indices,
             gpu_uuids=gpu_uuids,
             cpuset=cpuset,
-            gpu_settings=gpu_settings or [],
+            host=host,
             **dataclasses.asdict(exit_),
         )
 
     def container_exit(self) -> ContainerExit:
-        fields = self.model_dump(
-            exclude={"node", "gpu_indices", "gpu_uuids", "cpuset", "gpu_settings"}
-        )
+        fields = self.model_dump(exclude={"node", "gpu_indices", "gpu_uuids", "cpuset", "host"})
         return ContainerExit(**fields)
 
     def write(self, folder: Path, run_id: str) -> None:

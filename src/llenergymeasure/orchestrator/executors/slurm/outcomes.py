@@ -33,17 +33,15 @@ def job_done(
     if node_exit is not None:
         exit_ = node_exit.container_exit()
         placement: Placement | None = Placement(
-            node_exit.node,
-            node_exit.gpu_indices,
-            node_exit.gpu_uuids,
-            node_exit.cpuset,
-            node_exit.gpu_settings,
+            node_exit.node, node_exit.gpu_indices, node_exit.gpu_uuids, node_exit.cpuset
         )
+        host = node_exit.host
     else:
         now = time.time()
         exit_ = ContainerExit(None, task.exit_code, False, None, now, now)
         placement = Placement(task.node, [], [], None) if task.node else None
-    done = JobDone(job, exit_, placement, concurrent)
+        host = None
+    done = JobDone(job, exit_, host=host, placement=placement, concurrent=concurrent)
     state, where = task.state, f"Slurm job {task.job_id}"
     if state in REQUEUE_STATES:
         return dataclasses.replace(

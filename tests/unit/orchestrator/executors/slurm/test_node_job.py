@@ -48,6 +48,7 @@ def test_node_files_round_trip_private_and_hold_no_secret(tmp_path, monkeypatch)
     assert spec.user == job.context.user.spec and not spec.user.startswith("0:")
     assert "HF_TOKEN" not in spec.environment and spec.network_none
     assert request.context.cpuset == "0,1" and spec.workdir == workdir
+    assert request.context.deadline_s is not None and request.context.deadline_s > job.timeout_s
     exit_ = ContainerExit("c", 3, False, KillReason.STALL, 1.0, 2.5, None, 4)
     node_exit = NodeExit.of(exit_, node="n", gpu_indices=[], gpu_uuids=[], cpuset="0")
     node_exit.write(jobs, job.run.run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llenergymeasure.contract.gpu_settings import GpuSettings
 from llenergymeasure.orchestrator.executors.base import RunJob
 from llenergymeasure.orchestrator.executors.outcome import classify
 from llenergymeasure.orchestrator.executors.slurm import commands
@@ -12,12 +13,14 @@ from llenergymeasure.orchestrator.executors.slurm.node_job import (
 )
 from llenergymeasure.orchestrator.executors.slurm.outcomes import job_done
 from llenergymeasure.orchestrator.machine.container import ContainerExit, ContainerSpec, KillReason
+from llenergymeasure.orchestrator.machine.lifecycle import HostRun
 from llenergymeasure.orchestrator.machine.slots import Slot
 
 
 def _job(tmp_path: Path) -> RunJob:
     spec = ContainerSpec("sha256:x", "n", {}, tmp_path, "1:1")
-    return RunJob(None, Slot(), tmp_path, spec, 60.0, 30.0)  # type: ignore[arg-type]
+    host = HostRun("s", "0000_abcd0000_c0", (), GpuSettings())
+    return RunJob(None, Slot(), tmp_path, spec, 60.0, 30.0, host)  # type: ignore[arg-type]
 
 
 def _exit(**changes) -> NodeExit:
