@@ -11,8 +11,8 @@ import docker
 import pytest
 
 from helpers.integration import base_image
-from llenergymeasure.version import __version__
 from llenergymeasure.imagebuild import cpu_image as image_build
+from llenergymeasure.version import __version__
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
