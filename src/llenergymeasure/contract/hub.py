@@ -58,6 +58,15 @@ class HubItem(Strict):
 class FetchRequest(Strict):
     items: list[HubItem]
     online: bool = Field(description="Download what neither cache holds (else: report it).")
+    stall_s: float | None = Field(
+        None,
+        gt=0,
+        description="A download that wrote no byte for this long ends itself, s: the fetch's "
+        "own limit, which holds when no host watches it (llem killed -9).",
+    )
+    deadline_s: float | None = Field(
+        None, gt=0, description="The fetch ends itself this long after it started, s."
+    )
 
 
 class FetchedItem(Strict):

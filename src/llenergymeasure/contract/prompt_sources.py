@@ -172,11 +172,9 @@ class PromptFileSource(PromptSourceBase):
         raise NotImplementedError
 
 
-class JsonlPrompts(PromptFileSource):
-    """One JSON object per line; `field` holds the prompt text."""
+class OutputLengthField(Strict):
+    """A source whose records may carry each request's output length (`output_length_field`)."""
 
-    source: Literal["jsonl"]
-    field: str = "prompt"
     output_length_field: str | None = Field(
         None,
         description="A field holding the request's output length: a token count, or the "
@@ -191,11 +189,18 @@ class JsonlPrompts(PromptFileSource):
     def output_length_key(self) -> str | None:
         return "output_length_field" if self.output_length_field else None
 
+
+class JsonlPrompts(OutputLengthField, PromptFileSource):
+    """One JSON object per line; `field` holds the prompt text."""
+
+    source: Literal["jsonl"]
+    field: str = "prompt"
+
     def read_file(self, path: Path, count: int) -> list[FileRequest]:
         return jsonl_requests(path, count, self.field, self.output_length_field)
 
 
-class HFDatasetPrompts(PromptSourceBase):
+class HFDatasetPrompts(OutputLengthField, PromptSourceBase):
     """A Hugging Face dataset: a hub name, or a local path (a folder of data files or a saved
     dataset; absolute or relative to the study file, mounted read-only into the container)."""
 
@@ -206,21 +211,10 @@ class HFDatasetPrompts(PromptSourceBase):
     config_name: str | None = None
     split: str = "train"
     field: str = "text"
-    output_length_field: str | None = Field(
-        None, description="As for jsonl: a token count or a reference answer's text."
-    )
 
     @property
     def dataset(self) -> str:
         return self.name
-
-    @property
-    def gives_output_lengths(self) -> bool:
-        return bool(self.output_length_field)
-
-    @property
-    def output_length_key(self) -> str | None:
-        return "output_length_field" if self.output_length_field else None
 
 
 class SharegptPrompts(PromptFileSource):

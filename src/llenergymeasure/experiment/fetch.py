@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from llenergymeasure.contract.hub import (
@@ -162,15 +163,36 @@ def cache_bytes(folder: Path) -> int:
     return total
 
 
-def report_bytes(progress: Path, folder: Path, done: threading.Event) -> None:
+def report_bytes(
+    progress: Path, folder: Path, done: threading.Event, request: FetchRequest
+) -> None:
     """Until `done`: a `batch` event each time the bytes under `folder` grew since the last
-    poll (what the host's stall check reads; the first counts what was there)."""
+    poll (what the host's stall check reads; the first counts what was there). And the
+    fetch's own limits, which hold when no host watches it any more (its llem was killed -9):
+    no byte written for `request.stall_s`, or `request.deadline_s` since it started, ends
+    this process (exit 124; the container with it, as its first process)."""
+    started = grew_at = time.monotonic()
     last = 0
     while not done.wait(BYTES_POLL_S):
         now = cache_bytes(folder)
         if now > last:
             append_jsonl(progress, ProgressEvent(event="batch", detail=f"{now} bytes in cache"))
-            last = now
+            last, grew_at = now, time.monotonic()
+        why = _past_limit(time.monotonic(), started, grew_at, request)
+        if why is not None:
+            print(f"llem fetch: {why}; ended", file=sys.stderr, flush=True)
+            os._exit(FETCH_ENDED_ITSELF)
+
+
+FETCH_ENDED_ITSELF = 124
+
+
+def _past_limit(now: float, started: float, grew_at: float, request: FetchRequest) -> str | None:
+    if request.stall_s is not None and now - grew_at > request.stall_s:
+        return f"no byte downloaded for {request.stall_s:g} s"
+    if request.deadline_s is not None and now - started > request.deadline_s:
+        return f"past its {request.deadline_s:g} s deadline"
+    return None
 
 
 def fetch(workdir: Path) -> int:
@@ -181,7 +203,7 @@ def fetch(workdir: Path) -> int:
     append_jsonl(progress, ProgressEvent(event="started"))
     done = threading.Event()
     if request.online:
-        watch = (progress, Path(LLEM_HUB_DIR), done)
+        watch = (progress, Path(LLEM_HUB_DIR), done, request)
         threading.Thread(target=report_bytes, args=watch, daemon=True).start()
     try:
         report = FetchReport(items=[fetch_one(item, request.online) for item in request.items])

@@ -60,7 +60,8 @@ def test_bytes_written_under_the_cache_are_progress_events(tmp_path: Path) -> No
     (cache / "blobs").mkdir(parents=True)
     progress = tmp_path / WorkPaths.PROGRESS
     done = threading.Event()
-    watch = threading.Thread(target=fetch.report_bytes, args=(progress, cache, done))
+    request = FetchRequest(items=[], online=True)
+    watch = threading.Thread(target=fetch.report_bytes, args=(progress, cache, done, request))
     watch.start()
     try:
         (cache / "blobs" / "x.incomplete").write_bytes(b"b" * 1000)
@@ -72,6 +73,37 @@ def test_bytes_written_under_the_cache_are_progress_events(tmp_path: Path) -> No
         watch.join()
     events = read_progress(progress)
     assert {e.event for e in events} == {"batch"} and events[-1].detail == "1000 bytes in cache"
+
+
+@pytest.mark.parametrize(
+    ("limits", "why"),
+    [({"stall_s": 1.5}, "no byte downloaded for 1.5 s"), ({"deadline_s": 1.5}, "deadline")],
+)
+def test_a_download_nobody_watches_ends_itself_at_its_own_limits(
+    tmp_path: Path, limits: dict[str, float], why: str
+) -> None:
+    """The fetch's own stall and deadline hold when its llem is gone (killed -9): the process
+    ends (exit 124), so its container, which holds the network and maybe a token, ends too."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    request = FetchRequest(items=[], online=True, **limits)
+    script = (
+        "import sys, threading; from pathlib import Path; "
+        "from llenergymeasure.contract.hub import FetchRequest; "
+        "from llenergymeasure.experiment import fetch; "
+        "request = FetchRequest.model_validate_json(sys.argv[3]); "
+        "fetch.report_bytes(Path(sys.argv[1]), Path(sys.argv[2]), threading.Event(), request)"
+    )
+    args = [sys.executable, "-c", script, str(tmp_path / "progress.jsonl"), str(cache)]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*args, request.model_dump_json()], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == fetch.FETCH_ENDED_ITSELF and why in done.stderr
+    assert time.monotonic() - started < 1.5 + 3 * fetch.BYTES_POLL_S + 5
 
 
 @pytest.mark.parametrize("online", [False, True])

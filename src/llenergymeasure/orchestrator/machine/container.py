@@ -39,6 +39,11 @@ from llenergymeasure.study.untrusted import UntrustedFile, create_new, irregular
 from llenergymeasure.study.work_files import ProgressTail
 
 GRACE_S = 2.0
+# A container's own limits (an experiment's RunContext.deadline_s, a fetch's stall and
+# deadline) are the host's plus this: the host's kill comes first (its watch checks every
+# 50 ms, from just before the container starts), so the outcome is the host's; the container
+# ends itself only where no host is left to (llem killed -9).
+DEADLINE_MARGIN_S = 30.0
 POLL_S = 0.05
 OWNER_PID_LABEL = "llem.owner_pid"
 OWNER_HOST_LABEL = "llem.owner_host"

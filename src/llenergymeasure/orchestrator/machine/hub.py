@@ -63,6 +63,7 @@ from llenergymeasure.orchestrator.machine.caches import (
     writable_for_fetch,
 )
 from llenergymeasure.orchestrator.machine.container import (
+    DEADLINE_MARGIN_S,
     ContainerExit,
     ContainerSpec,
     KillReason,
@@ -267,7 +268,14 @@ class HubResolver:
         try:
             self.user.hand_over(workdir)
             atomic_write_json(
-                workdir / FETCH_REQUEST_FILE, FetchRequest(items=items, online=download)
+                workdir / FETCH_REQUEST_FILE,
+                FetchRequest(
+                    items=items,
+                    online=download,
+                    # the fetch's own limits, past the host's: they hold if llem dies
+                    stall_s=FETCH_STALL_S + DEADLINE_MARGIN_S if download else None,
+                    deadline_s=FETCH_TIMEOUT_S + DEADLINE_MARGIN_S if download else None,
+                ),
             )
             spec = fetch_spec(
                 image_id,

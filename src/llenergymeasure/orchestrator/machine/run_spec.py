@@ -45,6 +45,7 @@ from llenergymeasure.orchestrator.machine.caches import (
     llem_folder,
 )
 from llenergymeasure.orchestrator.machine.container import (
+    DEADLINE_MARGIN_S,
     RUN_LABEL,
     STUDY_LABEL,
     ContainerSpec,
@@ -56,11 +57,6 @@ from llenergymeasure.orchestrator.machine.hub import from_host, hub_items, insid
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.study.models import PlannedRun
 from llenergymeasure.study.paths import host_path, looks_like_path
-
-# A container's own deadline (RunContext.deadline_s) is its run's timeout plus this: the host's
-# kill comes first (its watch checks every 50 ms, from just before the container starts), so
-# the outcome stays `killed_timeout`; the container ends itself only where no host is left to.
-DEADLINE_MARGIN_S = 30.0
 
 
 def shm_size_for(config: ExperimentConfig) -> str | None:

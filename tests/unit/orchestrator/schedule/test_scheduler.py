@@ -138,7 +138,7 @@ def test_every_container_is_given_its_own_deadline_past_the_hosts_timeout(tmp_pa
     """config.json carries the deadline the container enforces itself (the host's timeout plus
     a margin), so no container outlives its timeout even if llem is killed -9."""
     from llenergymeasure.contract.run import RunRequest
-    from llenergymeasure.orchestrator.machine.run_spec import DEADLINE_MARGIN_S
+    from llenergymeasure.orchestrator.machine.container import DEADLINE_MARGIN_S
 
     scheduler, executor = make_scheduler(tmp_path, {"experiment_timeout_s": 300}, n=1)
     _no_tables(scheduler)
