@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +23,7 @@ import pytest
 from helpers.factories import run_context
 from helpers.integration import FAULT_IMAGE, VLLM_CPU_IMAGE, base_image
 from helpers.results import Figures, make_result
+from helpers.second_engine import SecondEngine
 from llenergymeasure.contract.config import ExperimentConfig
 
 
@@ -91,6 +94,24 @@ def fault_image(client: docker.DockerClient) -> str:
     buffer.seek(0)
     client.images.build(fileobj=buffer, custom_context=True, tag=FAULT_IMAGE, rm=True)
     return FAULT_IMAGE
+
+
+@pytest.fixture
+def second_engine(client: docker.DockerClient, fault_image: str) -> Iterator[SecondEngine]:
+    """A dockerd of the test's own with the fault image loaded, to stop and start under a
+    running `llem` (needs dockerd, unshare and root)."""
+    if shutil.which("dockerd") is None or shutil.which("unshare") is None or os.geteuid() != 0:
+        if os.environ.get("LLEM_REQUIRE_DOCKER") == "1":
+            pytest.fail("a second dockerd needs dockerd, unshare and root")
+        pytest.skip("a second dockerd needs dockerd, unshare and root")
+    # /tmp directly: a unix socket path must stay under 108 bytes.
+    engine = SecondEngine(Path(tempfile.mkdtemp(prefix="llem-d2-", dir="/tmp")))
+    try:
+        second = engine.start()
+        second.images.load(b"".join(client.images.get(fault_image).save(named=True)))
+        yield engine
+    finally:
+        engine.remove()
 
 
 @pytest.fixture

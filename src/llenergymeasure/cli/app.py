@@ -18,6 +18,7 @@ from llenergymeasure.cli.run import run
 from llenergymeasure.cli.status import status
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import shown
+from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED
 from llenergymeasure.version import __version__
 
 app = typer.Typer(
@@ -80,12 +81,16 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: a UserError becomes one message on stderr and exit 2, never a traceback.
+    """Entry point: a UserError becomes one message on stderr and exit 2, a Ctrl+C before the
+    study loop routes signals exit 130, never a traceback.
 
     Standalone mode lets typer report usage errors (exit 2) and apply `typer.Exit` codes.
     """
     try:
         app()
+    except KeyboardInterrupt:  # Ctrl+C before a command routes it (imports, a pre-flight)
+        stderr.print("interrupted before any run started")
+        sys.exit(EXIT_INTERRUPTED)
     except UserError as error:
         stderr.print(f"[bold red]error:[/] {shown(error.message)}")
         if error.hint:

@@ -214,10 +214,13 @@ class Manifest:
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
         # One write() of the whole line with O_APPEND, then fsync: the line is durable or,
         # after a crash, at worst torn at the end of the file where loading ignores it.
-        written = os.write(self._fd, line)
-        while written < len(line):
-            written += os.write(self._fd, line[written:])
-        os.fsync(self._fd)
+        try:
+            written = os.write(self._fd, line)
+            while written < len(line):
+                written += os.write(self._fd, line[written:])
+            os.fsync(self._fd)
+        except OSError as error:  # e.g. a full disk: the one message names the journal
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
 
 def _header(record: StudyRecord) -> dict[str, Any]:

@@ -4,27 +4,36 @@ The scheduler (as each job ends) and `llem status` (jobs that ended while no lle
 study) both call `Collector.record`. The rule, in order: a run the executor lost (node failure)
 goes back to `pending` within the executor's attempts, then fails; the engine that ran it
 stopped answering: `interrupted`, and the study stops; the engine refused the container:
-failed; else the work folder and the exit decide (`outcome.classify`). The caller holds the
-study's writer lock: the manifest has one writer.
+failed; else the work folder and the exit decide (`outcome.classify`), except that a run that
+did not complete while the disk under its work folder is full (`disk_full`) ended for the
+host's reason, not its own: `interrupted` (it runs again on --resume), and llem stops with one
+message (UserError). The caller holds the study's writer lock: the manifest has one writer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from pathlib import Path
+from typing import NoReturn
 
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
+from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display, result_summary
 from llenergymeasure.orchestrator.executors.base import Executor, JobDone
 from llenergymeasure.orchestrator.executors.outcome import Classified, classify
 from llenergymeasure.orchestrator.machine.container import KillReason
+from llenergymeasure.orchestrator.machine.lifecycle import Refusal
 from llenergymeasure.orchestrator.machine.pids import limit_reason
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import Outcome, RunRecord
 from llenergymeasure.study.work_files import log_tail
 
 LOG_TAIL_LINES = 20
+# Less than this left to unprivileged writers on a work folder's filesystem: the disk is full
+# (a container writes its progress, result and timeseries there).
+DISK_FULL_BELOW_BYTES = 1 << 20
 
 
 class Recorded(enum.Enum):
@@ -98,6 +107,9 @@ class Collector:
             return self._requeue(run_id, done.requeue)
         for note in done.host.notes if done.host is not None else []:
             self.display.note(f"  {run_id}: {note}")
+        refused = done.host.refused if done.host is not None else None
+        if refused is not None and refused.stops_study:
+            self._machine_not_ready(run_id, refused, common_fields(done, overlapped))
         common = common_fields(done, overlapped)
         if self.engine_gone is not None:
             return self._engine_went_away(run_id, exit_.engine_error or "stopped", common)
@@ -114,6 +126,8 @@ class Collector:
             lost = self.executor.engine_lost(done)
             if lost is not None:
                 return self._engine_went_away(run_id, lost, common)
+            if disk_full(done.job.workdir):
+                self._disk_full(run_id, done.job.workdir, common)
         completed = verdict.status == "completed"
         kept = verdict.result is not None  # a failed staged run keeps its earlier stages
         record = self.manifest.update_run(
@@ -208,6 +222,42 @@ class Collector:
         )
         self.display.run_finished(record, record.error or "")
 
+    def _machine_not_ready(
+        self, run_id: str, refused: Refusal, common: dict[str, object]
+    ) -> NoReturn:
+        """The machine refused the run for a cause of its own (an unreadable GPU ledger): the
+        run is `interrupted`, not failed (it says nothing of its configuration, and a search
+        must not learn it), and llem stops with the machine's message."""
+        self.manifest.update_run(
+            run_id,
+            status="interrupted",
+            outcome="interrupted",
+            error_type=refused.error_type,
+            error=refused.message,
+            **common,
+        )
+        then = "`llem run STUDY.yaml --resume` finishes the study"
+        raise UserError(
+            f"llem stopped before run {run_id}: {refused.message}",
+            hint=f"{refused.hint}; then {then}" if refused.hint else f"fix that, then {then}",
+        )
+
+    def _disk_full(self, run_id: str, workdir: Path, common: dict[str, object]) -> NoReturn:
+        """The run ended without its result on a full disk: `interrupted`, and llem stops."""
+        self.manifest.update_run(
+            run_id,
+            status="interrupted",
+            outcome="interrupted",
+            error_type="DiskFull",
+            error=f"the disk under {workdir} was full",
+            **common,
+        )
+        raise UserError(
+            f"llem stopped: No space left on device ({workdir}); run {run_id} ended without its "
+            f"result and runs again on --resume; the completed runs are kept in {self.study_dir}",
+            hint="free disk space, then `llem run STUDY.yaml --resume` finishes the study",
+        )
+
     def _engine_went_away(self, run_id: str, message: str, common: dict[str, object]) -> Recorded:
         """The engine stopped answering: the run is `interrupted` (it runs again on --resume);
         every other run in flight is killed and recorded alike; then the study stops."""
@@ -224,3 +274,13 @@ class Collector:
             for other in self.executor.in_flight:
                 self.executor.cancel(other, force=True)
         return Recorded.ENGINE_GONE
+
+
+def disk_full(folder: Path) -> bool:
+    """The filesystem of `folder` has less than DISK_FULL_BELOW_BYTES left to unprivileged
+    writers (a container runs as one); False where it cannot be read."""
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < DISK_FULL_BELOW_BYTES

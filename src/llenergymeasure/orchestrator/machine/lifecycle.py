@@ -67,12 +67,16 @@ class HostRun:
 
 
 class Refusal(BaseModel):
-    """Why the run was not started (no container): its error type and message."""
+    """Why the run was not started (no container): its error type and message, and whether
+    the cause is this machine's rather than the run's (`stops_study`: nothing can run safely
+    here until it is fixed; the run is `interrupted` and runs again on --resume)."""
 
     model_config = ConfigDict(extra="forbid")
 
     error_type: str
     message: str
+    hint: str | None = Field(None, description="The fix, where the machine's cause has one.")
+    stops_study: bool = False
 
 
 class HostFindings(BaseModel):
@@ -127,8 +131,10 @@ class Machine:
             keeper = self._before_container(run, gpus, findings)
         except GpuSettingError as error:
             findings.refused = Refusal(error_type="GpuSettings", message=str(error))
-        except LedgerUnreadable as error:
-            findings.refused = Refusal(error_type="GpuLedger", message=str(error))
+        except LedgerUnreadable as error:  # no GPU of this host can be trusted to be as found
+            findings.refused = Refusal(
+                error_type="GpuLedger", message=error.message, hint=error.hint, stops_study=True
+            )
         if findings.refused is not None:
             return ContainerExit(None, None, False, None, started, time.time()), findings
         try:

@@ -458,3 +458,26 @@ def test_a_slurm_node_refuses_a_gpu_another_task_holds(tmp_path, monkeypatch) ->
     exit_ = read_node_exit(jobs_dir(slurm_dir(study_dir)), node_run.job.run.run_id)
     assert seen == [] and exit_.host is not None and exit_.host.refused is not None
     assert exit_.host.refused.error_type == "GpuInUse"
+
+
+def test_an_unreadable_ledger_stops_the_study_and_its_run_runs_again(tmp_path: Path) -> None:
+    """A corrupt ledger is the machine's problem, not the run's: the run is `interrupted` (a
+    search must not learn it as infeasible), llem stops with one message naming the file, and
+    no other run starts."""
+    from llenergymeasure.errors import UserError
+
+    folder = tmp_path / "locks" / "gpu-settings"
+    folder.mkdir(parents=True, mode=0o700)
+    bad = folder / "GPU-0.json"
+    bad.write_text("{not json")
+    bad.chmod(0o600)
+    scheduler, executor = make_scheduler(tmp_path, {"gpu_ids": [0]}, gpu_control=in_memory(1))
+    with pytest.raises(UserError, match="llem stopped before run") as stopped:
+        scheduler.run()
+    assert str(bad) in stopped.value.message and "--resume" in (stopped.value.hint or "")
+    runs = sorted(scheduler.manifest.record.runs.values(), key=lambda r: r.run_index)
+    assert [(r.status, r.error_type) for r in runs] == [
+        ("interrupted", "GpuLedger"),
+        ("pending", None),
+    ]
+    assert executor.containers == []
