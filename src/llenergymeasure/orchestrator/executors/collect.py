@@ -225,38 +225,52 @@ class Collector:
     def _machine_not_ready(
         self, run_id: str, refused: Refusal, common: dict[str, object]
     ) -> NoReturn:
-        """The machine refused the run for a cause of its own (an unreadable GPU ledger): the
-        run is `interrupted`, not failed (it says nothing of its configuration, and a search
-        must not learn it), and llem stops with the machine's message."""
-        self.manifest.update_run(
-            run_id,
-            status="interrupted",
-            outcome="interrupted",
-            error_type=refused.error_type,
-            error=refused.message,
-            **common,
-        )
+        """The machine refused the run for a cause of its own (an unreadable GPU ledger): it
+        says nothing of the run's configuration (a search must not learn it)."""
         then = "`llem run STUDY.yaml --resume` finishes the study"
-        raise UserError(
-            f"llem stopped before run {run_id}: {refused.message}",
-            hint=f"{refused.hint}; then {then}" if refused.hint else f"fix that, then {then}",
+        self._stop_here(
+            run_id,
+            common,
+            (refused.error_type, refused.message),
+            UserError(
+                f"llem stopped before run {run_id}: {refused.message}",
+                hint=f"{refused.hint}; then {then}" if refused.hint else f"fix that, then {then}",
+            ),
         )
 
     def _disk_full(self, run_id: str, workdir: Path, common: dict[str, object]) -> NoReturn:
-        """The run ended without its result on a full disk: `interrupted`, and llem stops."""
+        """The run ended without its result on a full disk: the host's cause, not the run's."""
+        self._stop_here(
+            run_id,
+            common,
+            ("DiskFull", f"the disk under {workdir} was full"),
+            UserError(
+                f"llem stopped: No space left on device ({workdir}); run {run_id} ended without "
+                f"its result and runs again on --resume; the completed runs are kept in "
+                f"{self.study_dir}",
+                hint="free disk space, then `llem run STUDY.yaml --resume` finishes the study",
+            ),
+        )
+
+    def _stop_here(
+        self,
+        run_id: str,
+        common: dict[str, object],
+        error: tuple[str, str],
+        stop: UserError,
+    ) -> NoReturn:
+        """The run `interrupted` with `error` (type, message), so --resume runs it again; then
+        llem stops with `stop`."""
+        error_type, message = error
         self.manifest.update_run(
             run_id,
             status="interrupted",
             outcome="interrupted",
-            error_type="DiskFull",
-            error=f"the disk under {workdir} was full",
+            error_type=error_type,
+            error=message,
             **common,
         )
-        raise UserError(
-            f"llem stopped: No space left on device ({workdir}); run {run_id} ended without its "
-            f"result and runs again on --resume; the completed runs are kept in {self.study_dir}",
-            hint="free disk space, then `llem run STUDY.yaml --resume` finishes the study",
-        )
+        raise stop
 
     def _engine_went_away(self, run_id: str, message: str, common: dict[str, object]) -> Recorded:
         """The engine stopped answering: the run is `interrupted` (it runs again on --resume);
