@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from llenergymeasure.contract.workdir import (
     atomic_write_json,
     run_dir_name,
 )
+from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 from llenergymeasure.study.models import PlannedRun
@@ -59,6 +60,22 @@ class Figures:
     uncertainty_pct: float = 0.5  # the instrument's standard uncertainty of gpu_j, %
     invalid: tuple[str, ...] = ()  # validity reason codes of the GPU energy
     counter_integral_ratio: float = 1.01
+    # (catalogue column, value) pairs set over the figures above (`with_metrics`)
+    metrics: tuple[tuple[str, float], ...] = ()
+
+
+def figures_of(values: Mapping[str, float]) -> Figures:
+    """The figures of a run whose catalogue metrics (results/metrics.py) are `values`: J per
+    output token and output tok/s as the headline figures (a valid GPU-energy reading; a
+    placeholder one of 1 J/token where only another energy metric is named), every other
+    metric set over them."""
+    headline = {"energy.j_per_output_token", "throughput.output_tokens_per_s"}
+    reads_energy = any(BY_COLUMN[name].reads_gpu_energy for name in values if name in BY_COLUMN)
+    return Figures(
+        tokens_per_s=values.get("throughput.output_tokens_per_s", 100.0),
+        j_per_token=values.get("energy.j_per_output_token", 1.0 if reads_energy else None),
+        metrics=tuple((name, value) for name, value in values.items() if name not in headline),
+    )
 
 
 def config_hash(config: ExperimentConfig) -> str:
@@ -72,6 +89,13 @@ def pct(value: float) -> Percentiles:
 
 
 def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> ExperimentResult:
+    result = _headline_result(context, config, fig)
+    return with_metrics(result, fig.metrics) if fig.metrics else result
+
+
+def _headline_result(
+    context: RunContext, config: ExperimentConfig, fig: Figures
+) -> ExperimentResult:
     window_s = OUTPUT_TOKENS / fig.tokens_per_s
     if fig.j_per_token is None:
         energy = Energy(
@@ -256,6 +280,92 @@ def make_result(context: RunContext, config: ExperimentConfig, fig: Figures) -> 
         ),
         warnings=[QualityWarning(code=code, message=f"{code} seen") for code in fig.warnings],  # type: ignore[arg-type]
     )
+
+
+QUANTILES = ("min", "p50", "p90", "p99", "max")
+# The sections only some runs have, as a run that has them with no figure of note would hold
+# them: the base a metric of theirs is set over.
+NO_SLO = "no SLO given"
+SECTION_BASES: dict[str, dict[str, Any]] = {
+    "serving": {
+        "target_request_rate": 8.0,
+        "achieved_request_rate": 8.0,
+        "send_lag_ms": pct(1.0).model_dump(),
+        "requests_sent": REQUESTS,
+        "requests_completed": REQUESTS,
+        "requests_failed": 0,
+        "warmup_requests": 0,
+        "steady_start_s": 0.0,
+        "steady_end_s": 10.0,
+        "steady_rule": "synthetic",
+        "peak_in_flight": 4,
+        "steady_level_in_flight": 4.0,
+        "load_duration_s": 10.0,
+        "tpot_ms": pct(10.0).model_dump(),
+        "goodput_requests_per_s": None,
+        "goodput_requests_per_s_reason": NO_SLO,
+        "goodput_fraction": None,
+        "goodput_fraction_reason": NO_SLO,
+        "j_per_request": None,
+        "j_per_request_reason": NO_ENERGY,
+        "j_per_slo_request": None,
+        "j_per_slo_request_reason": NO_SLO,
+        "j_per_slo_output_token": None,
+        "j_per_slo_output_token_reason": NO_SLO,
+        "adjusted_j_per_request": None,
+        "adjusted_j_per_request_reason": NO_ENERGY,
+        "attribution": "synthetic",
+        "server": "synthetic",
+        "server_ready_s": 1.0,
+        "slices_file": "slices.parquet",
+        "requests_file": "requests.parquet",
+        "server_metrics_file": None,
+        "server_metrics_file_reason": "synthetic",
+    },
+    "max_rate": {
+        "max_rate": None,
+        "max_rate_reason": "no probed rate met the SLOs",
+        "stage": None,
+        "first_failed_rate": None,
+        "goodput_bound": 0.99,
+        "tolerance": 0.1,
+        "probes": 1,
+        "method": "synthetic",
+    },
+}
+
+
+def with_metrics(
+    result: ExperimentResult, metrics: tuple[tuple[str, float], ...]
+) -> ExperimentResult:
+    """`result` with each catalogue column set to its value (and its reason cleared); a section
+    the result lacks (serving, max_rate) is added from `SECTION_BASES`. Setting one quantile of
+    a distribution moves the others it would cross, as a sample's quantiles never cross."""
+    data = result.model_dump(mode="json")
+    for column, value in metrics:
+        section, name, *stat = column.split(".")
+        if data.get(section) is None:
+            data[section] = dict(SECTION_BASES[section])
+        fields = data[section]
+        if stat:
+            fields[name] = _with_statistic(fields.get(name), stat[0], value)
+        else:
+            fields[name] = value
+        if f"{name}_reason" in fields:
+            fields[f"{name}_reason"] = None
+    return ExperimentResult.model_validate(data)
+
+
+def _with_statistic(percentiles: dict[str, Any] | None, stat: str, value: float) -> dict[str, Any]:
+    out = dict(percentiles) if percentiles is not None else pct(value).model_dump()
+    out[stat] = value
+    if stat in QUANTILES:
+        at = QUANTILES.index(stat)
+        for below in QUANTILES[:at]:
+            out[below] = min(out[below], value)
+        for above in QUANTILES[at + 1 :]:
+            out[above] = max(out[above], value)
+    return out
 
 
 FiguresFor = Callable[[int, int], "Figures | str | None"]

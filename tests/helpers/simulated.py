@@ -19,6 +19,7 @@ from rich.console import Console
 from helpers.results import Figures, make_result
 from helpers.scheduler import InstantExecutor, quiet_host, stub_preflight
 from llenergymeasure.config.study import StudyConfig
+from llenergymeasure.contract.backends import BACKENDS
 from llenergymeasure.contract.run import RunRequest
 from llenergymeasure.contract.workdir import WorkPaths
 from llenergymeasure.orchestrator.display import Display
@@ -101,6 +102,8 @@ def search_run(
     """The scheduler of `study` (a search) on the simulated executor; `study_dir`: resume the
     study in that folder instead of starting one in tmp_path/study."""
     pre = stub_preflight(planned_study(tmp_path / "study.yaml", study))
+    for backend in BACKENDS:  # one stub image stands for each backend's
+        pre.images.setdefault(backend, pre.images["pytorch"])
     new = study_dir is None
     study_dir = study_dir or tmp_path / "study"
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -125,12 +128,15 @@ def search_run(
     return SearchRun(scheduler, executor, folder, notes)
 
 
-def search_study(search: dict[str, Any], **execution: Any) -> StudyConfig:
-    """A CPU study over the stub model with `search` and no gaps."""
+def search_study(
+    search: dict[str, Any], *, defaults: dict[str, Any] | None = None, **execution: Any
+) -> StudyConfig:
+    """A CPU study over the stub model with `search` and no gaps; `defaults` over the study's
+    (e.g. `{"backend": "vllm"}` for a search of vllm.* keys)."""
     return StudyConfig.model_validate(
         {
             "name": "s",
-            "defaults": {"model": "stub:m", "gpu_count": 0},
+            "defaults": {"model": "stub:m", "gpu_count": 0, **(defaults or {})},
             "execution": {
                 "gap_between_experiments_s": 0,
                 "gap_between_cycles_s": 0,
@@ -147,3 +153,44 @@ def trial_lines(study_dir: Path) -> list[dict[str, Any]]:
         for line in (study_dir / "manifest.jsonl").read_text().splitlines()
         if '"kind":"trial"' in line
     ]
+
+
+def stopping_after(landscape: Landscape, stop: StopState, runs: int) -> Landscape:
+    """The landscape, asking llem to stop (as Ctrl+C does) when its `runs`-th run is made."""
+    count = 0
+
+    def landscape_then_stop(swept: dict[str, Any]) -> Figures | str:
+        nonlocal count
+        count += 1
+        if count == runs:
+            stop.request()
+        return landscape(swept)
+
+    return landscape_then_stop
+
+
+def next_suggestions_twice(study_dir: Path, max_open: int) -> list[list[dict[str, Any]]]:
+    """What two llems rebuilt from the same record would queue next (the first one's asks are
+    cut from the manifest before the second rebuilds it)."""
+    from llenergymeasure.orchestrator.schedule.search.source import SearchSource
+    from llenergymeasure.study.folder import StudyPaths
+    from llenergymeasure.study.manifest import Manifest
+
+    suggestions = []
+    for _ in range(2):
+        with Manifest.open(study_dir) as manifest:
+            source = SearchSource(
+                StudyPaths(study_dir).read_plan(),
+                manifest,
+                study_dir,
+                inputs_dir=None,
+                max_open=max_open,
+                display=Display(),
+            )
+            heads = []
+            while source.head() is not None:
+                heads.append(source.take().swept)
+            suggestions.append(heads)
+        lines = (study_dir / "manifest.jsonl").read_text().splitlines(keepends=True)
+        (study_dir / "manifest.jsonl").write_text("".join(lines[: len(lines) - 2 * len(heads)]))
+    return suggestions

@@ -1,5 +1,6 @@
-"""The container-side benchmarks run end to end on the tiny model (CPU here, no Docker): one
-that stopped working is found by the tests, not on the GPU machine it was kept for."""
+"""The benchmarks run end to end: the container-side ones on the tiny model (CPU here, no
+Docker), the search's on its simulated executor; one that stopped working is found by the tests,
+not on the machine it was kept for."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -25,6 +24,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_energy_repeatability_reports_every_run_and_the_spread(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
     found = tmp_path / "figures.json"
     proc = _bench(
         "benchmarks/energy_repeatability.py", "--repeats", "2", "--power-limits", "auto",
@@ -42,9 +42,38 @@ def test_energy_repeatability_reports_every_run_and_the_spread(tmp_path: Path) -
 
 
 def test_harness_overhead_compares_against_a_bare_loop() -> None:
+    pytest.importorskip("torch")
     proc = _bench(
         "benchmarks/harness_overhead.py", "--repeats", "1", "--window-s", "0.5",
         "--layers", "2", "--hidden", "128", "--prompts", "4",
     )  # fmt: skip
     ratio = float(proc.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1])
     assert 0 < ratio < 10
+
+
+def test_search_efficiency_reports_every_figure_in_range() -> None:
+    """Two seeds of the whole search and of plain TPE on a shipped landscape: every figure the
+    JSON promises, each within its possible range (the benchmark's targets are not asserted)."""
+    proc = _bench(
+        "benchmarks/search_efficiency.py", "--seeds", "2", "--json",
+        "--landscape", "benchmarks/landscapes/vllm_precision_oom.py",
+    )  # fmt: skip
+    out = json.loads(proc.stdout)
+    assert out["seeds"] == 2 and out["noise"] == 0.03
+    figures = out["landscapes"]["vllm_precision_oom"]
+    assert figures["seeds"] == {"first": 0, "last": 1, "count": 2}
+    assert figures["grid"] == 240 and 0 < figures["within_5pct"] <= figures["feasible"] < 240
+    runs, confirm = figures["runs"], figures["confirm_runs"]
+    for spread in (runs, confirm):
+        assert set(spread) == {"median", "p25", "p75", "p90", "max"}
+        assert 0 <= spread["p25"] <= spread["median"] <= spread["p75"] <= spread["p90"]
+        assert spread["p90"] <= spread["max"]
+    assert 1 <= runs["max"] <= figures["search"]["trials"] * 3 and confirm["max"] < runs["max"]
+    for share in (figures["winner_within"], figures["within_any"]):
+        assert share in (0.0, 0.5, 1.0)
+    assert sum(figures["verdicts"].values()) == 2
+    assert set(figures["verdicts"]) >= {"winner", "equivalent", "no_clear_winner", "none"}
+    tpe = figures["plain_tpe"]
+    assert tpe["runs"] == runs  # the same runs per seed as the search made
+    assert tpe["winner_within"] in (0.0, 0.5, 1.0) and tpe["within_any"] in (0.0, 0.5, 1.0)
+    assert figures["wall_s"]["total"] > 0

@@ -382,7 +382,7 @@ def _search_study(folder: Path, model: str, n_prompts: list[int]) -> Path:
         "space": {"n_prompts": n_prompts},
         "trials": len(n_prompts),
         "sampler": "grid",
-        "confirm": {"top": 1, "cycles": 2},
+        "confirm": {"top": 1},
     }
     return write_study(folder, [model], execution={**SLURM, "max_parallel": 2}, search=search)
 
@@ -397,7 +397,7 @@ def test_a_search_runs_through_slurm_two_trials_at_a_time(tmp_path, fault_image)
     assert record.status == "completed" and len(runs) == 3 + 2
     assert all(r.status == "completed" and r.executor_job_id for r in runs)
     assert record.search is not None and len(record.search.trials) == 3
-    assert [c.cycle for c in record.search.confirms] == [1, 2]
+    assert [(c.round, c.cycle) for c in record.search.confirms] == [(1, 1), (2, 2)]
     jobs = _sacct_settled(study_dir, 5)  # one Slurm job per run, trials and confirmation
     assert sorted(jobs) == sorted(r.executor_job_id for r in runs)
 

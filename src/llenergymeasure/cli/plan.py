@@ -26,10 +26,12 @@ from llenergymeasure.contract.validity import short_window_note
 from llenergymeasure.orchestrator import layout
 from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.orchestrator.planned import search_of
+from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.study import Plan, RunEstimate, design_hash, estimate_study, expand
 from llenergymeasure.study.estimate import WallTimeEstimate
 from llenergymeasure.study.expand import GRID
 from llenergymeasure.study.order import shuffle_seed
+from llenergymeasure.study.sampler_choice import sampler_text
 from llenergymeasure.study.search_space import most_runs
 
 DEFAULT_ROWS = 20
@@ -165,7 +167,8 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         _print_search(study.search, console)
         console.print(
             f"[bold]Total[/] {plan.n_configs} cells x at most "
-            f"{study.search.runs_per_cell} runs (trials + confirmation) = at most {runs} runs"
+            f"{study.search.runs_per_cell} runs (trials, re-measurements, race) = at most "
+            f"{runs} runs"
             + (f", up to {execution.max_parallel} at once" if execution.max_parallel > 1 else "")
         )
     else:
@@ -203,15 +206,20 @@ def _print_search(search: SearchConfig, console: Console) -> None:
             kind = "integers" if dimension.integer else "reals"
             console.print(f"  {escape(key)}: {kind} {dimension.low}..{dimension.high}{step}{scale}")
     stops = [f"{search.trials} distinct configurations"]
-    if search.patience is not None:
-        stops.append(f"{search.patience} trials without a {search.min_improvement:.0%} gain")
+    if len(search.goals) == 1:
+        stops.append(
+            f"{stopping.window(search)} trials without a {search.min_improvement:.0%} gain "
+            f"over its re-measured best, after at least {stopping.floor(search)} feasible ones"
+        )
     if search.max_hours is not None:
         stops.append(f"{search.max_hours:g} h of runs")
     console.print(
-        f"  sampler {search.sampler} (seed {search.seed}); each cell stops at "
+        f"  sampler {escape(sampler_text(search))} (seed {search.seed}); each cell stops at "
         + ", or ".join(stops)
         + (
-            f"; then its best {search.confirm.top} run {search.confirm.cycles} more times each"
+            f"; then its best {search.confirm.top} race on fresh runs until told apart by more "
+            f"than {search.confirm.tolerance:.0%} or found within it (at most "
+            f"{search.confirm.max_runs} runs)"
             if search.confirm.top
             else "; no confirmation runs"
         )

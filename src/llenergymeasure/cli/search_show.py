@@ -1,5 +1,5 @@
-"""`llem results show` on a search: its trials, the best configuration with its confirmed CI,
-and (several objectives) the Pareto front."""
+"""`llem results show` on a search: its trials, its race (the candidates with their standing,
+the rounds, the verdict), the runs it spent, and (several objectives) the Pareto front."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ from rich.table import Table
 from llenergymeasure.orchestrator.display import shown
 from llenergymeasure.results.cells import interval, number
 from llenergymeasure.results.metrics import BY_COLUMN
+from llenergymeasure.results.race_view import (
+    RaceRow,
+    difference_text,
+    fresh_runs,
+    front_lines,
+    race_rows,
+    round_lines,
+    runs_spent,
+)
 from llenergymeasure.results.search import CellView, Confirmed, SearchView, TrialView
 
 STATE_STYLE = {
@@ -61,8 +70,11 @@ def _print_cell(console: Console, view: SearchView, cell: CellView) -> None:
     console.print(table)
     if len(search.goals) > 1:
         _print_front(console, view, cell)
-    else:
+    if cell.confirmed:
+        _print_race(console, view, cell)
+    elif len(search.goals) == 1:
         _print_best(console, view, cell)
+    console.print(f"runs spent: {runs_spent(search, cell)}")
 
 
 def _trial_cells(trial: TrialView, keys: list[str]) -> list[str]:
@@ -81,25 +93,9 @@ def _trial_cells(trial: TrialView, keys: list[str]) -> list[str]:
 
 
 def _print_best(console: Console, view: SearchView, cell: CellView) -> None:
+    """Before a race: the best single trial, said to be unconfirmed."""
     search = view.search
     goal = search.goals[0]
-    if cell.confirmed:
-        table = Table(
-            title="confirmation: fresh runs of the best configurations",
-            caption="mean and 95 % CI over the confirmation runs (bootstrap; energy: with the "
-            "instrument's uncertainty)",
-            show_edge=False,
-        )
-        for column in ("config", *search.space, "runs", f"{goal.metric} ({_unit(goal.metric)})"):
-            table.add_column(shown(column))
-        table.add_column("constraints")
-        for confirmed in cell.confirmed:
-            table.add_row(*_confirmed_cells(confirmed, list(search.space)))
-        console.print(table)
-        if cell.winner is not None:
-            console.print(f"[bold green]best[/]: {_described(cell.winner)}")
-        console.print(f"verdict: {shown(cell.verdict or '')}")
-        return
     best = cell.best_trial(search)
     if best is None:
         console.print("[yellow]no feasible trial yet[/]")
@@ -112,16 +108,46 @@ def _print_best(console: Console, view: SearchView, cell: CellView) -> None:
     )
 
 
-def _confirmed_cells(confirmed: Confirmed, keys: list[str]) -> list[str]:
-    summary = confirmed.objectives[0]
-    figure = interval(summary.mean, summary.ci_low, summary.ci_high)
-    met = "met" if confirmed.constraints_met else f"not met: {confirmed.reason}"
+def _print_race(console: Console, view: SearchView, cell: CellView) -> None:
+    """The race: its candidates with their standing, its rounds, its verdict."""
+    search = view.search
+    keys = list(search.space)
+    margin = search.confirm.tolerance
+    table = Table(
+        title=f"race: fresh runs of the best configurations (margin {margin:.0%})",
+        caption="mean [95 % CI] over its fresh runs (bootstrap; energy: with the instrument's "
+        "uncertainty); vs leader: relative difference (positive: worse) [95 % CI, from the "
+        "candidates' pooled run-to-run spread]",
+        show_edge=False,
+    )
+    goals = [f"{g.metric} ({_unit(g.metric)})" for g in search.goals]
+    versus = "vs leader" + (", in the same order" if len(goals) > 1 else "")
+    for column in ("config", *keys, "runs", *goals, versus, "status"):
+        table.add_column(shown(column), overflow="fold")
+    for row in race_rows(search, cell):
+        table.add_row(*_race_cells(row, keys))
+    console.print(table)
+    rounds = round_lines(search, cell)
+    if rounds:
+        console.print("rounds:")
+    for line in rounds:
+        console.print(f"  {shown(line)}")
+    for line in front_lines(search, cell):
+        console.print(shown(line))
+    if cell.winner is not None and len(search.goals) == 1:
+        console.print(f"[bold green]best[/]: {_described(cell.winner)}")
+    console.print(f"[bold]verdict[/]: {shown(cell.verdict.text)}")
+
+
+def _race_cells(row: RaceRow, keys: list[str]) -> list[str]:
+    candidate = row.candidate
     return [
-        confirmed.config_hash[:8],
-        *(shown(str(confirmed.params.get(key, ""))) for key in keys),
-        f"{confirmed.runs}/{confirmed.planned}",
-        figure,
-        shown(met),
+        shown(candidate.config_hash[:8]),
+        *(shown(str(candidate.params.get(key, ""))) for key in keys),
+        fresh_runs(candidate),
+        *(interval(s.mean, s.ci_low, s.ci_high) for s in candidate.objectives),
+        "\n".join(difference_text(d) for d in row.differences or []),
+        shown(row.status),
     ]
 
 
@@ -152,11 +178,3 @@ def _print_front(console: Console, view: SearchView, cell: CellView) -> None:
             *(_value(v) for v in trial.values),
         )
     console.print(table)
-    for confirmed in cell.confirmed:
-        means = ", ".join(
-            f"{g.metric} {_value(s.mean)}"
-            for g, s in zip(search.goals, confirmed.objectives, strict=True)
-        )
-        console.print(
-            f"confirmed {confirmed.config_hash[:8]}: {shown(means)} ({confirmed.runs} runs)"
-        )

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 Direction = Literal["minimize", "maximize"]
-SamplerName = Literal["tpe", "nsga2", "random", "grid"]
+SamplerName = Literal["auto", "tpe", "gp", "nsga2", "random", "grid"]
 
 # `metric <= bound`: the comparisons a constraint may use, and how each is tested.
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -177,12 +177,31 @@ Dimension = Annotated[
 
 
 class Confirm(BaseModel):
-    """Re-run the best `top` feasible configurations `cycles` times each, interleaved."""
+    """Race the best `top` feasible configurations on fresh runs until they are told apart by
+    more than `tolerance`, found within it, or `max_runs` is spent (`results.racing`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    top: int = Field(3, ge=0, description="Configurations confirmed (0: no confirmation).")
-    cycles: int = Field(5, ge=2, description="Fresh runs of each; their mean and 95 % CI decide.")
+    top: int = Field(3, ge=0, description="Configurations raced (0: no confirmation).")
+    tolerance: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The equivalence margin, relative: configurations whose fresh runs show "
+        "them within it of the best are named beside it; one worse by more is eliminated.",
+    )
+    max_runs: int = Field(
+        15, ge=2, description="Most fresh runs the race makes (its budget), all candidates."
+    )
+
+    @model_validator(mode="after")
+    def _room_for_two_rounds(self) -> Confirm:
+        if self.top and self.max_runs < 2 * self.top:
+            raise ValueError(
+                f"max_runs ({self.max_runs}) must allow two fresh runs of each of the top "
+                f"{self.top}: a difference needs two runs a side"
+            )
+        return self
 
 
 class SearchConfig(BaseModel):
@@ -202,13 +221,21 @@ class SearchConfig(BaseModel):
         description="Dotted experiment key -> a list of values or a range {low, high, log, step}.",
     )
     trials: int = Field(20, ge=1, le=100_000, description="Most distinct configurations run.")
-    sampler: SamplerName = Field("tpe", description="tpe | nsga2 | random | grid (Optuna's).")
+    sampler: SamplerName = Field(
+        "auto", description="auto (by the space's shape) | tpe | gp | nsga2 | random | grid."
+    )
     seed: int = Field(0, description="The sampler's seed: same record, same next suggestions.")
     patience: int | None = Field(
-        None, ge=1, description="Stop after this many trials without min_improvement."
+        None,
+        ge=1,
+        description="Trials without a min_improvement gain that stop the search (default: "
+        "scaled to the space's size; the stop also waits for a floor of feasible trials and a "
+        "re-measured best).",
     )
     min_improvement: float = Field(
-        0.01, ge=0, description="Relative gain over the best so far that counts for patience."
+        0.01,
+        ge=0,
+        description="Relative gain over the best estimate so far that counts as an improvement.",
     )
     max_hours: float | None = Field(
         None, gt=0, description="Stop asking after the search's runs took this long, h."
@@ -267,8 +294,10 @@ class SearchConfig(BaseModel):
 
     @property
     def runs_per_cell(self) -> int:
-        """The most runs one cell's search makes: its trials, then its confirmation runs."""
-        return self.trials + self.confirm.top * self.confirm.cycles
+        """The most runs one cell's search makes: its trials, the re-measurements of its
+        incumbents (at most one per trial), then its race."""
+        race = self.confirm.max_runs if self.confirm.top else 0
+        return 2 * self.trials + race
 
     def space_size(self) -> int | None:
         """How many distinct points the space has; None when a dimension is continuous."""

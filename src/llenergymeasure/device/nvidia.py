@@ -40,7 +40,7 @@ ERRORS: dict[str, tuple[type[GpuError], str]] = {
     "DRIVER_NOT_LOADED": (GpuLibraryError, "the NVIDIA driver is not loaded"),
     "LIBRARY_NOT_FOUND": (
         GpuLibraryError,
-        "libnvidia-ml is not in the container (NVIDIA runtime missing?)",
+        "libnvidia-ml was not found (no NVIDIA driver; in a container: no NVIDIA runtime)",
     ),
     "LIB_RM_VERSION_MISMATCH": (
         GpuLibraryError,

@@ -12,6 +12,7 @@ from llenergymeasure.orchestrator import layout
 from llenergymeasure.results.metrics import BY_COLUMN
 from llenergymeasure.study.expand import MAX_RUNS, Plan, expand
 from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.sampler_choice import check_sampler
 from llenergymeasure.study.search_space import most_runs, probe_runs, search_plan_of
 
 
@@ -63,7 +64,7 @@ def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
     if study.execution.n_cycles > 1:
         raise UserError(
             f"{where('execution.n_cycles')}: execution.n_cycles: a search runs each trial once; "
-            "search.confirm.cycles sets how often its best configurations run again",
+            "its best configurations run again in its race (search.confirm)",
             hint="remove n_cycles (or --cycles) from a search",
         )
     search = study.search
@@ -75,4 +76,5 @@ def search_of(study: StudyConfig, plan: Plan) -> SearchPlan:
             "study may hold",
             hint="sweep fewer values, or give the search fewer trials",
         )
+    check_sampler(search, where)
     return search_plan_of(search, plan, where)

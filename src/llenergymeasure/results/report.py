@@ -35,6 +35,14 @@ from llenergymeasure.results.load import StudyData, load_study_results, require_
 from llenergymeasure.results.metrics import BY_COLUMN, IN_REPORT, for_study
 from llenergymeasure.results.plot_base import Plot
 from llenergymeasure.results.plots import render, study_plots
+from llenergymeasure.results.race_view import (
+    difference_text,
+    fresh_runs,
+    front_lines,
+    race_rows,
+    round_lines,
+    runs_spent,
+)
 from llenergymeasure.results.search import search_view
 from llenergymeasure.results.stats import CV_FLAG_PCT
 from llenergymeasure.results.tables import STAGE_COLUMNS, runs_frame, summary_frame
@@ -235,7 +243,8 @@ def write_report(study_dir: Path, output: Path | None = None, run_id: str | None
 
 
 def _search(study: StudyData) -> dict[str, Any] | None:
-    """The search section: per cell its stop, trial table, confirmation and verdict."""
+    """The search section: per cell its stop, trial table, race (candidates, rounds), verdict
+    and runs spent."""
     view = search_view(study)
     if view is None:
         return None
@@ -255,15 +264,16 @@ def _search(study: StudyData) -> dict[str, Any] | None:
             ]
             for t in cell.trials
         ]
-        confirmed = [
+        race = [
             [
-                c.config_hash[:8],
-                *(c.params.get(k, "") for k in keys),
-                f"{c.runs}/{c.planned}",
-                *(interval(s.mean, s.ci_low, s.ci_high) for s in c.objectives),
-                "met" if c.constraints_met else f"not met: {c.reason}",
+                row.candidate.config_hash[:8],
+                *(row.candidate.params.get(k, "") for k in keys),
+                fresh_runs(row.candidate),
+                *(interval(s.mean, s.ci_low, s.ci_high) for s in row.candidate.objectives),
+                "; ".join(difference_text(d) for d in row.differences or []),
+                row.status,
             ]
-            for c in cell.confirmed
+            for row in race_rows(search, cell)
         ]
         front = [
             [t.number, *(t.params.get(k, "") for k in keys), *map(_num, t.values)]
@@ -278,7 +288,8 @@ def _search(study: StudyData) -> dict[str, Any] | None:
                     else ""
                 ),
                 "stopped": cell.stopped or "still asking",
-                "verdict": cell.verdict,
+                "verdict": cell.verdict.text if cell.confirmed else None,
+                "runs": runs_spent(search, cell),
                 "trial_headers": [
                     "#",
                     *keys,
@@ -288,24 +299,33 @@ def _search(study: StudyData) -> dict[str, Any] | None:
                     "why not feasible",
                 ],
                 "trials": trials,
-                "confirm_headers": [
+                "race_headers": [
                     "config",
                     *keys,
-                    "runs",
-                    *(f"{g} mean [95 % CI]" for g in goals),
-                    "constraints",
+                    "fresh runs",
+                    *(f"{g}{_unit(g)} mean [95 % CI]" for g in goals),
+                    "vs leader [95 % CI]" + ("; per objective" if len(goals) > 1 else ""),
+                    "status",
                 ],
-                "confirmed": confirmed,
+                "race": race,
+                "rounds": round_lines(search, cell),
+                "race_front": front_lines(search, cell),
                 "front_headers": ["#", *keys, *goals],
                 "front": front,
             }
         )
     return {
+        "margin": f"{search.confirm.tolerance:.0%}",
+        "max_runs": search.confirm.max_runs,
         "goals": ", ".join(f"{g.direction} {g.metric}" for g in search.goals),
         "constraints": "; ".join(str(c) for c in search.constraints) or "none",
         "sampler": f"{search.sampler} (seed {search.seed})",
         "cells": cells,
     }
+
+
+def _unit(metric: str) -> str:
+    return f" ({BY_COLUMN[metric].unit})" if metric in BY_COLUMN else ""
 
 
 def _report_metrics(study: StudyData) -> list[str]:

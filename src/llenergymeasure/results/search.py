@@ -17,9 +17,17 @@ from llenergymeasure.results.flatten import metric_columns, reason_column
 from llenergymeasure.results.instrument import instrument_u
 from llenergymeasure.results.load import RunData, StudyData
 from llenergymeasure.results.metrics import BY_COLUMN
+from llenergymeasure.results.racing import (
+    Candidate,
+    Difference,
+    RoundDecision,
+    VerdictKind,
+    compare,
+)
+from llenergymeasure.results.racing import runs_to_settle as racing_runs_to_settle
 from llenergymeasure.results.stats import Summary, summarise, with_instrument
 from llenergymeasure.results.validity import gpu_energy_validity
-from llenergymeasure.study.manifest_models import ConfirmRecord, TrialRecord
+from llenergymeasure.study.manifest_models import RaceRecord, SearchRecord, TrialRecord
 
 TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
 # How far past feasible a trial is that yielded no figure at all (the run failed, or the
@@ -176,17 +184,95 @@ class Confirmed:
         }
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A candidate against the leader: its difference on each objective, and, undecided, about
+    how many runs each would settle it (None: not estimable)."""
+
+    candidate: Confirmed
+    differences: list[Difference]
+    runs_to_settle: int | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a cell's race concluded (`results.racing`): its kind, the leader (the winner where
+    the kind is `winner` or `equivalent`; with several objectives, the front's member best on
+    the first, `front` its settled trade-offs), the candidates within the margin of it, those not
+    yet told apart from it, those eliminated (with why), and the conclusion in words."""
+
+    kind: VerdictKind
+    text: str
+    leader: Confirmed | None = None
+    equivalent: list[Standing] = field(default_factory=list)
+    undecided: list[Standing] = field(default_factory=list)
+    eliminated: dict[str, str] = field(default_factory=dict)  # config hash -> why
+    front: list[Standing] = field(default_factory=list)  # several objectives: trade-offs
+
+    @property
+    def winner(self) -> Confirmed | None:
+        return self.leader if self.kind in ("winner", "equivalent") else None
+
+    def as_json(self, search: SearchConfig) -> dict[str, Any]:
+        def standing(s: Standing) -> dict[str, Any]:
+            return {
+                "config_hash": s.candidate.config_hash,
+                "params": s.candidate.params,
+                "differences": [
+                    {
+                        "metric": goal.metric,
+                        "relative": d.relative,
+                        "ci_low": d.ci_low if math.isfinite(d.ci_low) else None,
+                        "ci_high": d.ci_high if math.isfinite(d.ci_high) else None,
+                        "relation": d.relation,
+                    }
+                    for goal, d in zip(search.goals, s.differences, strict=True)
+                ],
+                "runs_to_settle": s.runs_to_settle,
+            }
+
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "leader": self.leader.config_hash if self.leader else None,
+            "tolerance": search.confirm.tolerance,
+            "equivalent": [standing(s) for s in self.equivalent],
+            "front": [standing(s) for s in self.front],
+            "undecided": [standing(s) for s in self.undecided],
+            "eliminated": self.eliminated,
+        }
+
+
+NO_VERDICT = Verdict("none", "no confirmation")
+
+
 @dataclass
 class CellView:
-    """One cell's search: its trials, best, confirmation and (several objectives) front."""
+    """One cell's search: its trials, best, race (its rounds and candidates) and verdict, and
+    (several objectives) front."""
 
     cell: int
     swept: dict[str, Any]
     trials: list[TrialView] = field(default_factory=list)
     stopped: str | None = None
-    confirmed: list[Confirmed] = field(default_factory=list)
-    winner: Confirmed | None = None
-    verdict: str | None = None  # the confirmation's conclusion in words
+    confirmed: list[Confirmed] = field(default_factory=list)  # the race's candidates
+    rounds: list[RaceRecord] = field(default_factory=list)
+    remeasured: int = 0  # runs that re-measured a new incumbent during the search
+    verdict: Verdict = NO_VERDICT
+
+    @property
+    def winner(self) -> Confirmed | None:
+        """The configuration the race named (None where it named none)."""
+        return self.verdict.winner
+
+    @property
+    def runs(self) -> dict[str, int]:
+        """Runs spent: the search's own (distinct configurations run), re-measurement, race."""
+        return {
+            "search": sum(1 for t in self.trials if t.run_id and t.state != "skipped-duplicate"),
+            "remeasure": self.remeasured,
+            "confirmation": sum(c.planned for c in self.confirmed),
+        }
 
     def best_trial(self, search: SearchConfig) -> TrialView | None:
         """The best feasible trial by its single run (single objective)."""
@@ -255,7 +341,9 @@ class SearchView:
                 "stopped": cell.stopped,
                 "best": _best_json(cell, search),
                 "confirmed": [c.as_json(search) for c in cell.confirmed],
-                "verdict": cell.verdict,
+                "verdict": cell.verdict.as_json(search),
+                "rounds": [r.model_dump(mode="json") for r in cell.rounds],
+                "runs": cell.runs,
             }
             if len(search.goals) > 1:
                 entry["pareto"] = [t.as_json() for t in cell.pareto(search)]
@@ -265,6 +353,7 @@ class SearchView:
             "constraints": [str(c) for c in search.constraints],
             "sampler": search.sampler,
             "seed": search.seed,
+            "space_size": search.space_size(),  # a grid's configurations (None: continuous)
             "best": cells[0]["best"] if len(cells) == 1 else None,
             "cells": cells,
             "trials": [trial.as_json() for trial in self.trials],
@@ -322,7 +411,7 @@ def search_view(study: StudyData) -> SearchView | None:
         for cell, reason in record.stopped.items():
             cells[cell].stopped = reason
         for cell in cells:
-            _confirmation(search, cell, record.confirms, by_id)
+            _confirmation(search, cell, record, by_id)
     return SearchView(search, cells)
 
 
@@ -373,96 +462,186 @@ def judge_run(search: SearchConfig, run: RunData) -> Judgement:
     return judge(search, None, f"{run.outcome}: {run.error or 'no result'}")
 
 
+def candidate_of(search: SearchConfig, key: str, judgements: list[Judgement]) -> Candidate:
+    """A race candidate from its fresh runs' judgements: its objective values, or why it is out
+    of the race (its runs' mean fails a constraint, a figure or a steady state is missing, a
+    GPU-energy reading is not valid): the one rule the race and every view apply."""
+    values = [
+        [v for j in judgements if (v := j.values[i]) is not None] for i in range(len(search.goals))
+    ]
+    return Candidate(key, values, _out_of_race(search, judgements))
+
+
+def _out_of_race(search: SearchConfig, judgements: list[Judgement]) -> str | None:
+    if not judgements:
+        return None
+    reasons = []
+    means = _constraint_means(search, judgements)
+    for constraint, mean in zip(search.constraints, means, strict=True):
+        if mean is None:
+            reasons.append(f"{constraint.metric} not measured")
+        elif not constraint.met_by(mean):
+            reasons.append(
+                f"mean {constraint.metric} = {mean:.4g}, not {constraint.op} {constraint.bound:g}"
+            )
+    if any(j.reason and NOT_STEADY in j.reason for j in judgements):
+        reasons.append(f"{NOT_STEADY} in a confirmation run")
+    not_valid = sum(j.energy_not_valid for j in judgements)
+    if not_valid:
+        reasons.append(f"{ENERGY_NOT_VALID} in {not_valid} of {len(judgements)} confirmation runs")
+    missing = [
+        goal.metric
+        for i, goal in enumerate(search.goals)
+        if any(j.values[i] is None for j in judgements)
+    ]
+    if missing and not not_valid:
+        reasons.append(f"{', '.join(missing)} not measured in a confirmation run")
+    return "; ".join(reasons) or None
+
+
+def _constraint_means(search: SearchConfig, judgements: list[Judgement]) -> list[float | None]:
+    return [
+        summarise([j.constraint_values[i] for j in judgements]).mean
+        for i in range(len(search.constraints))
+    ]
+
+
+def race_decision(
+    search: SearchConfig, candidates: list[Candidate], eliminated: dict[str, str]
+) -> RoundDecision:
+    """`racing.compare` over the candidates, those eliminated in an earlier round staying out
+    (an elimination is final)."""
+    kept = [Candidate(c.key, c.values, eliminated.get(c.key) or c.out) for c in candidates]
+    return compare(search.goals, kept, search.confirm.tolerance)
+
+
 def _confirmation(
-    search: SearchConfig,
-    cell: CellView,
-    confirms: list[ConfirmRecord],
-    by_id: dict[str, RunData],
+    search: SearchConfig, cell: CellView, record: SearchRecord, by_id: dict[str, RunData]
 ) -> None:
-    mine = [c for c in confirms if c.cell == cell.cell]
-    if not mine:
-        return
-    hashes = list(dict.fromkeys(c.config_hash for c in mine))
+    mine = [c for c in record.confirms if c.cell == cell.cell]
+    cell.remeasured = sum(1 for c in mine if c.purpose == "remeasure")
+    raced = [c for c in mine if c.purpose == "race"]
+    cell.rounds = [r for r in record.races if r.cell == cell.cell]
+    order = cell.rounds[0].candidates if cell.rounds else []
+    hashes = list(dict.fromkeys([*order, *(c.config_hash for c in raced)]))
+    candidates: list[Candidate] = []
     for config_hash in hashes:
-        records = [c for c in mine if c.config_hash == config_hash]
+        records = [c for c in raced if c.config_hash == config_hash]
         results = [
             run.result
             for c in records
             if (run := by_id.get(c.run_id)) is not None and run.result is not None
         ]
         judgements = [judge(search, result) for result in results]
-        objectives = [
-            with_instrument(
-                [j.values[i] for j in judgements],
-                [instrument_u(result, goal.metric) for result in results],
-            ).summary
-            for i, goal in enumerate(search.goals)
-        ]
-        means = [
-            summarise([j.constraint_values[i] for j in judgements]).mean
-            for i in range(len(search.constraints))
-        ]
-        reasons = [
-            f"mean {c.metric} = {mean:.4g}, not {c.op} {c.bound:g}"
-            for c, mean in zip(search.constraints, means, strict=True)
-            if mean is not None and not c.met_by(mean)
-        ]
-        reasons += [
-            f"{c.metric} not measured"
-            for c, m in zip(search.constraints, means, strict=True)
-            if m is None
-        ]
-        if any(j.reason and NOT_STEADY in j.reason for j in judgements):
-            reasons.append(f"{NOT_STEADY} in a confirmation run")
-        not_valid = sum(j.energy_not_valid for j in judgements)
-        if not_valid:
-            reasons.append(f"{ENERGY_NOT_VALID} in {not_valid} of {len(results)} confirmation runs")
-        if not results:
-            reasons.append("no confirmation run has a result yet")
+        candidate = candidate_of(search, config_hash, judgements)
+        candidates.append(candidate)
+        params = records[0].params if records else _params_of(cell, config_hash)
         cell.confirmed.append(
             Confirmed(
                 config_hash=config_hash,
-                params=records[0].params,
+                params=params,
                 runs=len(results),
                 planned=len(records),
-                objectives=objectives,
-                constraint_means=means,
-                constraints_met=not reasons,
-                reason="; ".join(reasons) or None,
+                objectives=[
+                    with_instrument(
+                        [j.values[i] for j in judgements],
+                        [instrument_u(result, goal.metric) for result in results],
+                    ).summary
+                    for i, goal in enumerate(search.goals)
+                ],
+                constraint_means=_constraint_means(search, judgements),
+                constraints_met=candidate.out is None and bool(results),
+                reason=candidate.out if results else "no confirmation run has a result yet",
             )
         )
-    if len(search.goals) == 1:
-        cell.winner, cell.verdict = decide(search.goals[0], cell.confirmed)
+    if candidates:
+        cell.verdict = verdict_of(search, cell, candidates)
 
 
-def decide(goal: Objective, confirmed: list[Confirmed]) -> tuple[Confirmed | None, str]:
-    """The winner by the confirmation runs' mean, and whether its 95 % CI sets it apart: where
-    it overlaps another's, the verdict says so and names no false winner."""
-    eligible = [c for c in confirmed if c.constraints_met and c.objectives[0].mean is not None]
-    if not eligible:
-        return None, "no confirmed configuration met every constraint"
-    ranked = sorted(
-        eligible,
-        key=lambda c: (
-            c.objectives[0].mean if goal.direction == "minimize" else -c.objectives[0].mean
-        ),  # type: ignore[operator]
-    )
-    best = ranked[0]
-    low, high = best.objectives[0].ci_low, best.objectives[0].ci_high
-    if low is None or high is None:
-        return best, "best by its mean; too few runs for a CI"
-    overlapping = [
-        c
-        for c in ranked[1:]
-        if c.objectives[0].ci_low is not None
-        and c.objectives[0].ci_high is not None
-        and c.objectives[0].ci_low <= high
-        and low <= c.objectives[0].ci_high
-    ]
-    if overlapping:
-        names = ", ".join(c.config_hash[:8] for c in overlapping)
-        return None, (
-            f"no clear winner: the 95 % CI of the best mean ({best.config_hash[:8]}) overlaps "
-            f"that of {names}; run more confirmation cycles to separate them"
+def _params_of(cell: CellView, config_hash: str) -> dict[str, Any]:
+    return next((t.params for t in cell.trials if t.config_hash == config_hash), {})
+
+
+def verdict_of(search: SearchConfig, cell: CellView, candidates: list[Candidate]) -> Verdict:
+    """The verdict of a cell's race: where its last recorded round left it (a race recorded
+    before rounds were: one decision over every run), in the words of `results.racing`."""
+    last = cell.rounds[-1] if cell.rounds else None
+    if last is not None and last.round > 0:
+        decision = race_decision(search, candidates, last.eliminated)
+        decision.eliminated.update(last.eliminated)
+    else:
+        decision = race_decision(search, candidates, {})
+    by_hash = {c.config_hash: c for c in cell.confirmed}
+    runs = {c.key: c.n for c in candidates}
+    if decision.leader is None:
+        text = "no confirmed configuration can win: " + "; ".join(
+            f"{key[:8]}: {why}" for key, why in decision.eliminated.items()
         )
-    return best, "the best mean's 95 % CI is clear of the other confirmed configurations'"
+        return Verdict("none", text, eliminated=decision.eliminated)
+    leader = by_hash[decision.leader]
+    margin = search.confirm.tolerance
+
+    def standing(key: str) -> Standing:
+        diffs = decision.differences[key]
+        n = min(runs[key], runs[decision.leader])  # type: ignore[index]
+        needed = max((racing_runs_to_settle(d, margin, n) or 0 for d in diffs), default=0)
+        return Standing(by_hash[key], diffs, needed or None)
+
+    equivalent = [standing(k) for k in decision.equivalent]
+    front = [standing(k) for k in decision.front]
+    undecided = [standing(k) for k in decision.undecided if k in decision.differences]
+    name = _short(leader)
+    if last is not None and last.round > 0 and last.ended is None:
+        return Verdict(
+            "none",
+            f"racing: round {last.round} done, {name} leads",
+            leader,
+            equivalent,
+            undecided,
+            decision.eliminated,
+        )
+    if undecided:
+        still = "; ".join(
+            f"{_short(s.candidate)} ({_relative(s.differences[0])})"
+            + (f", about {s.runs_to_settle} runs each would settle it" if s.runs_to_settle else "")
+            for s in undecided
+        )
+        text = (
+            f"no clear winner: {name} leads, but is not yet told apart by more than "
+            f"{margin:.0%} from {still}"
+        )
+        return Verdict("no_clear_winner", text, leader, equivalent, undecided, decision.eliminated)
+    within = ""
+    if equivalent:
+        names = _and([_short(s.candidate) for s in equivalent])
+        verb = "is" if len(equivalent) == 1 else "are"
+        within = f"; {names} {verb} not told apart from it by more than {margin:.0%}"
+    if len(search.goals) > 1:
+        trades = "".join(f", {_short(s.candidate)} (a trade-off)" for s in front)
+        text = f"front: {name} (best {search.goals[0].metric}){trades}{within}"
+        return Verdict("front", text, leader, equivalent, [], decision.eliminated, front)
+    if equivalent:
+        text = f"{name}{within}"
+        return Verdict("equivalent", text, leader, equivalent, [], decision.eliminated)
+    others = len(decision.eliminated)
+    text = f"{name}" + (
+        f": the other {others} confirmed configuration(s) are more than {margin:.0%} worse"
+        if others
+        else ""
+    )
+    return Verdict("winner", text, leader, [], [], decision.eliminated)
+
+
+def _short(candidate: Confirmed) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in candidate.params.items())
+    return f"{candidate.config_hash[:8]} ({params})" if params else candidate.config_hash[:8]
+
+
+def _relative(diff: Difference) -> str:
+    low = f"{diff.ci_low:+.1%}" if math.isfinite(diff.ci_low) else "-inf"
+    high = f"{diff.ci_high:+.1%}" if math.isfinite(diff.ci_high) else "+inf"
+    return f"{diff.relative:+.1%}, 95 % CI {low} to {high}"
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"

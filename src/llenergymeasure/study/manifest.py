@@ -7,8 +7,10 @@
 - `{"kind": "run", ...}`: the whole RunRecord of one run after a transition. The newest line
   for a run_id wins;
 - a search's lines, in the order they happened: `{"kind": "trial", ...}` (a TrialRecord: what
-  the sampler asked), `{"kind": "confirm", ...}` (a confirmation run), `{"kind":
-  "search_stop", "cell": i, "reason": ...}` (a cell's search stopped asking).
+  the sampler asked), `{"kind": "confirm", ...}` (a fresh run of a configuration already run:
+  a race's, or a new incumbent's re-measurement), `{"kind": "race", ...}` (where a round of a
+  cell's race left it: a RaceRecord), `{"kind": "search_stop", "cell": i, "reason": ...}` (a
+  cell's search stopped asking).
 
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
@@ -31,6 +33,7 @@ from llenergymeasure.errors import UserError
 from llenergymeasure.study.folder import StudyPaths, read_own
 from llenergymeasure.study.manifest_models import (
     ConfirmRecord,
+    RaceRecord,
     RunRecord,
     SearchRecord,
     StudyRecord,
@@ -79,7 +82,7 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     return record, good_bytes
 
 
-SEARCH_KINDS = ("trial", "confirm", "search_stop")
+SEARCH_KINDS = ("trial", "confirm", "race", "search_stop")
 
 
 def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> None:
@@ -87,6 +90,8 @@ def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> 
         search.trials.append(TrialRecord.model_validate(entry))
     elif kind == "confirm":
         search.confirms.append(ConfirmRecord.model_validate(entry))
+    elif kind == "race":
+        search.races.append(RaceRecord.model_validate(entry))
     else:
         search.stopped[int(entry["cell"])] = str(entry["reason"])
 
@@ -179,6 +184,10 @@ class Manifest:
     def add_confirm(self, confirm: ConfirmRecord) -> None:
         self._search().confirms.append(confirm)
         self._append({"kind": "confirm", **confirm.model_dump(mode="json")})
+
+    def add_race(self, race: RaceRecord) -> None:
+        self._search().races.append(race)
+        self._append({"kind": "race", **race.model_dump(mode="json")})
 
     def stop_search(self, cell: int, reason: str) -> None:
         self._search().stopped[cell] = reason

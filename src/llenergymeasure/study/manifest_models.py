@@ -129,7 +129,9 @@ class TrialRecord(BaseModel):
 
 
 class ConfirmRecord(BaseModel):
-    """A fresh run of one of a cell's best configurations, after its search stopped."""
+    """A fresh run of a configuration a search already ran: in its race (the confirmation of a
+    cell's best configurations, after its search stopped) or to re-measure a new incumbent
+    before the search trusts it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -138,7 +140,33 @@ class ConfirmRecord(BaseModel):
     config_hash: str
     run_id: str
     run_index: int
-    cycle: int = Field(ge=1, description="1..confirm.cycles; cycle 0 was the trial itself.")
+    cycle: int = Field(ge=1, description="The configuration's fresh run; cycle 0 was its trial.")
+    purpose: Literal["race", "remeasure"] = "race"
+    round: int | None = Field(None, ge=1, description="The race's round (purpose race).")
+
+
+class RaceRecord(BaseModel):
+    """Where one round of a cell's race left it (`results.racing`): its leader, the candidates
+    eliminated (cumulative, with why), settled and undecided, the race runs so far, and why it
+    ended, if it did. Replayed as recorded on --resume."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: int = Field(ge=0)
+    round: int = Field(ge=0, description="0: the candidates chosen, before any run.")
+    candidates: list[str] = Field(description="Config hashes, best search value first.")
+    leader: str | None = None
+    eliminated: dict[str, str] = Field(default_factory=dict)
+    equivalent: list[str] = Field(default_factory=list)
+    front: list[str] = Field(
+        default_factory=list, description="Several objectives: settled trade-offs of the leader."
+    )
+    undecided: list[str] = Field(default_factory=list)
+    runs: int = Field(0, ge=0, description="Race runs with an outcome so far.")
+    next: list[str] = Field(
+        default_factory=list, description="Who runs in the next round (none: it ended)."
+    )
+    ended: str | None = Field(None, description="Why the race ended: settled, or its budget.")
 
 
 class SearchRecord(BaseModel):
@@ -148,6 +176,7 @@ class SearchRecord(BaseModel):
 
     trials: list[TrialRecord] = Field(default_factory=list)
     confirms: list[ConfirmRecord] = Field(default_factory=list)
+    races: list[RaceRecord] = Field(default_factory=list)
     stopped: dict[int, str] = Field(
         default_factory=dict, description="Cell -> why its search stopped asking."
     )

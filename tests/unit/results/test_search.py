@@ -5,8 +5,7 @@ from __future__ import annotations
 from helpers.factories import run_context
 from helpers.results import Figures, make_result, pytorch_config
 from llenergymeasure.config.search import Objective, SearchConfig
-from llenergymeasure.results.search import UNMEASURED_VIOLATION, Confirmed, decide, dominates, judge
-from llenergymeasure.results.stats import summarise
+from llenergymeasure.results.search import UNMEASURED_VIOLATION, dominates, judge
 
 SEARCH = SearchConfig.model_validate(
     {
@@ -92,44 +91,6 @@ def test_a_run_without_a_result_is_infeasible_beyond_any_constraint() -> None:
     assert judgement.failed and not judgement.feasible
     assert judgement.violations[0] == UNMEASURED_VIOLATION
     assert judgement.reason == "killed_oom: out of memory"
-
-
-def confirmed(name: str, values: list[float], met: bool = True) -> Confirmed:
-    return Confirmed(
-        config_hash=name * 8,
-        params={},
-        runs=len(values),
-        planned=len(values),
-        objectives=[summarise(values)],
-        constraint_means=[],
-        constraints_met=met,
-        reason=None if met else "a constraint",
-    )
-
-
-def test_the_winner_is_the_best_mean_when_its_ci_stands_apart() -> None:
-    goal = Objective(minimize="energy.j_per_output_token")
-    a = confirmed("a", [1.00, 1.01, 0.99, 1.00, 1.02])
-    b = confirmed("b", [1.20, 1.21, 1.19, 1.22, 1.20])
-    winner, verdict = decide(goal, [b, a])
-    assert winner is a and "clear" in verdict
-
-
-def test_overlapping_cis_name_no_false_winner() -> None:
-    goal = Objective(minimize="energy.j_per_output_token")
-    a = confirmed("a", [1.00, 1.10, 0.90, 1.05, 0.95])
-    b = confirmed("b", [1.02, 1.12, 0.92, 1.07, 0.97])
-    winner, verdict = decide(goal, [a, b])
-    assert winner is None and "no clear winner" in verdict and "bbbbbbbb" in verdict
-
-
-def test_a_configuration_that_missed_a_constraint_on_confirmation_cannot_win() -> None:
-    goal = Objective(maximize="throughput.output_tokens_per_s")
-    fast = confirmed("a", [300.0, 301.0, 299.0], met=False)
-    slow = confirmed("b", [100.0, 101.0, 99.0])
-    winner, _ = decide(goal, [fast, slow])
-    assert winner is slow
-    assert decide(goal, [fast])[0] is None
 
 
 def test_dominance_over_several_objectives() -> None:

@@ -4,7 +4,13 @@ from the records.
 The sampler is made afresh for every ask, seeded from (search seed, cell, trial number): what it
 suggests next is a function of the seed and the trials it was told, so a study rebuilt from the
 manifest suggests what the study it replaces would have (with one run in flight at a time,
-exactly; with several, for the same history).
+exactly; with several, for the same history). No sampler state outlives an ask (the GP
+sampler's fitted kernel is not carried over either: it is fitted from the trials each time).
+
+A searched list of numbers is ordered: Optuna sees it as an integer over the indices of its
+sorted values (an ordinal: the model knows 64 lies between 32 and 128), and the suggestion is
+mapped back to the value. The records hold the values (what a reader reads, what --resume
+replays), mapped to indices again when the study is rebuilt.
 """
 
 from __future__ import annotations
@@ -19,18 +25,33 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler, GridSampler, NSGAIISampler, RandomSampler, TPESampler
-from optuna.trial import TrialState, create_trial
+from optuna.samplers import (
+    BaseSampler,
+    GPSampler,
+    GridSampler,
+    NSGAIISampler,
+    RandomSampler,
+    TPESampler,
+)
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from llenergymeasure.config.search import Range, SearchConfig
 from llenergymeasure.results.search import Judgement
+from llenergymeasure.study.sampler_choice import (
+    SamplerChoice,
+    choose_sampler,
+    ordered_values,
+)
 from llenergymeasure.study.search_space import Cell
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# ERROR: the GP sampler warns of every kernel fit that fell back to its prior, which says
+# nothing a user acts on; the search's own notes say what it does.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 # Optuna's own notes on a trial that are recomputed, not recorded: the constraints come from
 # the judgement of the trial's run.
 _RECOMPUTED_ATTRS = ("constraints",)
+_ASKED = (TrialState.COMPLETE, TrialState.RUNNING)
 
 
 class AskTellGridSampler(GridSampler):
@@ -41,8 +62,33 @@ class AskTellGridSampler(GridSampler):
         return None
 
 
+class FreshGPSampler(GPSampler):
+    """Optuna's GP sampler, less its suggestions of a point the cell has already asked for
+    (measured, or being measured): such a suggestion is dropped for the sampler's independent
+    draw (random, of the same seed). On a small discrete space the GP keeps proposing its
+    incumbent (its expected improvement stays highest there under noise), the source only
+    reuses that run, and the search stalls until it counts as exhausted (1 search in 20 on
+    benchmarks/search_samplers.py's cat-oom-4d; none with this)."""
+
+    def sample_relative(
+        self, study: Any, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        params = super().sample_relative(study, trial, search_space)
+        if params and any(
+            all(other.params.get(name) == value for name, value in params.items())
+            for other in study.get_trials(deepcopy=False, states=_ASKED)
+            if other.number != trial.number
+        ):
+            return {}
+        return params
+
+
 def distribution(dimension: Any) -> BaseDistribution:
-    """A list of values: categorical; a range: integer or real, log or stepped."""
+    """A list of numbers: the indices of its sorted values; another list: categorical; a
+    range: integer or real, log or stepped."""
+    ordered = ordered_values(dimension)
+    if ordered is not None:
+        return IntDistribution(0, len(ordered) - 1)
     if not isinstance(dimension, Range):
         return CategoricalDistribution(list(dimension))
     if dimension.integer:
@@ -58,13 +104,47 @@ def distribution(dimension: Any) -> BaseDistribution:
 
 
 def grid_of(cell: Cell) -> dict[str, list[Any]]:
+    """Every point of each key, as Optuna sees it (an ordinal's indices)."""
     grid: dict[str, list[Any]] = {}
     for key in cell.keys:
         dimension = key.dimension
+        ordered = ordered_values(dimension)
+        if ordered is not None:
+            grid[key.key] = list(range(len(ordered)))
+            continue
         values = dimension if isinstance(dimension, list) else dimension.grid()
         assert values is not None  # SearchConfig refuses the grid sampler over a real range
         grid[key.key] = list(values)
     return grid
+
+
+class Ordinals:
+    """The cell's lists of numbers: value <-> index of the sorted values."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.values: dict[str, list[int | float]] = {}
+        for key in cell.keys:
+            ordered = ordered_values(key.dimension)
+            if ordered is not None:
+                self.values[key.key] = ordered
+
+    def to_values(self, internal: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: self.values[name][value] if name in self.values else value
+            for name, value in internal.items()
+        }
+
+    def to_internal(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The recorded values as Optuna's; a value is found by type and value (1 is not 1.0:
+        both may be listed)."""
+        return {
+            name: _index_of(self.values[name], value) if name in self.values else value
+            for name, value in params.items()
+        }
+
+
+def _index_of(ordered: list[int | float], value: Any) -> int:
+    return next(i for i, v in enumerate(ordered) if type(v) is type(value) and v == value)
 
 
 def derived_seed(seed: int, cell: int, number: int) -> int:
@@ -80,35 +160,47 @@ def constraint_values(judgement: Judgement) -> dict[str, float]:
 
 
 class CellSampler:
-    """A cell's trials in Optuna: asked live, or added from the records as finished."""
+    """A cell's trials in Optuna: asked live, or added from the records as finished.
+    `choice`: the sampler, chosen by the search's rule unless given (the benchmark compares)."""
 
-    def __init__(self, search: SearchConfig, cell: Cell) -> None:
+    def __init__(
+        self, search: SearchConfig, cell: Cell, choice: SamplerChoice | None = None
+    ) -> None:
         self.search, self.cell = search, cell
+        self.choice = choice or choose_sampler(search, [key.dimension for key in cell.keys])
         self.distributions = {key.key: distribution(key.dimension) for key in cell.keys}
+        self.ordinals = Ordinals(cell)
         self.study = optuna.create_study(directions=[g.direction for g in search.goals])
         self.live: dict[int, optuna.Trial] = {}  # our trial number -> its Optuna trial
 
     def _sampler(self, number: int) -> BaseSampler:
         seed = derived_seed(self.search.seed, self.cell.index, number)
-        name = self.search.sampler
-        if name == "tpe":
-            return TPESampler(seed=seed, multivariate=True, constant_liar=True)
-        if name == "nsga2":
+        kind, startup = self.choice.kind, self.choice.startup
+        if kind == "tpe":
+            return TPESampler(
+                seed=seed, multivariate=True, constant_liar=True, n_startup_trials=startup
+            )
+        if kind == "gp":
+            return (FreshGPSampler if self.choice.no_repeats else GPSampler)(
+                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+            )
+        if kind == "nsga2":
             return NSGAIISampler(seed=seed)
-        if name == "grid":  # its seed also orders the grid: one seed for the whole search
+        if kind == "grid":  # its seed also orders the grid: one seed for the whole search
             return AskTellGridSampler(
                 grid_of(self.cell), seed=derived_seed(self.search.seed, self.cell.index, 0)
             )
         return RandomSampler(seed=seed)
 
     def ask(self, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The next suggestion (params) and the sampler's notes on it, as trial `number`."""
+        """The next suggestion (params: the values) and the sampler's notes on it, as trial
+        `number`."""
         self.study.sampler = self._sampler(number)
         trial = self.study.ask(self.distributions)
         self.live[number] = trial
         frozen = self.study.get_trials(deepcopy=False)[trial.number]
         notes = {k: v for k, v in frozen.system_attrs.items() if k not in _RECOMPUTED_ATTRS}
-        return dict(trial.params), notes
+        return self.ordinals.to_values(trial.params), notes
 
     def tell(
         self, number: int, params: dict[str, Any], notes: dict[str, Any], judgement: Judgement
@@ -126,7 +218,7 @@ class CellSampler:
             create_trial(
                 state=TrialState.COMPLETE,
                 values=judgement.told_values(),
-                params=params,
+                params=self.ordinals.to_internal(params),
                 distributions=self.distributions,
                 system_attrs=notes,
                 constraints=constraints,

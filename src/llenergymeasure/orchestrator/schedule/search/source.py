@@ -5,9 +5,10 @@ next asking cell (round robin) asks its sampler: a suggestion the contract rejec
 infeasible at once (no container); one whose configuration already ran (or is running) reuses
 that run's result; anything else is a new run, recorded in the manifest (trial line, then run
 record) before it starts. As each run ends its judgement is told to every trial it measures.
-A cell stops asking at `trials` distinct configurations, at `patience`, at `max_hours` of its
-runs' wall time, or when its sampler only repeats itself; once its runs have ended, its best
-configurations are run again (`confirm`), interleaved.
+A cell stops asking at `trials` distinct configurations, at `max_hours` of its runs' wall time,
+when its sampler only repeats itself, or by the stop for want of improvement (`stopping.py`,
+which has its incumbent re-measured first); once its runs have ended, its best configurations
+race on fresh runs (`results.racing`), one round at a time, each round a manifest line.
 
 The manifest is the only record: everything here is rebuilt from it on `--resume`.
 """
@@ -17,18 +18,35 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from llenergymeasure.config.search import SearchConfig
 from llenergymeasure.orchestrator.display import Display
+from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.orchestrator.schedule.search.sampler import CellSampler
+from llenergymeasure.orchestrator.schedule.search.stopping import Told
 from llenergymeasure.orchestrator.schedule.sources import RunSource
 from llenergymeasure.orchestrator.schedule.study_folder import pending_record
 from llenergymeasure.results.cells import number
 from llenergymeasure.results.load import load_run
-from llenergymeasure.results.search import Judgement, judge, judge_run, pareto_front
+from llenergymeasure.results.racing import Candidate
+from llenergymeasure.results.search import (
+    Judgement,
+    candidate_of,
+    judge,
+    judge_run,
+    pareto_front,
+    race_decision,
+)
 from llenergymeasure.study.manifest import Manifest
-from llenergymeasure.study.manifest_models import ConfirmRecord, RunRecord, TrialRecord
+from llenergymeasure.study.manifest_models import (
+    ConfirmRecord,
+    RaceRecord,
+    RunRecord,
+    SearchRecord,
+    TrialRecord,
+)
 from llenergymeasure.study.models import PlannedRun, SearchPlan
+from llenergymeasure.study.sampler_choice import sampler_note
 from llenergymeasure.study.search_space import Cell, SearchRuns
 
 # Suggestions in a row that run nothing new (already run, or rejected by the contract) after
@@ -48,8 +66,9 @@ class CellSearch:
     told: dict[int, Judgement] = field(default_factory=dict)  # trial number -> judgement
     stopped: str | None = None
     repeats: int = 0  # suggestions in a row that ran nothing new
-    confirmed: bool = False  # its confirmation runs are planned (or none were needed)
     suggested: set[str] = field(default_factory=set)  # distinct suggestions, as text
+    race: Race | None = None  # its confirmation, once its search has stopped and its runs ended
+    remeasures: dict[str, list[str]] = field(default_factory=dict)  # config hash -> run ids
 
     def add(self, trial: TrialRecord) -> None:
         self.trials.append(trial)
@@ -63,29 +82,55 @@ class CellSearch:
         self.sampler.tell(trial.number, trial.params, trial.sampler_attrs, judgement)
         self.told[trial.number] = judgement
 
-    def without_improvement(self, search: SearchConfig) -> int:
-        """Told trials, in trial order up to the first not yet told, since the last one that
-        improved the best feasible value by at least min_improvement (relative)."""
-        goal, best, since = search.goals[0], None, 0
+    def open_runs(self) -> set[str]:
+        return {t.run_id for t in self.trials if t.run_id and t.number not in self.told}
+
+    def told_in_order(self) -> list[Told]:
+        """The told trials, in trial order up to the first not yet told."""
+        told = []
         for trial in self.trials:
             judgement = self.told.get(trial.number)
             if judgement is None:
                 break
             value = judgement.values[0] if judgement.feasible else None
-            if value is not None and (
-                best is None
-                or (
-                    goal.better(value, best)
-                    and abs(value - best) >= search.min_improvement * abs(best)
-                )
-            ):
-                best, since = value, 0
-            else:
-                since += 1
-        return since
+            told.append(Told(trial.config_hash, value))
+        return told
 
-    def open_runs(self) -> set[str]:
-        return {t.run_id for t in self.trials if t.run_id and t.number not in self.told}
+    @property
+    def done(self) -> bool:
+        """Its search stopped and its race (if any) ended."""
+        return self.race is not None and self.race.ended is not None
+
+
+@dataclass
+class Race:
+    """A cell's race (`results.racing`): its candidates by config hash, best search value
+    first, their fresh runs by round, and the rounds decided so far (manifest `race` lines)."""
+
+    candidates: dict[str, dict[str, object]]  # config hash -> params
+    runs: dict[str, list[str]] = field(default_factory=dict)  # config hash -> run ids
+    round_of: dict[str, int] = field(default_factory=dict)  # run id -> its round
+    rounds: list[RaceRecord] = field(default_factory=list)
+
+    @property
+    def ended(self) -> str | None:
+        return self.rounds[-1].ended if self.rounds else None
+
+    @property
+    def decided(self) -> int:
+        """The last round decided (0: none yet)."""
+        return self.rounds[-1].round if self.rounds else 0
+
+    def run_of(self, key: str, round_: int) -> str | None:
+        """The candidate's run in round `round_`, if queued."""
+        return next((r for r in self.runs.get(key, []) if self.round_of[r] == round_), None)
+
+    @property
+    def eliminated(self) -> dict[str, str]:
+        return dict(self.rounds[-1].eliminated) if self.rounds else {}
+
+    def spent(self) -> int:
+        return len(self.round_of)
 
 
 class SearchSource(RunSource):
@@ -109,6 +154,9 @@ class SearchSource(RunSource):
         if missing:  # a kill between a trial's line and its run's record
             manifest.add_runs(missing)
         self.cells = [CellSearch(cell, CellSampler(self.search, cell)) for cell in self.runs.cells]
+        note = sampler_note(self.search)
+        if note is not None:
+            display.note(note)
         self.run_of: dict[str, str] = {}  # config hash -> the run measuring it (cycle 0)
         self.waiting: dict[str, list[tuple[int, int]]] = {}  # run id -> trials (cell, number)
         self.judged: dict[str, Judgement] = {}  # ended run id -> its judgement
@@ -124,8 +172,37 @@ class SearchSource(RunSource):
                 self._follow(self.cells[trial.cell], trial)
             for cell_index, reason in record.stopped.items():
                 self.cells[cell_index].stopped = reason
+            for confirm in record.confirms:
+                if confirm.purpose == "remeasure":
+                    remeasured = self.cells[confirm.cell].remeasures
+                    remeasured.setdefault(confirm.config_hash, []).append(confirm.run_id)
+            for cell in self.cells:
+                self._replay_race(cell, record)
         for cell in self.cells:
             self._after_tell(cell)
+            if cell.race is not None:
+                self._race_on(cell)
+
+    def _replay_race(self, cell: CellSearch, record: SearchRecord) -> None:
+        """The cell's race as recorded: its candidates (round 0), its runs, its decided rounds
+        (replayed as recorded, never decided again)."""
+        rounds = [r for r in record.races if r.cell == cell.cell.index]
+        if not rounds:
+            return
+        params = {
+            c.config_hash: c.params
+            for c in record.confirms
+            if c.cell == cell.cell.index and c.purpose == "race"
+        }
+        for trial in cell.trials:
+            if trial.config_hash is not None:
+                params.setdefault(trial.config_hash, trial.params)
+        race = Race({key: params.get(key, {}) for key in rounds[0].candidates}, rounds=rounds)
+        for confirm in record.confirms:
+            if confirm.cell == cell.cell.index and confirm.purpose == "race":
+                race.runs.setdefault(confirm.config_hash, []).append(confirm.run_id)
+                race.round_of[confirm.run_id] = confirm.round or confirm.cycle
+        cell.race = race
 
     def _follow(self, cell: CellSearch, trial: TrialRecord) -> None:
         """A trial (recorded earlier, or just now): told at once if its outcome is known, else
@@ -156,7 +233,7 @@ class SearchSource(RunSource):
 
     @property
     def more(self) -> bool:
-        return bool(self.queued) or any(not c.confirmed for c in self.cells)
+        return bool(self.queued) or any(not c.done for c in self.cells)
 
     def ended(self, run_id: str) -> None:
         if run_id not in self.runs.by_id:
@@ -169,6 +246,8 @@ class SearchSource(RunSource):
             self._say(cell, trial, judgement)
         for cell in self.cells:
             self._after_tell(cell)
+            if cell.race is not None and run_id in cell.race.round_of:
+                self._race_on(cell)
 
     learns_from_failures = True
 
@@ -218,6 +297,7 @@ class SearchSource(RunSource):
 
     # stopping and confirming -------------------------------------------------------------------
     def _stop_reason(self, cell: CellSearch) -> str | None:
+        """Why the cell stops asking now (`stopping.py`), or None: it asks on."""
         search = self.search
         if cell.distinct_runs >= search.trials:
             return f"trials: {cell.distinct_runs} distinct configurations run"
@@ -229,17 +309,102 @@ class SearchSource(RunSource):
                 f"exhausted: the sampler's last {cell.repeats} suggestions had run already or "
                 "were rejected"
             )
-        if search.patience is not None:
-            since = cell.without_improvement(search)
-            if since >= search.patience:
-                return (
-                    f"patience: {since} trials without a {search.min_improvement:.0%} improvement"
-                )
         if search.max_hours is not None:
             hours = self._busy_hours(cell)
             if hours >= search.max_hours:
                 return f"max_hours: its runs took {hours:.2f} h"
+        if len(search.goals) == 1:
+            return self._stagnated(cell)
         return None
+
+    def _stagnated(self, cell: CellSearch) -> str | None:
+        """The rule's stop for want of improvement: a floor of feasible trials, a window of
+        trials without a `min_improvement` gain in the estimates, and a re-measured
+        incumbent (re-measured first where it is not: the stop waits for that run)."""
+        search, goal = self.search, self.search.goals[0]
+        told = cell.told_in_order()
+        feasible = len({t.config_hash for t in told if t.value is not None})
+        estimates = self._estimates(cell)
+        since = stopping.stagnation(goal, told, estimates, search.min_improvement)
+        if feasible < stopping.floor(search) or since < stopping.window(search):
+            return None
+        leader = stopping.incumbent(goal, estimates)
+        if leader is None:
+            return None
+        measured = cell.remeasures.get(leader, [])
+        if not measured:
+            self._remeasure(cell, leader)
+            return None
+        if not all(self._ended(run_id) for run_id in measured):
+            return None
+        return (
+            f"no improvement: {since} trials without a {search.min_improvement:.0%} gain over "
+            f"its re-measured best ({feasible} feasible configurations run)"
+        )
+
+    def _estimates(self, cell: CellSearch) -> dict[str, float]:
+        """Each feasible configuration's mean over its runs so far (its trial and any
+        re-measurement); a configuration with a run that failed the search is left out."""
+        values: dict[str, list[float]] = {}
+        out: set[str] = set()
+        for trial in cell.trials:
+            judgement = cell.told.get(trial.number)
+            if judgement is None or trial.config_hash is None or trial.reused:
+                continue
+            if not judgement.feasible or judgement.values[0] is None:
+                out.add(trial.config_hash)
+                continue
+            values.setdefault(trial.config_hash, []).append(judgement.values[0])
+        for config_hash, run_ids in cell.remeasures.items():
+            for run_id in run_ids:
+                if not self._ended(run_id):
+                    continue
+                judgement = self._judgement(run_id)
+                if not judgement.feasible or judgement.values[0] is None:
+                    out.add(config_hash)
+                else:
+                    values.setdefault(config_hash, []).append(judgement.values[0])
+        return {key: sum(v) / len(v) for key, v in values.items() if v and key not in out}
+
+    def _remeasure(self, cell: CellSearch, config_hash: str) -> None:
+        """One fresh run of the incumbent, before the search trusts it (a manifest line)."""
+        params = next(t.params for t in cell.trials if t.config_hash == config_hash)
+        run_id = self._fresh_run(cell, config_hash, params, purpose="remeasure")
+        cell.remeasures.setdefault(config_hash, []).append(run_id)
+        self.display.note(
+            f"search cell {cell.cell.index}: re-measuring its best so far ({config_hash[:8]}) "
+            "before trusting it"
+        )
+
+    def _fresh_run(
+        self,
+        cell: CellSearch,
+        config_hash: str,
+        params: dict[str, object],
+        *,
+        purpose: Literal["race", "remeasure"],
+        round_: int | None = None,
+    ) -> str:
+        """Queue one more run of a configuration that ran (its confirm line first, then its run
+        record, as for a trial); its run id."""
+        cycle = self._next_cycle(config_hash)
+        run = self.runs.add(cell.cell.index, params, len(self.runs.runs), cycle)
+        assert run is not None and run.config_hash == config_hash
+        self.manifest.add_confirm(
+            ConfirmRecord(
+                cell=cell.cell.index,
+                params=params,
+                config_hash=config_hash,
+                run_id=run.run_id,
+                run_index=run.run_index,
+                cycle=cycle,
+                purpose=purpose,
+                round=round_,
+            )
+        )
+        self.manifest.add_runs([pending_record(run)])
+        self.queued.append(run)
+        return run.run_id
 
     def _stop(self, cell: CellSearch, reason: str) -> None:
         cell.stopped = reason
@@ -251,54 +416,136 @@ class SearchSource(RunSource):
             reason = self._stop_reason(cell)
             if reason is not None:
                 self._stop(cell, reason)
-        if cell.stopped is not None and not cell.confirmed and not cell.open_runs():
-            self._confirm(cell)
+        if cell.stopped is not None and cell.race is None and not self._open_of(cell):
+            self._start_race(cell)
 
-    def _confirm(self, cell: CellSearch) -> None:
-        """Fresh runs of the cell's best feasible configurations, `cycles` each, interleaved
-        (A B C A B C ...): the best single trial is biased by its own noise. Those the record
-        holds already are kept (a kill while they were being written leaves only some)."""
-        cell.confirmed = True
-        chosen = self._best_distinct(cell)
-        if not chosen:
+    def _open_of(self, cell: CellSearch) -> bool:
+        """Whether a trial or re-measurement run of the cell's search has not ended."""
+        remeasuring = any(not self._ended(r) for runs in cell.remeasures.values() for r in runs)
+        return bool(cell.open_runs()) or remeasuring
+
+    # the race ----------------------------------------------------------------------------------
+    def _start_race(self, cell: CellSearch) -> None:
+        """Round 0: the candidates, the cell's best `confirm.top` feasible configurations (a
+        manifest line); then the first round of fresh runs."""
+        chosen = self._best_distinct(cell) if self.search.confirm.top else []
+        race = Race({t.config_hash: t.params for t in chosen if t.config_hash})
+        cell.race = race
+        keys = list(race.candidates)
+        ended = None
+        if not keys:
+            ended = "nothing feasible to race" if self.search.confirm.top else "confirm.top: 0"
             if self.search.confirm.top:
                 self.display.note(f"search cell {cell.cell.index}: nothing feasible to confirm")
-            return
-        record = self.manifest.record.search
-        planned = {
-            (c.config_hash, c.cycle)
-            for c in (record.confirms if record else [])
-            if c.cell == cell.cell.index
-        }
-        cycles = range(1, self.search.confirm.cycles + 1)
-        if all((t.config_hash, cycle) in planned for t in chosen for cycle in cycles):
-            return
-        for cycle in cycles:
-            for trial in chosen:
-                if (trial.config_hash, cycle) in planned:
-                    continue
-                run = self.runs.add(cell.cell.index, trial.params, len(self.runs.runs), cycle)
-                assert run is not None and trial.config_hash is not None
-                self.manifest.add_confirm(
-                    ConfirmRecord(
-                        cell=cell.cell.index,
-                        params=trial.params,
-                        config_hash=run.config_hash,
-                        run_id=run.run_id,
-                        run_index=run.run_index,
-                        cycle=cycle,
-                    )
-                )
-                self.manifest.add_runs([pending_record(run)])
-                self.queued.append(run)
+        else:
+            self.display.note(
+                f"search cell {cell.cell.index}: racing its best {len(keys)} configuration(s) "
+                f"on fresh runs (margin {self.search.confirm.tolerance:.0%}, at most "
+                f"{self.search.confirm.max_runs} runs)"
+            )
+        record = RaceRecord(cell=cell.cell.index, round=0, candidates=keys, next=keys, ended=ended)
+        self._record_round(cell, record)
+        self._race_on(cell)
+
+    def _race_on(self, cell: CellSearch) -> None:
+        """The race's next step: queue the round its last decision names (or what a kill left
+        of it unqueued), or decide it once its runs have all ended, then go on."""
+        race = cell.race
+        assert race is not None
+        while race.ended is None:
+            round_ = race.decided + 1
+            keys = race.rounds[-1].next
+            queued = {key for key in keys if race.run_of(key, round_) is not None}
+            missing = [key for key in keys if key not in queued]
+            if missing:
+                self._queue_round(cell, missing, round_)
+                return
+            if any(not self._ended(race.run_of(key, round_) or "") for key in keys):
+                return
+            self._decide_round(cell, round_)
+
+    def _decide_round(self, cell: CellSearch, round_: int) -> None:
+        race = cell.race
+        assert race is not None
+        decision = race_decision(self.search, self._race_candidates(race), race.eliminated)
+        runs = {key: len(race.runs.get(key, [])) for key in race.candidates}
+        # who runs next: the undecided and the leader, and a leader with a single run (its
+        # own interval, and its constraints on a mean, need two)
+        following = [*decision.undecided]
+        if decision.leader is not None and (following or runs[decision.leader] < 2):
+            following.insert(0, decision.leader)
+        spent = race.spent()
+        ended = None
+        if not following:
+            ended = "settled" if decision.leader is not None else "no candidate left"
+        elif spent + len(following) > self.search.confirm.max_runs:
+            ended = f"budget: {spent} of confirm.max_runs {self.search.confirm.max_runs} spent"
+        self._record_round(
+            cell,
+            RaceRecord(
+                cell=cell.cell.index,
+                round=round_,
+                candidates=list(race.candidates),
+                leader=decision.leader,
+                eliminated=decision.eliminated,
+                equivalent=decision.equivalent,
+                front=decision.front,
+                undecided=decision.undecided,
+                runs=spent,
+                next=following if ended is None else [],
+                ended=ended,
+            ),
+        )
+
+    def _queue_round(self, cell: CellSearch, keys: list[str], round_: int) -> None:
+        """One fresh run of each of `keys`, interleaved, in the race's round `round_`."""
+        race = cell.race
+        assert race is not None
+        for key in keys:
+            run_id = self._fresh_run(cell, key, race.candidates[key], purpose="race", round_=round_)
+            race.runs.setdefault(key, []).append(run_id)
+            race.round_of[run_id] = round_
+
+    def _record_round(self, cell: CellSearch, record: RaceRecord) -> None:
+        assert cell.race is not None
+        cell.race.rounds.append(record)
+        self.manifest.add_race(record)
+        if record.round > 0:
+            self._say_round(cell, record)
+
+    def _race_candidates(self, race: Race) -> list[Candidate]:
+        return [
+            candidate_of(
+                self.search,
+                key,
+                [self._judgement(r) for r in race.runs.get(key, []) if self._ended(r)],
+            )
+            for key in race.candidates
+        ]
+
+    def _next_cycle(self, config_hash: str) -> int:
+        """The configuration's next fresh run (cycle 0 was its trial)."""
+        cycles = [r.cycle for r in self.runs.runs if r.config_hash == config_hash]
+        return max(cycles, default=0) + 1
+
+    def _say_round(self, cell: CellSearch, record: RaceRecord) -> None:
+        parts = [f"leader {record.leader[:8]}" if record.leader else "no leader"]
+        if record.eliminated:
+            parts.append(f"{len(record.eliminated)} eliminated")
+        if record.equivalent:
+            parts.append(f"{len(record.equivalent)} within the margin")
+        if record.undecided:
+            parts.append(f"{len(record.undecided)} undecided")
+        end = f"; ended: {record.ended}" if record.ended else ""
         self.display.note(
-            f"search cell {cell.cell.index}: confirming the best {len(chosen)} configuration(s), "
-            f"{self.search.confirm.cycles} fresh runs each"
+            f"search cell {cell.cell.index}: race round {record.round} ({record.runs} runs): "
+            + ", ".join(parts)
+            + end
         )
 
     def _best_distinct(self, cell: CellSearch) -> list[TrialRecord]:
-        """Up to confirm.top feasible configurations, best first (several objectives: members
-        of the Pareto front, by the first objective)."""
+        """Up to confirm.top feasible configurations, best estimate first (several objectives:
+        members of the Pareto front, by the first objective)."""
         goals = self.search.goals
         feasible: dict[str, TrialRecord] = {}
         for trial in cell.trials:
@@ -309,8 +556,17 @@ class SearchSource(RunSource):
         if len(goals) > 1:
             values = {key: cell.told[t.number].values for key, t in feasible.items()}
             candidates = [feasible[key] for key in pareto_front(goals, values)]
+        # ranked by each configuration's estimate: the mean of its runs, re-measurements too
+        estimates = self._estimates(cell)
         sign = 1.0 if goals[0].direction == "minimize" else -1.0
-        candidates.sort(key=lambda t: sign * float(cell.told[t.number].values[0] or 0.0))
+
+        def rank(trial: TrialRecord) -> float:
+            value = estimates.get(trial.config_hash or "")
+            return sign * float(
+                value if value is not None else cell.told[trial.number].values[0] or 0.0
+            )
+
+        candidates.sort(key=rank)
         return candidates[: self.search.confirm.top]
 
     # reading the record --------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from helpers.results import Figures
-from helpers.simulated import search_run, search_study, trial_lines
+from helpers.simulated import (
+    next_suggestions_twice,
+    search_run,
+    search_study,
+    stopping_after,
+    trial_lines,
+)
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.validity import Validity, ValidityReason
 from llenergymeasure.orchestrator.machine.stop import StopState
@@ -30,10 +36,13 @@ def bowl(swept: dict) -> Figures:
 
 
 def space_2d(**more) -> dict:
+    """TPE unless a test names another: these tests are of the search, not of `auto`'s choice
+    (tests/unit/study/test_sampler_choice.py), and TPE asks in milliseconds."""
     return {
         "objective": {"minimize": J},
         "space": {"n_prompts": {"low": 1, "high": 20}, "max_new_tokens": {"low": 8, "high": 64}},
         "seed": 3,
+        "sampler": "tpe",
         **more,
     }
 
@@ -46,8 +55,8 @@ def run_ids_started(study_dir: Path) -> list[str]:
     return [r.run_id for r in load_manifest(study_dir).runs.values() if r.attempts]
 
 
-def test_a_search_runs_its_budget_confirms_its_best_and_names_a_winner(tmp_path: Path) -> None:
-    study = search_study(space_2d(trials=25, confirm={"top": 2, "cycles": 3}))
+def test_a_search_runs_its_budget_races_its_best_and_names_a_winner(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=25, confirm={"top": 2}))
     run = search_run(tmp_path, study, bowl)
     assert run.run() == 0
     view = search_view(load_study_results(tmp_path / "study"))
@@ -56,13 +65,19 @@ def test_a_search_runs_its_budget_confirms_its_best_and_names_a_winner(tmp_path:
     assert cell.stopped == "trials: 25 distinct configurations run"
     own_runs = [t for t in cell.trials if t.state == "complete" and t.run_id]
     assert len({t.config_hash for t in own_runs}) == 25
-    # the confirmation: the best two trials, three fresh runs each, interleaved (A B A B A B)
-    confirms = load_manifest(tmp_path / "study").search.confirms
-    assert [c.cycle for c in confirms] == [1, 1, 2, 2, 3, 3]
-    assert confirms[0].config_hash != confirms[1].config_hash
+    # the race: the best two trials, one fresh run each per round, interleaved (A B A B);
+    # noise-free runs settle it at the second round, where the spread can first be measured
+    record = load_manifest(tmp_path / "study").search
+    races = [c for c in record.confirms if c.purpose == "race"]
+    assert [(c.round, c.cycle) for c in races] == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    assert races[0].config_hash != races[1].config_hash
+    assert [r.round for r in record.races] == [0, 1, 2]
+    assert record.races[1].undecided and record.races[-1].ended == "settled"
     best_trial = cell.best_trial(view.search)
+    assert cell.verdict.kind in ("winner", "equivalent")
     assert cell.winner is not None and cell.winner.config_hash == best_trial.config_hash
-    assert cell.winner.runs == 3 and cell.winner.constraints_met
+    assert cell.winner.runs == 2 and cell.winner.constraints_met
+    assert cell.runs == {"search": 25, "remeasure": 0, "confirmation": 4}
     # TPE came near the bowl's floor (0.1) within 25 of its 1,140 points
     assert best_trial.values[0] < 0.13
 
@@ -75,7 +90,7 @@ def test_a_resumed_search_suggests_what_the_uninterrupted_one_did(tmp_path: Path
     expected = params_in_order(tmp_path / "a" / "study")
 
     stop = StopState()
-    first = search_run(tmp_path / "b", study, _stopping_after(bowl, stop, runs=6), stop=stop)
+    first = search_run(tmp_path / "b", study, stopping_after(bowl, stop, runs=6), stop=stop)
     assert first.run() == 130  # interrupted as by Ctrl+C
     done_before = set(run_ids_started(tmp_path / "b" / "study"))
     second = search_run(tmp_path / "b", study, bowl, study_dir=tmp_path / "b" / "study")
@@ -90,48 +105,14 @@ def test_a_resumed_search_suggests_what_the_uninterrupted_one_did(tmp_path: Path
     assert not (started_again & completed)  # a completed trial never runs again
 
 
-def _stopping_after(landscape, stop: StopState, runs: int):
-    count = {"n": 0}
-
-    def landscape_then_stop(swept: dict) -> Figures:
-        count["n"] += 1
-        if count["n"] == runs:
-            stop.request()
-        return landscape(swept)
-
-    return landscape_then_stop
-
-
 def test_a_rebuilt_sampler_makes_the_same_next_suggestions(tmp_path: Path) -> None:
     """Two llems resuming the same record, several runs in flight: the same next trials."""
-    from llenergymeasure.orchestrator.display import Display
-    from llenergymeasure.orchestrator.schedule.search.source import SearchSource
-    from llenergymeasure.study.folder import StudyPaths
-    from llenergymeasure.study.manifest import Manifest
 
     study = search_study(space_2d(trials=30, confirm={"top": 0}), max_parallel=1)
     stop = StopState()
-    search_run(tmp_path, study, _stopping_after(bowl, stop, runs=12), stop=stop).run()
+    search_run(tmp_path, study, stopping_after(bowl, stop, runs=12), stop=stop).run()
     study_dir = tmp_path / "study"
-    suggestions = []
-    for _ in range(2):
-        with Manifest.open(study_dir) as manifest:
-            source = SearchSource(
-                StudyPaths(study_dir).read_plan(),
-                manifest,
-                study_dir,
-                inputs_dir=None,
-                max_open=3,
-                display=Display(),
-            )
-            heads = []
-            while source.head() is not None:
-                heads.append(source.take().swept)
-            suggestions.append(heads)
-        # forget what this llem asked: the next starts from the same record
-        lines = (study_dir / "manifest.jsonl").read_text().splitlines(keepends=True)
-        kept = lines[: len(lines) - 2 * len(heads)]
-        (study_dir / "manifest.jsonl").write_text("".join(kept))
+    suggestions = next_suggestions_twice(study_dir, max_open=3)
     assert len(suggestions[0]) == 3 and suggestions[0] == suggestions[1]
 
 
@@ -200,7 +181,7 @@ def test_rejected_combinations_failures_and_missed_constraints_are_learnt(tmp_pa
             },
             "sampler": "grid",
             "trials": 40,
-            "confirm": {"top": 1, "cycles": 2},
+            "confirm": {"top": 1},
         }
     )
     run = search_run(tmp_path, study, landscape)
@@ -212,7 +193,8 @@ def test_rejected_combinations_failures_and_missed_constraints_are_learnt(tmp_pa
     rejected = [t for t in by_state["infeasible"] if t.reason.startswith("rejected")]
     assert len(rejected) == 4  # temperature 0 with top_k 50, for each n_prompts
     assert all(t.run_id is None for t in rejected)
-    assert len(run.executor.started) == 12 + 2  # 16 points - 4 rejected, then 2 confirmation
+    # 16 points - 4 rejected, then a race of one: two fresh runs settle it (nothing to beat)
+    assert len(run.executor.started) == 12 + 2
     assert all(t.params["n_prompts"] == 3 for t in by_state["failed"])
     assert all("crashed" in t.reason or "failed" in t.reason for t in by_state["failed"])
     measured = [t for t in by_state["infeasible"] if t not in rejected]
@@ -245,7 +227,7 @@ def test_an_energy_reading_that_is_not_valid_cannot_win(tmp_path: Path) -> None:
             "objective": {"minimize": J},
             "space": {"n_prompts": [1, 2, 3, 4]},
             "sampler": "grid",
-            "confirm": {"top": 2, "cycles": 2},
+            "confirm": {"top": 2},
         }
     )
     assert search_run(tmp_path, study, landscape).run() == 0
@@ -260,14 +242,57 @@ def test_an_energy_reading_that_is_not_valid_cannot_win(tmp_path: Path) -> None:
     assert cell.winner is not None and cell.winner.params["n_prompts"] == 3
 
 
-def test_patience_stops_a_search_that_no_longer_improves(tmp_path: Path) -> None:
+def small_space(**more) -> dict:
+    """10 points: the stop's floor is its per-key minimum (4 feasible trials)."""
+    return {"objective": {"minimize": J}, "space": {"n_prompts": {"low": 1, "high": 10}}, **more}
+
+
+def test_a_search_stops_once_it_no_longer_improves_on_a_re_measured_best(tmp_path: Path) -> None:
+    flat = lambda swept: Figures(tokens_per_s=100.0, j_per_token=0.5)  # noqa: E731
+    study = search_study(small_space(trials=10, patience=5, confirm={"top": 0}))
+    run = search_run(tmp_path, study, flat)
+    run.run()
+    record = load_manifest(tmp_path / "study").search
+    assert record.stopped[0].startswith("no improvement: 5 trials without a 1% gain")
+    # the first sets the best, five more do not beat it; then the best is run once more
+    assert len(run.executor.started) == 6 + 1
+    (remeasure,) = [c for c in record.confirms if c.purpose == "remeasure"]
+    assert remeasure.config_hash == record.trials[0].config_hash and remeasure.cycle == 1
+
+
+def test_the_floor_keeps_a_large_space_searching_past_patience(tmp_path: Path) -> None:
+    from llenergymeasure.orchestrator.schedule.search import stopping
+
     flat = lambda swept: Figures(tokens_per_s=100.0, j_per_token=0.5)  # noqa: E731
     study = search_study(space_2d(trials=40, patience=5, confirm={"top": 0}))
     run = search_run(tmp_path, study, flat)
     run.run()
-    stopped = load_manifest(tmp_path / "study").search.stopped[0]
-    assert stopped.startswith("patience: 5 trials without")
-    assert len(run.executor.started) == 6  # the first sets the best, five more do not beat it
+    floor = stopping.floor(study.search)
+    assert floor > 6  # 1,140 points
+    trials = load_manifest(tmp_path / "study").search.trials
+    assert len([t for t in trials if not t.reused]) == floor
+
+
+def test_a_lucky_best_is_found_out_by_its_re_measurement(tmp_path: Path) -> None:
+    """n_prompts 3 draws a lucky first run (0.1) and then runs true (1.0): its re-measurement
+    finds it out, the next best (n 7, 0.3) leads and is re-measured in turn before the stop."""
+    seen: dict[int, int] = {}
+
+    def lucky(swept: dict) -> Figures:
+        n = swept["n_prompts"]
+        seen[n] = seen.get(n, 0) + 1
+        if n == 3:
+            return Figures(tokens_per_s=100.0, j_per_token=0.1 if seen[n] == 1 else 1.0)
+        return Figures(tokens_per_s=100.0, j_per_token=0.3 if n == 7 else 0.5)
+
+    study = search_study(small_space(trials=10, patience=4, sampler="grid", confirm={"top": 0}))
+    run = search_run(tmp_path, study, lucky)
+    run.run()
+    record = load_manifest(tmp_path / "study").search
+    by_hash = {t.config_hash: t.params["n_prompts"] for t in record.trials}
+    remeasured = [by_hash[c.config_hash] for c in record.confirms if c.purpose == "remeasure"]
+    assert remeasured[0] == 3 and 7 in remeasured
+    assert "re-measured best" in record.stopped[0]
 
 
 def test_max_hours_stops_asking(tmp_path: Path) -> None:
@@ -308,7 +333,7 @@ def test_a_trial_recorded_without_its_run_is_run_on_resume(tmp_path: Path) -> No
     """A kill between a trial's line and its run's record: the rebuild makes the run."""
     study = search_study(space_2d(trials=4, confirm={"top": 0}))
     stop = StopState()
-    search_run(tmp_path, study, _stopping_after(bowl, stop, runs=2), stop=stop).run()
+    search_run(tmp_path, study, stopping_after(bowl, stop, runs=2), stop=stop).run()
     manifest = tmp_path / "study" / "manifest.jsonl"
     lines = manifest.read_text().splitlines(keepends=True)
     trial = next(i for i in reversed(range(len(lines))) if '"kind":"trial"' in lines[i])
@@ -331,7 +356,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
             "space": {"max_new_tokens": {"low": 8, "high": 64}},
             "sampler": "nsga2",
             "trials": 12,
-            "confirm": {"top": 2, "cycles": 2},
+            "confirm": {"top": 2},
         }
     )
     run = search_run(tmp_path, study, tradeoff)
@@ -365,8 +390,12 @@ def test_a_search_per_cell_of_the_sweep(tmp_path: Path, sampler: str) -> None:
     assert len(run.executor.started) == 8
 
 
-def test_confirmation_records_cut_short_by_a_kill_are_completed_once(tmp_path: Path) -> None:
-    study = search_study(space_2d(trials=6, confirm={"top": 2, "cycles": 2}))
+def test_a_race_cut_short_by_a_kill_replays_its_rounds_and_completes_once(
+    tmp_path: Path,
+) -> None:
+    study = search_study(space_2d(trials=6, confirm={"top": 2}))
+    search_run(tmp_path / "a", study, bowl).run()
+    uninterrupted = load_manifest(tmp_path / "a" / "study").search
     search_run(tmp_path, study, bowl).run()
     manifest = tmp_path / "study" / "manifest.jsonl"
     lines = manifest.read_text().splitlines(keepends=True)
@@ -374,19 +403,21 @@ def test_confirmation_records_cut_short_by_a_kill_are_completed_once(tmp_path: P
     manifest.write_text("".join(lines[: first + 1]))  # killed after the first of four
     resumed = search_run(tmp_path, study, bowl, study_dir=tmp_path / "study")
     assert resumed.run() == 0
-    confirms = load_manifest(tmp_path / "study").search.confirms
-    assert sorted((c.config_hash, c.cycle) for c in confirms) == sorted(
-        {(c.config_hash, c.cycle) for c in confirms}
-    )
-    assert len(confirms) == 4 and [c.cycle for c in confirms] == [1, 1, 2, 2]
-    assert len(resumed.executor.started) == 4  # the first confirmation run and the 3 cut off
+    record = load_manifest(tmp_path / "study").search
+    assert [(c.config_hash, c.round) for c in record.confirms] == [
+        (c.config_hash, c.round) for c in uninterrupted.confirms
+    ]
+    assert [r.model_dump() for r in record.races] == [r.model_dump() for r in uninterrupted.races]
+    assert len(resumed.executor.started) == 4  # the first race run and the 3 cut off
 
 
-def test_a_resume_that_judges_a_confirmed_trial_anew_confirms_the_new_best(
+def test_a_resume_replays_the_rounds_as_recorded_and_runs_nothing_again(
     tmp_path: Path,
 ) -> None:
-    """Confirmations are matched by configuration, not counted: when a resumed llem judges a
-    trial differently (a newer llem finds its energy not valid), the new best is confirmed."""
+    """A race's rounds are manifest lines: a resumed llem runs nothing of a race that ended,
+    and its eliminations stand as recorded. Its verdict is read again from the runs: a
+    confirmation run whose energy a newer llem finds not valid takes its configuration out of
+    the race, so it cannot win."""
 
     def line(swept: dict) -> Figures:
         return Figures(tokens_per_s=100.0, j_per_token=1.0 / swept["n_prompts"])
@@ -396,17 +427,17 @@ def test_a_resume_that_judges_a_confirmed_trial_anew_confirms_the_new_best(
             "objective": {"minimize": J},
             "space": {"n_prompts": [1, 2, 3, 4]},
             "sampler": "grid",
-            "confirm": {"top": 2, "cycles": 2},
+            "confirm": {"top": 2},
         }
     )
     study_dir = tmp_path / "study"
     assert search_run(tmp_path, study, line).run() == 0
     record = load_manifest(study_dir)
-    confirmed = {c.params["n_prompts"] for c in record.search.confirms}
-    assert confirmed == {3, 4}
-    (trial,) = [t for t in record.search.trials if t.params["n_prompts"] == 3]
-    result_file = next((study_dir / "experiments").glob(f"*_{trial.config_hash[:8]}_c0"))
-    result_file = result_file / "result.json"
+    assert {c.params["n_prompts"] for c in record.search.confirms} == {3, 4}
+    cell = search_view(load_study_results(study_dir)).cells[0]
+    assert cell.verdict.kind == "winner" and cell.winner.params["n_prompts"] == 4
+    (race_run,) = [c for c in record.search.confirms if c.params["n_prompts"] == 4 and c.round == 2]
+    result_file = study_dir / "experiments" / race_run.run_id / "result.json"
     result = ExperimentResult.model_validate_json(result_file.read_text())
     energy = result.energy.model_copy(
         update={"validity": Validity.of([ValidityReason(code="throttled", detail="seen")])}
@@ -414,6 +445,9 @@ def test_a_resume_that_judges_a_confirmed_trial_anew_confirms_the_new_best(
     result_file.write_text(result.model_copy(update={"energy": energy}).model_dump_json())
     resumed = search_run(tmp_path, study, line, study_dir=study_dir)
     assert resumed.run() == 0
-    confirms = load_manifest(study_dir).search.confirms
-    assert {c.params["n_prompts"] for c in confirms} == {2, 3, 4}
-    assert [job.run.swept["n_prompts"] for job in resumed.executor.started] == [2, 2]
+    assert resumed.executor.started == []
+    cell = search_view(load_study_results(study_dir)).cells[0]
+    # the leader is out; the runner-up was eliminated against it, as recorded: no winner
+    assert cell.winner is None and cell.verdict.kind == "none"
+    assert "GPU energy not valid in 1 of 2" in cell.verdict.eliminated[race_run.config_hash]
+    assert "no confirmed configuration can win" in cell.verdict.text
