@@ -8,7 +8,8 @@ objective, constraints and space and its `SEARCH` overrides, its `seed` set per 
 the simulated executor (tests/helpers/simulated.py): sampling, stop, re-measurement,
 confirmation and verdict as `llem run` does them, read back with `search_view`.
 
-A landscape (`--landscape PATH.py`, repeatable; default: the files in benchmarks/landscapes/)
+A landscape (`--landscape PATH.py`, repeatable; default: the files in benchmarks/landscapes/,
+not its checks/ folder)
 defines `SPACE` (the search grammar's space: lists, or ranges with a step or of integers: a grid
 a user would run), `OBJECTIVE`, `CONSTRAINTS` (optional), `SEARCH` (optional overrides of the
 search block) and `evaluate(params) -> {catalogue metric: true value} | None` (None: the run
