@@ -15,6 +15,10 @@ it resolves no image and asks no engine, and holds the lock of GPU 0 as `llem ru
 `--die-at N:before` (or `N:after`): the process kills itself with SIGKILL just before its N-th
 GPU setting lands (or just after), an instant no outside kill can aim at.
 
+`--signal-at-open SIG`: the process sends itself SIG just after the study folder is opened
+(its manifest marked running), before the study loop starts: another instant no outside
+signal can aim at.
+
 Exits as `llem run` does: 0, 1, 130, and 2 with one message for a UserError.
 """
 
@@ -140,6 +144,16 @@ def main(argv: list[str]) -> int:
     )
     # `execute` as `llem run` calls it; only the executor it looks up is the simulated one
     study_run.executor_class = lambda kind: SleepingExecutor  # type: ignore[assignment]
+    if "--signal-at-open" in argv:
+        sig = signal.Signals[argv[argv.index("--signal-at-open") + 1]]
+        opened = study_run.open_study
+
+        def open_then_signal(*args: object, **kwargs: object) -> object:
+            folder = opened(*args, **kwargs)  # type: ignore[arg-type]
+            os.kill(os.getpid(), sig)
+            return folder
+
+        study_run.open_study = open_then_signal  # type: ignore[assignment]
     return study_run.execute(pre, options, Display()).exit_code
 
 

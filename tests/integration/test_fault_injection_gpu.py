@@ -239,3 +239,19 @@ def test_kills_while_gpu_settings_are_applied_never_leave_a_gpu_changed(tmp_path
     assert study_dir is not None
     assert_exactly_the_plan(study_dir, kept)
     assert gpu.limit_w() == DEFAULT_W and gpu.entry() is None
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_as_the_study_folder_opens_leaves_it_interrupted(tmp_path, sig):
+    """A signal just after the manifest is marked running, before the study loop: exit 130,
+    the study `interrupted` (not left `running`), nothing started, and --resume finishes it."""
+    gpu = GpuStudy(tmp_path)
+    child = gpu.start(1, "--signal-at-open", sig)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert gpu.study_dir is not None
+    record = load_manifest(gpu.study_dir)
+    assert record.status == "interrupted"
+    assert all(r.status == "pending" for r in record.runs.values())
+    assert gpu.limit_w() == DEFAULT_W

@@ -39,34 +39,42 @@ def execute(
 ) -> Ran:
     """Run (or resume) a pre-flighted study. Releases the pre-flight's host locks however it
     ends. Signal handlers are installed only in the main thread, and restored; `stop`: the
-    caller's own (e.g. to stop the study from another thread)."""
+    caller's own (e.g. to stop the study from another thread). They are installed before the
+    study folder is opened: a signal that comes while the manifest is being marked running is
+    a stop request the loop records `interrupted`, never a KeyboardInterrupt that leaves it
+    running."""
     try:
-        study_dir, new = locate_study(pre, options, display)
-        with writer_lock(study_dir):
-            folder = open_study(study_dir, new, pre, display)
-            with folder.manifest, handle_signals(stop or StopState()) as stop:
-                execution = pre.study.execution
-                if options.no_gaps:
-                    execution = execution.without_gaps()
-                probes = HostProbes()
-                at = StudyAt(
-                    study_dir=folder.path,
-                    study_id=folder.manifest.record.study_id,
-                    execution=execution,
-                    client=pre.client,
-                    cpu_groups=pre.cpu_groups,
-                    probes=probes,
-                    display=display,
-                    machine=Machine(
-                        probes, control=pre.gpu_control, ledger=GpuLedger(options.lock_dir)
-                    ),
-                )
-                executor = executor_class(execution.executor.kind).open(at)
-                source = run_source(folder, pre, options, display)
-                scheduler = StudyScheduler(pre, folder, executor, display, stop, options, source)
-                return Ran(folder.path, scheduler.run())
+        with handle_signals(stop or StopState()) as stop:
+            study_dir, new = locate_study(pre, options, display)
+            with writer_lock(study_dir):
+                folder = open_study(study_dir, new, pre, display)
+                with folder.manifest:
+                    return Ran(folder.path, _scheduled(pre, folder, options, display, stop))
     finally:
         pre.release()
+
+
+def _scheduled(
+    pre: Preflight, folder: StudyFolder, options: RunOptions, display: Display, stop: StopState
+) -> int:
+    """The study's loop on its executor, to its exit code."""
+    execution = pre.study.execution
+    if options.no_gaps:
+        execution = execution.without_gaps()
+    probes = HostProbes()
+    at = StudyAt(
+        study_dir=folder.path,
+        study_id=folder.manifest.record.study_id,
+        execution=execution,
+        client=pre.client,
+        cpu_groups=pre.cpu_groups,
+        probes=probes,
+        display=display,
+        machine=Machine(probes, control=pre.gpu_control, ledger=GpuLedger(options.lock_dir)),
+    )
+    executor = executor_class(execution.executor.kind).open(at)
+    source = run_source(folder, pre, options, display)
+    return StudyScheduler(pre, folder, executor, display, stop, options, source).run()
 
 
 def run_source(
