@@ -162,9 +162,11 @@ def _signal_round(
         return run.proc.pid
     if code == -sig:  # before llem's handlers were installed (startup, pre-flight)
         assert not started, f"{sig.name} killed llem with runs started:\n{out}"
+    elif study_dir is None:  # in the pre-flight of a study not yet started: nothing to record
+        assert code == 130, out
+        assert not started and "interrupted before any run started" in out, out
     else:
         assert code == 130, out
-        assert study_dir is not None
         record = load_manifest(study_dir)
         assert record.status == "interrupted"
         assert all(r.status != "running" for r in record.runs.values()), record.runs
