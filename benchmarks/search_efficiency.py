@@ -76,7 +76,7 @@ from llenergymeasure.config.search import Range, SearchConfig
 from llenergymeasure.contract.backends import BACKENDS
 from llenergymeasure.results.load import StudyData, load_study_results
 from llenergymeasure.results.metrics import BY_COLUMN
-from llenergymeasure.results.search import CellView, search_view
+from llenergymeasure.results.search import search_view
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -309,24 +309,16 @@ def search_seed(
     ran = [t.params for t in cell.trials if t.run_id is not None]
     return Outcome(
         runs=runs_made(data),
-        confirm_runs=confirmation_runs(cell),
+        confirm_runs=cell.runs["confirmation"],
         winner_within=truth.within(named),
         within_any=any(truth.within(params) for params in ran),
-        verdict=verdict_kind(cell),
+        verdict=cell.verdict.kind,
     )
 
 
 def runs_made(data: StudyData) -> int:
     """Every run the search started: trials, re-measurements, confirmation."""
     return sum(run.outcome not in ("pending", "running") for run in data.runs)
-
-
-def confirmation_runs(cell: CellView) -> int:
-    return cell.runs["confirmation"]
-
-
-def verdict_kind(cell: CellView) -> str:
-    return cell.verdict.kind
 
 
 # one seed of plain TPE ---------------------------------------------------------------------
