@@ -98,8 +98,15 @@ def test_a_search_killed_in_its_race_resumes_replaying_its_rounds(tmp_path, clie
 
     shown = llem("results", "show", str(study_dir), "--json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    cell = json.loads(shown.stdout)["search"]["cells"][0]
+    search = json.loads(shown.stdout)["search"]
+    cell = search["cells"][0]
     assert cell["verdict"]["kind"] in ("winner", "equivalent", "no_clear_winner", "none")
     assert cell["verdict"]["text"] and cell["runs"]["confirmation"] == len(raced)
+    # the device time each run held its container, by phase: a CPU study's in run-seconds
+    cost = search["cost"]
+    assert cost["unit"] == "run-s" and cost["spent"]["confirmation"]["runs"] == len(raced)
+    phases = cost["spent"]["search"]["by_phase"]
+    assert phases["container"] > 0 and phases["load"] > 0 and phases["window"] > 0
+    assert cost["total"] == pytest.approx(sum(s["total"] for s in cost["spent"].values()))
     assert (study_dir / "trials.csv").is_file()
     assert client.containers.list(all=True, filters={"label": "llem.owner_pid"}) == []

@@ -28,7 +28,7 @@ from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.orchestrator.planned import search_of
 from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.study import Plan, RunEstimate, design_hash, estimate_study, expand
-from llenergymeasure.study.estimate import WallTimeEstimate
+from llenergymeasure.study.estimate import DeviceBudget, WallTimeEstimate, device_budget
 from llenergymeasure.study.expand import GRID
 from llenergymeasure.study.order import shuffle_seed
 from llenergymeasure.study.sampler_choice import sampler_text
@@ -99,6 +99,7 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
         "n_cycles": plan.n_cycles,
         "n_runs": plan.n_runs,
         "estimated_wall_time": estimate.as_dict(),
+        "device_budget": budget.as_dict() if (budget := device_budget(plan, study)) else None,
         "configs": [
             {
                 "config_index": planned.config_index,
@@ -180,6 +181,9 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         )
     estimate = estimate_study(plan, study)
     _print_estimate(estimate, console)
+    budget = device_budget(plan, study)
+    if budget is not None:
+        _print_budget(budget, console)
     _print_timeout(estimate, execution, console, searching=study.search is not None)
     short = short_window_note(c.config for c in plan.configs)
     if short is not None:
@@ -311,6 +315,18 @@ def _print_origins(plan: Plan, console: Console) -> None:
 def _run_estimate(estimate: RunEstimate, study: StudyConfig) -> dict[str, Any]:
     """One configuration's run: its expected duration by phase, and the timeout it gets."""
     return {**estimate.as_dict(), "timeout_s": study.execution.timeout_for(estimate.total_s)}
+
+
+def _print_budget(budget: DeviceBudget, console: Console) -> None:
+    grid = (
+        f"; the grid: {budget.grid_h:.3g} {budget.unit} ({budget.grid_runs} runs)"
+        if budget.grid_h is not None
+        else "; a continuous space has no grid"
+    )
+    console.print(
+        f"[bold]Device time[/] the search at most {budget.search_h:.3g} {budget.unit} "
+        f"({budget.search_runs} runs){grid} (a guess, from the same per-run estimate)"
+    )
 
 
 def _print_estimate(estimate: WallTimeEstimate, console: Console) -> None:

@@ -141,7 +141,8 @@ def runs_spent(search: SearchConfig, cell: CellView) -> str:
         f"re-measurement, {runs['confirmation']} confirmation"
     )
     size = search.space_size()
-    return line + (f" (grid: {size} configurations)" if size is not None else "")
+    line += f" (grid: {size} configurations)" if size is not None else ""
+    return line + (f"; {cell.cost.text()}" if cell.cost and cell.cost.total else "")
 
 
 def front_lines(search: SearchConfig, cell: CellView) -> list[str]:

@@ -8,11 +8,13 @@ view of it afterwards (`results show`, `--json`, the export, the plots and the r
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llenergymeasure.config.search import Objective, SearchConfig
 from llenergymeasure.contract.result import ExperimentResult
+from llenergymeasure.results.cost import RunCost, SearchCost, run_cost, search_cost
 from llenergymeasure.results.flatten import metric_columns, reason_column
 from llenergymeasure.results.instrument import instrument_u
 from llenergymeasure.results.load import RunData, StudyData
@@ -259,6 +261,7 @@ class CellView:
     rounds: list[RaceRecord] = field(default_factory=list)
     remeasured: int = 0  # runs that re-measured a new incumbent during the search
     verdict: Verdict = NO_VERDICT
+    cost: SearchCost | None = None  # device time spent, by purpose (`results/cost.py`)
 
     @property
     def winner(self) -> Confirmed | None:
@@ -344,6 +347,7 @@ class SearchView:
                 "verdict": cell.verdict.as_json(search),
                 "rounds": [r.model_dump(mode="json") for r in cell.rounds],
                 "runs": cell.runs,
+                "cost": cell.cost.as_json() if cell.cost else None,
             }
             if len(search.goals) > 1:
                 entry["pareto"] = [t.as_json() for t in cell.pareto(search)]
@@ -355,6 +359,7 @@ class SearchView:
             "seed": search.seed,
             "space_size": search.space_size(),  # a grid's configurations (None: continuous)
             "best": cells[0]["best"] if len(cells) == 1 else None,
+            "cost": cells[0]["cost"] if len(cells) == 1 else None,  # per cell in `cells`
             "cells": cells,
             "trials": [trial.as_json() for trial in self.trials],
         }
@@ -412,7 +417,28 @@ def search_view(study: StudyData) -> SearchView | None:
             cells[cell].stopped = reason
         for cell in cells:
             _confirmation(search, cell, record, by_id)
+            cell.cost = _cost(search, cell, record, by_id)
     return SearchView(search, cells)
+
+
+def _cost(
+    search: SearchConfig, cell: CellView, record: SearchRecord, by_id: dict[str, RunData]
+) -> SearchCost:
+    """The cell's runs by purpose, each run once (a reused trial runs nothing)."""
+
+    def costs(run_ids: Iterable[str | None]) -> list[RunCost | None]:
+        runs = [by_id.get(run_id) for run_id in dict.fromkeys(run_ids) if run_id]
+        return [run_cost(run.record, run.result) for run in runs if run is not None]
+
+    mine = [c for c in record.confirms if c.cell == cell.cell]
+    return search_cost(
+        {
+            "search": costs(t.run_id for t in cell.trials if t.state != "skipped-duplicate"),
+            "remeasure": costs(c.run_id for c in mine if c.purpose == "remeasure"),
+            "confirmation": costs(c.run_id for c in mine if c.purpose == "race"),
+        },
+        search.space_size(),
+    )
 
 
 def _trial_view(

@@ -113,3 +113,49 @@ def estimate_study(plan: Plan, study: StudyConfig) -> WallTimeEstimate:
         gaps_s=(runs - 1) * execution.gap_between_experiments_s,
         parallel=min(execution.max_parallel, max(runs, 1)),
     )
+
+
+@dataclass(frozen=True)
+class DeviceBudget:
+    """A search's device time at its most runs beside its grid's, from the same per-run guess
+    (`estimate_run`): wall seconds x the GPUs each run holds (run-seconds for a CPU run)."""
+
+    unit: str  # "GPU-h", or "run-h" where no run holds a GPU
+    search_runs: int
+    search_h: float
+    grid_runs: int | None  # None: a continuous space has no grid
+    grid_h: float | None
+
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        return {
+            "unit": self.unit,
+            "search_runs": self.search_runs,
+            "search": self.search_h,
+            "grid_runs": self.grid_runs,
+            "grid": self.grid_h,
+            "method": "guess: each cell's runs' estimated duration x its GPUs; the search at "
+            "its most runs (trials, a re-measurement each, the race's budget), the grid at "
+            "every point of the space once per cell",
+        }
+
+
+def device_budget(plan: Plan, study: StudyConfig) -> DeviceBudget | None:
+    """A search's budget in device hours and its grid's; None for a grid study."""
+    if study.search is None:
+        return None
+    per_run = [
+        estimate_run(planned.config).total_s * max(planned.config.gpu_count, 1)
+        for planned in plan.configs
+    ]
+    mean_s = sum(per_run) / max(len(per_run), 1)
+    gpus = any(planned.config.gpu_count for planned in plan.configs)
+    points = study.search.space_size()
+    grid_runs = None if points is None else points * plan.n_configs
+    searched = most_runs(study, plan)
+    return DeviceBudget(
+        unit="GPU-h" if gpus else "run-h",
+        search_runs=searched,
+        search_h=searched * mean_s / 3600,
+        grid_runs=grid_runs,
+        grid_h=None if grid_runs is None else grid_runs * mean_s / 3600,
+    )

@@ -85,3 +85,32 @@ def test_a_trace_without_duration_says_what_the_estimate_leaves_out(tmp_path: Pa
     ]
     _, out, _ = llem("plan", str(study))
     assert "not included: a trace's own arrival times" in out
+
+
+def test_a_search_shows_its_device_budget_beside_its_grids(tmp_path: Path) -> None:
+    """The same per-run guess for both: a search of at most 2 x 5 + 15 runs over a 2 x 3
+    space in each of two cells (a swept model), each run holding 2 GPUs."""
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: s\nmodel: m\ngpu_count: 2\nsweep: {max_new_tokens: [16, 32]}\nsearch:\n"
+        "  objective: {minimize: energy.j_per_output_token}\n  trials: 5\n"
+        "  space:\n    n_prompts: [1, 2, 4]\n    precision: [fp16, bf16]\n"
+    )
+    plan = plan_json(study)
+    budget = plan["device_budget"]
+    assert budget["unit"] == "GPU-h"
+    assert budget["search_runs"] == plan["estimated_wall_time"]["n_runs"] == 2 * (2 * 5 + 15)
+    assert budget["grid_runs"] == 2 * 6
+    cells = [config["estimate"]["total_s"] for config in plan["configs"]]
+    per_run_h = 2 * sum(cells) / len(cells) / 3600  # the cells' mean run, two GPUs held
+    assert math.isclose(budget["grid"], 12 * per_run_h)
+    assert math.isclose(budget["search"], 50 * per_run_h)
+    _, out, _ = llem("plan", str(study))
+    assert f"the search at most {budget['search']:.3g} GPU-h (50 runs)" in out
+    assert f"the grid: {budget['grid']:.3g} GPU-h (12 runs)" in out
+
+
+def test_a_grid_study_has_no_device_budget(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(SERVING)
+    assert plan_json(study)["device_budget"] is None

@@ -227,7 +227,8 @@ def test_report_shows_the_verdict_the_race_the_rounds_and_the_runs_spent(settled
         "(one-sided 95 % confidence)</td>" in html
     )
     assert f"<li>round 2 (6 runs): leader {h[4]}; eliminated {h[5]} (worse than" in html
-    assert "<p>Runs spent: " in html and "6 confirmation (grid: 6 configurations).</p>" in html
+    assert "<p>Runs spent: " in html and "6 confirmation (grid: 6 configurations); cost: " in html
+    assert "(modelled from the mean run)" in html
     assert "equivalence margin of 5%" in html
 
 

@@ -36,6 +36,7 @@ from optuna.samplers import (
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from llenergymeasure.config.search import Range, SearchConfig
+from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY, chance_better
 from llenergymeasure.results.search import Judgement
 from llenergymeasure.study.sampler_choice import (
     SamplerChoice,
@@ -68,12 +69,24 @@ class FreshGPSampler(GPSampler):
     draw (random, of the same seed). On a small discrete space the GP keeps proposing its
     incumbent (its expected improvement stays highest there under noise), the source only
     reuses that run, and the search stalls until it counts as exhausted (1 search in 20 on
-    benchmarks/search_samplers.py's cat-oom-4d; none with this)."""
+    benchmarks/search_samplers.py's cat-oom-4d; none with this).
+
+    Each ask the model answers also notes, in the trial's sampler notes, the chance that an
+    untried configuration beats the incumbent by more than `min_improvement`
+    (`posterior.chance_better`): the stop rule reads it, and a resume reads the recorded one."""
+
+    def __init__(self, *, min_improvement: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.min_improvement = min_improvement
 
     def sample_relative(
         self, study: Any, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         params = super().sample_relative(study, trial, search_space)
+        if params:
+            chance = chance_better(self, study, search_space, self.min_improvement)
+            if chance is not None:
+                study._storage.set_trial_system_attr(trial._trial_id, CHANCE_KEY, chance)
         if params and any(
             all(other.params.get(name) == value for name, value in params.items())
             for other in study.get_trials(deepcopy=False, states=_ASKED)
@@ -181,8 +194,13 @@ class CellSampler:
                 seed=seed, multivariate=True, constant_liar=True, n_startup_trials=startup
             )
         if kind == "gp":
-            return (FreshGPSampler if self.choice.no_repeats else GPSampler)(
-                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+            settings = {"seed": seed, "n_startup_trials": startup}
+            if not self.choice.no_repeats:
+                return GPSampler(**settings, warn_independent_sampling=False)
+            return FreshGPSampler(
+                **settings,
+                min_improvement=self.search.min_improvement,
+                warn_independent_sampling=False,
             )
         if kind == "nsga2":
             return NSGAIISampler(seed=seed)

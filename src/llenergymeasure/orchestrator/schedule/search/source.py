@@ -22,6 +22,7 @@ from typing import Literal
 
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.schedule.search import stopping
+from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY
 from llenergymeasure.orchestrator.schedule.search.sampler import CellSampler
 from llenergymeasure.orchestrator.schedule.search.stopping import Told
 from llenergymeasure.orchestrator.schedule.sources import RunSource
@@ -84,6 +85,15 @@ class CellSearch:
 
     def open_runs(self) -> set[str]:
         return {t.run_id for t in self.trials if t.run_id and t.number not in self.told}
+
+    def chance_better(self) -> float | None:
+        """The model's chance, at the latest ask that gave one, that an untried configuration
+        beats the incumbent (`posterior.py`); None: no ask gave one."""
+        for trial in reversed(self.trials):
+            chance = (trial.sampler_attrs or {}).get(CHANCE_KEY)
+            if isinstance(chance, int | float):
+                return float(chance)
+        return None
 
     def told_in_order(self) -> list[Told]:
         """The told trials, in trial order up to the first not yet told."""
@@ -328,6 +338,9 @@ class SearchSource(RunSource):
         since = stopping.stagnation(goal, told, estimates, search.min_improvement)
         if feasible < stopping.floor(search) or since < stopping.window(search):
             return None
+        chance = cell.chance_better()
+        if stopping.model_sees_better(chance):
+            return None
         leader = stopping.incumbent(goal, estimates)
         if leader is None:
             return None
@@ -337,9 +350,14 @@ class SearchSource(RunSource):
             return None
         if not all(self._ended(run_id) for run_id in measured):
             return None
+        model = (
+            ""
+            if chance is None
+            else f"; the model gives an untried one a {chance:.1%} chance of beating it"
+        )
         return (
             f"no improvement: {since} trials without a {search.min_improvement:.0%} gain over "
-            f"its re-measured best ({feasible} feasible configurations run)"
+            f"its re-measured best ({feasible} feasible configurations run{model})"
         )
 
     def _estimates(self, cell: CellSearch) -> dict[str, float]:
