@@ -99,7 +99,9 @@ def plan_json(plan: Plan, study: StudyConfig) -> dict[str, Any]:
         "n_cycles": plan.n_cycles,
         "n_runs": plan.n_runs,
         "estimated_wall_time": estimate.as_dict(),
-        "device_budget": budget.as_dict() if (budget := device_budget(plan, study)) else None,
+        "device_budget": (
+            budget.as_dict() if (budget := device_budget(plan, study, estimate)) else None
+        ),
         "configs": [
             {
                 "config_index": planned.config_index,
@@ -181,7 +183,7 @@ def render_plan(plan: Plan, study: StudyConfig, console: Console, rows: int = DE
         )
     estimate = estimate_study(plan, study)
     _print_estimate(estimate, console)
-    budget = device_budget(plan, study)
+    budget = device_budget(plan, study, estimate)
     if budget is not None:
         _print_budget(budget, console)
     _print_timeout(estimate, execution, console, searching=study.search is not None)

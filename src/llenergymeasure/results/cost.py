@@ -44,9 +44,14 @@ class RunCost:
         return GPU_SECONDS if self.gpus else RUN_SECONDS
 
     @property
+    def held(self) -> int:
+        """What a wall second counts: the GPUs held, or the run itself on CPU."""
+        return max(self.gpus, 1)
+
+    @property
     def total(self) -> float:
         """In `unit`: wall seconds x GPUs held (a CPU run: wall seconds)."""
-        return sum(self.seconds.values()) * max(self.gpus, 1)
+        return sum(self.seconds.values()) * self.held
 
     @property
     def finished(self) -> bool:
@@ -84,7 +89,7 @@ class Spent:
         self.total += cost.total
         self.runs += 1
         for phase, seconds in cost.seconds.items():
-            self.by_phase[phase] = self.by_phase.get(phase, 0.0) + seconds * max(cost.gpus, 1)
+            self.by_phase[phase] = self.by_phase.get(phase, 0.0) + seconds * cost.held
 
     def as_json(self) -> dict[str, Any]:
         return {

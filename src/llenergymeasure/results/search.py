@@ -269,10 +269,16 @@ class CellView:
         return self.verdict.winner
 
     @property
+    def search_run_ids(self) -> list[str]:
+        """The search's own runs: one per distinct configuration run (a reused trial runs
+        nothing)."""
+        return [t.run_id for t in self.trials if t.run_id and t.state != "skipped-duplicate"]
+
+    @property
     def runs(self) -> dict[str, int]:
         """Runs spent: the search's own (distinct configurations run), re-measurement, race."""
         return {
-            "search": sum(1 for t in self.trials if t.run_id and t.state != "skipped-duplicate"),
+            "search": len(self.search_run_ids),
             "remeasure": self.remeasured,
             "confirmation": sum(c.planned for c in self.confirmed),
         }
@@ -424,16 +430,16 @@ def search_view(study: StudyData) -> SearchView | None:
 def _cost(
     search: SearchConfig, cell: CellView, record: SearchRecord, by_id: dict[str, RunData]
 ) -> SearchCost:
-    """The cell's runs by purpose, each run once (a reused trial runs nothing)."""
+    """The cell's runs by purpose, each run once."""
 
-    def costs(run_ids: Iterable[str | None]) -> list[RunCost | None]:
-        runs = [by_id.get(run_id) for run_id in dict.fromkeys(run_ids) if run_id]
+    def costs(run_ids: Iterable[str]) -> list[RunCost | None]:
+        runs = [by_id.get(run_id) for run_id in dict.fromkeys(run_ids)]
         return [run_cost(run.record, run.result) for run in runs if run is not None]
 
     mine = [c for c in record.confirms if c.cell == cell.cell]
     return search_cost(
         {
-            "search": costs(t.run_id for t in cell.trials if t.state != "skipped-duplicate"),
+            "search": costs(cell.search_run_ids),
             "remeasure": costs(c.run_id for c in mine if c.purpose == "remeasure"),
             "confirmation": costs(c.run_id for c in mine if c.purpose == "race"),
         },

@@ -139,13 +139,16 @@ class DeviceBudget:
         }
 
 
-def device_budget(plan: Plan, study: StudyConfig) -> DeviceBudget | None:
-    """A search's budget in device hours and its grid's; None for a grid study."""
+def device_budget(
+    plan: Plan, study: StudyConfig, estimate: WallTimeEstimate
+) -> DeviceBudget | None:
+    """A search's budget in device hours and its grid's, from `estimate`'s per-run guesses;
+    None for a grid study."""
     if study.search is None:
         return None
     per_run = [
-        estimate_run(planned.config).total_s * max(planned.config.gpu_count, 1)
-        for planned in plan.configs
+        run.total_s * max(planned.config.gpu_count, 1)
+        for run, planned in zip(estimate.per_config, plan.configs, strict=True)
     ]
     mean_s = sum(per_run) / max(len(per_run), 1)
     gpus = any(planned.config.gpu_count for planned in plan.configs)
