@@ -1,5 +1,5 @@
 """`python -m llenergymeasure` is `llem` (how a compute node starts it from a shared venv)."""
 
-from llenergymeasure.cli.app import main
+from llenergymeasure.cli.entry import main
 
 main()

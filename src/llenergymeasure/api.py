@@ -20,8 +20,8 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 
 from llenergymeasure.config.loader import load_study
@@ -33,11 +33,12 @@ from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED, StopStat
 from llenergymeasure.orchestrator.planned import PlannedStudy, planned_study
 from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.schedule.study_run import execute
-from llenergymeasure.results.load import load_study_results
-from llenergymeasure.results.search import SearchView, search_view
-from llenergymeasure.results.tables import runs_frame, summary_frame
-from llenergymeasure.results.trials import trials_frame
 from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
+
+if TYPE_CHECKING:  # pandas, scipy and the results readers load only when results are read
+    import pandas as pd
+
+    from llenergymeasure.results.search import SearchView
 
 StudySource = str | Path | StudyConfig
 
@@ -188,6 +189,11 @@ def load_results(study_dir: str | Path, valid_only: bool = False) -> StudyResult
     valid, and keep runs without a reading, as `--valid-only` does (`results.validity`). A study
     folder that is not yours, or that others may write, is a UserError naming the fix
     (`study.folder.trusted_study_dir`)."""
+    from llenergymeasure.results.load import load_study_results
+    from llenergymeasure.results.search import search_view
+    from llenergymeasure.results.tables import runs_frame, summary_frame
+    from llenergymeasure.results.trials import trials_frame
+
     data = load_study_results(Path(study_dir))
     runs = runs_frame(data)
     view = search_view(data)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from llenergymeasure.cli.app import main
+from llenergymeasure.cli.entry import main
 
 
 def run_llem(*args: str, **environment: str) -> tuple[int, str, str]:

@@ -110,3 +110,44 @@ def test_a_search_killed_in_its_race_resumes_replaying_its_rounds(tmp_path, clie
     assert cost["total"] == pytest.approx(sum(s["total"] for s in cost["spent"].values()))
     assert (study_dir / "trials.csv").is_file()
     assert client.containers.list(all=True, filters={"label": "llem.owner_pid"}) == []
+
+
+def test_a_search_resumed_with_more_trials_continues_in_its_folder(tmp_path, client) -> None:
+    """trials 3, then `--resume` with trials 5: the same folder, at most 5 distinct
+    configurations run, the budget change recorded, and the cell confirmed again."""
+    study = _search_study(tmp_path, client)
+    yaml = YAML()
+
+    def with_trials(trials: int) -> None:
+        data = yaml.load(study.read_text())
+        data["search"]["trials"] = trials
+        data["search"]["confirm"] = {"top": 2, "max_runs": 4}
+        with open(study, "w") as handle:
+            yaml.dump(data, handle)
+
+    with_trials(3)
+    first = llem("run", str(study), cwd=tmp_path, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (study_dir,) = study_dirs(tmp_path)
+    before = load_manifest(study_dir)
+    assert before.search is not None and before.search.stopped[0].startswith("trials: 3")
+    done_before = {r.run_id for r in before.runs.values() if r.status == "completed"}
+
+    with_trials(5)
+    resumed = llem("run", str(study), "--resume", cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "trials 3 -> 5" in resumed.stdout + resumed.stderr
+    assert study_dirs(tmp_path) == [study_dir]  # the same folder
+    record = load_manifest(study_dir)
+    assert record.search is not None and record.status == "completed"
+    own = [t for t in record.search.trials if t.run_id and not t.reused and not t.rejected]
+    assert 3 < len({t.config_hash for t in own}) <= 5
+    (change,) = record.search.budgets
+    assert change.reopened == [0] and change.budget.trials == 5
+    assert {r.race for r in record.search.races} == {0, 1}
+    for run_id in done_before:  # nothing that ran, ran again
+        assert record.runs[run_id].attempts == 1
+
+    shown = llem("results", "show", str(study_dir), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "budget changed on resume" in shown.stdout and "trials 3 -> 5" in shown.stdout

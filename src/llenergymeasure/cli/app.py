@@ -1,12 +1,11 @@
-"""The `llem` command: one typer app; each command group lives in its own module."""
+"""The `llem` command line: one typer app; each command group lives in its own module (the
+entry point, with its error handling, is `cli.entry`)."""
 
 from __future__ import annotations
 
 import inspect
-import sys
 
 import typer
-from rich.console import Console
 
 from llenergymeasure.cli.config_cmd import config_app
 from llenergymeasure.cli.gpus import gpus_app
@@ -16,9 +15,6 @@ from llenergymeasure.cli.plan import plan_command
 from llenergymeasure.cli.results import results_app
 from llenergymeasure.cli.run import run
 from llenergymeasure.cli.status import status
-from llenergymeasure.errors import UserError
-from llenergymeasure.orchestrator.display import shown
-from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED
 from llenergymeasure.version import __version__
 
 app = typer.Typer(
@@ -32,8 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app.command("plan")(plan_command)
 app.add_typer(config_app, name="config")
@@ -78,21 +72,3 @@ def _root(
     ),
 ) -> None:
     """llenergymeasure."""
-
-
-def main() -> None:
-    """Entry point: a UserError becomes one message on stderr and exit 2, a Ctrl+C before the
-    study loop routes signals exit 130, never a traceback.
-
-    Standalone mode lets typer report usage errors (exit 2) and apply `typer.Exit` codes.
-    """
-    try:
-        app()
-    except KeyboardInterrupt:  # Ctrl+C before a command routes it (imports, a pre-flight)
-        stderr.print("interrupted before any run started")
-        sys.exit(EXIT_INTERRUPTED)
-    except UserError as error:
-        stderr.print(f"[bold red]error:[/] {shown(error.message)}")
-        if error.hint:
-            stderr.print(f"  [bold]fix:[/] {shown(error.hint)}")
-        sys.exit(error.exit_code)

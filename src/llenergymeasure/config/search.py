@@ -204,6 +204,27 @@ class Confirm(BaseModel):
         return self
 
 
+class SearchBudget(BaseModel):
+    """What a search may spend: its trials, its stop for want of improvement, its hours and its
+    race. Not part of the search's design (`design_dump`): `llem run --resume` with another
+    budget continues the same study folder (`orchestrator.schedule.search.source`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trials: int
+    patience: int | None = None
+    max_hours: float | None = None
+    confirm_max_runs: int
+
+    def changes_from(self, before: SearchBudget) -> str:
+        """`trials 3 -> 5, ...`: what differs from `before`, in words."""
+        return ", ".join(
+            f"{name} {getattr(before, name)} -> {getattr(self, name)}"
+            for name in type(self).model_fields
+            if getattr(before, name) != getattr(self, name)
+        )
+
+
 class SearchConfig(BaseModel):
     """A study that searches: what to optimise, under which constraints, over which space."""
 
@@ -291,6 +312,29 @@ class SearchConfig(BaseModel):
         names = [goal.metric for goal in self.goals]
         names += [c.metric for c in self.constraints if c.metric not in names]
         return names
+
+    @property
+    def budget(self) -> SearchBudget:
+        return SearchBudget(
+            trials=self.trials,
+            patience=self.patience,
+            max_hours=self.max_hours,
+            confirm_max_runs=self.confirm.max_runs,
+        )
+
+    def with_budget(self, budget: SearchBudget) -> SearchConfig:
+        """The same search with another budget (validated: a race still needs two runs a
+        candidate)."""
+        data = self.model_dump(mode="json")
+        data.update(trials=budget.trials, patience=budget.patience, max_hours=budget.max_hours)
+        data["confirm"]["max_runs"] = budget.confirm_max_runs
+        return SearchConfig.model_validate(data)
+
+    def design_dump(self) -> dict[str, Any]:
+        """The search as its design: everything but its budget, which may change on resume."""
+        data = self.model_dump(mode="json", exclude={"trials", "patience", "max_hours"})
+        del data["confirm"]["max_runs"]
+        return data
 
     @property
     def runs_per_cell(self) -> int:

@@ -320,6 +320,7 @@ def _search(study: StudyData) -> dict[str, Any] | None:
         "goals": ", ".join(f"{g.direction} {g.metric}" for g in search.goals),
         "constraints": "; ".join(str(c) for c in search.constraints) or "none",
         "sampler": f"{search.sampler} (seed {search.seed})",
+        "budget_changes": [change.text() for change in view.budgets],
         "cells": cells,
     }
 

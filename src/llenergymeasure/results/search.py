@@ -29,7 +29,12 @@ from llenergymeasure.results.racing import (
 from llenergymeasure.results.racing import runs_to_settle as racing_runs_to_settle
 from llenergymeasure.results.stats import Summary, summarise, with_instrument
 from llenergymeasure.results.validity import gpu_energy_validity
-from llenergymeasure.study.manifest_models import RaceRecord, SearchRecord, TrialRecord
+from llenergymeasure.study.manifest_models import (
+    BudgetRecord,
+    RaceRecord,
+    SearchRecord,
+    TrialRecord,
+)
 
 TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
 # How far past feasible a trial is that yielded no figure at all (the run failed, or the
@@ -260,6 +265,8 @@ class CellView:
     confirmed: list[Confirmed] = field(default_factory=list)  # the race's candidates
     rounds: list[RaceRecord] = field(default_factory=list)
     remeasured: int = 0  # runs that re-measured a new incumbent during the search
+    race_number: int = 0  # its current race: 1, 2... after budget changes reopened it
+    earlier_race_runs: int = 0  # runs of the races a reopening superseded
     verdict: Verdict = NO_VERDICT
     cost: SearchCost | None = None  # device time spent, by purpose (`results/cost.py`)
 
@@ -280,7 +287,7 @@ class CellView:
         return {
             "search": len(self.search_run_ids),
             "remeasure": self.remeasured,
-            "confirmation": sum(c.planned for c in self.confirmed),
+            "confirmation": sum(c.planned for c in self.confirmed) + self.earlier_race_runs,
         }
 
     def best_trial(self, search: SearchConfig) -> TrialView | None:
@@ -333,8 +340,9 @@ def dominates(goals: list[Objective], a: list[float | None], b: list[float | Non
 
 @dataclass(frozen=True)
 class SearchView:
-    search: SearchConfig
+    search: SearchConfig  # under the budget in effect
     cells: list[CellView]
+    budgets: list[BudgetRecord] = field(default_factory=list)  # each change, in order
 
     @property
     def trials(self) -> list[TrialView]:
@@ -363,6 +371,8 @@ class SearchView:
             "constraints": [str(c) for c in search.constraints],
             "sampler": search.sampler,
             "seed": search.seed,
+            "budget": search.budget.model_dump(mode="json"),
+            "budget_changes": [b.model_dump(mode="json") for b in self.budgets],
             "space_size": search.space_size(),  # a grid's configurations (None: continuous)
             "best": cells[0]["best"] if len(cells) == 1 else None,
             "cost": cells[0]["cost"] if len(cells) == 1 else None,  # per cell in `cells`
@@ -424,7 +434,7 @@ def search_view(study: StudyData) -> SearchView | None:
         for cell in cells:
             _confirmation(search, cell, record, by_id)
             cell.cost = _cost(search, cell, record, by_id)
-    return SearchView(search, cells)
+    return SearchView(search, cells, list(record.budgets) if record else [])
 
 
 def _cost(
@@ -552,8 +562,10 @@ def _confirmation(
 ) -> None:
     mine = [c for c in record.confirms if c.cell == cell.cell]
     cell.remeasured = sum(1 for c in mine if c.purpose == "remeasure")
-    raced = [c for c in mine if c.purpose == "race"]
-    cell.rounds = [r for r in record.races if r.cell == cell.cell]
+    cell.race_number = record.race_number(cell.cell)  # an earlier race's runs: cost only
+    raced = [c for c in mine if c.purpose == "race" and c.race == cell.race_number]
+    cell.earlier_race_runs = sum(1 for c in mine if c.purpose == "race") - len(raced)
+    cell.rounds = [r for r in record.races if (r.cell, r.race) == (cell.cell, cell.race_number)]
     order = cell.rounds[0].candidates if cell.rounds else []
     hashes = list(dict.fromkeys([*order, *(c.config_hash for c in raced)]))
     candidates: list[Candidate] = []

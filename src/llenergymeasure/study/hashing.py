@@ -35,10 +35,11 @@ def data_hash(data: dict[str, Any]) -> str:
 
 def design_hash(study: StudyConfig) -> str:
     """SHA-256 (hex) of what the study measures: defaults, base, sweep, experiments, images,
-    and the search, if any.
+    and the search, if any, but for its budget.
 
-    `execution:` (cycles, order, gaps, timeouts, GPUs), `name`, `output_dir` and `offline` are
-    left out, so changing how a study runs keeps its identity.
+    `execution:` (cycles, order, gaps, timeouts, GPUs), `name`, `output_dir`, `offline` and a
+    search's budget (`SearchBudget`: trials, patience, max_hours, confirm.max_runs) are left
+    out, so changing how a study runs, or how much a search may spend, keeps its identity.
     """
     design = {
         "base_defaults": study.base_defaults,
@@ -48,5 +49,5 @@ def design_hash(study: StudyConfig) -> str:
         "images": study.images,
     }
     if study.search is not None:  # a grid study's hash stays as it was before searches existed
-        design["search"] = study.search.model_dump(mode="json")
+        design["search"] = study.search.design_dump()
     return hashlib.sha256(canonical_json(design).encode()).hexdigest()

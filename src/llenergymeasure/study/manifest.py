@@ -10,7 +10,8 @@
   the sampler asked), `{"kind": "confirm", ...}` (a fresh run of a configuration already run:
   a race's, or a new incumbent's re-measurement), `{"kind": "race", ...}` (where a round of a
   cell's race left it: a RaceRecord), `{"kind": "search_stop", "cell": i, "reason": ...}` (a
-  cell's search stopped asking).
+  cell's search stopped asking), `{"kind": "budget", ...}` (a resume changed the search's
+  budget: a BudgetRecord; the cells it reopens are no longer stopped).
 
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
@@ -32,6 +33,7 @@ from typing import Any
 from llenergymeasure.errors import UserError
 from llenergymeasure.study.folder import StudyPaths, read_own
 from llenergymeasure.study.manifest_models import (
+    BudgetRecord,
     ConfirmRecord,
     RaceRecord,
     RunRecord,
@@ -82,7 +84,7 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     return record, good_bytes
 
 
-SEARCH_KINDS = ("trial", "confirm", "race", "search_stop")
+SEARCH_KINDS = ("trial", "confirm", "race", "search_stop", "budget")
 
 
 def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> None:
@@ -92,8 +94,16 @@ def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> 
         search.confirms.append(ConfirmRecord.model_validate(entry))
     elif kind == "race":
         search.races.append(RaceRecord.model_validate(entry))
+    elif kind == "budget":
+        _change_budget(search, BudgetRecord.model_validate(entry))
     else:
         search.stopped[int(entry["cell"])] = str(entry["reason"])
+
+
+def _change_budget(search: SearchRecord, change: BudgetRecord) -> None:
+    search.budgets.append(change)
+    for cell in change.reopened:
+        search.stopped.pop(cell, None)
 
 
 def load_manifest(study_dir: Path) -> StudyRecord:
@@ -192,6 +202,10 @@ class Manifest:
     def stop_search(self, cell: int, reason: str) -> None:
         self._search().stopped[cell] = reason
         self._append({"kind": "search_stop", "cell": cell, "reason": reason})
+
+    def change_budget(self, change: BudgetRecord) -> None:
+        _change_budget(self._search(), change)
+        self._append({"kind": "budget", **change.model_dump(mode="json")})
 
     def _search(self) -> SearchRecord:
         if self.record.search is None:

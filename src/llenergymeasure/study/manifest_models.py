@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llenergymeasure.config.search import SearchBudget
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.contract.workdir import RUN_ID_PATTERN
 from llenergymeasure.study.gpu_records import GpuSettingRecord
@@ -143,6 +144,9 @@ class ConfirmRecord(BaseModel):
     cycle: int = Field(ge=1, description="The configuration's fresh run; cycle 0 was its trial.")
     purpose: Literal["race", "remeasure"] = "race"
     round: int | None = Field(None, ge=1, description="The race's round (purpose race).")
+    race: int = Field(
+        0, ge=0, description="Which of the cell's races (purpose race): 1 after a reopening."
+    )
 
 
 class RaceRecord(BaseModel):
@@ -167,6 +171,25 @@ class RaceRecord(BaseModel):
         default_factory=list, description="Who runs in the next round (none: it ended)."
     )
     ended: str | None = Field(None, description="Why the race ended: settled, or its budget.")
+    race: int = Field(
+        0, ge=0, description="Which of the cell's races: a search reopened races again (1, 2...)."
+    )
+
+
+class BudgetRecord(BaseModel):
+    """A search resumed with another budget: the budget from then on, and the cells whose stop
+    it no longer justified (reopened: they ask again and race again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: str = Field(description="UTC, ISO 8601.")
+    budget: SearchBudget
+    before: SearchBudget
+    reopened: list[int] = Field(default_factory=list)
+
+    def text(self) -> str:
+        reopened = ", ".join(map(str, self.reopened)) or "none"
+        return f"{self.at}: {self.budget.changes_from(self.before)}; cells reopened: {reopened}"
 
 
 class SearchRecord(BaseModel):
@@ -180,6 +203,17 @@ class SearchRecord(BaseModel):
     stopped: dict[int, str] = Field(
         default_factory=dict, description="Cell -> why its search stopped asking."
     )
+    budgets: list[BudgetRecord] = Field(
+        default_factory=list, description="Each change of the search's budget, in order."
+    )
+
+    def budget(self, planned: SearchBudget) -> SearchBudget:
+        """The budget in effect: the latest change's, else the plan's."""
+        return self.budgets[-1].budget if self.budgets else planned
+
+    def race_number(self, cell: int) -> int:
+        """The cell's current race: how many times a budget change reopened it."""
+        return sum(cell in change.reopened for change in self.budgets)
 
 
 class StudyRecord(BaseModel):

@@ -8,7 +8,8 @@ anything, its plan is checked against the plan the study file makes now:
   same swept values; run indices are positions 0, 1, 2...; no configuration and cycle twice; and
   every configuration of the study file is there. The order and the number of cycles may differ:
   `execution:` is not part of the design, and a resume keeps the order its folder recorded;
-- a search: its search and its cells are the study file's, exactly.
+- a search: its search and its cells are the study file's, exactly, but for the search's
+  budget (`SearchBudget`), which a resume may change: the manifest records each change.
 
 A search's trials, the manifest's part, are checked wherever a search is rebuilt
 (`search_space.SearchRuns.rebuilt`): inside the space, and making the configuration they record.
@@ -72,12 +73,14 @@ def _grid_difference(recorded: list[PlannedRun], expected: list[PlannedRun]) -> 
 
 
 def _search_difference(recorded: SearchPlan, expected: SearchPlan) -> str | None:
-    difference = first_difference(
-        recorded.model_dump(mode="json"), expected.model_dump(mode="json")
-    )
+    difference = first_difference(_design(recorded), _design(expected))
     return (
         None if difference is None else f"its search differs from the study file's at {difference}"
     )
+
+
+def _design(plan: SearchPlan) -> dict[str, Any]:
+    return {**plan.model_dump(mode="json"), "search": plan.search.design_dump()}
 
 
 def first_difference(ours: Any, theirs: Any, path: str = "") -> str | None:

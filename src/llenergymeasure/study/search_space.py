@@ -371,8 +371,12 @@ def _trial_problem(cell: Cell, trial: TrialRecord) -> str | None:
 
 def study_runs(study_dir: Path, record: StudyRecord) -> tuple[list[PlannedRun], SearchPlan | None]:
     """Every run a study folder planned (a grid's plan.json, or the runs a search recorded),
-    and a search's plan; plan.json is read once."""
+    and a search's plan, under the budget in effect (the manifest's latest change, if any);
+    plan.json is read once."""
     plan = StudyPaths(study_dir).read_plan()
     if isinstance(plan, SearchPlan):
+        if record.search is not None and record.search.budgets:
+            search = plan.search.with_budget(record.search.budget(plan.search.budget))
+            plan = plan.model_copy(update={"search": search})
         return SearchRuns.rebuilt(plan, record.search).runs, plan
     return plan, None

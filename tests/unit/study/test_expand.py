@@ -296,6 +296,27 @@ def test_design_hash_ignores_execution_but_not_the_grid() -> None:
     assert design_hash(a) != design_hash(c)
 
 
+def test_design_hash_leaves_out_a_search_budget_but_not_its_space() -> None:
+    search = {
+        "objective": {"minimize": "energy.j_per_output_token"},
+        "space": {"n_prompts": [1, 2]},
+    }
+    a = study(search=search)
+    b = study(
+        search={
+            **search,
+            "trials": 50,
+            "patience": 4,
+            "max_hours": 2.0,
+            "confirm": {"max_runs": 30},
+        }
+    )
+    c = study(search={**search, "space": {"n_prompts": [1, 3]}})
+    d = study(search={**search, "confirm": {"top": 2}})
+    assert design_hash(a) == design_hash(b)
+    assert len({design_hash(a), design_hash(c), design_hash(d)}) == 3
+
+
 def test_expand_does_not_mutate_the_study() -> None:
     s = study(
         defaults={"model": "m", "decoding": {"temperature": 0.3}},

@@ -95,4 +95,5 @@ def run_source(
         inputs_dir=pre.planned.source_dir,
         max_open=pre.study.execution.max_parallel,
         display=display,
+        budget=pre.study.search.budget if pre.study.search is not None else None,
     )

@@ -10,7 +10,11 @@ when its sampler only repeats itself, or by the stop for want of improvement (`s
 which has its incumbent re-measured first); once its runs have ended, its best configurations
 race on fresh runs (`results.racing`), one round at a time, each round a manifest line.
 
-The manifest is the only record: everything here is rebuilt from it on `--resume`.
+The manifest is the only record: everything here is rebuilt from it on `--resume`. A resume
+with another budget (`SearchBudget`: trials, patience, max_hours, confirm.max_runs) records the
+change, then asks the stop rule again of every stopped cell under the new budget: a cell whose
+stop it no longer justifies is reopened (it asks on from its record, then races again, its race
+numbered 1, 2...); a smaller budget stops a cell at its next look.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from llenergymeasure.config.search import SearchBudget
+from llenergymeasure.contract.workdir import utc_now
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY
@@ -40,6 +46,7 @@ from llenergymeasure.results.search import (
 )
 from llenergymeasure.study.manifest import Manifest
 from llenergymeasure.study.manifest_models import (
+    BudgetRecord,
     ConfirmRecord,
     RaceRecord,
     RunRecord,
@@ -69,6 +76,7 @@ class CellSearch:
     repeats: int = 0  # suggestions in a row that ran nothing new
     suggested: set[str] = field(default_factory=set)  # distinct suggestions, as text
     race: Race | None = None  # its confirmation, once its search has stopped and its runs ended
+    race_number: int = 0  # which of its races: a budget change that reopens it races again
     remeasures: dict[str, list[str]] = field(default_factory=dict)  # config hash -> run ids
 
     def add(self, trial: TrialRecord) -> None:
@@ -153,8 +161,16 @@ class SearchSource(RunSource):
         inputs_dir: Path | None,
         max_open: int,
         display: Display,
+        budget: SearchBudget | None = None,
     ) -> None:
-        self.search = plan.search
+        """`budget`: the study file's, where it may differ from the one the folder ran under."""
+        record = manifest.record.search
+        planned = plan.search.budget
+        self.budget_before = record.budget(planned) if record is not None else planned
+        self.budget = budget or self.budget_before
+        self.search = (
+            plan.search if self.budget == planned else plan.search.with_budget(self.budget)
+        )
         self.manifest, self.study_dir, self.display = manifest, study_dir, display
         self.max_open = max_open
         self.runs = SearchRuns.rebuilt(plan, manifest.record.search, inputs_dir)
@@ -187,7 +203,10 @@ class SearchSource(RunSource):
                     remeasured = self.cells[confirm.cell].remeasures
                     remeasured.setdefault(confirm.config_hash, []).append(confirm.run_id)
             for cell in self.cells:
+                cell.race_number = record.race_number(cell.cell.index)
                 self._replay_race(cell, record)
+        if self.budget != self.budget_before:
+            self._change_budget()
         for cell in self.cells:
             self._after_tell(cell)
             if cell.race is not None:
@@ -196,23 +215,54 @@ class SearchSource(RunSource):
     def _replay_race(self, cell: CellSearch, record: SearchRecord) -> None:
         """The cell's race as recorded: its candidates (round 0), its runs, its decided rounds
         (replayed as recorded, never decided again)."""
-        rounds = [r for r in record.races if r.cell == cell.cell.index]
+        rounds = [
+            r for r in record.races if (r.cell, r.race) == (cell.cell.index, cell.race_number)
+        ]
         if not rounds:
             return
-        params = {
-            c.config_hash: c.params
+        raced = [
+            c
             for c in record.confirms
-            if c.cell == cell.cell.index and c.purpose == "race"
-        }
+            if (c.cell, c.race, c.purpose) == (cell.cell.index, cell.race_number, "race")
+        ]
+        params = {c.config_hash: c.params for c in raced}
         for trial in cell.trials:
             if trial.config_hash is not None:
                 params.setdefault(trial.config_hash, trial.params)
         race = Race({key: params.get(key, {}) for key in rounds[0].candidates}, rounds=rounds)
-        for confirm in record.confirms:
-            if confirm.cell == cell.cell.index and confirm.purpose == "race":
-                race.runs.setdefault(confirm.config_hash, []).append(confirm.run_id)
-                race.round_of[confirm.run_id] = confirm.round or confirm.cycle
+        for confirm in raced:
+            race.runs.setdefault(confirm.config_hash, []).append(confirm.run_id)
+            race.round_of[confirm.run_id] = confirm.round or confirm.cycle
         cell.race = race
+
+    def _change_budget(self) -> None:
+        """The study file's budget differs from the one the folder ran under: every stopped
+        cell whose stop the new budget does not justify reopens (its race, if any, is
+        superseded: its runs already queued still run and are kept), then the change is
+        recorded with the cells it reopened."""
+        reopened = []
+        for cell in self.cells:
+            if cell.stopped is None:
+                continue
+            was, cell.stopped = cell.stopped, None
+            if self._stop_reason(cell) is not None:
+                cell.stopped = was
+                continue
+            reopened.append(cell.cell.index)
+            cell.race, cell.race_number = None, cell.race_number + 1
+        change = BudgetRecord(
+            at=utc_now(), budget=self.budget, before=self.budget_before, reopened=reopened
+        )
+        self.manifest.change_budget(change)
+        cells = ", ".join(map(str, reopened))
+        self.display.note(
+            f"search budget changed ({self.budget.changes_from(self.budget_before)}): "
+            + (
+                f"cell(s) {cells} reopened: they ask again, then race again"
+                if reopened
+                else "no stopped cell reopens"
+            )
+        )
 
     def _follow(self, cell: CellSearch, trial: TrialRecord) -> None:
         """A trial (recorded earlier, or just now): told at once if its outcome is known, else
@@ -418,6 +468,7 @@ class SearchSource(RunSource):
                 cycle=cycle,
                 purpose=purpose,
                 round=round_,
+                race=cell.race_number if purpose == "race" else 0,
             )
         )
         self.manifest.add_runs([pending_record(run)])
@@ -461,7 +512,14 @@ class SearchSource(RunSource):
                 f"on fresh runs (margin {self.search.confirm.tolerance:.0%}, at most "
                 f"{self.search.confirm.max_runs} runs)"
             )
-        record = RaceRecord(cell=cell.cell.index, round=0, candidates=keys, next=keys, ended=ended)
+        record = RaceRecord(
+            cell=cell.cell.index,
+            round=0,
+            candidates=keys,
+            next=keys,
+            ended=ended,
+            race=cell.race_number,
+        )
         self._record_round(cell, record)
         self._race_on(cell)
 
@@ -512,6 +570,7 @@ class SearchSource(RunSource):
                 runs=spent,
                 next=following if ended is None else [],
                 ended=ended,
+                race=cell.race_number,
             ),
         )
 

@@ -451,3 +451,71 @@ def test_a_resume_replays_the_rounds_as_recorded_and_runs_nothing_again(
     assert cell.winner is None and cell.verdict.kind == "none"
     assert "GPU energy not valid in 1 of 2" in cell.verdict.eliminated[race_run.config_hash]
     assert "no confirmed configuration can win" in cell.verdict.text
+
+
+def test_a_larger_budget_reopens_a_stopped_search_in_its_folder_and_races_again(
+    tmp_path: Path,
+) -> None:
+    """trials 3, then --resume with trials 5: the same folder, two more trials (the ones an
+    uninterrupted 5-trial search asks), a second race; the first three never run again."""
+    five = search_study(space_2d(trials=5, confirm={"top": 2}))
+    search_run(tmp_path / "a", five, bowl).run()
+    uninterrupted = params_in_order(tmp_path / "a" / "study")
+
+    study_dir = tmp_path / "study"
+    assert (
+        search_run(tmp_path, search_study(space_2d(trials=3, confirm={"top": 2})), bowl).run() == 0
+    )
+    first = load_manifest(study_dir).search
+    assert first.stopped[0] == "trials: 3 distinct configurations run"
+    assert first.races[-1].ended == "settled"
+    started = set(run_ids_started(study_dir))
+
+    resumed = search_run(tmp_path, five, bowl, study_dir=study_dir)
+    assert resumed.run() == 0
+    assert any("trials 3 -> 5" in note and "cell(s) 0 reopened" in note for note in resumed.notes)
+    record = load_manifest(study_dir).search
+    assert params_in_order(study_dir) == uninterrupted
+    assert record.stopped[0] == "trials: 5 distinct configurations run"
+    (change,) = record.budgets
+    assert (change.before.trials, change.budget.trials, change.reopened) == (3, 5, [0])
+    assert {r.race for r in record.races} == {0, 1} and record.races[-1].race == 1
+    assert record.races[-1].ended is not None
+    assert not {job.run.run_id for job in resumed.executor.started} & started
+    view = search_view(load_study_results(study_dir))
+    cell = view.cells[0]
+    assert view.search.trials == 5 and len(view.budgets) == 1
+    assert cell.race_number == 1 and cell.verdict.kind in ("winner", "equivalent")
+    race_runs = [c for c in record.confirms if c.purpose == "race"]
+    assert cell.runs["confirmation"] == len(race_runs)  # both races' runs are spent
+    assert cell.earlier_race_runs == sum(1 for c in race_runs if c.race == 0) > 0
+
+    again = search_run(tmp_path, five, bowl, study_dir=study_dir)  # the same budget: nothing
+    assert again.run() == 0 and again.executor.started == []
+    assert len(load_manifest(study_dir).search.budgets) == 1
+
+
+def test_a_smaller_budget_stops_at_once_and_a_spent_space_stays_stopped(tmp_path: Path) -> None:
+    study = search_study(space_2d(trials=12, confirm={"top": 0}))
+    stop = StopState()
+    first = search_run(tmp_path, study, stopping_after(bowl, stop, runs=6), stop=stop)
+    assert first.run() == 130
+    study_dir = tmp_path / "study"
+    asked = len(trial_lines(study_dir))
+    smaller = search_study(space_2d(trials=4, confirm={"top": 0}))
+    resumed = search_run(tmp_path, smaller, bowl, study_dir=study_dir)
+    resumed.run()
+    record = load_manifest(study_dir).search
+    assert len(trial_lines(study_dir)) == asked  # not one more trial asked
+    assert record.stopped[0].startswith("trials: ")
+    assert record.budgets[0].reopened == []
+
+    flat = lambda swept: Figures(tokens_per_s=100.0, j_per_token=0.5)  # noqa: E731
+    four = search_study({**small_space(space={"n_prompts": [1, 2, 3, 4]}), "trials": 10})
+    spent_dir = tmp_path / "spent" / "study"
+    search_run(tmp_path / "spent", four, flat).run()
+    assert "every one of the space's 4 points" in load_manifest(spent_dir).search.stopped[0]
+    more = search_study({**small_space(space={"n_prompts": [1, 2, 3, 4]}), "trials": 20})
+    resumed = search_run(tmp_path / "spent", more, flat, study_dir=spent_dir)
+    assert resumed.run() == 0 and resumed.executor.started == []
+    assert load_manifest(spent_dir).search.budgets[0].reopened == []
