@@ -13,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers.integration import LLEM, llem, study_dirs, tiny_cpu_study
+from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
@@ -114,7 +115,9 @@ def test_a_search_killed_in_its_race_resumes_replaying_its_rounds(tmp_path, clie
 
 def test_a_search_resumed_with_more_trials_continues_in_its_folder(tmp_path, client) -> None:
     """trials 3, then `--resume` with trials 5: the same folder, at most 5 distinct
-    configurations run, the budget change recorded, and the cell confirmed again."""
+    configurations run, the budget change recorded, and the cell confirmed again. Its runs
+    reuse the idle baseline an earlier run measured (`baseline.reuse_s`): the first measures
+    its own, later ones spend no baseline time and name the run they took it from."""
     study = _search_study(tmp_path, client)
     yaml = YAML()
 
@@ -122,6 +125,7 @@ def test_a_search_resumed_with_more_trials_continues_in_its_folder(tmp_path, cli
         data = yaml.load(study.read_text())
         data["search"]["trials"] = trials
         data["search"]["confirm"] = {"top": 2, "max_runs": 4}
+        data["baseline"] = {"enabled": True, "duration_s": 2, "reuse_s": 3600}
         with open(study, "w") as handle:
             yaml.dump(data, handle)
 
@@ -151,3 +155,22 @@ def test_a_search_resumed_with_more_trials_continues_in_its_folder(tmp_path, cli
     shown = llem("results", "show", str(study_dir), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "budget changed on resume" in shown.stdout and "trials 3 -> 5" in shown.stdout
+    assert "reused an earlier run's idle baseline" in shown.stdout
+
+    results = [
+        ExperimentResult.model_validate_json(path.read_text())
+        for path in study_dir.glob("experiments/*/result.json")
+    ]
+    measured = [r for r in results if r.energy.baseline_reused_from is None]
+    reused = [r for r in results if r.energy.baseline_reused_from is not None]
+    assert measured and all(r.timings.baseline_s >= 2 for r in measured)
+    assert len(reused) >= len(results) // 2 and all(r.timings.baseline_s == 0 for r in reused)
+    own = {r.context.run_id for r in measured}
+    for r in reused:  # taken from a run that measured its own, on this host, within reuse_s
+        assert r.energy.baseline_reused_from.run_id in own
+        assert 0 <= r.energy.baseline_reused_from.age_s <= 3600
+        assert r.energy.idle_baseline is not None
+    spent = json.loads(llem("results", "show", str(study_dir), "--json", cwd=tmp_path).stdout)[
+        "search"
+    ]["cost"]["spent"]
+    assert sum(s["baselines_reused"] for s in spent.values()) == len(reused)

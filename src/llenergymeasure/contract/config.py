@@ -107,6 +107,13 @@ class Baseline(Strict):
     duration_s: float = Field(
         30.0, gt=0, description="Idle power reading with the model loaded, in seconds."
     )
+    reuse_s: float | None = Field(
+        None,
+        gt=0,
+        description="Reuse the idle baseline an earlier run of the study measured on the same "
+        "GPUs (by UUID) of the same host within this many seconds, while the GPUs are no warmer "
+        "than during it; null: every run measures its own.",
+    )
 
 
 # --- the experiment -------------------------------------------------------------------------

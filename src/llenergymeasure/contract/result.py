@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from llenergymeasure.contract.baseline import BaselineOrigin, IdleBaseline
 from llenergymeasure.contract.config import ExperimentConfig, Strict
 from llenergymeasure.contract.run import RunContext
 from llenergymeasure.contract.validity import Validity, rule_reason
@@ -111,7 +112,10 @@ class Timings(Figures):
     tokenisation_s: float = Field(
         ge=0, description="Loading the tokenizer and pre-tokenising the prompt set."
     )
-    baseline_s: float = Field(ge=0, description="Idle-power reading; 0 when disabled.")
+    baseline_s: float = Field(
+        ge=0,
+        description="Idle-power reading; 0 when disabled or reused (energy.baseline_reused_from).",
+    )
     warmup_s: float = Field(ge=0)
     warmup_batches: int = Field(ge=0)
     warmup_converged: bool | None = Field(
@@ -186,6 +190,16 @@ class Energy(Figures):
     baseline_gpu_w_reason: str | None = None
     baseline_cpu_w: float | None = Field(description="Idle CPU package (+DRAM) power, W.")
     baseline_cpu_w_reason: str | None = None
+    idle_baseline: IdleBaseline | None = Field(
+        None, description="The idle baseline the baseline figures are from: this run's, or reused."
+    )
+    baseline_reused_from: BaselineOrigin | None = Field(
+        None, description="Reused (baseline.reuse_s): the run that measured it, and its age."
+    )
+    baseline_reuse_refused: str | None = Field(
+        None,
+        description="Why a baseline offered for reuse was not used (this run measured its own).",
+    )
     gpu_adjusted_j: float | None = Field(
         description="gpu_j minus baseline_gpu_w x window_s: energy attributable to the work, J."
     )

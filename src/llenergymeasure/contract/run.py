@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from llenergymeasure.contract.baseline import ReusedBaseline
 from llenergymeasure.contract.config import ExperimentConfig, Strict
 
 REQUEST_SCHEMA_VERSION = 1
@@ -54,6 +55,11 @@ class RunContext(Strict):
         "gone: the host's timeout plus a margin, so that normally the host's kill comes first. "
         "Null: no deadline.",
     )
+    reused_baseline: ReusedBaseline | None = Field(
+        None,
+        description="An earlier run's idle baseline the host offers in place of this run's own "
+        "(baseline.reuse_s); the container measures its own where it no longer holds.",
+    )
 
 
 class Placement(Strict):
@@ -72,6 +78,10 @@ class RunRequest(Strict):
     schema_version: int = REQUEST_SCHEMA_VERSION
     config: ExperimentConfig
     context: RunContext
+
+    def with_reused_baseline(self, offered: ReusedBaseline) -> RunRequest:
+        context = self.context.model_copy(update={"reused_baseline": offered})
+        return self.model_copy(update={"context": context})
 
     def placed(self, placement: Placement) -> RunRequest:
         """This request where the executor placed it."""

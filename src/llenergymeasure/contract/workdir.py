@@ -163,6 +163,12 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def parse_utc(text: str) -> datetime:
+    """A timestamp `utc_now` wrote (one without a zone is taken as UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def atomic_write_json(
     path: Path, data: BaseModel | dict[str, Any] | list[Any], mode: int | None = None
 ) -> None:

@@ -52,14 +52,18 @@ def integral_sampling_j(times_s: Sequence[float], powers_w: Sequence[float]) -> 
     return math.sqrt(sum(t * t for t in terms))
 
 
-def baseline_j(
-    powers_w: Sequence[float], baseline_s: float, period_s: float, window_s: float
-) -> float | None:
-    """The idle power's standard error carried over the window; None with under two samples."""
+def baseline_sem_w(powers_w: Sequence[float], baseline_s: float, period_s: float) -> float | None:
+    """The idle power's standard error, W, over the baseline's independent samples (one per
+    `period_s`); None with under two samples."""
     if len(powers_w) < 2 or baseline_s <= 0:
         return None
     independent = max(1.0, baseline_s / max(period_s, 1e-9))
-    return statistics.stdev(powers_w) / math.sqrt(min(independent, len(powers_w))) * window_s
+    return statistics.stdev(powers_w) / math.sqrt(min(independent, len(powers_w)))
+
+
+def baseline_j(sem_w: float | None, window_s: float) -> float | None:
+    """The idle power's standard error carried over the window, J."""
+    return sem_w * window_s if sem_w is not None else None
 
 
 def update_period_s(times_s: Sequence[float], readings: Sequence[float]) -> float | None:

@@ -55,6 +55,7 @@ class GpuEvidence:
     throttles: Sequence[str] = ()  # performance throttle names seen
     other_processes: int = 0
     identity_mismatch: str | None = None
+    idle_reused_from: str | None = None  # the idle power is another run's: which, how old
 
 
 def gpu_validity(ev: GpuEvidence) -> Validity:
@@ -113,6 +114,8 @@ def _power(ev: GpuEvidence) -> list[ValidityReason]:
         low = IDLE_FLOOR * gpu.idle_power_w if gpu.idle_power_w is not None else None
         if low is not None and gpu.mean_power_w < low:
             seen = f"GPU position {k}: mean {gpu.mean_power_w:.1f} W < {low:.1f} W"
+            if ev.idle_reused_from is not None:
+                seen += f" (idle baseline {ev.idle_reused_from})"
             out.append(rule_reason("power_out_of_range", seen))
         elif gpu.power_limit_w is not None:
             high = LIMIT_CEILING * gpu.power_limit_w

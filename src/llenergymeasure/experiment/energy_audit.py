@@ -7,7 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from llenergymeasure.contract.baseline import IdleBaseline
 from llenergymeasure.contract.result import GpuInfo
+from llenergymeasure.contract.workdir import utc_now
 from llenergymeasure.energy.meter import WindowEnergy
 from llenergymeasure.energy.sampler import (
     Row,
@@ -21,6 +23,7 @@ from llenergymeasure.energy.uncertainty import (
     INTEGRAL_SAMPLING,
     Budget,
     baseline_j,
+    baseline_sem_w,
     edge_j,
     integral_sampling_j,
 )
@@ -180,26 +183,64 @@ class EnergyAudit:
         return max(interval, gpus.power_average_s if gpus is not None else 0.0)
 
     def _baseline_term(self) -> tuple[float | None, str]:
-        """The idle baseline's own spread carried over the window (adjusted energy only)."""
+        """The idle baseline's own spread carried over the window (adjusted energy only); a
+        reused baseline's as it was measured."""
+        if self.phases.reused is not None:
+            sem = self.phases.reused.baseline.gpu_sem_w
+            return baseline_j(sem, self.window.duration_s), "the reused baseline has no spread"
         base = self.phases.baseline
         if base is None:
             return None, "baseline disabled in the config"
         if base.gpu_j is None:
             return None, base.gpu_reason or "baseline GPU energy was not measured"
-        _, powers = _per_instant([r for r in self.rows if base.start_s <= r.t_s <= base.end_s])
-        term = baseline_j(powers, base.duration_s, self._power_period_s(), self.window.duration_s)
+        term = baseline_j(self._baseline_sem_w(base), self.window.duration_s)
         return term, "fewer than two baseline power samples"
+
+    def _baseline_sem_w(self, base: WindowEnergy) -> float | None:
+        _, powers = _per_instant([r for r in self.rows if base.start_s <= r.t_s <= base.end_s])
+        return baseline_sem_w(powers, base.duration_s, self._power_period_s())
+
+    def idle_baseline(self) -> IdleBaseline | None:
+        """The idle baseline the figures are from: this run's own as measured (what a later
+        run may reuse), the reused one, or None (disabled)."""
+        if self.phases.reused is not None:
+            return self.phases.reused.baseline
+        base = self.phases.baseline
+        if base is None:
+            return None
+        cpu = None
+        if base.cpu_package_j is not None:
+            cpu = (base.cpu_package_j + (base.dram_j or 0.0)) / base.duration_s
+        in_window = [r for r in self.rows if base.start_s <= r.t_s <= base.end_s]
+        temperatures = temperatures_by_gpu(in_window)
+        warmest = [max(temperatures[g.index]) for g in self.info if temperatures.get(g.index)]
+        return IdleBaseline(
+            measured_at=utc_now(),
+            duration_s=base.duration_s,
+            gpu_uuids=[g.uuid for g in self.info],
+            per_gpu_w=(
+                [j / base.duration_s for j in base.per_gpu_j]
+                if base.per_gpu_j is not None
+                else None
+            ),
+            gpu_sem_w=self._baseline_sem_w(base) if base.gpu_j is not None else None,
+            cpu_w=cpu,
+            max_temperature_c=warmest if self.info and len(warmest) == len(self.info) else None,
+        )
 
     # validity ---------------------------------------------------------------------------------
     def _evidence(self, ratio: float | None, gap: float | None) -> GpuEvidence:
         w, rows = self.window, self.measured.window_rows
         temperatures = temperatures_by_gpu(rows)
         base = self.phases.baseline
+        reused = self.phases.reused.baseline.per_gpu_w if self.phases.reused else None
         gpus = []
         for k, info in enumerate(self.info):
             per_j = w.per_gpu_j[k] if w.per_gpu_j is not None else None
             idle = None
-            if base is not None and base.per_gpu_j is not None and base.duration_s > 0:
+            if reused is not None and k < len(reused):
+                idle = reused[k]
+            elif base is not None and base.per_gpu_j is not None and base.duration_s > 0:
                 idle = base.per_gpu_j[k] / base.duration_s
             mean = per_j / w.duration_s if per_j is not None and w.duration_s else None
             gpus.append(
@@ -224,4 +265,10 @@ class EnergyAudit:
             throttles=performance_throttles(rows),
             other_processes=self.attributed.other_processes,
             identity_mismatch=self.attributed.identity_mismatch,
+            idle_reused_from=(
+                None
+                if self.phases.reused is None
+                else f"reused from run {self.phases.reused.origin.run_id}, "
+                f"{self.phases.reused.origin.age_s:.0f} s old"
+            ),
         )

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from llenergymeasure.energy.gpus import MeteredGpus
 from llenergymeasure.energy.meter import EnergyMeter
 from llenergymeasure.energy.rapl import Rapl
-from llenergymeasure.energy.sampler import DEFAULT_INTERVAL_S, PowerSampler, Row
+from llenergymeasure.energy.sampler import (
+    DEFAULT_INTERVAL_S,
+    PowerSampler,
+    Row,
+    temperatures_by_gpu,
+)
 
 
 @dataclass
@@ -48,6 +53,13 @@ class Instruments:
         if not periods:
             return None, f"the counter changed fewer than three times in {duration_s:g} s"
         return max(periods.values()), None
+
+    def temperatures_c(self) -> list[float | None]:
+        """Each GPU's latest sampled temperature, in the container's order (none: no GPU)."""
+        if self.gpus is None:
+            return []
+        latest = temperatures_by_gpu(self.rows())
+        return [latest[i][-1] if latest.get(i) else None for i in self.gpus.indices]
 
     def gpu_process_counts(self) -> list[int]:
         return self.gpus.compute_process_counts() if self.gpus is not None else []

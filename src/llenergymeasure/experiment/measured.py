@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llenergymeasure.backends.base import EngineArguments, MemoryStats, ModelShape
+from llenergymeasure.contract.baseline import ReusedBaseline
 from llenergymeasure.contract.result import Latency
 from llenergymeasure.energy.meter import WindowEnergy
 from llenergymeasure.energy.sampler import Row
@@ -19,9 +20,11 @@ class Phases:
     build_skipped: str | None
     tokenisation_s: float
     load: WindowEnergy
-    baseline: WindowEnergy | None  # None: disabled in the config
+    baseline: WindowEnergy | None  # None: disabled in the config, or reused
     counter_update_s: float | None  # the NVML counter's measured update period
     counter_update_reason: str | None  # why it is None
+    reused: ReusedBaseline | None = None  # an earlier run's baseline, in place of `baseline`
+    reuse_refused: str | None = None  # why the baseline offered for reuse was not used
 
 
 @dataclass(frozen=True)

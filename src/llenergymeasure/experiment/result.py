@@ -67,19 +67,7 @@ def energy(phases: Phases, measured: Measured, ins: Instruments, attributed: Att
         build_j = phases.build.gpu_j
         build_why = None if build_j is not None else phases.build.gpu_reason
     gpu_why = w.gpu_reason or "GPU energy was not measured"
-    base_gpu_w = base_cpu_w = None
-    base_gpu_why = base_cpu_why = "baseline disabled in the config"
-    if phases.baseline is not None:
-        b = phases.baseline
-        if b.gpu_j is not None:
-            base_gpu_w, base_gpu_why = baseline_power_w(b.gpu_j, b.duration_s), None
-        else:
-            base_gpu_why = b.gpu_reason or "baseline GPU energy was not measured"
-        if b.cpu_package_j is not None:
-            cpu = b.cpu_package_j + (b.dram_j or 0.0)
-            base_cpu_w, base_cpu_why = baseline_power_w(cpu, b.duration_s), None
-        else:
-            base_cpu_why = b.cpu_package_reason
+    base_gpu_w, base_gpu_why, base_cpu_w, base_cpu_why = _baseline_powers(phases)
     adjusted = adjusted_why = None
     if gpu_j is not None and base_gpu_w is not None:
         adjusted = adjusted_energy_j(gpu_j, base_gpu_w, w.duration_s)
@@ -94,6 +82,7 @@ def energy(phases: Phases, measured: Measured, ins: Instruments, attributed: Att
     tpj, tpj_why = _ratio(float(output_tokens), gpu_j or None, gpu_why)
     mean_w, mean_why = _ratio(gpu_j, w.duration_s, gpu_why)
     peak = peak_sum(measured.window_rows, "power_w")
+    audit = EnergyAudit(phases, measured, ins, attributed)
     return Energy(
         gpu_source=w.gpu_source,
         cpu_source="rapl" if w.cpu_package_j is not None else "unavailable",
@@ -129,8 +118,42 @@ def energy(phases: Phases, measured: Measured, ins: Instruments, attributed: Att
         engine_build_gpu_j_reason=build_why,
         sample_interval_ms=ins.sampler.interval_s * 1000 if ins.sampler is not None else None,
         power_sample_method=ins.gpus.power_method if ins.gpus is not None else None,
-        **EnergyAudit(phases, measured, ins, attributed).fields(),
+        idle_baseline=audit.idle_baseline(),
+        baseline_reused_from=phases.reused.origin if phases.reused is not None else None,
+        baseline_reuse_refused=phases.reuse_refused,
+        **audit.fields(),
     )
+
+
+def _baseline_powers(
+    phases: Phases,
+) -> tuple[float | None, str | None, float | None, str | None]:
+    """Idle GPU and CPU power, W, each with why it is None: this run's baseline, or the one it
+    reused."""
+    if phases.reused is not None:
+        reused, origin = phases.reused.baseline, phases.reused.origin.run_id
+        gpu_w = sum(reused.per_gpu_w) if reused.per_gpu_w is not None else None
+        return (
+            gpu_w,
+            None
+            if gpu_w is not None
+            else f"the baseline reused from run {origin} has no GPU power",
+            reused.cpu_w,
+            None
+            if reused.cpu_w is not None
+            else f"the baseline reused from run {origin} has no CPU power",
+        )
+    b = phases.baseline
+    if b is None:
+        return None, "baseline disabled in the config", None, "baseline disabled in the config"
+    gpu_w = gpu_why = cpu_w = None
+    if b.gpu_j is not None:
+        gpu_w = baseline_power_w(b.gpu_j, b.duration_s)
+    else:
+        gpu_why = b.gpu_reason or "baseline GPU energy was not measured"
+    if b.cpu_package_j is not None:
+        cpu_w = baseline_power_w(b.cpu_package_j + (b.dram_j or 0.0), b.duration_s)
+    return gpu_w, gpu_why, cpu_w, None if cpu_w is not None else b.cpu_package_reason
 
 
 def peak_sum(rows: list[Row], attr: str) -> float | None:

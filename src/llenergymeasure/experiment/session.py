@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llenergymeasure.backends.registry import get_backend
+from llenergymeasure.contract.baseline import ReusedBaseline
 from llenergymeasure.contract.result import (
     Energy,
     ExperimentResult,
@@ -69,20 +70,35 @@ class Session(ABC):
         load = meter.end("load")
         self.emit(ProgressEvent(event="model_loaded", detail=detail))
         baseline = None
-        if self.config.baseline.enabled:
+        reused, refused = self.reusable_baseline()
+        measure_baseline = self.config.baseline.enabled and reused is None
+        if measure_baseline:
             self.settle()
         # The counter's update period, polled while idle (the edge term of the budget); before
         # the baseline, so the poll's own CPU and driver work is no part of the idle reading.
         counter = self.instruments.counter_update(COUNTER_PROBE_S)
-        if self.config.baseline.enabled:
+        if measure_baseline:
             meter.begin("baseline")
             time.sleep(self.config.baseline.duration_s)
             baseline = meter.end("baseline")
-        self.emit(ProgressEvent(event="baseline_done"))
+        self.emit(ProgressEvent(event="baseline_done", detail="reused" if reused else None))
         measured = self.measure(prompts)
-        phases = Phases(build, build_skipped, tokenisation_s, load, baseline, *counter)
+        phases = Phases(
+            build, build_skipped, tokenisation_s, load, baseline, *counter, reused, refused
+        )
         written = write_timeseries()
         return self.staged(assemble(self, phases, measured, written), phases, written)
+
+    def reusable_baseline(self) -> tuple[ReusedBaseline | None, str | None]:
+        """The baseline the host offered, where it still holds: the GPUs are no warmer now,
+        with the model loaded, than during it (`ReusedBaseline.refusal`); else why not."""
+        offered = self.request.context.reused_baseline
+        if offered is None or not self.config.baseline.enabled:
+            return None, None
+        if self.config.baseline.reuse_s is None:
+            return None, "baseline.reuse_s is not set"
+        refused = offered.refusal(self.instruments.temperatures_c())
+        return (offered, None) if refused is None else (None, refused)
 
     def build(self) -> tuple[WindowEnergy | None, str | None]:
         """Compile the engine `load` will use, metered apart: (its window, or why none)."""

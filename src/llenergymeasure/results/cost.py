@@ -8,7 +8,8 @@ the container's own timings (`result.timings`) and the host's record of the cont
 - `container`: the host's wall time less the experiment process's (container start, the
   interpreter and imports, teardown);
 - `load`: the model (or engine) load, an engine build and the tokeniser with the prompt set;
-- `baseline`: the idle-power reading;
+- `baseline`: the idle-power reading (0 where the run reused an earlier run's,
+  `baseline.reuse_s`: counted in `baselines_reused`);
 - `warmup`: the warm-up (thermal included);
 - `window`: the measured window (serving: the steady-state window);
 - `other`: the rest of the experiment process (probes, a serving run's sending outside its
@@ -38,6 +39,7 @@ class RunCost:
 
     seconds: dict[str, float]
     gpus: int
+    baseline_reused: bool = False
 
     @property
     def unit(self) -> str:
@@ -74,7 +76,7 @@ def run_cost(record: RunRecord | None, result: ExperimentResult | None) -> RunCo
         **inside,
         "other": max(t.total_s - sum(inside.values()), 0.0),
     }
-    return RunCost(seconds, gpus)
+    return RunCost(seconds, gpus, result.energy.baseline_reused_from is not None)
 
 
 @dataclass
@@ -84,10 +86,12 @@ class Spent:
     total: float = 0.0
     runs: int = 0
     by_phase: dict[str, float] = field(default_factory=dict)
+    baselines_reused: int = 0  # runs that reused an earlier run's idle baseline
 
     def add(self, cost: RunCost) -> None:
         self.total += cost.total
         self.runs += 1
+        self.baselines_reused += cost.baseline_reused
         for phase, seconds in cost.seconds.items():
             self.by_phase[phase] = self.by_phase.get(phase, 0.0) + seconds * cost.held
 
@@ -95,6 +99,7 @@ class Spent:
         return {
             "total": round(self.total, 3),
             "runs": self.runs,
+            "baselines_reused": self.baselines_reused,
             "by_phase": {p: round(self.by_phase[p], 3) for p in PHASES if p in self.by_phase},
         }
 
@@ -146,6 +151,10 @@ class SearchCost:
         hours = self.unit.replace("-s", "-h")
         parts = ", ".join(f"{purpose} {s.total / 3600:.3g}" for purpose, s in self.spent.items())
         line = f"cost: {self.total / 3600:.3g} {hours} ({parts}; measured)"
+        reused = sum(s.baselines_reused for s in self.spent.values())
+        if reused:
+            runs = sum(s.runs for s in self.spent.values())
+            line += f"; {reused} of {runs} runs reused an earlier run's idle baseline"
         estimate = self.grid_estimate
         if estimate and self.of_grid is not None:
             line += (

@@ -17,6 +17,7 @@ from llenergymeasure.energy.uncertainty import (
     INTEGRAL_SAMPLING,
     Budget,
     baseline_j,
+    baseline_sem_w,
     edge_j,
     integral_sampling_j,
     update_period_s,
@@ -42,8 +43,10 @@ def test_integral_sampling_term() -> None:
 def test_baseline_term_is_the_idle_standard_error_over_the_window() -> None:
     powers = [79.0, 81.0] * 50  # 100 samples, 10 s of baseline, 1 s averaging: 10 independent
     sd = math.sqrt(sum((p - 80.0) ** 2 for p in powers) / 99)
-    assert baseline_j(powers, 10.0, 1.0, 30.0) == pytest.approx(sd / math.sqrt(10) * 30.0)
-    assert baseline_j([80.0], 10.0, 1.0, 30.0) is None
+    sem = baseline_sem_w(powers, 10.0, 1.0)
+    assert sem == pytest.approx(sd / math.sqrt(10))
+    assert baseline_j(sem, 30.0) == pytest.approx(sd / math.sqrt(10) * 30.0)
+    assert baseline_sem_w([80.0], 10.0, 1.0) is None and baseline_j(None, 30.0) is None
 
 
 def test_budget_combines_in_quadrature() -> None:

@@ -138,3 +138,12 @@ def test_the_readme_table_names_every_code() -> None:
     section = readme.split("### How far to trust a figure", 1)[1].split("\n## ", 1)[0]
     missing = [code for code in RULES if f"| `{code}` |" not in section]
     assert not missing, f"README's validity table lacks {missing}"
+
+
+def test_a_floor_from_a_reused_baseline_says_whose_it_is() -> None:
+    low = replace(CLEAN, gpus=[replace(STEADY, mean_power_w=70.0)])
+    reused = replace(low, idle_reused_from="reused from run 3_ab_c0, 40 s old")
+    (own,) = gpu_validity(low).reasons
+    (theirs,) = gpu_validity(reused).reasons
+    assert "reused" not in own.detail
+    assert "idle baseline reused from run 3_ab_c0, 40 s old" in theirs.detail

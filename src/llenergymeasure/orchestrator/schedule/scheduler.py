@@ -37,6 +37,7 @@ from llenergymeasure.orchestrator.machine import run_spec
 from llenergymeasure.orchestrator.machine.lifecycle import HostRun
 from llenergymeasure.orchestrator.machine.slots import Slot
 from llenergymeasure.orchestrator.machine.stop import EXIT_INTERRUPTED, StopState
+from llenergymeasure.orchestrator.schedule.baselines import offered_baseline
 from llenergymeasure.orchestrator.schedule.preflight import Preflight, RunOptions
 from llenergymeasure.orchestrator.schedule.sources import RunSource
 from llenergymeasure.orchestrator.schedule.study_folder import StudyFolder
@@ -226,8 +227,11 @@ class StudyScheduler:
         timeout_s = self.execution.timeout_for(estimate_run(run.config).total_s)
         # the container's own deadline follows it: none outlives its timeout, even unwatched
         request, spec = run_spec.build(run, self.ctx, image, workdir, slot, timeout_s)
-        work_files.write(workdir, WorkPaths.CONFIG, request)
         node = self.executor.node_at_start()
+        offered = offered_baseline(self.study_dir, self.manifest.record, request, node)
+        if offered is not None:
+            request = request.with_reused_baseline(offered)
+        work_files.write(workdir, WorkPaths.CONFIG, request)
         previous = self.manifest.record.runs[run.run_id]
         self.manifest.update_run(
             run.run_id,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from llenergymeasure.config.search import SearchBudget
-from llenergymeasure.contract.workdir import utc_now
+from llenergymeasure.contract.workdir import parse_utc, utc_now
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY
@@ -669,8 +669,8 @@ class SearchSource(RunSource):
             record = self.manifest.record.runs.get(trial.run_id or "")
             if record is None or record.started_at is None or trial.reused:
                 continue
-            start = _when(record.started_at)
-            end = _when(record.finished_at) if record.finished_at else now
+            start = parse_utc(record.started_at)
+            end = parse_utc(record.finished_at) if record.finished_at else now
             spans.append((start, end))
         total, reach = 0.0, None
         for start, end in sorted(spans):
@@ -692,8 +692,3 @@ class SearchSource(RunSource):
         else:
             verdict = f"infeasible: {judgement.reason}"
         self.display.note(f"  trial {cell.cell.index}.{trial.number} ({shown}): {verdict}")
-
-
-def _when(text: str) -> datetime.datetime:
-    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
