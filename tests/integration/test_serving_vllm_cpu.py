@@ -5,6 +5,7 @@ ready in time, and one killed in the middle of the load."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -127,3 +128,40 @@ def test_a_server_killed_mid_load_fails_and_keeps_the_records(tmp_path, client, 
     requests = pd.read_parquet(work / "requests.parquet")
     assert requests["end_s"].notna().any()  # the records of the requests that ended are kept
     assert read_json(work / "error.json")["type"] == "ServerFailed"
+
+
+def test_a_search_trial_whose_ttft_bound_cannot_be_met_is_pruned(tmp_path, vllm_cpu_image):
+    """TTFT p99 <= 1 ms on a CPU server: the trial's load stops once that is settled, well
+    before its 150 planned requests; the trial is infeasible and shown pruned, its requests so
+    far kept."""
+    planned = 150
+    study = _study(
+        tmp_path,
+        {"request_rate": 4, "n_requests": planned, "warmup_requests": 2, "seed": 1},
+        search={
+            "objective": {"maximize": "throughput.output_tokens_per_s"},
+            "constraints": ["latency.ttft_ms.p99 <= 1"],
+            "space": {"max_new_tokens": [8, 9]},
+            "trials": 1,
+            "confirm": {"top": 0},
+        },
+    )
+    proc = llem("run", str(study), cwd=tmp_path, timeout=900)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # nothing feasible
+    (study_dir,) = study_dirs(tmp_path)
+    (run,) = load_manifest(study_dir).runs.values()
+    assert run.error_type == "TrialPruned"
+    assert "pruned: latency.ttft_ms.p99 <= 1 cannot be met" in run.error
+    config = read_json(study_dir / "experiments" / run.run_id / "config.json")
+    assert config["context"]["prune"][0]["metric"] == "latency.ttft_ms.p99"
+    requests = pd.read_parquet(study_dir / "experiments" / run.run_id / "requests.parquet")
+    assert len(requests) == planned
+    sent = requests["sent_s"].notna().sum()
+    assert 10 <= sent < planned / 3  # stopped well before its planned requests
+
+    shown = llem("results", "show", str(study_dir), "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    search = json.loads(shown.stdout)["search"]
+    (trial,) = search["trials"]
+    assert trial["state"] == "pruned" and "cannot be met" in trial["reason"]
+    assert search["cost"]["spent"]["search"]["pruned"] == 1

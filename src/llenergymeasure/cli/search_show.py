@@ -26,6 +26,7 @@ STATE_STYLE = {
     "complete": "green",
     "infeasible": "yellow",
     "failed": "red",
+    "pruned": "magenta",
     "skipped-duplicate": "dim",
     "pending": "dim",
 }

@@ -26,6 +26,7 @@ from pydantic import (
 
 Direction = Literal["minimize", "maximize"]
 SamplerName = Literal["auto", "tpe", "gp", "nsga2", "random", "grid"]
+PrunerName = Literal["none", "constraints"]
 
 # `metric <= bound`: the comparisons a constraint may use, and how each is tested.
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -262,6 +263,12 @@ class SearchConfig(BaseModel):
         None, gt=0, description="Stop asking after the search's runs took this long, h."
     )
     confirm: Confirm = Field(default_factory=Confirm)
+    pruner: PrunerName = Field(
+        "constraints",
+        description="constraints: a serving trial (one stage) stops its load once a latency "
+        "constraint (METRIC.p50/p90/p99 <= BOUND on ttft, request or tpot) is settled against it "
+        "and is recorded pruned | none: every trial runs in full.",
+    )
 
     @field_validator("space", mode="before")
     @classmethod

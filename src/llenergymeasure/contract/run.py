@@ -6,6 +6,7 @@ from pydantic import Field
 
 from llenergymeasure.contract.baseline import ReusedBaseline
 from llenergymeasure.contract.config import ExperimentConfig, Strict
+from llenergymeasure.contract.pruning import LatencyBound
 
 REQUEST_SCHEMA_VERSION = 1
 
@@ -60,6 +61,11 @@ class RunContext(Strict):
         description="An earlier run's idle baseline the host offers in place of this run's own "
         "(baseline.reuse_s); the container measures its own where it no longer holds.",
     )
+    prune: list[LatencyBound] = Field(
+        default_factory=list,
+        description="A search trial's latency constraints: a one-stage serving run stops its "
+        "load once one is settled against it (error.json `TrialPruned`). Empty: runs in full.",
+    )
 
 
 class Placement(Strict):
@@ -79,9 +85,9 @@ class RunRequest(Strict):
     config: ExperimentConfig
     context: RunContext
 
-    def with_reused_baseline(self, offered: ReusedBaseline) -> RunRequest:
-        context = self.context.model_copy(update={"reused_baseline": offered})
-        return self.model_copy(update={"context": context})
+    def with_context(self, **changes: object) -> RunRequest:
+        """This request with its context changed (what the host adds once a run is placed)."""
+        return self.model_copy(update={"context": self.context.model_copy(update=changes)})
 
     def placed(self, placement: Placement) -> RunRequest:
         """This request where the executor placed it."""

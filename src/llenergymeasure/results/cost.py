@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llenergymeasure.contract.pruning import is_pruned
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.study.manifest_models import RunRecord
 
@@ -40,6 +41,7 @@ class RunCost:
     seconds: dict[str, float]
     gpus: int
     baseline_reused: bool = False
+    pruned: bool = False  # a search trial its container stopped early (`contract.pruning`)
 
     @property
     def unit(self) -> str:
@@ -67,7 +69,7 @@ def run_cost(record: RunRecord | None, result: ExperimentResult | None) -> RunCo
         return None
     gpus = len(record.gpu_indices)
     if result is None:
-        return RunCost({"unfinished": record.duration_s}, gpus)
+        return RunCost({"unfinished": record.duration_s}, gpus, pruned=is_pruned(record.error_type))
     t = result.timings
     load = t.load_s + (t.engine_build_s or 0.0) + t.tokenisation_s
     inside = {"load": load, "baseline": t.baseline_s, "warmup": t.warmup_s, "window": t.window_s}
@@ -87,11 +89,13 @@ class Spent:
     runs: int = 0
     by_phase: dict[str, float] = field(default_factory=dict)
     baselines_reused: int = 0  # runs that reused an earlier run's idle baseline
+    pruned: int = 0  # trials stopped early: their time is in `unfinished`
 
     def add(self, cost: RunCost) -> None:
         self.total += cost.total
         self.runs += 1
         self.baselines_reused += cost.baseline_reused
+        self.pruned += cost.pruned
         for phase, seconds in cost.seconds.items():
             self.by_phase[phase] = self.by_phase.get(phase, 0.0) + seconds * cost.held
 
@@ -100,6 +104,7 @@ class Spent:
             "total": round(self.total, 3),
             "runs": self.runs,
             "baselines_reused": self.baselines_reused,
+            "pruned": self.pruned,
             "by_phase": {p: round(self.by_phase[p], 3) for p in PHASES if p in self.by_phase},
         }
 
@@ -151,6 +156,9 @@ class SearchCost:
         hours = self.unit.replace("-s", "-h")
         parts = ", ".join(f"{purpose} {s.total / 3600:.3g}" for purpose, s in self.spent.items())
         line = f"cost: {self.total / 3600:.3g} {hours} ({parts}; measured)"
+        pruned = sum(s.pruned for s in self.spent.values())
+        if pruned:
+            line += f"; {pruned} trial(s) pruned"
         reused = sum(s.baselines_reused for s in self.spent.values())
         if reused:
             runs = sum(s.runs for s in self.spent.values())

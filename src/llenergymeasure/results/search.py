@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llenergymeasure.config.search import Objective, SearchConfig
+from llenergymeasure.contract.pruning import is_pruned
 from llenergymeasure.contract.result import ExperimentResult
 from llenergymeasure.results.cost import RunCost, SearchCost, run_cost, search_cost
 from llenergymeasure.results.flatten import metric_columns, reason_column
@@ -36,7 +37,7 @@ from llenergymeasure.study.manifest_models import (
     TrialRecord,
 )
 
-TrialState = Literal["complete", "infeasible", "failed", "skipped-duplicate", "pending"]
+TrialState = Literal["complete", "infeasible", "failed", "pruned", "skipped-duplicate", "pending"]
 # How far past feasible a trial is that yielded no figure at all (the run failed, or the
 # contract rejected its configuration): beyond any constraint's relative violation, so a
 # constrained sampler ranks it below every measured trial.
@@ -492,6 +493,8 @@ def _run_state(search: SearchConfig, run: RunData | None) -> tuple[TrialState, J
     if run is None or run.outcome in ("pending", "running", "interrupted"):
         return "pending", None
     judgement = judge_run(search, run)
+    if run.record is not None and is_pruned(run.record.error_type):
+        return "pruned", judgement
     if judgement.failed:
         return "failed", judgement
     return ("complete" if judgement.feasible else "infeasible"), judgement

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from llenergymeasure.backends.base import BackendAdapter, MemoryStats
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.contract.config import ExperimentConfig
+from llenergymeasure.contract.pruning import PRUNED, TrialPruned
 from llenergymeasure.contract.result import (
     FIGURE_SECTIONS,
     Energy,
@@ -44,6 +45,7 @@ from llenergymeasure.experiment.result import assemble
 from llenergymeasure.experiment.serving import figures, files
 from llenergymeasure.experiment.serving.loadgen import LoadGenerator
 from llenergymeasure.experiment.serving.overload import Overload
+from llenergymeasure.experiment.serving.pruning import ConstraintPrune
 from llenergymeasure.experiment.serving.rate_search import METHOD, RateSearch
 from llenergymeasure.experiment.serving.records import RequestRecord
 from llenergymeasure.experiment.serving.scraper import MetricsScraper, wait_idle
@@ -167,7 +169,7 @@ class ServingSession(Session):
         server = self.server
         workload = self.workload.at(settings)
         records = workload.records()
-        stop_check = self._overload(index, settings, records)
+        stop_check = self._stop_check(index, settings, records)
         generator = LoadGenerator(
             server.url, workload, records, server.alive, stop_check, settings.slice_s
         )
@@ -199,20 +201,29 @@ class ServingSession(Session):
             return stage
         if generator.stopped is not None:
             stage.outcome, stage.detail = "stopped_early", generator.stopped
+            if generator.stopped.startswith(PRUNED):
+                files.write_requests([stage], self.workdir / WorkPaths.REQUESTS)
+                raise TrialPruned(
+                    f"{generator.stopped}; the requests so far are in {WorkPaths.REQUESTS}"
+                )
         else:
             self._figures(stage)
         if self.serving.staged:
             wait_idle(server.url, IDLE_TIMEOUT_S)
         return stage
 
-    def _overload(
+    def _stop_check(
         self, index: int, settings: ServingConfig, records: list[RequestRecord]
-    ) -> Overload | None:
-        """find_max_rate's early stop; never for its first stage, so the run has figures."""
+    ) -> Overload | ConstraintPrune | None:
+        """find_max_rate's early stop (never for its first stage, so the run has figures); a
+        search trial's constraint settled against it (a one-stage run only)."""
         search = self.serving.find_max_rate
-        if search is None or not search.stop_overloaded or index == 0:
-            return None
-        return Overload(records, settings.slo, search.goodput_bound)
+        if search is not None and search.stop_overloaded and index > 0:
+            return Overload(records, settings.slo, search.goodput_bound)
+        bounds = self.request.context.prune
+        if bounds and not self.serving.staged and search is None:
+            return ConstraintPrune(records, bounds)
+        return None
 
     def _figures(self, stage: StageRun) -> None:
         """The stage's steady state, goodput and window energy; `unmeasured` where it has none."""

@@ -230,7 +230,10 @@ class StudyScheduler:
         node = self.executor.node_at_start()
         offered = offered_baseline(self.study_dir, self.manifest.record, request, node)
         if offered is not None:
-            request = request.with_reused_baseline(offered)
+            request = request.with_context(reused_baseline=offered)
+        prune = self.source.prune_bounds(run)
+        if prune:
+            request = request.with_context(prune=prune)
         work_files.write(workdir, WorkPaths.CONFIG, request)
         previous = self.manifest.record.runs[run.run_id]
         self.manifest.update_run(

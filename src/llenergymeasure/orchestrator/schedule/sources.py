@@ -6,6 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 
+from llenergymeasure.contract.pruning import LatencyBound
 from llenergymeasure.study.manifest_models import RunRecord
 from llenergymeasure.study.models import PlannedRun
 
@@ -51,6 +52,11 @@ class RunSource(ABC):
     def exit_code(self, failed: list[RunRecord]) -> int:
         """The study's exit code once every run has its outcome: 1 if some did not complete."""
         return 1 if failed else 0
+
+    def prune_bounds(self, run: PlannedRun) -> list[LatencyBound]:
+        """Constraints the run's container may stop its load on (a search's trials; a grid's
+        runs are measured in full)."""
+        return []
 
 
 class PlannedRuns(RunSource):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from llenergymeasure.config.search import SearchBudget
+from llenergymeasure.contract.pruning import LatencyBound
 from llenergymeasure.contract.workdir import parse_utc, utc_now
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.schedule.search import stopping
@@ -310,6 +311,14 @@ class SearchSource(RunSource):
                 self._race_on(cell)
 
     learns_from_failures = True
+
+    def prune_bounds(self, run: PlannedRun) -> list[LatencyBound]:
+        """A serving trial's latency constraints (`search.pruner: constraints`); never a
+        re-measurement's or a race's (cycle >= 1): those are the measurements that decide."""
+        if self.search.pruner == "none" or run.cycle != 0 or run.config.mode != "serving":
+            return []
+        bounds = (LatencyBound.of(c.metric, c.op, c.bound) for c in self.search.constraints)
+        return [bound for bound in bounds if bound is not None]
 
     def exit_code(self, failed: list[RunRecord]) -> int:
         """0 when some trial met every constraint, else 1 (failed trials are what it learnt)."""

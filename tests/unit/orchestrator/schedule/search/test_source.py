@@ -519,3 +519,28 @@ def test_a_smaller_budget_stops_at_once_and_a_spent_space_stays_stopped(tmp_path
     resumed = search_run(tmp_path / "spent", more, flat, study_dir=spent_dir)
     assert resumed.run() == 0 and resumed.executor.started == []
     assert load_manifest(spent_dir).search.budgets[0].reopened == []
+
+
+def test_only_a_serving_trial_is_given_its_latency_constraints_to_prune_on(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    constraints = ["latency.ttft_ms.p99 <= 200", f"{TOK} >= 10", "latency.itl_ms.p99 <= 9"]
+    study = search_study(space_2d(trials=2, constraints=constraints, confirm={"top": 0}))
+    source = search_run(tmp_path, study, bowl).scheduler.source
+
+    def run(cycle: int, mode: str) -> SimpleNamespace:
+        return SimpleNamespace(cycle=cycle, config=SimpleNamespace(mode=mode))
+
+    (bound,) = source.prune_bounds(run(0, "serving"))
+    assert (bound.metric, bound.op, bound.bound) == ("latency.ttft_ms.p99", "<=", 200.0)
+    assert source.prune_bounds(run(1, "serving")) == []  # a race's or re-measurement's run
+    assert source.prune_bounds(run(0, "offline")) == []
+    off = search_study(
+        space_2d(trials=2, constraints=constraints, pruner="none", confirm={"top": 0})
+    )
+    assert (
+        search_run(tmp_path / "off", off, bowl).scheduler.source.prune_bounds(run(0, "serving"))
+        == []
+    )
