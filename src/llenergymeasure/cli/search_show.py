@@ -49,6 +49,8 @@ def print_search(console: Console, view: SearchView) -> None:
         f"\n[bold]Search[/]: {shown(goals)}, subject to {shown(subject)} "
         f"(sampler {search.sampler}, seed {search.seed})"
     )
+    for line in view.warm_lines():
+        console.print(line)
     for change in view.budgets:
         console.print(f"budget changed on resume at {change.text()}")
     for cell in view.cells:

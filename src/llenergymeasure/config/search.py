@@ -263,6 +263,12 @@ class SearchConfig(BaseModel):
         None, gt=0, description="Stop asking after the search's runs took this long, h."
     )
     confirm: Confirm = Field(default_factory=Confirm)
+    warm_start: list[str] = Field(
+        default_factory=list,
+        description="Study folders of earlier searches (relative to the study file): their "
+        "trials of this search's configurations are told to the sampler before its first ask, "
+        "where they ran on the same image and GPUs.",
+    )
     pruner: PrunerName = Field(
         "constraints",
         description="constraints: a serving trial (one stage) stops its load once a latency "

@@ -321,6 +321,7 @@ def _search(study: StudyData) -> dict[str, Any] | None:
         "constraints": "; ".join(str(c) for c in search.constraints) or "none",
         "sampler": f"{search.sampler} (seed {search.seed})",
         "budget_changes": [change.text() for change in view.budgets],
+        "warm": view.warm_lines(),
         "cells": cells,
     }
 

@@ -35,6 +35,7 @@ from llenergymeasure.study.manifest_models import (
     RaceRecord,
     SearchRecord,
     TrialRecord,
+    WarmRecord,
 )
 
 TrialState = Literal["complete", "infeasible", "failed", "pruned", "skipped-duplicate", "pending"]
@@ -344,6 +345,18 @@ class SearchView:
     search: SearchConfig  # under the budget in effect
     cells: list[CellView]
     budgets: list[BudgetRecord] = field(default_factory=list)  # each change, in order
+    warm: list[WarmRecord] = field(default_factory=list)  # earlier searches' trials told first
+
+    def warm_lines(self) -> list[str]:
+        """What a warm start told each cell, a line per earlier study and cell."""
+        told: dict[tuple[str, int], list[WarmRecord]] = {}
+        for record in self.warm:
+            told.setdefault((record.study_id, record.cell), []).append(record)
+        return [
+            f"warm-started cell {cell} with {len(records)} trial(s) of {study_id} "
+            f"({sum(r.feasible for r in records)} feasible)"
+            for (study_id, cell), records in told.items()
+        ]
 
     @property
     def trials(self) -> list[TrialView]:
@@ -374,6 +387,7 @@ class SearchView:
             "seed": search.seed,
             "budget": search.budget.model_dump(mode="json"),
             "budget_changes": [b.model_dump(mode="json") for b in self.budgets],
+            "warm_start": [w.model_dump(mode="json") for w in self.warm],
             "space_size": search.space_size(),  # a grid's configurations (None: continuous)
             "best": cells[0]["best"] if len(cells) == 1 else None,
             "cost": cells[0]["cost"] if len(cells) == 1 else None,  # per cell in `cells`
@@ -435,7 +449,9 @@ def search_view(study: StudyData) -> SearchView | None:
         for cell in cells:
             _confirmation(search, cell, record, by_id)
             cell.cost = _cost(search, cell, record, by_id)
-    return SearchView(search, cells, list(record.budgets) if record else [])
+    return SearchView(
+        search, cells, list(record.budgets) if record else [], list(record.warm) if record else []
+    )
 
 
 def _cost(

@@ -11,7 +11,8 @@
   a race's, or a new incumbent's re-measurement), `{"kind": "race", ...}` (where a round of a
   cell's race left it: a RaceRecord), `{"kind": "search_stop", "cell": i, "reason": ...}` (a
   cell's search stopped asking), `{"kind": "budget", ...}` (a resume changed the search's
-  budget: a BudgetRecord; the cells it reopens are no longer stopped).
+  budget: a BudgetRecord; the cells it reopens are no longer stopped), `{"kind": "warm", ...}`
+  (an earlier search's trial told before the first ask: a WarmRecord).
 
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
@@ -41,6 +42,7 @@ from llenergymeasure.study.manifest_models import (
     StudyRecord,
     StudyStatus,
     TrialRecord,
+    WarmRecord,
 )
 from llenergymeasure.study.untrusted import UntrustedFile, create_new, open_checked
 
@@ -84,7 +86,7 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     return record, good_bytes
 
 
-SEARCH_KINDS = ("trial", "confirm", "race", "search_stop", "budget")
+SEARCH_KINDS = ("trial", "confirm", "race", "search_stop", "budget", "warm")
 
 
 def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> None:
@@ -96,6 +98,8 @@ def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> 
         search.races.append(RaceRecord.model_validate(entry))
     elif kind == "budget":
         _change_budget(search, BudgetRecord.model_validate(entry))
+    elif kind == "warm":
+        search.warm.append(WarmRecord.model_validate(entry))
     else:
         search.stopped[int(entry["cell"])] = str(entry["reason"])
 
@@ -202,6 +206,11 @@ class Manifest:
     def stop_search(self, cell: int, reason: str) -> None:
         self._search().stopped[cell] = reason
         self._append({"kind": "search_stop", "cell": cell, "reason": reason})
+
+    def add_warm(self, warm: list[WarmRecord]) -> None:
+        for record in warm:
+            self._search().warm.append(record)
+            self._append({"kind": "warm", **record.model_dump(mode="json")})
 
     def change_budget(self, change: BudgetRecord) -> None:
         _change_budget(self._search(), change)

@@ -176,6 +176,23 @@ class RaceRecord(BaseModel):
     )
 
 
+class WarmRecord(BaseModel):
+    """A trial of an earlier search told to a cell's sampler before its first ask
+    (`search.warm_start`): recorded once, replayed on --resume without reading the folder
+    again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: int = Field(ge=0)
+    study_id: str = Field(description="The earlier study's folder name.")
+    run_id: str = Field(description="Its run that measured the trial.")
+    params: dict[str, Any]
+    config_hash: str
+    values: list[float] = Field(description="Told objective values (this search's judgement).")
+    violations: list[float] = Field(description="Told constraint violations: > 0 violated.")
+    feasible: bool
+
+
 class BudgetRecord(BaseModel):
     """A search resumed with another budget: the budget from then on, and the cells whose stop
     it no longer justified (reopened: they ask again and race again)."""
@@ -205,6 +222,9 @@ class SearchRecord(BaseModel):
     )
     budgets: list[BudgetRecord] = Field(
         default_factory=list, description="Each change of the search's budget, in order."
+    )
+    warm: list[WarmRecord] = Field(
+        default_factory=list, description="Earlier searches' trials told before the first ask."
     )
 
     def budget(self, planned: SearchBudget) -> SearchBudget:

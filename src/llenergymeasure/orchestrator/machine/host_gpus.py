@@ -35,6 +35,11 @@ def gpu_uuids(indices: list[int]) -> dict[int, str] | str:
     return _per_gpu(indices, lambda gpu: gpu.uuid())
 
 
+def identities(indices: list[int]) -> dict[int, tuple[str, str]] | str:
+    """Physical GPU index -> (name, driver version), or why they cannot be read."""
+    return _per_gpu(indices, lambda gpu: (gpu.name(), gpu.driver_version()))
+
+
 def compute_processes(indices: list[int]) -> dict[int, list[int]] | str:
     """Host PIDs of the compute processes on each GPU, or why they cannot be read."""
     return _per_gpu(indices, lambda gpu: gpu.compute_pids())

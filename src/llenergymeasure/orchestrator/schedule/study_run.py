@@ -7,11 +7,13 @@ confirmation); `preflight.py` resolves what the study runs with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.executors.base import StudyAt, executor_class
+from llenergymeasure.orchestrator.machine import host_gpus
 from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
 from llenergymeasure.orchestrator.machine.lifecycle import Machine
 from llenergymeasure.orchestrator.machine.locks import writer_lock
@@ -26,6 +28,8 @@ from llenergymeasure.orchestrator.schedule.study_folder import (
     open_study,
     runs_to_do,
 )
+from llenergymeasure.study.manifest_models import WarmRecord
+from llenergymeasure.study.search_space import Cell
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ def run_source(
         SearchSource,  # Optuna: searches only
     )
 
+    search = pre.study.search
+    assert search is not None
     return SearchSource(
         folder.search,
         folder.manifest,
@@ -95,5 +101,30 @@ def run_source(
         inputs_dir=pre.planned.source_dir,
         max_open=pre.study.execution.max_parallel,
         display=display,
-        budget=pre.study.search.budget if pre.study.search is not None else None,
+        budget=search.budget,
+        warm=_warm_finder(pre, display) if search.warm_start else None,
     )
+
+
+def _warm_finder(pre: Preflight, display: Display) -> Callable[[list[Cell]], list[WarmRecord]]:
+    """`search.warm_start`'s trials for the search's cells, judged against this study's
+    environment (its images; its GPUs' names and driver, where the host reads them)."""
+    from llenergymeasure.orchestrator.schedule.search.warm_start import (
+        Environment,
+        warm_records,
+    )
+
+    def find(cells: list[Cell]) -> list[WarmRecord]:
+        gpus = None
+        if pre.gpu_uuids:
+            found = host_gpus.identities(sorted(pre.gpu_uuids))
+            gpus = None if isinstance(found, str) else list(found.values())
+        environment = Environment({b: image.id for b, image in pre.images.items()}, gpus)
+        search = pre.study.search
+        assert search is not None
+        records, notes = warm_records(search, cells, pre.planned.source_dir, environment)
+        for note in notes:
+            display.note(note)
+        return records
+
+    return find

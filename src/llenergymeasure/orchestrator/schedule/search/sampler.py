@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from llenergymeasure.config.search import Range, SearchConfig
 from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY, chance_better
 from llenergymeasure.results.search import Judgement
+from llenergymeasure.study.manifest_models import WarmRecord
 from llenergymeasure.study.sampler_choice import (
     SamplerChoice,
     choose_sampler,
@@ -53,6 +54,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 # the judgement of the trial's run.
 _RECOMPUTED_ATTRS = ("constraints",)
 _ASKED = (TrialState.COMPLETE, TrialState.RUNNING)
+WARM_KEY = "llem:warm"  # a trial of an earlier search, told before the first ask
 
 
 class AskTellGridSampler(GridSampler):
@@ -65,7 +67,9 @@ class AskTellGridSampler(GridSampler):
 
 class FreshGPSampler(GPSampler):
     """Optuna's GP sampler, less its suggestions of a point the cell has already asked for
-    (measured, or being measured): such a suggestion is dropped for the sampler's independent
+    (measured, or being measured; an earlier search's warm-start trial does not count: its
+    configuration is yet to be measured here): such a suggestion is dropped for the sampler's
+    independent
     draw (random, of the same seed). On a small discrete space the GP keeps proposing its
     incumbent (its expected improvement stays highest there under noise), the source only
     reuses that run, and the search stalls until it counts as exhausted (1 search in 20 on
@@ -90,7 +94,7 @@ class FreshGPSampler(GPSampler):
         if params and any(
             all(other.params.get(name) == value for name, value in params.items())
             for other in study.get_trials(deepcopy=False, states=_ASKED)
-            if other.number != trial.number
+            if other.number != trial.number and WARM_KEY not in other.system_attrs
         ):
             return {}
         return params
@@ -168,8 +172,12 @@ def derived_seed(seed: int, cell: int, number: int) -> int:
 def constraint_values(judgement: Judgement) -> dict[str, float]:
     """Named violations: `measured` (the run gave its figures), then c0, c1, ... (one per
     search.constraints entry)."""
-    names = ["measured", *(f"c{i}" for i in range(len(judgement.violations) - 1))]
-    return dict(zip(names, judgement.violations, strict=True))
+    return _named(judgement.violations)
+
+
+def _named(violations: list[float]) -> dict[str, float]:
+    names = ["measured", *(f"c{i}" for i in range(len(violations) - 1))]
+    return dict(zip(names, violations, strict=True))
 
 
 class CellSampler:
@@ -219,6 +227,20 @@ class CellSampler:
         frozen = self.study.get_trials(deepcopy=False)[trial.number]
         notes = {k: v for k, v in frozen.system_attrs.items() if k not in _RECOMPUTED_ATTRS}
         return self.ordinals.to_values(trial.params), notes
+
+    def warm(self, records: list[WarmRecord]) -> None:
+        """Earlier searches' trials, told as finished before the first ask."""
+        for record in records:
+            self.study.add_trial(
+                create_trial(
+                    state=TrialState.COMPLETE,
+                    values=record.values,
+                    params=self.ordinals.to_internal(record.params),
+                    distributions=self.distributions,
+                    system_attrs={WARM_KEY: f"{record.study_id}/{record.run_id}"},
+                    constraints=_named(record.violations),
+                )
+            )
 
     def tell(
         self, number: int, params: dict[str, Any], notes: dict[str, Any], judgement: Judgement

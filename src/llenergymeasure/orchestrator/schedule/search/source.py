@@ -20,6 +20,7 @@ numbered 1, 2...); a smaller budget stops a cell at its next look.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,7 @@ from llenergymeasure.study.manifest_models import (
     RunRecord,
     SearchRecord,
     TrialRecord,
+    WarmRecord,
 )
 from llenergymeasure.study.models import PlannedRun, SearchPlan
 from llenergymeasure.study.sampler_choice import sampler_note
@@ -163,8 +165,11 @@ class SearchSource(RunSource):
         max_open: int,
         display: Display,
         budget: SearchBudget | None = None,
+        warm: Callable[[list[Cell]], list[WarmRecord]] | None = None,
     ) -> None:
-        """`budget`: the study file's, where it may differ from the one the folder ran under."""
+        """`budget`: the study file's, where it may differ from the one the folder ran under;
+        `warm`: the earlier searches' trials to tell its cells (`warm_start.py`), asked for
+        only by a search that has asked nothing yet."""
         record = manifest.record.search
         planned = plan.search.budget
         self.budget_before = record.budget(planned) if record is not None else planned
@@ -181,6 +186,7 @@ class SearchSource(RunSource):
         if missing:  # a kill between a trial's line and its run's record
             manifest.add_runs(missing)
         self.cells = [CellSearch(cell, CellSampler(self.search, cell)) for cell in self.runs.cells]
+        self._warm_start(warm)
         note = sampler_note(self.search)
         if note is not None:
             display.note(note)
@@ -190,6 +196,19 @@ class SearchSource(RunSource):
         self.next_cell = 0
         super().__init__([r for r in self.runs.runs if not self._ended(r.run_id)])
         self._replay()
+
+    def _warm_start(self, warm: Callable[[list[Cell]], list[WarmRecord]] | None) -> None:
+        """Tell each cell's sampler the earlier searches' trials: those recorded, or, before
+        the first ask, those `warm` finds (recorded first)."""
+        record = self.manifest.record.search
+        if warm is not None and (record is None or not (record.trials or record.warm)):
+            self.manifest.add_warm(warm(self.runs.cells))
+            record = self.manifest.record.search
+        if record is None:
+            return
+        for cell in self.cells:
+            told = [w for w in record.warm if w.cell == cell.cell.index]
+            cell.sampler.warm(told)
 
     # the record, replayed --------------------------------------------------------------------
     def _replay(self) -> None:

@@ -544,3 +544,71 @@ def test_only_a_serving_trial_is_given_its_latency_constraints_to_prune_on(
         search_run(tmp_path / "off", off, bowl).scheduler.source.prune_bounds(run(0, "serving"))
         == []
     )
+
+
+def test_a_warm_started_search_is_told_an_earlier_searchs_trials_first(tmp_path: Path) -> None:
+    """A second search of the same configurations, warm-started from the first's folder: its
+    sampler knows the first's trials before its first ask (recorded as `warm` lines, replayed
+    on resume), so it runs the first search's best configuration within its first runs."""
+    first = search_study(space_2d(trials=25, confirm={"top": 0}))
+    search_run(tmp_path / "a", first, bowl).run()
+    first_view = search_view(load_study_results(tmp_path / "a" / "study"))
+    best = first_view.cells[0].best_trial(first_view.search)
+
+    second = search_study(
+        space_2d(trials=12, seed=11, sampler="gp", warm_start=["a/study"], confirm={"top": 0})
+    )
+    run = search_run(tmp_path, second, bowl)
+    assert run.run() == 0
+    record = load_manifest(tmp_path / "study").search
+    assert len(record.warm) == 25 and {w.study_id for w in record.warm} == {"study"}
+    assert any("25 earlier trial(s) told to cell(s) 0" in note for note in run.notes)
+    view = search_view(load_study_results(tmp_path / "study"))
+    # its first ask is the model's, not a random start: as good as the first search's best
+    assert view.cells[0].trials[0].values[0] <= best.values[0]
+    assert view.warm_lines() == ["warm-started cell 0 with 25 trial(s) of study (25 feasible)"]
+
+    # a resume replays the recorded lines: the folder is not read again
+    import shutil
+
+    shutil.rmtree(tmp_path / "a")
+    again = search_run(tmp_path, second, bowl, study_dir=tmp_path / "study")
+    assert again.run() == 0 and again.executor.started == []
+    assert len(load_manifest(tmp_path / "study").search.warm) == 25
+
+
+def test_a_warm_start_from_another_image_is_refused_naming_it(tmp_path: Path) -> None:
+    from llenergymeasure.errors import UserError
+    from llenergymeasure.orchestrator.schedule.search.warm_start import (
+        Environment,
+        warm_records,
+    )
+    from llenergymeasure.study.search_space import cells_of
+
+    first = search_study(space_2d(trials=3, confirm={"top": 0}))
+    search_run(tmp_path / "a", first, bowl).run()
+    plan = load_study_results(tmp_path / "a" / "study").search
+    cells = cells_of(plan)
+    other = Environment({"pytorch": "sha256:" + "f" * 64}, None)
+    with pytest.raises(UserError, match=r"a/study: run .* ran on image sha256:.*, this study's"):
+        warm_records(
+            plan.search.model_copy(update={"warm_start": ["a/study"]}), cells, tmp_path, other
+        )
+    record = load_manifest(tmp_path / "a" / "study")
+    image = next(iter(record.runs.values())).image_id
+    same = Environment({"pytorch": image}, None)
+    wider = plan.search.model_copy(update={"warm_start": ["a/study"]})
+    found, notes = warm_records(wider, cells, tmp_path, same)
+    assert len(found) == 3 and "3 earlier trial(s)" in notes[0]
+
+
+def test_a_warm_start_of_other_configurations_tells_nothing_and_says_so(tmp_path: Path) -> None:
+    search_run(tmp_path / "a", search_study(space_2d(trials=3, confirm={"top": 0})), bowl).run()
+    other = search_study(
+        space_2d(trials=2, warm_start=["a/study"], confirm={"top": 0}),
+        defaults={"max_input_tokens": 1024},  # another workload: not the same configurations
+    )
+    run = search_run(tmp_path, other, bowl)
+    assert run.run() == 0
+    assert load_manifest(tmp_path / "study").search.warm == []
+    assert any("none of its trials is a configuration of this search" in n for n in run.notes)
