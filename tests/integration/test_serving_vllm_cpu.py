@@ -144,6 +144,7 @@ def test_a_search_trial_whose_ttft_bound_cannot_be_met_is_pruned(tmp_path, vllm_
             "space": {"max_new_tokens": [8, 9]},
             "trials": 1,
             "confirm": {"top": 0},
+            "pruner": "constraints",
         },
     )
     proc = llem("run", str(study), cwd=tmp_path, timeout=900)

@@ -270,10 +270,11 @@ class SearchConfig(BaseModel):
         "where they ran on the same image and GPUs.",
     )
     pruner: PrunerName = Field(
-        "constraints",
-        description="constraints: a serving trial (one stage) stops its load once a latency "
-        "constraint (METRIC.p50/p90/p99 <= BOUND on ttft, request or tpot) is settled against it "
-        "and is recorded pruned | none: every trial runs in full.",
+        "none",
+        description="none: every trial runs in full | constraints: a serving trial (one stage) "
+        "stops its load once a latency constraint (METRIC.p50/p90/p99 <= BOUND on ttft, request "
+        "or tpot) is settled against it and is recorded pruned (off by default: see the README "
+        "for what it saved and cost on the benchmark landscapes).",
     )
 
     @field_validator("space", mode="before")

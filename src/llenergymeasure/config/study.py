@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,11 +30,13 @@ from llenergymeasure.config.executors import (
 )
 from llenergymeasure.config.merge import deep_merge, flatten_sweep
 from llenergymeasure.config.search import SearchConfig
-from llenergymeasure.config.source import SourceMap
 from llenergymeasure.contract.backends import BACKEND_TABLE
 from llenergymeasure.contract.config import Backend
 from llenergymeasure.errors import UserError
 from llenergymeasure.version import __version__
+
+if TYPE_CHECKING:  # the YAML reader: only where a study is read from a file
+    from llenergymeasure.config.source import SourceMap
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 

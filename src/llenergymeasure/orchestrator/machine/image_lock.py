@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from llenergymeasure.contract.workdir import atomic_write_text
 from llenergymeasure.errors import UserError
 from llenergymeasure.ids import short_id
 from llenergymeasure.study.untrusted import UntrustedFile, read_bytes
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 LOCK_SCHEMA_VERSION = 1
 LOCK_SUFFIX = ".lock.yaml"
@@ -61,6 +63,8 @@ def lock_path_for(study_file: Path) -> Path:
 
 
 def _yaml() -> YAML:
+    from ruamel.yaml import YAML  # here: a cluster node's start loads no YAML reader
+
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.width = 4096  # keep each `sha256:...` on its key's line
@@ -90,6 +94,8 @@ def load_lock(path: Path, owner: int | None = None) -> StudyLock:
         raise UserError(
             f"{path}: no lock file", hint=f"write one with `llem images lock {_study_for(path)}`"
         )
+    from ruamel.yaml.error import YAMLError
+
     try:
         text = read_bytes(path, LOCK_CAP, owner=owner, sole_writer=owner is not None)
         raw = _yaml().load(text.decode("utf-8", errors="replace"))

@@ -527,7 +527,9 @@ def test_only_a_serving_trial_is_given_its_latency_constraints_to_prune_on(
     from types import SimpleNamespace
 
     constraints = ["latency.ttft_ms.p99 <= 200", f"{TOK} >= 10", "latency.itl_ms.p99 <= 9"]
-    study = search_study(space_2d(trials=2, constraints=constraints, confirm={"top": 0}))
+    study = search_study(
+        space_2d(trials=2, constraints=constraints, pruner="constraints", confirm={"top": 0})
+    )
     source = search_run(tmp_path, study, bowl).scheduler.source
 
     def run(cycle: int, mode: str) -> SimpleNamespace:
@@ -538,7 +540,7 @@ def test_only_a_serving_trial_is_given_its_latency_constraints_to_prune_on(
     assert source.prune_bounds(run(1, "serving")) == []  # a race's or re-measurement's run
     assert source.prune_bounds(run(0, "offline")) == []
     off = search_study(
-        space_2d(trials=2, constraints=constraints, pruner="none", confirm={"top": 0})
+        space_2d(trials=2, constraints=constraints, confirm={"top": 0})  # the default: none
     )
     assert (
         search_run(tmp_path / "off", off, bowl).scheduler.source.prune_bounds(run(0, "serving"))
