@@ -77,3 +77,18 @@ def test_search_efficiency_reports_every_figure_in_range() -> None:
     assert tpe["runs"] == runs  # the same runs per seed as the search made
     assert tpe["winner_within"] in (0.0, 0.5, 1.0) and tpe["within_any"] in (0.0, 0.5, 1.0)
     assert figures["wall_s"]["total"] > 0
+
+
+def test_search_gpu_time_prices_every_variant_against_the_grid() -> None:
+    """One seed on the 400-point landscape: each variant's GPU time is a share of the grid's,
+    the shared baseline never costs more than none, and the warm start is counted."""
+    proc = _bench(
+        "benchmarks/search_gpu_time.py", "--seeds", "1",
+        "--landscape", "benchmarks/landscapes/checks/smooth_2d.py",
+    )  # fmt: skip
+    assert "MODELLED GPU time" in proc.stdout
+    row = proc.stdout.strip().splitlines()[-1].split()
+    assert row[0] == "smooth_2d" and row[1] == "400"
+    plain, baseline, pruning, both = (float(cell.rstrip("%")) for cell in row[2:6])
+    assert 0 < baseline < plain < 100 and 0 < both <= pruning < 100
+    assert row[-3].endswith("%") and row[-2].endswith("%")  # warm start: same, as good
