@@ -19,7 +19,6 @@ MIN_REQUESTS = 10  # measured requests judged before any verdict
 # The chance of pruning a trial that meets its bound, per look; the container looks once per
 # slice, so a run of a few hundred looks is wrongly pruned well under 5 % of the time.
 ALPHA_PER_LOOK = 1e-4
-PRUNED = "pruned: "  # how a stop reason of this rule begins
 
 
 class TrialPruned(Exception):
@@ -68,7 +67,7 @@ class LatencyBound(Strict):
         if p >= ALPHA_PER_LOOK:
             return None
         return (
-            f"{PRUNED}{self.metric} {self.op} {self.bound:g} cannot be met: {within} of "
+            f"pruned: {self.metric} {self.op} {self.bound:g} cannot be met: {within} of "
             f"{judged} measured requests within it (P = {p:.1e} were it met)"
         )
 

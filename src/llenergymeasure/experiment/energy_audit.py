@@ -3,6 +3,7 @@ instrument uncertainty budget, and the validity of the GPU and CPU figures."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -193,10 +194,15 @@ class EnergyAudit:
             return None, "baseline disabled in the config"
         if base.gpu_j is None:
             return None, base.gpu_reason or "baseline GPU energy was not measured"
-        term = baseline_j(self._baseline_sem_w(base), self.window.duration_s)
+        term = baseline_j(self._baseline_sem_w, self.window.duration_s)
         return term, "fewer than two baseline power samples"
 
-    def _baseline_sem_w(self, base: WindowEnergy) -> float | None:
+    @functools.cached_property
+    def _baseline_sem_w(self) -> float | None:
+        """This run's own baseline's standard error (the term and the record read it)."""
+        base = self.phases.baseline
+        if base is None:
+            return None
         _, powers = _per_instant([r for r in self.rows if base.start_s <= r.t_s <= base.end_s])
         return baseline_sem_w(powers, base.duration_s, self._power_period_s())
 
@@ -223,7 +229,7 @@ class EnergyAudit:
                 if base.per_gpu_j is not None
                 else None
             ),
-            gpu_sem_w=self._baseline_sem_w(base) if base.gpu_j is not None else None,
+            gpu_sem_w=self._baseline_sem_w if base.gpu_j is not None else None,
             cpu_w=cpu,
             max_temperature_c=warmest if self.info and len(warmest) == len(self.info) else None,
         )

@@ -582,9 +582,8 @@ def _confirmation(
     mine = [c for c in record.confirms if c.cell == cell.cell]
     cell.remeasured = sum(1 for c in mine if c.purpose == "remeasure")
     cell.race_number = record.race_number(cell.cell)  # an earlier race's runs: cost only
-    raced = [c for c in mine if c.purpose == "race" and c.race == cell.race_number]
+    cell.rounds, raced = record.current_race(cell.cell)
     cell.earlier_race_runs = sum(1 for c in mine if c.purpose == "race") - len(raced)
-    cell.rounds = [r for r in record.races if (r.cell, r.race) == (cell.cell, cell.race_number)]
     order = cell.rounds[0].candidates if cell.rounds else []
     hashes = list(dict.fromkeys([*order, *(c.config_hash for c in raced)]))
     candidates: list[Candidate] = []

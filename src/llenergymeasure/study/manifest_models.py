@@ -235,6 +235,14 @@ class SearchRecord(BaseModel):
         """The cell's current race: how many times a budget change reopened it."""
         return sum(cell in change.reopened for change in self.budgets)
 
+    def current_race(self, cell: int) -> tuple[list[RaceRecord], list[ConfirmRecord]]:
+        """The cell's current race: its rounds and its runs (an earlier race a reopening
+        superseded is in neither)."""
+        number = self.race_number(cell)
+        rounds = [r for r in self.races if (r.cell, r.race) == (cell, number)]
+        runs = [c for c in self.confirms if (c.cell, c.race, c.purpose) == (cell, number, "race")]
+        return rounds, runs
+
 
 class StudyRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from llenergymeasure.backends.base import BackendAdapter, MemoryStats
 from llenergymeasure.backends.shape import shape_from_config
 from llenergymeasure.contract.config import ExperimentConfig
-from llenergymeasure.contract.pruning import PRUNED, TrialPruned
+from llenergymeasure.contract.pruning import TrialPruned
 from llenergymeasure.contract.result import (
     FIGURE_SECTIONS,
     Energy,
@@ -201,7 +201,7 @@ class ServingSession(Session):
             return stage
         if generator.stopped is not None:
             stage.outcome, stage.detail = "stopped_early", generator.stopped
-            if generator.stopped.startswith(PRUNED):
+            if isinstance(stop_check, ConstraintPrune):
                 files.write_requests([stage], self.workdir / WorkPaths.REQUESTS)
                 raise TrialPruned(
                     f"{generator.stopped}; the requests so far are in {WorkPaths.REQUESTS}"

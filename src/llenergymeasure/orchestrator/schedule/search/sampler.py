@@ -69,11 +69,10 @@ class FreshGPSampler(GPSampler):
     """Optuna's GP sampler, less its suggestions of a point the cell has already asked for
     (measured, or being measured; an earlier search's warm-start trial does not count: its
     configuration is yet to be measured here): such a suggestion is dropped for the sampler's
-    independent
-    draw (random, of the same seed). On a small discrete space the GP keeps proposing its
-    incumbent (its expected improvement stays highest there under noise), the source only
-    reuses that run, and the search stalls until it counts as exhausted (1 search in 20 on
-    benchmarks/search_samplers.py's cat-oom-4d; none with this).
+    independent draw (random, of the same seed). On a small discrete space the GP keeps
+    proposing its incumbent (its expected improvement stays highest there under noise), the
+    source only reuses that run, and the search stalls until it counts as exhausted (1 search
+    in 20 on benchmarks/search_samplers.py's cat-oom-4d; none with this).
 
     Each ask the model answers also notes, in the trial's sampler notes, the chance that an
     untried configuration beats the incumbent by more than `min_improvement`

@@ -235,16 +235,9 @@ class SearchSource(RunSource):
     def _replay_race(self, cell: CellSearch, record: SearchRecord) -> None:
         """The cell's race as recorded: its candidates (round 0), its runs, its decided rounds
         (replayed as recorded, never decided again)."""
-        rounds = [
-            r for r in record.races if (r.cell, r.race) == (cell.cell.index, cell.race_number)
-        ]
+        rounds, raced = record.current_race(cell.cell.index)
         if not rounds:
             return
-        raced = [
-            c
-            for c in record.confirms
-            if (c.cell, c.race, c.purpose) == (cell.cell.index, cell.race_number, "race")
-        ]
         params = {c.config_hash: c.params for c in raced}
         for trial in cell.trials:
             if trial.config_hash is not None:
