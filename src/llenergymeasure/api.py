@@ -14,11 +14,11 @@ handlers are installed only in the main thread and restored on return; elsewhere
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from llenergymeasure.study.manifest_models import RunRecord, StudyRecord
 if TYPE_CHECKING:  # pandas, scipy and the results readers load only when results are read
     import pandas as pd
 
+    from llenergymeasure.results.load import StudyData
     from llenergymeasure.results.search import SearchView
 
 StudySource = str | Path | StudyConfig
@@ -45,17 +46,55 @@ StudySource = str | Path | StudyConfig
 
 @dataclass(frozen=True)
 class StudyResult:
-    """A study folder as its records say: the manifest, every run, every configuration."""
+    """A study folder as its records say: the manifest, every run, every configuration. Each
+    is read from the folder when first asked for (and kept): `llem run`, which needs only the
+    exit code, never reads them."""
 
     study_dir: Path
-    manifest: StudyRecord
-    runs: pd.DataFrame  # one row per planned run, failed and pending ones included
-    configurations: pd.DataFrame  # one row per configuration: counts, mean/std/CI/CV
     # What `llem run` exits with: 0 all completed, 1 some did not, 130 interrupted, None when
     # loaded from a folder rather than run.
     exit_code: int | None = None
-    search: SearchView | None = None  # a search: its trials, confirmation, winner per cell
-    trials: pd.DataFrame | None = None  # a search: one row per trial (trials.csv)
+    # The configurations' statistics leave out runs judged not valid (`load_results`).
+    valid_only: bool = False
+
+    @cached_property
+    def data(self) -> StudyData:
+        """The manifest and every run's records, as the readers below take them."""
+        from llenergymeasure.results.load import load_study_results
+
+        return load_study_results(self.study_dir)
+
+    @property
+    def manifest(self) -> StudyRecord:
+        return self.data.manifest
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """One row per planned run, failed and pending ones included (results.csv)."""
+        from llenergymeasure.results.tables import runs_frame
+
+        return runs_frame(self.data)
+
+    @cached_property
+    def configurations(self) -> pd.DataFrame:
+        """One row per configuration: counts, mean/std/CI/CV (summary.csv)."""
+        from llenergymeasure.results.tables import summary_frame
+
+        return summary_frame(self.data, self.runs, self.valid_only)
+
+    @cached_property
+    def search(self) -> SearchView | None:
+        """A search: its trials, confirmation, winner per cell; None for a grid."""
+        from llenergymeasure.results.search import search_view
+
+        return search_view(self.data)
+
+    @cached_property
+    def trials(self) -> pd.DataFrame | None:
+        """A search: one row per trial (trials.csv)."""
+        from llenergymeasure.results.trials import trials_frame
+
+        return trials_frame(self.search) if self.search is not None else None
 
     @property
     def status(self) -> str:
@@ -134,7 +173,8 @@ def run_study(
     stop: StopState | None = None,
     lock_dir: Path | None = None,
 ) -> StudyResult:
-    """Run (or `resume`) a study, every experiment in a fresh container, and load its results.
+    """Run (or `resume`) a study, every experiment in a fresh container; its results are read
+    from the study folder when first asked for.
 
     The keyword arguments are `llem run`'s options (`memory`: each container's limit, e.g.
     "8g"). Above `execution.max_runs_without_confirmation` runs it needs `yes`, or `confirm`
@@ -180,7 +220,7 @@ def run_study(
         pre.release()
         raise
     ran = execute(pre, options, display, stop)
-    return dataclasses.replace(load_results(ran.study_dir), exit_code=ran.exit_code)
+    return StudyResult(ran.study_dir, exit_code=ran.exit_code)
 
 
 def load_results(study_dir: str | Path, valid_only: bool = False) -> StudyResult:
@@ -188,23 +228,11 @@ def load_results(study_dir: str | Path, valid_only: bool = False) -> StudyResult
     configurations' statistics leave out the runs whose GPU energy was read and judged not
     valid, and keep runs without a reading, as `--valid-only` does (`results.validity`). A study
     folder that is not yours, or that others may write, is a UserError naming the fix
-    (`study.folder.trusted_study_dir`)."""
-    from llenergymeasure.results.load import load_study_results
-    from llenergymeasure.results.search import search_view
-    from llenergymeasure.results.tables import runs_frame, summary_frame
-    from llenergymeasure.results.trials import trials_frame
-
-    data = load_study_results(Path(study_dir))
-    runs = runs_frame(data)
-    view = search_view(data)
-    return StudyResult(
-        data.study_dir,
-        data.manifest,
-        runs,
-        summary_frame(data, runs, valid_only),
-        search=view,
-        trials=trials_frame(view) if view is not None else None,
-    )
+    (`study.folder.trusted_study_dir`), raised here: the records are read now, the tables when
+    first asked for."""
+    result = StudyResult(Path(study_dir), valid_only=valid_only)
+    result.data  # noqa: B018 (read now: a folder that cannot be read fails here)
+    return result
 
 
 def _unsaved_path(config: StudyConfig) -> Path:
