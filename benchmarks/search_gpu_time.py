@@ -17,14 +17,19 @@ figure is the GPU time until its winner is named.
   request it settles, its window priced by the requests sent, and it fails (infeasible, no
   figures), as a pruned trial does. A re-measurement or a race run is never pruned. Landscapes
   whose constraints cannot be settled this way (per-token ITL) show pruning as saving nothing.
+- Slice pruning (`pruner: median`, offline trials; only where the objective is reported per
+  slice): each trial's container reports its window so far at each tenth of it; the figure at
+  slice k is the run's measured figure times (1 + N(0, noise * sqrt(10/k - 1))): a partial
+  window is noisier, the whole window is the measurement. The real search, pruner and
+  manifest decide; a pruned trial's window is priced by the slices it ran.
 - Warm start: after the search with both on, a second search (another seed) warm-started from
   its folder; counted, against the trials the first search took to run its named winner: the
   second's trials until it ran that same configuration (`warm: same`), and until it ran one
   truly as good (`as good`: feasible, its true objective no worse).
 
 Targets (issue 33): <= 5 % of the grid's GPU time on the 400-point landscape with everything on;
-pruning saves >= 30 % at an equal share of winners within 5 %; a warm-started second search runs
-the first's winner within <= 30 % of the runs the first took.
+pruning (either pruner) saves >= 30 % at an equal share of winners within 5 %; a warm-started
+second search runs the first's winner within <= 30 % of the runs the first took.
 
 Run: OMP_NUM_THREADS=1 python benchmarks/search_gpu_time.py [--seeds 10] [--noise 0.03]
      [--landscape PATH.py ...]
@@ -48,10 +53,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
 from helpers.results import Figures, figures_of  # noqa: E402
-from helpers.simulated import search_run, search_study  # noqa: E402
-from llenergymeasure.contract.pruning import LatencyBound  # noqa: E402
+from helpers.simulated import (  # noqa: E402
+    SimulatedExecutor,
+    SlicedExecutor,
+    search_run,
+    search_study,
+)
+from llenergymeasure.config.search import SLICE_PRUNERS  # noqa: E402
+from llenergymeasure.contract.pruning import SLICE_METRICS, SLICES, LatencyBound  # noqa: E402
+from llenergymeasure.orchestrator.executors.base import RunJob  # noqa: E402
 from llenergymeasure.results.load import load_study_results  # noqa: E402
 from llenergymeasure.results.search import search_view  # noqa: E402
+from llenergymeasure.study.manifest import load_manifest  # noqa: E402
 from search_efficiency import (  # noqa: E402
     CRASH,
     LANDSCAPES,
@@ -108,6 +121,30 @@ def requests_to_settle(bound: LatencyBound, value: float, rng: random.Random) ->
     return None
 
 
+class NoisySlices(SlicedExecutor):
+    """Slices whose figures scatter around the run's as a partial window's would."""
+
+    noise = 0.0
+    started_order: list[str]
+
+    def slice_figures(self, job: RunJob, figures: Figures, step: int) -> dict[str, float]:
+        whole = super().slice_figures(job, figures, step)
+        rng = run_rng("slice", job.run.run_index, step)
+        spread = self.noise * math.sqrt(SLICES / step - 1)
+        return {name: value * (1 + rng.gauss(0.0, spread)) for name, value in whole.items()}
+
+    def start(self, job: RunJob) -> None:
+        self.started_order.append(job.run.run_id)
+        super().start(job)
+
+
+def sliceable(landscape: Landscape) -> bool:
+    """Whether a slice pruner can follow the landscape's objective."""
+    return landscape.objective.get("minimize", landscape.objective.get("maximize")) in (
+        SLICE_METRICS
+    )
+
+
 def run_search(
     landscape: Landscape,
     truth: Truth,
@@ -115,7 +152,7 @@ def run_search(
     seed: int,
     noise: float,
     folder: Path,
-    prune: bool,
+    prune: str,
 ) -> SearchOutcome:
     counter = itertools.count()
     runs: list[Run] = []
@@ -136,7 +173,7 @@ def run_search(
         if figures is None:
             return CRASH
         measured = noisy(figures, run_rng("llem", seed, number), noise)
-        if prune and trial:
+        if prune == "constraints" and trial:
             for metric, bound in bounds:
                 if bound.bound >= measured[metric]:
                     continue
@@ -146,11 +183,21 @@ def run_search(
                     return f"pruned after {n} of {N_REQUESTS} requests"
         return figures_of(measured)
 
-    block = {**block, "pruner": "constraints" if prune else "none"}
+    block = {**block, "pruner": prune}
     study = search_study(block, defaults=landscape.defaults())
-    code = search_run(folder, study, simulated).run()
+    executor: type[SimulatedExecutor] = SimulatedExecutor
+    started: list[str] = []
+    if prune in SLICE_PRUNERS:
+        executor = type("Sliced", (NoisySlices,), {"noise": noise, "started_order": started})
+    code = search_run(folder, study, simulated, executor=executor).run()
     if code not in (0, 1):
         raise SystemExit(f"{landscape.name}, seed {seed}: the search exited {code}")
+    record = load_manifest(folder / "study").search
+    assert record is not None
+    for run, run_id in zip(runs, started, strict=False):
+        stopped = record.slices.get(run_id)
+        if stopped is not None and stopped.pruned is not None:
+            run.window_share = max(stopped.values) / SLICES
     view = search_view(load_study_results(folder / "study"))
     assert view is not None
     cell = view.cells[0]
@@ -180,8 +227,14 @@ def bench(landscape: Landscape, seeds: list[int], noise: float) -> dict[str, Any
     base = readme_search()
     truth = Truth.of(search_config(landscape, base, seeds[0]), landscape.evaluate)
     grid_s = truth.grid * FULL_RUN_S
-    ratios: dict[str, list[float]] = {"plain": [], "baseline": [], "pruning": [], "both": []}
-    within: dict[str, list[bool]] = {"off": [], "on": []}
+    ratios: dict[str, list[float]] = {
+        "plain": [],
+        "baseline": [],
+        "pruning": [],
+        "both": [],
+        "median": [],
+    }
+    within: dict[str, list[bool]] = {"off": [], "on": [], "median": []}
     warm_runs: list[float] = []
     warm_good: list[float] = []
     warm_within: list[bool] = []
@@ -189,8 +242,12 @@ def bench(landscape: Landscape, seeds: list[int], noise: float) -> dict[str, Any
         block = landscape.search(base, seed)
         with tempfile.TemporaryDirectory(prefix="llem-gpu-time-", dir=SCRATCH) as scratch:
             root = Path(scratch)
-            off = run_search(landscape, truth, block, seed, noise, root / "off", prune=False)
-            on = run_search(landscape, truth, block, seed, noise, root / "on", prune=True)
+            off = run_search(landscape, truth, block, seed, noise, root / "off", "none")
+            on = run_search(landscape, truth, block, seed, noise, root / "on", "constraints")
+            if sliceable(landscape):
+                median = run_search(landscape, truth, block, seed, noise, root / "med", "median")
+                ratios["median"].append(median.gpu_s(False) / grid_s)
+                within["median"].append(median.winner_within)
             ratios["plain"].append(off.gpu_s(False) / grid_s)
             ratios["baseline"].append(off.gpu_s(True) / grid_s)
             ratios["pruning"].append(on.gpu_s(False) / grid_s)
@@ -205,7 +262,7 @@ def bench(landscape: Landscape, seeds: list[int], noise: float) -> dict[str, Any
                     "warm_start": [str(root / "on" / "study")],
                 }
                 warm = run_search(
-                    landscape, truth, warm_block, seed + 1000, noise, root / "warm", prune=True
+                    landscape, truth, warm_block, seed + 1000, noise, root / "warm", "constraints"
                 )
                 at = first_run_of(warm.ran, on.winner)
                 warm_runs.append((at if at is not None else len(warm.ran) + 1) / first_at)
@@ -215,10 +272,15 @@ def bench(landscape: Landscape, seeds: list[int], noise: float) -> dict[str, Any
     return {
         "grid": truth.grid,
         "grid_gpu_h": grid_s / 3600,
-        "of_grid_median": {k: statistics.median(v) for k, v in ratios.items()},
+        "of_grid_median": {k: statistics.median(v) if v else None for k, v in ratios.items()},
         "pruning_saves": 1
         - statistics.median(ratios["pruning"]) / statistics.median(ratios["plain"]),
-        "winner_within": {k: sum(v) / len(v) for k, v in within.items()},
+        "median_saves": (
+            1 - statistics.median(ratios["median"]) / statistics.median(ratios["plain"])
+            if ratios["median"]
+            else None
+        ),
+        "winner_within": {k: sum(v) / len(v) if v else None for k, v in within.items()},
         "warm_runs_to_first_winner": statistics.median(warm_runs) if warm_runs else None,
         "warm_runs_to_as_good": statistics.median(warm_good) if warm_good else None,
         "warm_winner_within": sum(warm_within) / len(warm_within) if warm_within else None,
@@ -244,8 +306,8 @@ def main() -> None:
     )
     header = (
         f"{'landscape':<20} {'grid':>5} {'plain':>7} {'+base':>7} {'+prune':>7} {'both':>7} "
-        f"{'prune saves':>11} {'within off/on':>13} {'warm: same':>10} {'as good':>8} "
-        f"{'warm within':>11}"
+        f"{'prune saves':>11} {'within off/on':>13} {'+median':>8} {'saves':>6} {'within':>6} "
+        f"{'warm: same':>10} {'as good':>8} {'warm within':>11}"
     )
     print(header)
     for path in paths:
@@ -255,10 +317,14 @@ def main() -> None:
         warm = f["warm_runs_to_first_winner"]
         warm_within = f["warm_winner_within"]
         good = f["warm_runs_to_as_good"]
+        med, med_saves, med_within = r["median"], f["median_saves"], f["winner_within"]["median"]
         print(
             f"{landscape.name:<20} {f['grid']:>5} {r['plain']:>7.1%} {r['baseline']:>7.1%} "
             f"{r['pruning']:>7.1%} {r['both']:>7.1%} {f['pruning_saves']:>11.1%} "
             f"{f['winner_within']['off']:>6.0%}/{f['winner_within']['on']:<6.0%} "
+            f"{'-' if med is None else f'{med:.1%}':>8} "
+            f"{'-' if med_saves is None else f'{med_saves:.0%}':>6} "
+            f"{'-' if med_within is None else f'{med_within:.0%}':>6} "
             f"{'-' if warm is None else f'{warm:.0%}':>10} "
             f"{'-' if good is None else f'{good:.0%}':>8} "
             f"{'-' if warm_within is None else f'{warm_within:.0%}':>11}",

@@ -20,11 +20,12 @@ from helpers.results import Figures, make_result
 from helpers.scheduler import InstantExecutor, quiet_host, stub_preflight
 from llenergymeasure.config.study import StudyConfig
 from llenergymeasure.contract.backends import BACKENDS
+from llenergymeasure.contract.pruning import SLICES
 from llenergymeasure.contract.run import RunRequest
-from llenergymeasure.contract.workdir import WorkPaths
+from llenergymeasure.contract.workdir import ProgressEvent, WorkPaths, append_jsonl
 from llenergymeasure.orchestrator.display import Display
-from llenergymeasure.orchestrator.executors.base import RunJob, StudyAt
-from llenergymeasure.orchestrator.machine.container import ContainerExit
+from llenergymeasure.orchestrator.executors.base import JobDone, RunJob, StudyAt
+from llenergymeasure.orchestrator.machine.container import ContainerExit, KillReason
 from llenergymeasure.orchestrator.machine.gpu_ledger import GpuLedger
 from llenergymeasure.orchestrator.machine.lifecycle import Machine
 from llenergymeasure.orchestrator.machine.stop import StopState
@@ -49,7 +50,9 @@ class SimulatedExecutor(InstantExecutor):
         self.end(job, lambda: self._container(job))
 
     def _container(self, job: RunJob) -> ContainerExit:
-        figures = type(self).landscape(job.run.swept)
+        return self._ended_with(job, type(self).landscape(job.run.swept))
+
+    def _ended_with(self, job: RunJob, figures: Figures | str) -> ContainerExit:
         if isinstance(figures, str):
             (job.workdir / WorkPaths.CONTAINER_LOG).write_text(figures + "\n")
             return ContainerExit("c", 1, False, None, 0.0, 0.0)
@@ -59,8 +62,65 @@ class SimulatedExecutor(InstantExecutor):
         return ContainerExit("c", 0, False, None, 0.0, 0.0)
 
 
-def executor_with(landscape: Landscape) -> type[SimulatedExecutor]:
-    return type("Landscaped", (SimulatedExecutor,), {"landscape": staticmethod(landscape)})
+class SlicedExecutor(SimulatedExecutor):
+    """Each job's container reports its window's ten slices at once (`slice_figures`: the
+    landscape's figures at every slice), then runs for one more look of the scheduler: ended
+    with its result then, or killed for the interrupt if it was cancelled meanwhile. The
+    landscape is asked once per run."""
+
+    def __init__(self, at: StudyAt, max_attempts: int = 1) -> None:
+        super().__init__(at, max_attempts)
+        self.held: dict[str, RunJob] = {}
+        self.cancelled: list[str] = []
+        self.figures: dict[str, Figures | str] = {}
+        self._looked: set[str] = set()  # held jobs the scheduler has looked at once
+
+    def slice_figures(self, job: RunJob, figures: Figures, step: int) -> dict[str, float]:
+        """The window so far at slice `step`: here, the whole window's figures."""
+        out = {"throughput.output_tokens_per_s": figures.tokens_per_s}
+        if figures.j_per_token:
+            out["energy.j_per_output_token"] = figures.j_per_token
+            out["energy.output_tokens_per_j"] = 1 / figures.j_per_token
+        return out
+
+    def start(self, job: RunJob) -> None:
+        self.started.append(job)
+        figures = self.figures[job.run.run_id] = type(self).landscape(job.run.swept)
+        if isinstance(figures, Figures):
+            for step in range(1, SLICES + 1):
+                sliced = self.slice_figures(job, figures, step)
+                event = ProgressEvent(event="slice", i=step, n=SLICES, figures=sliced)
+                append_jsonl(job.workdir / WorkPaths.PROGRESS, event)
+        self.held[job.run.run_id] = job
+
+    def _container(self, job: RunJob) -> ContainerExit:
+        figures = self.figures.pop(job.run.run_id)
+        return self._ended_with(job, figures)
+
+    def cancel(self, run_id: str, *, force: bool = False) -> None:
+        self.cancelled.append(run_id)
+        job = self.held.pop(run_id, None)
+        if job is not None:
+            self.end(job, lambda: ContainerExit("c", 143, False, KillReason.INTERRUPT, 0.0, 1.0))
+
+    def wait(self, timeout_s: float) -> list[JobDone]:
+        done = super().wait(timeout_s)
+        for run_id, job in list(self.held.items()):
+            if run_id in self._looked:
+                del self.held[run_id]
+                self.end(job, lambda job=job: self._container(job))
+        self._looked = set(self.held)
+        return done
+
+    @property
+    def in_flight(self) -> list[str]:
+        return sorted(self.held) + super().in_flight
+
+
+def executor_with(
+    landscape: Landscape, base: type[SimulatedExecutor] = SimulatedExecutor
+) -> type[SimulatedExecutor]:
+    return type("Landscaped", (base,), {"landscape": staticmethod(landscape)})
 
 
 @dataclass
@@ -98,6 +158,7 @@ def search_run(
     study_dir: Path | None = None,
     stop: StopState | None = None,
     options: RunOptions | None = None,
+    executor: type[SimulatedExecutor] = SimulatedExecutor,
 ) -> SearchRun:
     """The scheduler of `study` (a search) on the simulated executor; `study_dir`: resume the
     study in that folder instead of starting one in tmp_path/study."""
@@ -122,7 +183,7 @@ def search_run(
         display,
         Machine(probes, ledger=GpuLedger(tmp_path / "locks")),
     )
-    executor = executor_with(landscape)(at)
+    executor = executor_with(landscape, executor)(at)
     source = run_source(folder, pre, options, display)
     scheduler = StudyScheduler(pre, folder, executor, display, stop or StopState(), options, source)
     return SearchRun(scheduler, executor, folder, notes)

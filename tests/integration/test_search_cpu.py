@@ -174,3 +174,49 @@ def test_a_search_resumed_with_more_trials_continues_in_its_folder(tmp_path, cli
         "search"
     ]["cost"]["spent"]
     assert sum(s["baselines_reused"] for s in spent.values()) == len(reused)
+
+
+def test_an_offline_trial_that_trails_the_median_is_stopped_mid_window(tmp_path, client) -> None:
+    """`search.pruner: median` on the real CPU image: batch size 16 runs the tiny model about
+    ten times faster than batch size 1. The random sampler's seed 6 asks batch sizes 1, 1, 16,
+    16, 16 first (the random sampler's order depends on its seed alone), so
+    once five trials completed the median at each slice is batch 16's, and the next batch-1
+    trials are stopped in their window: their containers asked to stop, recorded pruned."""
+    study = tiny_cpu_study(tmp_path, client, [1])
+    yaml = YAML()
+    data = yaml.load(study.read_text())
+    del data["sweep"]
+    data["n_prompts"] = 16
+    data["min_window_s"] = 3
+    data["search"] = {
+        "objective": {"maximize": "throughput.output_tokens_per_s"},
+        "space": {"pytorch.batch_size": [1, 16], "max_new_tokens": {"low": 4, "high": 12}},
+        "trials": 7,
+        "seed": 6,
+        "sampler": "random",
+        "confirm": {"top": 0},
+        "pruner": "median",
+    }
+    with open(study, "w") as handle:
+        yaml.dump(data, handle)
+    ran = llem("run", str(study), cwd=tmp_path, timeout=600)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (study_dir,) = study_dirs(tmp_path)
+    record = load_manifest(study_dir)
+    assert record.search is not None
+    pruned = {r: s for r, s in record.search.slices.items() if s.pruned is not None}
+    assert pruned, ran.stdout
+    batch_of = {t.run_id: t.params["pytorch.batch_size"] for t in record.search.trials}
+    assert {batch_of[r] for r in pruned} == {1}
+    for run_id, line in pruned.items():
+        run = record.runs[run_id]
+        assert run.status == "failed" and run.error_type == "TrialPruned"
+        assert max(line.values) < 10  # stopped before its window ended
+        assert not (study_dir / "experiments" / run_id / "result.json").exists()
+    completed = [r for r in record.runs.values() if r.status == "completed"]
+    assert len(completed) >= 5 and all(
+        len(record.search.slices[r.run_id].values) == 10 for r in completed
+    )
+    assert client.containers.list(all=True, filters={"label": "llem.owner_pid"}) == []
+    shown = llem("results", "show", str(study_dir), cwd=tmp_path)
+    assert "pruned" in shown.stdout, shown.stdout

@@ -24,9 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from llenergymeasure.contract.pruning import SLICE_METRICS
+
 Direction = Literal["minimize", "maximize"]
 SamplerName = Literal["auto", "tpe", "gp", "nsga2", "random", "grid"]
-PrunerName = Literal["none", "constraints"]
+PrunerName = Literal["none", "constraints", "median", "successive_halving", "hyperband"]
+# The pruners that follow an offline trial's window slice by slice (Optuna's, by name).
+SLICE_PRUNERS = ("median", "successive_halving", "hyperband")
 
 # `metric <= bound`: the comparisons a constraint may use, and how each is tested.
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -273,8 +277,10 @@ class SearchConfig(BaseModel):
         "none",
         description="none: every trial runs in full | constraints: a serving trial (one stage) "
         "stops its load once a latency constraint (METRIC.p50/p90/p99 <= BOUND on ttft, request "
-        "or tpot) is settled against it and is recorded pruned (off by default: see the README "
-        "for what it saved and cost on the benchmark landscapes).",
+        "or tpot) is settled against it | median, successive_halving, hyperband: Optuna's "
+        "pruner stops an offline trial whose objective, reported each tenth of its window, "
+        "trails the other trials' at the same point. A stopped trial is recorded pruned (off by "
+        "default: see the README for what it saved and cost on the benchmark landscapes).",
     )
 
     @field_validator("space", mode="before")
@@ -306,6 +312,8 @@ class SearchConfig(BaseModel):
                 "patience watches one objective's best value; with several objectives stop "
                 "on trials or max_hours"
             )
+        if self.pruner in SLICE_PRUNERS:
+            self._check_slice_pruner()
         if self.sampler == "grid":
             for key, dimension in self.space.items():
                 if isinstance(dimension, Range) and dimension.grid() is None:
@@ -314,6 +322,20 @@ class SearchConfig(BaseModel):
                         "integer range or a step"
                     )
         return self
+
+    def _check_slice_pruner(self) -> None:
+        if len(self.goals) != 1:
+            raise ValueError(
+                f"pruner {self.pruner} follows one objective; with several objectives use "
+                "pruner none or constraints"
+            )
+        metric = self.goals[0].metric
+        if metric not in SLICE_METRICS:
+            raise ValueError(
+                f"pruner {self.pruner} follows the objective slice by slice, and {metric} is "
+                f"not reported per slice: the objective is one of {', '.join(SLICE_METRICS)}, "
+                "or the pruner is none or constraints"
+            )
 
     @property
     def goals(self) -> list[Objective]:

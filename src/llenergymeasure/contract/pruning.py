@@ -1,7 +1,13 @@
-"""A search trial's latency constraint, as its container may settle it while the load runs
-(early termination): a per-request latency quantile that cannot meet its bound whatever the
-requests still to come. Only upper bounds on per-request latencies are settled this way, and
-only a one-stage serving run's (a staged run's verdict is over its stages)."""
+"""Early termination of a search trial, both ways it is decided.
+
+A serving trial's latency constraint, as its container may settle it while the load runs: a
+per-request latency quantile that cannot meet its bound whatever the requests still to come.
+Only upper bounds on per-request latencies are settled this way, and only a one-stage serving
+run's (a staged run's verdict is over its stages).
+
+An offline trial's window in slices: its container reports the window so far each time a tenth
+of `min_window_s` has passed (`slice_figures`), and the host's pruner (Optuna's, by the
+search's objective) stops a trial whose figures trail the others' at the same slice."""
 
 from __future__ import annotations
 
@@ -21,14 +27,44 @@ MIN_REQUESTS = 10  # measured requests judged before any verdict
 ALPHA_PER_LOOK = 1e-4
 
 
+# An offline window's slices: the figures are reported as each tenth of min_window_s passes.
+SLICES = 10
+# The metrics a slice reports (the window so far, by the result's own definitions): the
+# objectives an Optuna pruner can follow.
+SLICE_METRICS = (
+    "throughput.output_tokens_per_s",
+    "energy.j_per_output_token",
+    "energy.output_tokens_per_j",
+)
+
+
+def slices_passed(elapsed_s: float, window_s: float) -> int:
+    """The slices of a `window_s` window that `elapsed_s` has passed (at most SLICES)."""
+    if window_s <= 0:
+        return SLICES
+    return min(SLICES, int(elapsed_s * SLICES / window_s))
+
+
+def slice_figures(output_tokens: int, elapsed_s: float, gpu_j: float | None) -> dict[str, float]:
+    """The window so far: its output throughput and, where the GPUs' energy was read, its
+    energy per output token both ways; a figure that cannot be formed is left out."""
+    figures: dict[str, float] = {}
+    if elapsed_s > 0:
+        figures["throughput.output_tokens_per_s"] = output_tokens / elapsed_s
+    if gpu_j is not None and gpu_j > 0 and output_tokens > 0:
+        figures["energy.j_per_output_token"] = gpu_j / output_tokens
+        figures["energy.output_tokens_per_j"] = output_tokens / gpu_j
+    return figures
+
+
 class TrialPruned(Exception):
     """A trial's load stopped by its settled constraint: error.json's type, the host's
     `error_type`, and a view's `pruned` state."""
 
 
 def is_pruned(error_type: str | None) -> bool:
-    """Whether a run that failed with `error_type` was a pruned trial: infeasible, its partial
-    figures kept in its requests, never a measurement."""
+    """Whether a run that failed with `error_type` was a pruned trial (its container's
+    constraint check, or the host's pruner): never a measurement."""
     return error_type == TrialPruned.__name__
 
 

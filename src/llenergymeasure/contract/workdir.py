@@ -79,7 +79,7 @@ def run_dir_name(run_index: int, config_hash: str, cycle: int) -> str:
 
 
 ProgressKind = Literal[
-    "started", "model_loaded", "baseline_done", "warmup_done", "batch", "finished"
+    "started", "model_loaded", "baseline_done", "warmup_done", "batch", "slice", "finished"
 ]
 
 
@@ -89,8 +89,15 @@ class ProgressEvent(Strict):
     event: ProgressKind
     t: float = Field(default_factory=time.time, description="Unix time, s.")
     i: int | None = Field(None, description="Batch number (1-based) for 'batch' events.")
-    n: int | None = Field(None, description="Batches in this pass for 'batch' events.")
+    n: int | None = Field(
+        None, description="Batches in this pass ('batch'); slices in the window ('slice')."
+    )
     detail: str | None = None
+    figures: dict[str, float] | None = Field(
+        None,
+        description="'slice' events: the window so far, by metric (contract.pruning.SLICE_METRICS);"
+        " `i` is the slice reached.",
+    )
 
 
 class ErrorReport(Strict):

@@ -105,6 +105,17 @@ class EnergyMeter:
             edges_read=start.counters_mj is not None and counters is not None,
         )
 
+    def gpu_j_so_far(self, name: str) -> float | None:
+        """The GPUs' energy since window `name` began, the window left open (a slice of it);
+        None where it cannot be read. Read from the counters at both edges where they exist."""
+        start = self._open[name]
+        if self._metered is None:
+            return None
+        now = time.perf_counter()
+        counters = self._metered.energy_counters_mj()
+        gpu = self.gpu_energy(start.t_s, now, EdgeCounters(start.counters_mj, counters))
+        return sum_devices(gpu.per_gpu_j or [])
+
     def gpu_energy(
         self,
         start_s: float,

@@ -12,6 +12,7 @@ from typing import Any
 
 from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.contract.backends import spec_of
+from llenergymeasure.contract.pruning import SLICES, slice_figures, slices_passed
 from llenergymeasure.contract.result import QualityWarning
 from llenergymeasure.contract.workdir import ProgressEvent
 from llenergymeasure.energy.sampler import temperature_rise_c
@@ -61,7 +62,7 @@ class OfflineSession(Session):
         backend.synchronize()
         meter.begin("window")
         window_start = time.perf_counter()
-        passes = 0
+        passes = reported = 0
         while True:
             passes += 1
             for k, batch in enumerate(prepared):
@@ -72,6 +73,7 @@ class OfflineSession(Session):
                 self.emit(
                     ProgressEvent(event="batch", i=k + 1, n=len(prepared), detail=f"pass {passes}")
                 )
+                reported = self._report_slices(reported, window_start, requests)
             if time.perf_counter() - window_start >= config.min_window_s:
                 break
         backend.synchronize()
@@ -90,6 +92,23 @@ class OfflineSession(Session):
             shape=backend.model_shape(),
             gpu_process_counts=self.instruments.gpu_process_counts(),
         )
+
+    def _report_slices(
+        self, reported: int, window_start: float, requests: list[tuple[int, int]]
+    ) -> int:
+        """Each slice of min_window_s passed since the last report: the window so far, for a
+        search's pruner (the slices one batch passed share its figures); the slices reported."""
+        elapsed = time.perf_counter() - window_start
+        passed = slices_passed(elapsed, self.config.min_window_s)
+        if passed <= reported:
+            return reported
+        self.adapter.synchronize()
+        tokens = sum(o for _, o in requests)
+        gpu_j = self.instruments.meter.gpu_j_so_far("window")
+        figures = slice_figures(tokens, time.perf_counter() - window_start, gpu_j)
+        for step in range(reported + 1, passed + 1):
+            self.emit(ProgressEvent(event="slice", i=step, n=SLICES, figures=figures))
+        return passed
 
     def _warm_up(self, prepared: Any) -> WarmupOutcome:
         """Full-shape batches until the trailing latencies' CV is within the bound, or the cap."""

@@ -12,7 +12,9 @@
   cell's race left it: a RaceRecord), `{"kind": "search_stop", "cell": i, "reason": ...}` (a
   cell's search stopped asking), `{"kind": "budget", ...}` (a resume changed the search's
   budget: a BudgetRecord; the cells it reopens are no longer stopped), `{"kind": "warm", ...}`
-  (an earlier search's trial told before the first ask: a WarmRecord).
+  (an earlier search's trial told before the first ask: a WarmRecord), `{"kind": "slices",
+  ...}` (what an offline trial's pruner was told, and whether it stopped the trial: a
+  SliceRecord).
 
 A transition appends one bounded line to an open file and fsyncs it: O(1) whatever the size
 of the study. A `kill -9` (or a power cut) can leave at most a torn last line; loading ignores
@@ -39,6 +41,7 @@ from llenergymeasure.study.manifest_models import (
     RaceRecord,
     RunRecord,
     SearchRecord,
+    SliceRecord,
     StudyRecord,
     StudyStatus,
     TrialRecord,
@@ -86,7 +89,7 @@ def _parse(text: str) -> tuple[StudyRecord, int]:
     return record, good_bytes
 
 
-SEARCH_KINDS = ("trial", "confirm", "race", "search_stop", "budget", "warm")
+SEARCH_KINDS = ("trial", "confirm", "race", "search_stop", "budget", "warm", "slices")
 
 
 def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> None:
@@ -100,6 +103,9 @@ def _add_search_line(search: SearchRecord, kind: str, entry: dict[str, Any]) -> 
         _change_budget(search, BudgetRecord.model_validate(entry))
     elif kind == "warm":
         search.warm.append(WarmRecord.model_validate(entry))
+    elif kind == "slices":
+        record = SliceRecord.model_validate(entry)
+        search.slices[record.run_id] = record
     else:
         search.stopped[int(entry["cell"])] = str(entry["reason"])
 
@@ -211,6 +217,10 @@ class Manifest:
         for record in warm:
             self._search().warm.append(record)
             self._append({"kind": "warm", **record.model_dump(mode="json")})
+
+    def add_slices(self, record: SliceRecord) -> None:
+        self._search().slices[record.run_id] = record
+        self._append({"kind": "slices", **record.model_dump(mode="json")})
 
     def change_budget(self, change: BudgetRecord) -> None:
         _change_budget(self._search(), change)

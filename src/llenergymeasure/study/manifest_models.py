@@ -193,6 +193,19 @@ class WarmRecord(BaseModel):
     feasible: bool
 
 
+class SliceRecord(BaseModel):
+    """What an offline trial's pruner was told as its window ran (`search.pruner`: median,
+    successive_halving, hyperband): the objective at each slice reached, and, for a trial it
+    stopped, why. Written once, when the run ends or is stopped; replayed on --resume so the
+    pruner sees what it saw, and never decides again for a recorded run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    values: dict[int, float] = Field(description="Slice (1..10) -> the objective so far.")
+    pruned: str | None = Field(None, description="Why the pruner stopped the trial, if it did.")
+
+
 class BudgetRecord(BaseModel):
     """A search resumed with another budget: the budget from then on, and the cells whose stop
     it no longer justified (reopened: they ask again and race again)."""
@@ -225,6 +238,9 @@ class SearchRecord(BaseModel):
     )
     warm: list[WarmRecord] = Field(
         default_factory=list, description="Earlier searches' trials told before the first ask."
+    )
+    slices: dict[str, SliceRecord] = Field(
+        default_factory=dict, description="Run id -> what its trial's pruner was told."
     )
 
     def budget(self, planned: SearchBudget) -> SearchBudget:

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import NoReturn
 
+from llenergymeasure.contract.pruning import TrialPruned
 from llenergymeasure.contract.workdir import WorkPaths, utc_now
 from llenergymeasure.errors import UserError
 from llenergymeasure.orchestrator.display import Display, result_summary
@@ -160,6 +161,19 @@ class Collector:
             finished_at=utc_now(),
         )
         self.display.run_finished(record, error)
+
+    def pruned(self, done: JobDone, why: str, overlapped: set[str]) -> None:
+        """A search trial its pruner stopped: failed as a pruned trial, whatever its container
+        did once asked to stop (its figures were the pruner's, never a measurement)."""
+        record = self.manifest.update_run(
+            done.job.run.run_id,
+            status="failed",
+            outcome="failed",
+            error_type=TrialPruned.__name__,
+            error=why,
+            **common_fields(done, overlapped),
+        )
+        self.display.run_finished(record, why)
 
     def stopped_with_llem(self, done: JobDone, why: str, overlapped: set[str]) -> None:
         """A run stopped because llem itself stopped (a full disk, a bug)."""

@@ -92,6 +92,7 @@ class StudyScheduler:
         run_spec.prepare_caches(self.ctx, {run.config.backend for run in pre.planned.reach})
         self.flights: dict[str, Flight] = {}
         self.stops_sent = 0
+        self.pruning: dict[str, str] = {}  # run id -> why its search's pruner stopped it
         self.position = 0
         self.collector = Collector(self.manifest, self.study_dir, display, executor)
 
@@ -115,6 +116,7 @@ class StudyScheduler:
                 ended = self.executor.wait(TICK_S if self.flights else 0)
                 for done in ended:
                     self._collect(done)
+                self._prune()
                 self._record_submitted()
                 self.display.refresh()
                 if self.options.detach and not source.more and self.executor.all_submitted:
@@ -200,6 +202,17 @@ class StudyScheduler:
             self.stops_sent += 1
             for run_id in self.executor.in_flight:
                 self.executor.cancel(run_id, force=self.stops_sent == 2)
+
+    def _prune(self) -> None:
+        """Trials the search's pruner stops: asked to stop as by Ctrl+C (SIGTERM, grace,
+        SIGKILL), recorded pruned when they end."""
+        if self.stop.requested:
+            return
+        watched = [run_id for run_id in self.flights if run_id not in self.pruning]
+        for run_id, why in self.source.prunes(watched).items():
+            self.pruning[run_id] = why
+            self.executor.cancel(run_id)
+            self.display.note(f"  {run_id}: {why}; stopping it")
 
     # starting -----------------------------------------------------------------------------------
     def _start_ready(self) -> None:
@@ -296,6 +309,11 @@ class StudyScheduler:
         self.pool.give_back(slot)
         self.gate.give_back(slot.resources, run.cycle)
         overlapped = set(done.concurrent) if done.concurrent is not None else flight.overlapped
+        pruned = self.pruning.pop(run.run_id, None)
+        if pruned is not None:
+            self.collector.pruned(done, pruned, overlapped)
+            self.source.ended(run.run_id)
+            return
         recorded = self.collector.record(done, overlapped)
         if recorded is Recorded.REQUEUED:
             self.position -= 1  # it counts once, when it starts again

@@ -58,6 +58,11 @@ class RunSource(ABC):
         runs are measured in full)."""
         return []
 
+    def prunes(self, in_flight: list[str]) -> dict[str, str]:
+        """Runs in flight to stop now as pruned trials, each with why (a search's pruner; a
+        grid's runs are measured in full)."""
+        return {}
+
 
 class PlannedRuns(RunSource):
     """A grid: the planned runs still to do, in order."""

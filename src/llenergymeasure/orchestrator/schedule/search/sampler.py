@@ -25,6 +25,13 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.pruners import (
+    BasePruner,
+    HyperbandPruner,
+    MedianPruner,
+    NopPruner,
+    SuccessiveHalvingPruner,
+)
 from optuna.samplers import (
     BaseSampler,
     GPSampler,
@@ -36,9 +43,10 @@ from optuna.samplers import (
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from llenergymeasure.config.search import Range, SearchConfig
+from llenergymeasure.contract.pruning import SLICES
 from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY, chance_better
 from llenergymeasure.results.search import Judgement
-from llenergymeasure.study.manifest_models import WarmRecord
+from llenergymeasure.study.manifest_models import SliceRecord, WarmRecord
 from llenergymeasure.study.sampler_choice import (
     SamplerChoice,
     choose_sampler,
@@ -53,7 +61,8 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 # Optuna's own notes on a trial that are recomputed, not recorded: the constraints come from
 # the judgement of the trial's run.
 _RECOMPUTED_ATTRS = ("constraints",)
-_ASKED = (TrialState.COMPLETE, TrialState.RUNNING)
+# A pruned trial too: the GP's model leaves it out, and would propose it again and again.
+_ASKED = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
 WARM_KEY = "llem:warm"  # a trial of an earlier search, told before the first ask
 
 
@@ -67,8 +76,8 @@ class AskTellGridSampler(GridSampler):
 
 class FreshGPSampler(GPSampler):
     """Optuna's GP sampler, less its suggestions of a point the cell has already asked for
-    (measured, or being measured; an earlier search's warm-start trial does not count: its
-    configuration is yet to be measured here): such a suggestion is dropped for the sampler's
+    (measured, being measured, or pruned; an earlier search's warm-start trial does not count:
+    its configuration is yet to be measured here): such a suggestion is dropped for the sampler's
     independent draw (random, of the same seed). On a small discrete space the GP keeps
     proposing its incumbent (its expected improvement stays highest there under noise), the
     source only reuses that run, and the search stalls until it counts as exhausted (1 search
@@ -190,7 +199,9 @@ class CellSampler:
         self.choice = choice or choose_sampler(search, [key.dimension for key in cell.keys])
         self.distributions = {key.key: distribution(key.dimension) for key in cell.keys}
         self.ordinals = Ordinals(cell)
-        self.study = optuna.create_study(directions=[g.direction for g in search.goals])
+        self.study = optuna.create_study(
+            directions=[g.direction for g in search.goals], pruner=pruner_of(search)
+        )
         self.live: dict[int, optuna.Trial] = {}  # our trial number -> its Optuna trial
 
     def _sampler(self, number: int) -> BaseSampler:
@@ -241,25 +252,66 @@ class CellSampler:
                 )
             )
 
+    def report(self, number: int, step: int, value: float) -> bool:
+        """A live trial's objective at slice `step` (once per step); whether the pruner stops
+        it now."""
+        trial = self.live[number]
+        self._report_new(trial, {step: value})
+        return trial.should_prune()
+
+    def _report_new(self, trial: optuna.Trial, values: dict[int, float]) -> None:
+        """Report the steps the trial has not been told yet (Optuna keeps the first)."""
+        told = self.study.get_trials(deepcopy=False)[trial.number].intermediate_values
+        for step, value in values.items():
+            if step not in told:
+                trial.report(value, step)
+
     def tell(
-        self, number: int, params: dict[str, Any], notes: dict[str, Any], judgement: Judgement
+        self,
+        number: int,
+        params: dict[str, Any],
+        notes: dict[str, Any],
+        judgement: Judgement,
+        slices: SliceRecord | None = None,
     ) -> None:
         """Trial `number`'s judgement: a live trial is told; one asked by an earlier llem is
-        added as finished (Optuna keeps only what this process asked as running)."""
+        added as finished (Optuna keeps only what this process asked as running). `slices`:
+        what its pruner was told, and whether it stopped the trial (then it is told pruned)."""
         constraints = constraint_values(judgement)
+        pruned = slices is not None and slices.pruned is not None
         trial = self.live.pop(number, None)
         if trial is not None:
+            if slices is not None:
+                self._report_new(trial, slices.values)
             for name, value in constraints.items():
                 trial.set_constraint(name, value)
-            self.study.tell(trial, judgement.told_values())
+            if pruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(trial, judgement.told_values())
             return
         self.study.add_trial(
             create_trial(
-                state=TrialState.COMPLETE,
-                values=judgement.told_values(),
+                state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+                values=None if pruned else judgement.told_values(),
                 params=self.ordinals.to_internal(params),
                 distributions=self.distributions,
                 system_attrs=notes,
+                intermediate_values=dict(slices.values) if slices is not None else None,
                 constraints=constraints,
             )
         )
+
+
+def pruner_of(search: SearchConfig) -> BasePruner:
+    """Optuna's pruner the search names, over the window's slices; none otherwise (a serving
+    trial's constraints are settled in its container, `contract.pruning`). The median pruner
+    waits for 5 trials' figures and judges from the fifth slice on: a partial window is
+    noisier than the whole, and a trial stopped on a tenth of it may be a good one."""
+    if search.pruner == "median":
+        return MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+    if search.pruner == "successive_halving":
+        return SuccessiveHalvingPruner(min_resource=1)
+    if search.pruner == "hyperband":
+        return HyperbandPruner(min_resource=1, max_resource=SLICES)
+    return NopPruner()

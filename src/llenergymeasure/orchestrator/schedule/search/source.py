@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Literal
 
 from llenergymeasure.config.search import SearchBudget
-from llenergymeasure.contract.pruning import LatencyBound
+from llenergymeasure.contract.pruning import LatencyBound, TrialPruned
 from llenergymeasure.contract.workdir import parse_utc, utc_now
 from llenergymeasure.orchestrator.display import Display
 from llenergymeasure.orchestrator.schedule.search import stopping
 from llenergymeasure.orchestrator.schedule.search.posterior import CHANCE_KEY
 from llenergymeasure.orchestrator.schedule.search.sampler import CellSampler
+from llenergymeasure.orchestrator.schedule.search.slices import SliceWatch
 from llenergymeasure.orchestrator.schedule.search.stopping import Told
 from llenergymeasure.orchestrator.schedule.sources import RunSource
 from llenergymeasure.orchestrator.schedule.study_folder import pending_record
@@ -53,6 +54,7 @@ from llenergymeasure.study.manifest_models import (
     RaceRecord,
     RunRecord,
     SearchRecord,
+    SliceRecord,
     TrialRecord,
     WarmRecord,
 )
@@ -90,8 +92,10 @@ class CellSearch:
     def distinct_runs(self) -> int:
         return sum(1 for t in self.trials if t.run_id is not None and not t.reused)
 
-    def tell(self, trial: TrialRecord, judgement: Judgement) -> None:
-        self.sampler.tell(trial.number, trial.params, trial.sampler_attrs, judgement)
+    def tell(
+        self, trial: TrialRecord, judgement: Judgement, slices: SliceRecord | None = None
+    ) -> None:
+        self.sampler.tell(trial.number, trial.params, trial.sampler_attrs, judgement, slices)
         self.told[trial.number] = judgement
 
     def open_runs(self) -> set[str]:
@@ -185,6 +189,8 @@ class SearchSource(RunSource):
         ]
         if missing:  # a kill between a trial's line and its run's record
             manifest.add_runs(missing)
+        self.slices = SliceWatch(self.search, manifest, study_dir)
+        self._record_pruned()
         self.cells = [CellSearch(cell, CellSampler(self.search, cell)) for cell in self.runs.cells]
         self._warm_start(warm)
         note = sampler_note(self.search)
@@ -211,6 +217,21 @@ class SearchSource(RunSource):
             cell.sampler.warm(told)
 
     # the record, replayed --------------------------------------------------------------------
+    def _record_pruned(self) -> None:
+        """A run its pruner stopped (its slices line says so) that llem did not live to record
+        is recorded pruned now: the decision stands, the run is not run again."""
+        record = self.manifest.record.search
+        for run_id, slices in (record.slices if record is not None else {}).items():
+            if slices.pruned is not None and not self._ended(run_id):
+                self.manifest.update_run(
+                    run_id,
+                    status="failed",
+                    outcome="failed",
+                    error_type=TrialPruned.__name__,
+                    error=slices.pruned,
+                    finished_at=utc_now(),
+                )
+
     def _replay(self) -> None:
         record = self.manifest.record.search
         if record is not None:
@@ -287,7 +308,7 @@ class SearchSource(RunSource):
         assert trial.run_id is not None and trial.config_hash is not None
         self.run_of.setdefault(trial.config_hash, trial.run_id)
         if self._ended(trial.run_id):
-            cell.tell(trial, self._judgement(trial.run_id))
+            cell.tell(trial, self._judgement(trial.run_id), self.slices.recorded(trial.run_id))
         else:
             self.waiting.setdefault(trial.run_id, []).append((cell.cell.index, trial.number))
 
@@ -311,11 +332,12 @@ class SearchSource(RunSource):
     def ended(self, run_id: str) -> None:
         if run_id not in self.runs.by_id:
             return
+        self.slices.ended(run_id)
         judgement = self._judgement(run_id)
         for cell_index, trial_number in self.waiting.pop(run_id, []):
             cell = self.cells[cell_index]
             trial = cell.trials[trial_number]
-            cell.tell(trial, judgement)
+            cell.tell(trial, judgement, self.slices.recorded(run_id))
             self._say(cell, trial, judgement)
         for cell in self.cells:
             self._after_tell(cell)
@@ -331,6 +353,27 @@ class SearchSource(RunSource):
             return []
         bounds = (LatencyBound.of(c.metric, c.op, c.bound) for c in self.search.constraints)
         return [bound for bound in bounds if bound is not None]
+
+    def prunes(self, in_flight: list[str]) -> dict[str, str]:
+        """The offline trials in flight that the search's pruner stops now, each with why
+        (recorded): its new slices told to the trial that asked for its run."""
+        stopped = {}
+        for run_id in in_flight:
+            run = self.runs.by_id.get(run_id)
+            trials = self.waiting.get(run_id)
+            if run is None or not trials or not self.slices.follows(run):
+                continue
+            cell_index, number = trials[0]
+            sampler = self.cells[cell_index].sampler
+            report = (
+                (lambda step, value, s=sampler, n=number: s.report(n, step, value))
+                if number in sampler.live
+                else None  # asked by an earlier llem: its Optuna trial is not live here
+            )
+            why = self.slices.look(run_id, report)
+            if why is not None:
+                stopped[run_id] = why
+        return stopped
 
     def exit_code(self, failed: list[RunRecord]) -> int:
         """0 when some trial met every constraint, else 1 (failed trials are what it learnt)."""
