@@ -71,7 +71,8 @@ class WallTimeEstimate:
             "total_s": self.total_s,
             "not_included": list(self.not_included),
             "method": "guess: each run's expected duration (offline: per-backend start/load, "
-            "configured baseline, warm-up and window at a guessed decode rate; serving: "
+            "configured baseline (none where baseline.reuse_s lets it reuse its slot's last), "
+            "warm-up and window at a guessed decode rate; serving: "
             "per-backend server start, configured baseline, requests / rate and the drain, "
             "summed over stages, find_max_rate at its most probes) + configured gaps, summed "
             "over runs, over max_parallel; excludes model downloads and engine builds",
@@ -79,20 +80,34 @@ class WallTimeEstimate:
 
 
 def estimate_wall_time(plan: Plan, execution: ExecutionConfig) -> WallTimeEstimate:
-    """Sum of `estimate_run` over the plan's runs plus the gaps `gap_before` puts between them."""
+    """Sum of `estimate_run` over the plan's runs plus the gaps `gap_before` puts between them.
+    A run with `baseline.reuse_s` counts no baseline where the last baseline measured on its
+    slot (runs taken in turn over max_parallel slots) ended within reuse_s before it starts:
+    the host offers it, and the estimate assumes the GPU cool enough to take it."""
     per_config = tuple(estimate_run(planned.config) for planned in plan.configs)
     startup = baseline = warmup = measured = drain = gaps = 0.0
     previous: int | None = None
-    for config_index, cycle in plan.order:
+    parallel = min(execution.max_parallel, max(plan.n_runs, 1))
+    since_baseline: list[float | None] = [None] * parallel  # per slot, s
+    for position, (config_index, cycle) in enumerate(plan.order):
         estimate = per_config[config_index]
+        gap = gap_between(previous, cycle, execution)
+        slot = position % parallel
+        since = since_baseline[slot]
+        reuse_s = plan.configs[config_index].config.baseline.reuse_s
+        if since is not None and reuse_s is not None and since + gap <= reuse_s:
+            run_s = estimate.total_s - estimate.baseline_s
+            since_baseline[slot] = since + gap + run_s
+        else:
+            baseline += estimate.baseline_s
+            run_s = estimate.total_s
+            since_baseline[slot] = run_s - estimate.startup_s - estimate.baseline_s
         startup += estimate.startup_s
-        baseline += estimate.baseline_s
         warmup += estimate.warmup_s
         measured += estimate.measured_s
         drain += estimate.drain_s
-        gaps += gap_between(previous, cycle, execution)
+        gaps += gap
         previous = cycle
-    parallel = min(execution.max_parallel, max(plan.n_runs, 1))
     unknown = tuple(dict.fromkeys(e.unknown for e in per_config if e.unknown is not None))
     return WallTimeEstimate(
         plan.n_runs, startup, baseline, warmup, measured, drain, gaps, parallel, unknown, per_config

@@ -67,3 +67,24 @@ def test_timeout_explicit_or_derived() -> None:
     assert ExecutionConfig(experiment_timeout_s=42).timeout_for(1000) == 42
     derived = ExecutionConfig().timeout_for(100)
     assert derived == math.ceil(TIMEOUT_ESTIMATE_FACTOR * 100 + TIMEOUT_SLACK_S)
+
+
+def test_a_reused_baseline_is_counted_once_per_slot_within_reuse_s() -> None:
+    """baseline.reuse_s: a run within reuse_s of its slot's last measured baseline spends
+    none; a longer gap, or no reuse_s, measures again."""
+
+    def total_baseline(reuse_s: float | None, gap_s: float, max_parallel: int = 1) -> float:
+        execution = ExecutionConfig(gap_between_experiments_s=gap_s, max_parallel=max_parallel)
+        baseline = {"duration_s": 30, "reuse_s": reuse_s}
+        study = StudyConfig(
+            name="t",
+            defaults={"model": "m", "baseline": baseline},
+            sweep={"n_prompts": [1, 2, 3, 4]},
+            execution=execution,
+        )
+        return estimate_wall_time(expand(study), execution).baseline_s
+
+    assert total_baseline(None, 0) == 4 * 30
+    assert total_baseline(3600, 0) == 30  # the first measures, the others reuse it
+    assert total_baseline(3600, 0, max_parallel=2) == 2 * 30  # one per slot
+    assert total_baseline(10, 60) == 4 * 30  # each gap outlasts reuse_s
