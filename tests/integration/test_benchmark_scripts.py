@@ -81,7 +81,8 @@ def test_search_efficiency_reports_every_figure_in_range() -> None:
 
 def test_search_gpu_time_prices_every_variant_against_the_grid() -> None:
     """One seed on the 400-point landscape: each variant's GPU time is a share of the grid's,
-    the shared baseline never costs more than none, and the warm start is counted."""
+    the shared baseline never costs more than none, the median pruner's search (the objective
+    is reported per slice) is priced, and the warm start is counted."""
     proc = _bench(
         "benchmarks/search_gpu_time.py", "--seeds", "1",
         "--landscape", "benchmarks/landscapes/checks/smooth_2d.py",
@@ -91,4 +92,6 @@ def test_search_gpu_time_prices_every_variant_against_the_grid() -> None:
     assert row[0] == "smooth_2d" and row[1] == "400"
     plain, baseline, pruning, both = (float(cell.rstrip("%")) for cell in row[2:6])
     assert 0 < baseline < plain < 100 and 0 < both <= pruning < 100
+    median = float(row[8].rstrip("%"))  # after "prune saves" and "within off/on"
+    assert 0 < median < 100 and row[9].endswith("%") and row[10].endswith("%")
     assert row[-3].endswith("%") and row[-2].endswith("%")  # warm start: same, as good
