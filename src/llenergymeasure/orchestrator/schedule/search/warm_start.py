@@ -74,6 +74,9 @@ def _folder_records(
             continue
         if run.record.status not in ("completed", "failed"):
             continue
+        stopped = record.slices.get(run.planned.run_id)
+        if stopped is not None and stopped.pruned is not None:
+            continue  # stopped for trailing that search's other trials: no figure to tell
         for cell in cells:
             if cell.params_problem(trial.params) is not None:
                 continue

@@ -179,3 +179,18 @@ def test_the_gp_sampler_does_not_propose_a_pruned_configuration_again(tmp_path: 
     again = [t for t in record.search.trials if t.reused and t.run_id in pruned]
     assert len(again) <= 2  # a random draw may repeat one; the model does not
     assert not record.search.stopped[0].startswith("exhausted")
+
+
+def test_a_warm_start_tells_nothing_of_a_trial_its_pruner_stopped(tmp_path: Path) -> None:
+    """A pruned trial trailed that search's trials at a slice: no figure of its configuration,
+    and no reason to call it infeasible, so a later search is not told it."""
+    search_run(tmp_path / "a", search_study(search()), ramp, executor=SlicedExecutor).run()
+    earlier = load_manifest(tmp_path / "a" / "study").search
+    pruned = {r for r, s in earlier.slices.items() if s.pruned is not None}
+    assert pruned
+    second = search_study(search(pruner="none", trials=3, seed=9, warm_start=["a/study"]))
+    assert search_run(tmp_path, second, ramp).run() == 0
+    told = {w.run_id for w in load_manifest(tmp_path / "study").search.warm}
+    assert told and not told & pruned
+    measured = {t.run_id for t in earlier.trials if t.run_id and not t.reused} - pruned
+    assert told == measured
