@@ -72,12 +72,12 @@ def load_study_results(study_dir: Path) -> StudyData:
     if not study_dir.is_dir():
         raise UserError(f"{study_dir}: no such folder", hint="pass the folder of a study run")
     trusted_study_dir(study_dir)
-    plan_path = study_dir / StudyPaths.PLAN
-    if not (plan_path.is_file() and (study_dir / StudyPaths.MANIFEST).is_file()):
+    if not _is_study_folder(study_dir):
         raise UserError(
             f"{study_dir} is not a study folder "
             f"(it has no {StudyPaths.PLAN} and {StudyPaths.MANIFEST})",
-            hint="pass <output_dir>/<study_id>, the folder `llem run` created",
+            hint=_studies_inside(study_dir)
+            or "pass <output_dir>/<study_id>, the folder `llem run` created",
         )
     try:
         manifest = load_manifest(study_dir)
@@ -104,6 +104,40 @@ def require_results(study: StudyData) -> None:
             f"{study.study_dir}: no results yet ({states or 'no runs planned'})",
             hint="wait for a run to complete, or `llem run --resume` the study",
         )
+
+
+def _is_study_folder(folder: Path) -> bool:
+    return (folder / StudyPaths.PLAN).is_file() and (folder / StudyPaths.MANIFEST).is_file()
+
+
+# How many entries of a folder that is not a study are looked at for the studies inside, and
+# how many of those are named.
+LOOKED_AT = 1000
+NAMED = 5
+
+
+def _studies_inside(folder: Path) -> str | None:
+    """A folder of study folders (an output_dir): its studies, newest first, as a hint; None
+    where it holds none. Links are not followed."""
+    found: list[tuple[float, str]] = []
+    try:
+        for k, child in enumerate(folder.iterdir()):
+            if k >= LOOKED_AT:
+                break
+            if not child.is_symlink() and child.is_dir() and _is_study_folder(child):
+                found.append(((child / StudyPaths.MANIFEST).lstat().st_mtime, str(child)))
+    except OSError:
+        return None
+    if not found:
+        return None
+    newest = [path for _, path in sorted(found, reverse=True)]
+    if len(newest) == 1:
+        return f"it holds one study folder: pass {newest[0]}"
+    more = f" and {len(newest) - NAMED} more" if len(newest) > NAMED else ""
+    return (
+        f"it holds {len(newest)} study folders, newest first: {', '.join(newest[:NAMED])}"
+        f"{more}; pass one of them"
+    )
 
 
 def load_run(study_dir: Path, planned: PlannedRun, record: RunRecord | None) -> RunData:

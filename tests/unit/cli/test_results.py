@@ -77,6 +77,22 @@ def test_not_a_study_and_no_results_exit_2(tmp_path) -> None:
         assert code == 2 and "no results yet" in err, command
 
 
+def test_a_folder_of_studies_names_them_newest_first(tmp_path) -> None:
+    """`results show llem-results/`: not a study, but the error names the studies inside."""
+    import os
+
+    older = write_study(tmp_path, [({}, pytorch_config(1))], 1, lambda ci, cy: None, study_id="a")
+    newer = write_study(tmp_path, [({}, pytorch_config(1))], 1, lambda ci, cy: None, study_id="b")
+    os.utime(older / "manifest.jsonl", (1_000_000, 1_000_000))
+    (tmp_path / "linked").symlink_to(newer)  # a link is not followed
+    code, _, err = llem("results", "show", str(tmp_path))
+    assert code == 2 and "not a study folder" in err
+    assert (
+        f"it holds 2 study folders, newest first: {newer}, {older}; pass one of them"
+        in " ".join(err.split())
+    )
+
+
 def test_unmeasured_energy_shows_na_with_reason_never_zero(tmp_path) -> None:
     code, out, _ = llem("results", "show", str(cpu_study(tmp_path)))
     assert code == 0
