@@ -67,7 +67,7 @@ class SliceWatch:
 
     def ended(self, run_id: str) -> None:
         """A followed run has its outcome: its slices not yet recorded, recorded."""
-        if run_id in self.tails and run_id not in self._recorded():
+        if run_id in self.tails:  # a run it stopped was recorded then, and let go
             self.look(run_id, None)
             self._record(run_id, None)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -365,11 +366,8 @@ class SearchSource(RunSource):
                 continue
             cell_index, number = trials[0]
             sampler = self.cells[cell_index].sampler
-            report = (
-                (lambda step, value, s=sampler, n=number: s.report(n, step, value))
-                if number in sampler.live
-                else None  # asked by an earlier llem: its Optuna trial is not live here
-            )
+            # asked by an earlier llem: its Optuna trial is not live here
+            report = partial(sampler.report, number) if number in sampler.live else None
             why = self.slices.look(run_id, report)
             if why is not None:
                 stopped[run_id] = why
